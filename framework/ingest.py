@@ -1,0 +1,282 @@
+"""Ingestion (``groundwire sync``): connector changes -> chunks -> embeddings -> index.
+
+Invariants:
+- Incremental: a document whose content hash and ACL are unchanged is not re-embedded; an ACL-only
+  change updates metadata in place; a changed document's old chunks are replaced.
+- Deletions and revocations take effect in this sync.
+- Nothing lost, nothing duplicated: connector state is saved only at a :class:`Checkpoint`, after every
+  change before it is in the index. A sync that dies resumes from the last checkpoint; replayed changes
+  are idempotent (chunk ids are stable, documents are replaced whole).
+- One failing connector does not stop the others; its error is reported and audited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .chunking import chunk_document
+from .config import GroundwireConfig
+from .connector import Checkpoint, Connector, ConnectorContext, Delete, Skipped, Unchanged, Upsert
+from .embedding import Embedder
+from .errors import ConfigError, ConnectorError, GroundwireError
+from .index import DocState, Index, TenantIndex
+from .models import Chunk, Document
+
+__all__ = ["Ingester", "SyncReport", "StateStore"]
+
+log = logging.getLogger("groundwire.ingest")
+
+
+@dataclass(slots=True)
+class SyncReport:
+    connector: str
+    tenant: str
+    added: int = 0
+    updated: int = 0
+    acl_updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    error: str = ""
+    embed_seconds: float = 0.0
+    write_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "connector": self.connector,
+            "tenant": self.tenant,
+            "added": self.added,
+            "updated": self.updated,
+            "acl_updated": self.acl_updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "skipped": len(self.skipped),
+            "chunks": self.chunks,
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class StateStore:
+    """Connector state files under ``<data_dir>/state/<tenant>/<connector>.json``, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, tenant: str, connector: str) -> Path:
+        return self.root / tenant / f"{connector}.json"
+
+    def load(self, tenant: str, connector: str) -> dict[str, Any]:
+        p = self.path(tenant, connector)
+        if not p.exists():
+            return {}
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("state file %s is unreadable (%s); doing a full sync of %s", p, exc, connector)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save(self, tenant: str, connector: str, state: Mapping[str, Any]) -> None:
+        p = self.path(tenant, connector)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{connector}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+
+    def clear(self, tenant: str, connector: str) -> None:
+        self.path(tenant, connector).unlink(missing_ok=True)
+
+
+ProgressFn = Callable[[str, SyncReport], None]
+
+
+class _Batch:
+    """Documents waiting to be chunked, embedded and written together (keeps the last of repeats)."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, tuple[Document, bool]] = {}  # doc id -> (document, replaces existing)
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+
+class Ingester:
+    def __init__(
+        self,
+        config: GroundwireConfig,
+        index: Index,
+        embedder: Embedder,
+        connectors: Mapping[str, type[Connector]],
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.index = index
+        self.embedder = embedder
+        self.connector_types = connectors
+        self.state = StateStore(config.data_path / "state")
+        self.on_event = on_event or (lambda kind, data: None)
+
+    def build_connector(self, name: str, indexed: Mapping[str, str]) -> Connector:
+        cc = self.config.connectors.get(name)
+        if cc is None:
+            raise self.config.error(f"connectors.{name}", "no such connector is configured")
+        cls = self.connector_types.get(cc.type)
+        if cls is None:
+            known = ", ".join(sorted(self.connector_types)) or "(none)"
+            raise self.config.error(
+                f"connectors.{name}.type",
+                f"unknown connector type {cc.type!r}",
+                f"installed types: {known}; a connector from a plugin needs its package installed",
+            )
+        try:
+            settings = cls.Settings.model_validate(cc.connector_settings())
+        except Exception as exc:  # pydantic ValidationError
+            errs = getattr(exc, "errors", lambda: [])()
+            if errs:
+                e = errs[0]
+                key = ".".join(str(p) for p in e["loc"])
+                msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+                raise ConfigError(self.config.source, f"connectors.{name}.{key}", msg) from None
+            raise
+        ctx = ConnectorContext(
+            indexed=indexed,
+            data_dir=self.config.data_path / "cache" / cc.tenant / name,
+            config_dir=self.config.base_dir,
+        )
+        return cls(name, cc.tenant, settings, ctx)
+
+    def sync(
+        self, names: list[str] | None = None, full: bool = False, progress: ProgressFn | None = None
+    ) -> list[SyncReport]:
+        """Sync the named (default: all enabled) connectors; returns one report per connector."""
+        enabled = [n for n, c in self.config.connectors.items() if c.enabled]
+        if names:
+            unknown = [n for n in names if n not in self.config.connectors]
+            if unknown:
+                raise self.config.error(
+                    "connectors", f"not configured: {', '.join(unknown)}", f"configured: {', '.join(enabled)}"
+                )
+        reports = []
+        for name in names or enabled:
+            reports.append(self.sync_one(name, full=full, progress=progress))
+        return reports
+
+    def sync_one(self, name: str, full: bool = False, progress: ProgressFn | None = None) -> SyncReport:
+        cc = self.config.connectors[name]
+        report = SyncReport(connector=name, tenant=cc.tenant)
+        t0 = time.perf_counter()
+        tindex = self.index.tenant(cc.tenant)
+        if full:
+            self.state.clear(cc.tenant, name)
+        state = self.state.load(cc.tenant, name)
+        existing = tindex.documents(name)
+        try:
+            connector = self.build_connector(name, {d: s.version for d, s in existing.items()})
+        except GroundwireError as exc:
+            report.error = str(exc)
+            return report
+        batch = _Batch()
+        try:
+            for change in connector.changes(state):
+                if isinstance(change, Upsert):
+                    doc = change.document
+                    old = existing.get(doc.id)
+                    if old is not None and old.content_hash == doc.content_hash():
+                        if old.acl_fingerprint == doc.acl.fingerprint():
+                            report.unchanged += 1
+                        else:
+                            tindex.update_acl(name, doc.id, doc.acl, doc.version)
+                            report.acl_updated += 1
+                        existing[doc.id] = DocState(
+                            doc.version, old.content_hash, doc.acl.fingerprint(), old.chunks
+                        )
+                        batch.docs.pop(doc.id, None)
+                    else:
+                        batch.docs[doc.id] = (doc, old is not None)
+                        if len(batch) >= self.config.embedder.batch_size:
+                            self._flush(tindex, name, batch, existing, report)
+                elif isinstance(change, Delete):
+                    batch.docs.pop(change.doc_id, None)
+                    if change.doc_id in existing:
+                        tindex.delete_documents(name, [change.doc_id])
+                        existing.pop(change.doc_id)
+                        report.deleted += 1
+                elif isinstance(change, Unchanged):
+                    report.unchanged += 1
+                elif isinstance(change, Skipped):
+                    report.skipped.append((change.item, change.reason))
+                    log.info("%s: skipped %s: %s", name, change.item, change.reason)
+                elif isinstance(change, Checkpoint):
+                    self._flush(tindex, name, batch, existing, report)
+                    self.state.save(cc.tenant, name, change.state)
+                if progress:
+                    progress(name, report)
+            self._flush(tindex, name, batch, existing, report)
+        except GroundwireError as exc:
+            report.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a connector bug must not stop the other connectors
+            log.exception("connector %s failed", name)
+            report.error = str(ConnectorError(name, f"{type(exc).__name__}: {exc}"))
+        finally:
+            connector.close()
+        report.seconds = time.perf_counter() - t0
+        if progress:
+            progress(name, report)
+        self.on_event("sync", report.to_dict())
+        return report
+
+    def _flush(
+        self, tindex: TenantIndex, name: str, batch: _Batch, existing: dict[str, DocState], report: SyncReport
+    ) -> None:
+        if not batch.docs:
+            return
+        rs = self.config.retrieval
+        chunks: list[Chunk] = []
+        per_doc: list[tuple[Document, list[Chunk], bool]] = []
+        for doc, replaces in batch.docs.values():
+            cs = chunk_document(doc, name, tindex.tenant, rs.chunk_size, rs.chunk_overlap)
+            per_doc.append((doc, cs, replaces))
+            chunks.extend(cs)
+        t0 = time.perf_counter()
+        texts = [f"{c.title}\n{c.text}" if c.title else c.text for c in chunks]
+        vectors = self.embedder.embed_documents(texts) if texts else None
+        t1 = time.perf_counter()
+        replaced = [doc.id for doc, _, replaces in per_doc if replaces]
+        if replaced:
+            tindex.delete_documents(name, replaced)
+        offset = 0
+        for doc, cs, replaces in per_doc:
+            if not cs:
+                report.skipped.append((doc.id, "no extractable text"))
+                existing.pop(doc.id, None)
+                continue
+            assert vectors is not None
+            tindex.add_document_chunks(cs, vectors[offset : offset + len(cs)], doc.version, doc.content_hash())
+            offset += len(cs)
+            report.chunks += len(cs)
+            if replaces:
+                report.updated += 1
+            else:
+                report.added += 1
+            existing[doc.id] = DocState(doc.version, doc.content_hash(), doc.acl.fingerprint(), len(cs))
+        report.embed_seconds += t1 - t0
+        report.write_seconds += time.perf_counter() - t1
+        batch.docs.clear()

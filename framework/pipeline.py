@@ -1,0 +1,357 @@
+"""The request pipeline: :class:`Grounder` turns a prompt and a signed-in user into a draft for review.
+
+Steps (DESIGN.md): authorize -> screen_prompt -> retrieve (pre-filtered by principals, configured
+connectors of the user's tenant only) -> access re-check (fail closed, deny wins) -> screen_documents
+-> generate -> cite -> screen_output -> audit. The returned :class:`~groundwire.models.Draft` is always
+``pending_review`` (or ``blocked``); nothing is sent anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from .audit_event import AuditEvent
+from .config import GroundwireConfig, load_config
+from .connector import Connector
+from .embedding import CachedEmbedder, Embedder
+from .errors import AccessDenied, ConfigError, FeatureDisabled
+from .generation import Generation, Generator, GeneratorContext
+from .index import Index, make_client
+from .ingest import Ingester, SyncReport
+from .models import (
+    Action,
+    Chunk,
+    Citation,
+    Draft,
+    DraftStatus,
+    GroundingRequest,
+    UserContext,
+    Verdict,
+    normalize_principal,
+)
+from .pluginmanager import collect_registry, make_plugin_manager
+
+__all__ = ["BLOCKED_TEXT", "Grounder", "NO_SOURCES_TEXT"]
+
+log = logging.getLogger("groundwire.pipeline")
+
+BLOCKED_TEXT = "This request was blocked by the prompt shield and was not answered."
+OUTPUT_BLOCKED_TEXT = "The draft was withheld because it did not pass content safety screening."
+NO_SOURCES_TEXT = "No sources you can access answer this question, so no draft was written."
+
+
+def _flatten(results: Iterable[Any]) -> list[Verdict]:
+    out: list[Verdict] = []
+    for r in results:
+        if r is None:
+            continue
+        if isinstance(r, Verdict):
+            out.append(r)
+        else:
+            out.extend(v for v in r if v is not None)
+    return out
+
+
+def apply_redactions(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
+    """Mask the union of ``spans`` (overlaps merged) with ``[REDACTED:<label>]``."""
+    merged: list[list[Any]] = []
+    for start, end, label in sorted((s for s in spans if s[1] > s[0]), key=lambda s: (s[0], -s[1])):
+        start, end = max(0, start), min(len(text), end)
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            continue
+        merged.append([start, end, label])
+    for start, end, label in reversed(merged):
+        text = text[:start] + f"[REDACTED:{label}]" + text[end:]
+    return text
+
+
+class Grounder:
+    """The embeddable entry point.
+
+    >>> g = Grounder.from_config("groundwire.toml")          # doctest: +SKIP
+    >>> draft = g.ground("When is payday?", user="alice", tenant="acme", groups=["hr"])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: GroundwireConfig,
+        pm: pluggy.PluginManager | None = None,
+        *,
+        embedder: Embedder | None = None,
+        index: Index | None = None,
+        extra_plugins: Sequence[object] = (),
+    ) -> None:
+        self.config = config
+        self.pm = pm or make_plugin_manager(
+            load_entrypoints=config.plugins.load_entrypoints,
+            disabled=config.plugins.disabled,
+            extra=extra_plugins,
+        )
+        self.connector_types: dict[str, type[Connector]] = collect_registry(
+            self.pm, "register_connectors", lambda c: c.type
+        )
+        self.generator_types: dict[str, type[Generator]] = collect_registry(
+            self.pm, "register_generators", lambda c: c.name
+        )
+        self.embedder_types: dict[str, type[Embedder]] = collect_registry(
+            self.pm, "register_embedders", lambda c: c.name
+        )
+        self._check_config()
+        self._embedder = embedder
+        self._index = index
+        self._generator: Generator | None = None
+
+    @classmethod
+    def from_config(cls, path: str | Path, **kwargs: Any) -> Grounder:
+        return cls(load_config(path), **kwargs)
+
+    # --- lazily built parts ---------------------------------------------------------------------------
+
+    def _check_config(self) -> None:
+        c = self.config
+        if c.embedder.name not in self.embedder_types:
+            raise c.error("embedder.name", f"unknown embedder {c.embedder.name!r}",
+                          f"installed: {', '.join(sorted(self.embedder_types))}")
+        if c.generator.name not in self.generator_types:
+            raise c.error("generator.name", f"unknown generator {c.generator.name!r}",
+                          f"installed: {', '.join(sorted(self.generator_types))}")
+        for name, cc in c.connectors.items():
+            if cc.type not in self.connector_types:
+                raise c.error(f"connectors.{name}.type", f"unknown connector type {cc.type!r}",
+                              f"installed types: {', '.join(sorted(self.connector_types))}")
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            cls = self.embedder_types[self.config.embedder.name]
+            inner = cls(**self.config.embedder.options)
+            size = self.config.embedder.query_cache_size
+            self._embedder = CachedEmbedder(inner, size) if size else inner
+        return self._embedder
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            ic = self.config.index
+            client = make_client(ic.backend, self.config.data_path / "chroma", ic.host, ic.port, ic.ssl)
+            self._index = Index(client, self.embedder.model_id, self.embedder.dimension)
+        return self._index
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            cls = self.generator_types[self.config.generator.name]
+            self._generator = cls(GeneratorContext(self.embedder), **self.config.generator.options)
+        return self._generator
+
+    # --- ingestion ------------------------------------------------------------------------------------
+
+    def ingester(self) -> Ingester:
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            self._audit(AuditEvent(kind=kind, tenant=data.get("tenant", ""), actor="system", data=data))
+
+        return Ingester(self.config, self.index, self.embedder, self.connector_types, on_event=on_event)
+
+    def sync(self, connectors: list[str] | None = None, full: bool = False, progress: Any = None) -> list[SyncReport]:
+        """Run the configured connectors and update the index (see :mod:`groundwire.ingest`)."""
+        return self.ingester().sync(connectors, full=full, progress=progress)
+
+    # --- the request ----------------------------------------------------------------------------------
+
+    def make_user(
+        self, user: UserContext | str, tenant: str | None = None, groups: Iterable[str] = (), roles: Iterable[str] = ()
+    ) -> UserContext:
+        if isinstance(user, UserContext):
+            return user
+        t = tenant or self.config.default_tenant
+        if not t:
+            raise ConfigError(self.config.source, "default_tenant", "no tenant given for the user",
+                              "pass tenant=... or set default_tenant in the configuration")
+        return UserContext.of(user, t, groups, roles)
+
+    def ground(
+        self,
+        prompt: str,
+        user: UserContext | str,
+        *,
+        tenant: str | None = None,
+        groups: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        feature: str = "ask",
+        top_k: int | None = None,
+        connectors: Sequence[str] | None = None,
+    ) -> Draft:
+        """Ground ``prompt`` for ``user`` and return a draft for human review."""
+        request = self._request(prompt, self.make_user(user, tenant, groups, roles), feature, top_k, connectors)
+        t0 = time.perf_counter()
+        early, prompt_verdicts = self._before_retrieval(request)
+        if early is not None:
+            return self._finish(request, early, [], t0)
+        sources, withheld, verdicts = self._retrieve_and_screen(request)
+        generation = self.generator.generate(request, sources) if sources else None
+        draft = self._compose(request, sources, generation, withheld, prompt_verdicts + verdicts)
+        return self._finish(request, draft, sources, t0)
+
+    async def aground(
+        self,
+        prompt: str,
+        user: UserContext | str,
+        *,
+        tenant: str | None = None,
+        groups: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        feature: str = "ask",
+        top_k: int | None = None,
+        connectors: Sequence[str] | None = None,
+    ) -> Draft:
+        """Async :meth:`ground`: retrieval runs in a worker thread, generation via ``agenerate``."""
+        request = self._request(prompt, self.make_user(user, tenant, groups, roles), feature, top_k, connectors)
+        t0 = time.perf_counter()
+        early, prompt_verdicts = await asyncio.to_thread(self._before_retrieval, request)
+        if early is not None:
+            return self._finish(request, early, [], t0)
+        sources, withheld, verdicts = await asyncio.to_thread(self._retrieve_and_screen, request)
+        generation = await self.generator.agenerate(request, sources) if sources else None
+        draft = self._compose(request, sources, generation, withheld, prompt_verdicts + verdicts)
+        return await asyncio.to_thread(self._finish, request, draft, sources, t0)
+
+    def _request(
+        self, prompt: str, user: UserContext, feature: str, top_k: int | None, connectors: Sequence[str] | None
+    ) -> GroundingRequest:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("the prompt is empty: ask a question")
+        return GroundingRequest(
+            user=user,
+            prompt=prompt,
+            feature=feature,
+            top_k=top_k or self.config.retrieval.top_k,
+            connectors=tuple(connectors) if connectors is not None else None,
+        )
+
+    def _audit(self, event: AuditEvent) -> None:
+        self.pm.hook.record_event(event=event, config=self.config)
+
+    def _before_retrieval(self, request: GroundingRequest) -> tuple[Draft | None, list[Verdict]]:
+        """Steps 1-2. Raises for an unknown tenant or a disabled feature; returns a blocked draft or None,
+        and the prompt verdicts."""
+        user = request.user
+        if user.tenant not in self.config.tenants():
+            self._audit(AuditEvent("access_denied", user.tenant, user.user_id, request.id, {"reason": "unknown tenant"}))
+            raise AccessDenied("this tenant is not configured; ask an administrator to add a connector for it")
+        votes = self.pm.hook.feature_allowed(user=user, feature=request.feature, config=self.config)
+        if False in votes or True not in votes:
+            self._audit(AuditEvent("feature_denied", user.tenant, user.user_id, request.id,
+                                   {"feature": request.feature, "roles": sorted(user.roles)}))
+            raise FeatureDisabled(request.feature, user.roles)
+        verdicts = _flatten(self.pm.hook.screen_prompt(request=request, config=self.config))
+        if any(v.action is Action.BLOCK for v in verdicts):
+            blocked = Draft(request_id=request.id, text=BLOCKED_TEXT, verdicts=verdicts, status=DraftStatus.BLOCKED)
+            return blocked, verdicts
+        return None, verdicts
+
+    def principals(self, user: UserContext) -> frozenset[str]:
+        extra: set[str] = set()
+        for result in self.pm.hook.access_principals(user=user, config=self.config):
+            for token in result or ():
+                try:
+                    extra.add(normalize_principal(token))
+                except ValueError:
+                    log.warning("ignored invalid principal %r from an access_principals plugin", token)
+        return user.principals() | extra
+
+    def allowed_connectors(self, request: GroundingRequest) -> list[str]:
+        """Configured, enabled connectors of the user's tenant (optionally narrowed by the request)."""
+        names = sorted(self.config.connectors_for(request.user.tenant))
+        if request.connectors is not None:
+            names = [n for n in names if n in set(request.connectors)]
+        return names
+
+    def retrieve(self, request: GroundingRequest) -> list[Chunk]:
+        """Steps 3-4: pre-filtered search, then the fail-closed re-check (deny wins)."""
+        principals = self.principals(request.user)
+        connectors = self.allowed_connectors(request)
+        if not connectors:
+            return []
+        vec = self.embedder.embed_query(request.prompt)
+        tindex = self.index.tenant(request.user.tenant)
+        candidates = tindex.query(vec, principals, connectors, max(request.top_k, self.config.retrieval.candidates))
+        denied: set[str] = set()
+        for result in self.pm.hook.filter_chunks(
+            request=request, principals=principals, chunks=candidates, config=self.config
+        ):
+            denied.update(result or ())
+        kept = [c for c in candidates if c.id not in denied and c.score >= self.config.retrieval.min_score]
+        return kept[: request.top_k]
+
+    def _retrieve_and_screen(self, request: GroundingRequest) -> tuple[list[Chunk], int, list[Verdict]]:
+        chunks = self.retrieve(request)
+        verdicts = _flatten(self.pm.hook.screen_documents(request=request, chunks=chunks, config=self.config))
+        withheld = {v.target for v in verdicts if v.action in (Action.DROP, Action.QUARANTINE)}
+        sources = [c for c in chunks if c.id not in withheld]
+        return sources, len(chunks) - len(sources), verdicts
+
+    def _compose(
+        self,
+        request: GroundingRequest,
+        sources: list[Chunk],
+        generation: Generation | None,
+        withheld: int,
+        verdicts: list[Verdict],
+    ) -> Draft:
+        citations: list[Citation] = []
+        if generation is None or not generation.text.strip():
+            text = NO_SOURCES_TEXT
+        else:
+            cited = self.pm.hook.cite(request=request, text=generation.text, sources=sources, config=self.config)
+            text, citations = cited if cited is not None else (generation.text, [])
+        if withheld:
+            text += f"\n\n({withheld} source{'s were' if withheld > 1 else ' was'} withheld by document screening.)"
+        draft = Draft(
+            request_id=request.id,
+            text=text,
+            citations=citations,
+            verdicts=list(verdicts),
+            withheld_sources=withheld,
+            generator=generation.model if generation else "",
+        )
+        out = _flatten(self.pm.hook.screen_output(request=request, draft=draft, sources=sources, config=self.config))
+        draft.verdicts.extend(out)
+        if any(v.action is Action.BLOCK for v in out):
+            draft.text, draft.citations, draft.status = OUTPUT_BLOCKED_TEXT, [], DraftStatus.BLOCKED
+        else:
+            spans = [s for v in out if v.action is Action.REDACT for s in v.spans]
+            if spans:
+                draft.text = apply_redactions(draft.text, spans)
+        return draft
+
+    def _finish(self, request: GroundingRequest, draft: Draft, sources: list[Chunk], t0: float) -> Draft:
+        latency_ms = round((time.perf_counter() - t0) * 1000, 2)
+        self._audit(
+            AuditEvent(
+                kind="prompt_blocked" if draft.blocked and not sources else "request",
+                tenant=request.user.tenant,
+                actor=request.user.user_id,
+                request_id=request.id,
+                data={
+                    "feature": request.feature,
+                    "draft_id": draft.id,
+                    "status": str(draft.status),
+                    "connectors": self.allowed_connectors(request),
+                    "sources": [{"chunk": c.id, "doc": c.doc_id, "connector": c.connector} for c in sources],
+                    "cited": [c.chunk_id for c in draft.citations],
+                    "verdicts": [v.to_dict() for v in draft.verdicts if v.action is not Action.ALLOW],
+                    "withheld_sources": draft.withheld_sources,
+                    "latency_ms": latency_ms,
+                },
+            )
+        )
+        return draft
+

@@ -1,0 +1,12 @@
+"""Test support shipped with Groundwire, for its own tests and for third-party connector authors.
+
+:class:`ConnectorContract` is a pytest base class (langchain ``standard-tests`` style): subclass it,
+provide the ``source`` fixture (a :class:`SourceController` over a real or test-double source) and
+``make_connector``, and every invariant of :mod:`groundwire.connector` is checked against your connector.
+"""
+
+from __future__ import annotations
+
+from .contract import ConnectorContract, SourceController, run_changes
+
+__all__ = ["ConnectorContract", "SourceController", "run_changes"]

@@ -1,0 +1,1 @@
+"""Groundwire's built-in policy plugins. Each imports only the public ``groundwire`` API."""

@@ -1,0 +1,31 @@
+"""The built-in audit log: append-only JSON lines per tenant, each line hash-chained to the previous.
+
+``<data_dir>/audit/<tenant>.jsonl``; every line is ``{"seq", "prev", "hash", "event"}`` where
+``hash = sha256(prev + canonical json of event)``. Editing, removing or reordering a line breaks the chain
+(see ``groundwire.audit.verify_chain``). Events carry ids, verdicts and counts, not document text.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from groundwire import GroundwireConfig, hookimpl
+from groundwire.audit import AuditLog
+from groundwire.audit_event import AuditEvent
+
+_LOGS: dict[Path, AuditLog] = {}
+_LOCK = threading.Lock()
+
+
+def log_for(config: GroundwireConfig, tenant: str) -> AuditLog:
+    path = config.data_path / "audit" / f"{tenant or '_system'}.jsonl"
+    with _LOCK:
+        if path not in _LOGS:
+            _LOGS[path] = AuditLog(path)
+        return _LOGS[path]
+
+
+@hookimpl
+def record_event(event: AuditEvent, config: GroundwireConfig) -> None:
+    log_for(config, event.tenant).append(event.to_dict())

