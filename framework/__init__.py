@@ -6,7 +6,16 @@ The public API plugins and apps import. See ``groundwire.hookspecs`` for the plu
 from __future__ import annotations
 
 from .config import GroundwireConfig, config_from_dict, load_config
-from .connector import Checkpoint, Connector, ConnectorContext, ConnectorSettings, Delete, Skipped, Unchanged, Upsert
+from .connector import (
+    Checkpoint,
+    Connector,
+    ConnectorContext,
+    ConnectorSettings,
+    Delete,
+    Skipped,
+    Unchanged,
+    Upsert,
+)
 from .embedding import Embedder
 from .errors import (
     AccessDenied,

@@ -145,6 +145,10 @@ def cite(
 
     First result wins; the built-in ``citations`` plugin is the ``trylast`` default.
 
+    :param request: the request
+    :param text: the generator's text with ``[n]`` markers
+    :param sources: the chunks given to the generator, in marker order
+    :param config: the configuration in force
     :return: the text with markers renumbered to the citation list, and the citations
     """
 

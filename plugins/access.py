@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from groundwire import GroundwireConfig, GroundingRequest, hookimpl
+from groundwire import GroundingRequest, GroundwireConfig, hookimpl
 from groundwire.models import Chunk
 
 

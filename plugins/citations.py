@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from groundwire import Citation, GroundwireConfig, GroundingRequest, hookimpl
+from groundwire import Citation, GroundingRequest, GroundwireConfig, hookimpl
 from groundwire.chunking import split_sentences
 from groundwire.models import Chunk
 

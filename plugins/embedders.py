@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from groundwire import Embedder, MissingExtra, hookimpl
 from groundwire.embedding import Vectors
 

@@ -14,15 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from groundwire import Generation, Generator, GeneratorContext, GroundingRequest, hookimpl
 from groundwire.chunking import split_sentences
 from groundwire.models import Chunk
 
 _WORD_RE = re.compile(r"\w+")
 _STOP = frozenset(
-    "the a an and or of to in on for is are was were be by with as at from that this it what when where who "
-    "how why which do does did can could should would our your their we you they i my me".split()
+    ["the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "is", "are", "was", "were", "be", "by", "with", "as", "at", "from", "that", "this", "it", "what", "when", "where", "who", "how", "why", "which", "do", "does", "did", "can", "could", "should", "would", "our", "your", "their", "we", "you", "they", "i", "my", "me"]
 )
 
 

@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from groundwire import (
     AccessControl,
     Checkpoint,
@@ -38,6 +36,7 @@ from groundwire import (
     hookimpl,
 )
 from groundwire.extract import EXTRACTORS, ExtractionError, UnsupportedFormat, extract
+from pydantic import BaseModel, ConfigDict, Field
 
 FOLDER_ACL = ".groundwire-acl.toml"
 FILE_ACL_SUFFIX = ".acl.toml"
