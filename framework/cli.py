@@ -115,6 +115,7 @@ def sync(
     config: ConfigOpt = _DEFAULT_CONFIG,
     connector: Annotated[list[str] | None, typer.Option("--connector", help="Only these connectors.")] = None,
     full: Annotated[bool, typer.Option(help="Ignore saved state and re-enumerate everything.")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Drop the index and re-embed everything (after an embedder change).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
     """Fetch documents from the configured connectors and update the index."""
@@ -137,7 +138,7 @@ def sync(
                 f"skipped {len(r.skipped)} | {r.chunks} chunks",
             )
 
-        reports = g.sync(connector or None, full=full, progress=on_progress)
+        reports = g.sync(connector or None, full=full, progress=on_progress, rebuild=rebuild)
     if as_json:
         console.print_json(json.dumps([r.to_dict() | {"skipped_items": r.skipped} for r in reports]))
     else:

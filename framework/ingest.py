@@ -183,16 +183,16 @@ class Ingester:
         cc = self.config.connectors[name]
         report = SyncReport(connector=name, tenant=cc.tenant)
         t0 = time.perf_counter()
-        tindex = self.index.tenant(cc.tenant)
-        if full:
-            self.state.clear(cc.tenant, name)
-        state = self.state.load(cc.tenant, name)
-        existing = tindex.documents(name)
         try:
+            tindex = self.index.tenant(cc.tenant)
+            existing = tindex.documents(name)
             connector = self.build_connector(name, {d: s.version for d, s in existing.items()})
         except GroundwireError as exc:
             report.error = str(exc)
             return report
+        if full:
+            self.state.clear(cc.tenant, name)
+        state = self.state.load(cc.tenant, name)
         batch = _Batch()
         try:
             for change in connector.changes(state):

@@ -160,8 +160,19 @@ class Grounder:
 
         return Ingester(self.config, self.index, self.embedder, self.connector_types, on_event=on_event)
 
-    def sync(self, connectors: list[str] | None = None, full: bool = False, progress: Any = None) -> list[SyncReport]:
-        """Run the configured connectors and update the index (see :mod:`groundwire.ingest`)."""
+    def sync(
+        self, connectors: list[str] | None = None, full: bool = False, progress: Any = None, rebuild: bool = False
+    ) -> list[SyncReport]:
+        """Run the configured connectors and update the index (see :mod:`groundwire.ingest`).
+
+        :param full: ignore saved connector state (re-enumerate; unchanged documents are not re-embedded)
+        :param rebuild: drop every configured tenant's index first and re-embed everything (needed after
+            changing the embedder)
+        """
+        if rebuild:
+            for tenant in self.config.tenants():
+                self.index.drop_tenant(tenant)
+            full = True
         return self.ingester().sync(connectors, full=full, progress=progress)
 
     # --- the request ----------------------------------------------------------------------------------
@@ -194,7 +205,7 @@ class Grounder:
         t0 = time.perf_counter()
         early, prompt_verdicts = self._before_retrieval(request)
         if early is not None:
-            return self._finish(request, early, [], t0)
+            return self._finish(request, early, [], t0, kind="prompt_blocked")
         sources, withheld, verdicts = self._retrieve_and_screen(request)
         generation = self.generator.generate(request, sources) if sources else None
         draft = self._compose(request, sources, generation, withheld, prompt_verdicts + verdicts)
@@ -217,7 +228,7 @@ class Grounder:
         t0 = time.perf_counter()
         early, prompt_verdicts = await asyncio.to_thread(self._before_retrieval, request)
         if early is not None:
-            return self._finish(request, early, [], t0)
+            return self._finish(request, early, [], t0, kind="prompt_blocked")
         sources, withheld, verdicts = await asyncio.to_thread(self._retrieve_and_screen, request)
         generation = await self.generator.agenerate(request, sources) if sources else None
         draft = self._compose(request, sources, generation, withheld, prompt_verdicts + verdicts)
@@ -332,11 +343,13 @@ class Grounder:
                 draft.text = apply_redactions(draft.text, spans)
         return draft
 
-    def _finish(self, request: GroundingRequest, draft: Draft, sources: list[Chunk], t0: float) -> Draft:
+    def _finish(
+        self, request: GroundingRequest, draft: Draft, sources: list[Chunk], t0: float, kind: str = "request"
+    ) -> Draft:
         latency_ms = round((time.perf_counter() - t0) * 1000, 2)
         self._audit(
             AuditEvent(
-                kind="prompt_blocked" if draft.blocked and not sources else "request",
+                kind=kind,
                 tenant=request.user.tenant,
                 actor=request.user.user_id,
                 request_id=request.id,

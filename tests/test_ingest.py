@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from groundwire import (
     AccessControl,
     Checkpoint,
@@ -186,3 +187,18 @@ def test_full_resync_is_idempotent(make_grounder, corpus) -> None:
     count = g.index.tenant("acme").count()
     r = g.sync(full=True)[0]
     assert g.index.tenant("acme").count() == count and r.added == 0
+
+
+def test_changing_the_embedder_requires_a_rebuild_and_rebuild_works(make_grounder, corpus, tmp_path) -> None:
+    from groundwire.errors import IndexError_
+
+    g = make_grounder({"kb": kb(corpus)})
+    g.sync()
+    g2 = make_grounder({"kb": kb(corpus)}, embedder={"name": "hashing", "options": {"dimension": 128}})
+    r = g2.sync()[0]
+    assert not r.ok and "sync --rebuild" in r.error
+    with pytest.raises(IndexError_, match="--rebuild"):
+        g2.ground("annual leave", "sam@example.com")
+    reports = g2.sync(rebuild=True)
+    assert reports[0].ok and reports[0].added == 3
+    assert g2.ground("days of paid annual leave per year", "sam@example.com").citations
