@@ -57,7 +57,8 @@ class AuditLog:
     def append(self, event: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             seq = self._seq + 1
-            rec = {"seq": seq, "prev": self._prev, "hash": chain_hash(self._prev, event), "event": event}
+            digest = chain_hash(self._prev, event)
+            rec = {"seq": seq, "prev": self._prev, "hash": digest, "event": event}
             line = json.dumps(rec, ensure_ascii=False, default=str) + "\n"
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -66,7 +67,7 @@ class AuditLog:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            self._seq, self._prev = seq, rec["hash"]
+            self._seq, self._prev = seq, digest
             return rec
 
     def records(self) -> Iterator[dict[str, Any]]:

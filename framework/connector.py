@@ -14,6 +14,7 @@ Invariants a connector must keep (checked by ``groundwire.testing.ConnectorContr
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -97,7 +98,7 @@ class Connector(ABC):
     """Base class of connectors. Subclasses set ``type`` and ``Settings`` and implement :meth:`changes`."""
 
     type: ClassVar[str]
-    Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    Settings: ClassVar[builtins.type[ConnectorSettings]] = ConnectorSettings
 
     def __init__(self, name: str, tenant: str, settings: ConnectorSettings, context: ConnectorContext) -> None:
         self.name = name

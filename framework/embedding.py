@@ -43,7 +43,8 @@ class Embedder(ABC):
 
     def embed_query(self, text: str) -> Vectors:
         """Embed one query; returns a ``(dimension,)`` unit vector."""
-        return self.embed_documents([text])[0]
+        vec: Vectors = self.embed_documents([text])[0]
+        return vec
 
 
 class CachedEmbedder(Embedder):

@@ -119,7 +119,7 @@ def html_sections(html: str, fallback_title: str) -> Extracted:
             if level == 1 and not title:
                 title = heading
             path[:] = path[: level - 1] + [heading]
-            anchor = "#" + (el.get("id") or slugify(heading))
+            anchor = "#" + (str(el.get("id") or "") or slugify(heading))
         elif not el.find_parent(["p", "li", "td", "th", "pre", "blockquote", "dd", "dt"]):
             buf.append(el.get_text(" ") + ("\n\n" if el.name == "p" else " "))
     flush()

@@ -149,7 +149,7 @@ class Ingester:
         try:
             settings = cls.Settings.model_validate(cc.connector_settings())
         except Exception as exc:  # pydantic ValidationError
-            errs = getattr(exc, "errors", lambda: [])()
+            errs: list[Any] = getattr(exc, "errors", lambda: [])()
             if errs:
                 e = errs[0]
                 key = ".".join(str(p) for p in e["loc"])
