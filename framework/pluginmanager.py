@@ -46,6 +46,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "groundwire.plugins.extractive",
     "groundwire.plugins.embedders",
     "groundwire.plugins.audit",
+    "groundwire.plugins.keys",
+    "groundwire.plugins.trust_cli",
     "groundwire.connectors.knowledge_base",
 )
 REQUIRED_PLUGINS = frozenset({"access"})
