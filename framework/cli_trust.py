@@ -115,13 +115,21 @@ Tenant = Annotated[str | None, typer.Option(help="Tenant (default: default_tenan
 def review_list(
     config: ConfigOpt = _CFG, tenant: Tenant = None,
     status: Annotated[str | None, typer.Option(help="pending_review, edited, approved, rejected.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
     """List drafts (ids, author, status; no text)."""
     g = _grounder(config)
+    items = g.reviews.list(tenant or g.config.default_tenant or "", status)
+    if as_json:
+        for item in items:
+            typer.echo(json.dumps({k: v for k, v in item.to_dict().items() if k in
+                                   ("id", "tenant", "author", "status", "created_at", "updated_at")}))
+        return
     t = Table(title="Drafts")
-    for col in ("id", "status", "author", "created", "updated"):
+    t.add_column("id", no_wrap=True, min_width=32)
+    for col in ("status", "author", "created", "updated"):
         t.add_column(col)
-    for item in g.reviews.list(tenant or g.config.default_tenant or "", status):
+    for item in items:
         t.add_row(item.id, item.status, item.author, item.created_at[:19], item.updated_at[:19])
     console.print(t)
 
