@@ -129,6 +129,8 @@ class GroundwireConfig(_Strict):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     features: dict[str, list[str]] = Field(default_factory=lambda: {"ask": ["*"]})
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
+    # data residency: tenant (or "*") -> model endpoint regions allowed; empty = no restriction
+    tenant_regions: dict[str, list[str]] = Field(default_factory=dict)
 
     # where it came from, for error messages and relative paths
     source: str = Field(default="<dict>", exclude=True)

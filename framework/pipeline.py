@@ -170,7 +170,8 @@ class Grounder:
     def generator(self) -> Generator:
         if self._generator is None:
             cls = self.generator_types[self.config.generator.name]
-            self._generator = cls(GeneratorContext(self.embedder), **self.config.generator.options)
+            context = GeneratorContext(self.embedder, tenant_regions=dict(self.config.tenant_regions))
+            self._generator = cls(context, **self.config.generator.options)
         return self._generator
 
     # --- ingestion ------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "groundwire.plugins.audit",
     "groundwire.plugins.keys",
     "groundwire.plugins.trust_cli",
+    "groundwire.plugins.openai_generator",
     "groundwire.connectors.knowledge_base",
 )
 REQUIRED_PLUGINS = frozenset({"access"})
