@@ -58,7 +58,9 @@ def keys_rotate(config: ConfigOpt = _CFG) -> None:
 
     g = _grounder(config)
     counts = rotate_keys(g)
-    console.print(f"re-encrypted with key {g.codec.current!r}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    console.print(
+        f"re-encrypted with key {g.codec.current!r}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    )
 
 
 @audit_app.command("verify")
@@ -101,7 +103,9 @@ def audit_export(
         typer.echo(json.dumps(ev, ensure_ascii=False, sort_keys=True))
 
 
-def _reviewer(g: Any, reviewer: str, tenant: str | None, groups: list[str] | None, roles: list[str] | None) -> Any:
+def _reviewer(
+    g: Any, reviewer: str, tenant: str | None, groups: list[str] | None, roles: list[str] | None
+) -> Any:
     return g.make_user(reviewer, tenant, _split(groups), _split(roles))
 
 
@@ -113,7 +117,8 @@ Tenant = Annotated[str | None, typer.Option(help="Tenant (default: default_tenan
 
 @review_app.command("list")
 def review_list(
-    config: ConfigOpt = _CFG, tenant: Tenant = None,
+    config: ConfigOpt = _CFG,
+    tenant: Tenant = None,
     status: Annotated[str | None, typer.Option(help="pending_review, edited, approved, rejected.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
@@ -122,8 +127,15 @@ def review_list(
     items = g.reviews.list(tenant or g.config.default_tenant or "", status)
     if as_json:
         for item in items:
-            typer.echo(json.dumps({k: v for k, v in item.to_dict().items() if k in
-                                   ("id", "tenant", "author", "status", "created_at", "updated_at")}))
+            typer.echo(
+                json.dumps(
+                    {
+                        k: v
+                        for k, v in item.to_dict().items()
+                        if k in ("id", "tenant", "author", "status", "created_at", "updated_at")
+                    }
+                )
+            )
         return
     t = Table(title="Drafts")
     t.add_column("id", no_wrap=True, min_width=32)
@@ -136,7 +148,11 @@ def review_list(
 
 @review_app.command("show")
 def review_show(
-    draft_id: str, reviewer: Reviewer, config: ConfigOpt = _CFG, tenant: Tenant = None, groups: Groups = None,
+    draft_id: str,
+    reviewer: Reviewer,
+    config: ConfigOpt = _CFG,
+    tenant: Tenant = None,
+    groups: Groups = None,
     roles: Roles = None,
 ) -> None:
     """Show a draft (only to a reviewer who can read all its sources)."""
@@ -147,8 +163,13 @@ def review_show(
 
 def _decision(name: str) -> Any:
     def cmd(
-        draft_id: str, reviewer: Reviewer, config: ConfigOpt = _CFG, tenant: Tenant = None, groups: Groups = None,
-        roles: Roles = None, note: Annotated[str, typer.Option(help="A note or reason.")] = "",
+        draft_id: str,
+        reviewer: Reviewer,
+        config: ConfigOpt = _CFG,
+        tenant: Tenant = None,
+        groups: Groups = None,
+        roles: Roles = None,
+        note: Annotated[str, typer.Option(help="A note or reason.")] = "",
         text: Annotated[str | None, typer.Option(help="The edited text (edit only).")] = None,
     ) -> None:
         g = _grounder(config)
@@ -175,14 +196,19 @@ def trust_report(config: ConfigOpt = _CFG, as_json: Annotated[bool, typer.Option
 
     checks = trust_checks(_grounder(config))
     if as_json:
-        typer.echo(json.dumps([{"control": c.control, "config": c.config, "ok": c.ok, "detail": c.detail}
-                               for c in checks]))
+        typer.echo(
+            json.dumps(
+                [{"control": c.control, "config": c.config, "ok": c.ok, "detail": c.detail} for c in checks]
+            )
+        )
     else:
         t = Table(title="Trust controls")
         for col in ("control", "configuration", "self-check", "detail"):
             t.add_column(col)
         for c in checks:
-            t.add_row(c.control, escape(c.config), "[green]pass[/]" if c.ok else "[red]FAIL[/]", escape(c.detail))
+            t.add_row(
+                c.control, escape(c.config), "[green]pass[/]" if c.ok else "[red]FAIL[/]", escape(c.detail)
+            )
         console.print(t)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)

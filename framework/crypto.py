@@ -75,7 +75,9 @@ class Keyring:
             if not _KID_RE.match(kid):
                 raise EncryptionError(f"invalid key id {kid!r}: use 1-40 letters, digits, '.', '_' or '-'")
             if len(key) not in (16, 24, 32):
-                raise EncryptionError(f"key {kid!r} must be 16, 24 or 32 bytes (base64 of 32 bytes recommended)")
+                raise EncryptionError(
+                    f"key {kid!r} must be 16, 24 or 32 bytes (base64 of 32 bytes recommended)"
+                )
 
 
 def generate_key() -> str:
@@ -148,7 +150,9 @@ class FileKeyProvider(KeyProvider):
                 f"the key file {p} does not exist; set [encryption.options] path to the key file "
                 "(create a key with 'groundwire keys generate')"
             )
-        return parse_keys(p.read_text(encoding="utf-8").splitlines(), f"key file {p}", self.options.get("current"))
+        return parse_keys(
+            p.read_text(encoding="utf-8").splitlines(), f"key file {p}", self.options.get("current")
+        )
 
 
 BUILTIN_PROVIDERS: dict[str, type[KeyProvider]] = {"env": EnvKeyProvider, "file": FileKeyProvider}
@@ -225,7 +229,9 @@ def codec_for(config: GroundwireConfig, providers: Mapping[str, type[KeyProvider
     cls = types.get(enc.provider)
     if cls is None:
         raise config.error(
-            "encryption.provider", f"unknown key provider {enc.provider!r}", f"installed: {', '.join(sorted(types))}"
+            "encryption.provider",
+            f"unknown key provider {enc.provider!r}",
+            f"installed: {', '.join(sorted(types))}",
         )
     options = dict(enc.options)
     if "path" in options:

@@ -53,8 +53,14 @@ class GroundwireRetriever(BaseRetriever):
             LCDocument(
                 page_content=c.text,
                 metadata={
-                    "chunk_id": c.id, "doc_id": c.doc_id, "title": c.title, "uri": c.uri, "location": c.location,
-                    "connector": c.connector, "tenant": c.tenant, "score": c.score,
+                    "chunk_id": c.id,
+                    "doc_id": c.doc_id,
+                    "title": c.title,
+                    "uri": c.uri,
+                    "location": c.location,
+                    "connector": c.connector,
+                    "tenant": c.tenant,
+                    "score": c.score,
                 },
             )
             for c in sources

@@ -80,9 +80,16 @@ class ReviewItem:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "tenant": self.tenant, "author": self.author, "status": self.status,
-            "created_at": self.created_at, "updated_at": self.updated_at, "prompt": self.prompt,
-            "draft": self.draft, "sources": self.sources, "history": self.history,
+            "id": self.id,
+            "tenant": self.tenant,
+            "author": self.author,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "prompt": self.prompt,
+            "draft": self.draft,
+            "sources": self.sources,
+            "history": self.history,
         }
 
 
@@ -110,8 +117,14 @@ class ReviewQueue:
         """Persist a new draft as pending review (called by the pipeline for every non-blocked draft)."""
         now = utcnow().isoformat()
         item = ReviewItem(
-            id=draft.id, tenant=request.user.tenant, author=request.user.user_id, status=str(draft.status),
-            created_at=now, updated_at=now, prompt=request.prompt, draft=draft.to_dict(),
+            id=draft.id,
+            tenant=request.user.tenant,
+            author=request.user.user_id,
+            status=str(draft.status),
+            created_at=now,
+            updated_at=now,
+            prompt=request.prompt,
+            draft=draft.to_dict(),
             sources=[c.id for c in sources],
         )
         with self._lock, self._db() as db:
@@ -134,8 +147,18 @@ class ReviewQueue:
         if row is None:
             return None
         body = json.loads(self.codec.decode(row[6], f"review:{row[0]}"))
-        return ReviewItem(*row[:6], prompt=body["prompt"], draft=body["draft"], sources=body["sources"],
-                          history=body["history"])
+        return ReviewItem(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            prompt=body["prompt"],
+            draft=body["draft"],
+            sources=body["sources"],
+            history=body["history"],
+        )
 
     def _save(self, item: ReviewItem) -> None:
         with self._db() as db:
@@ -161,7 +184,9 @@ class ReviewQueue:
             rows = db.execute("SELECT id, payload FROM drafts").fetchall()
             for did, payload in rows:
                 plain = codec.decode(payload, f"review:{did}")
-                db.execute("UPDATE drafts SET payload = ? WHERE id = ?", (codec.encode(plain, f"review:{did}"), did))
+                db.execute(
+                    "UPDATE drafts SET payload = ? WHERE id = ?", (codec.encode(plain, f"review:{did}"), did)
+                )
         return len(rows)
 
     # --- the reviewer's view and decisions ---------------------------------------------------------
@@ -177,7 +202,9 @@ class ReviewQueue:
             principals = g.principals(reviewer)
             connectors = sorted(g.config.connectors_for(reviewer.tenant))
             readable = (
-                g.index.tenant(reviewer.tenant).get_chunks(needed, principals, connectors) if connectors else []
+                g.index.tenant(reviewer.tenant).get_chunks(needed, principals, connectors)
+                if connectors
+                else []
             )
             ok = {c.id for c in readable if c.tenant == reviewer.tenant and c.acl.grants(principals)}
             if not set(needed) <= ok:
@@ -204,13 +231,20 @@ class ReviewQueue:
         return self._decide(draft_id, reviewer, DraftStatus.REJECTED, note=reason)
 
     def _decide(
-        self, draft_id: str, reviewer: UserContext, status: DraftStatus, note: str = "", text: str | None = None
+        self,
+        draft_id: str,
+        reviewer: UserContext,
+        status: DraftStatus,
+        note: str = "",
+        text: str | None = None,
     ) -> ReviewItem:
         action = {DraftStatus.APPROVED: "approve", DraftStatus.EDITED: "edit"}.get(status, "reject")
         with self._lock:
             item = self._authorize(draft_id, reviewer, action)
             if DraftStatus(item.status) not in _OPEN:
-                raise ReviewStateError(f"draft {draft_id} is already {item.status}; decisions on it are final")
+                raise ReviewStateError(
+                    f"draft {draft_id} is already {item.status}; decisions on it are final"
+                )
             now = utcnow().isoformat()
             if text is not None:
                 item.draft["text"] = text
@@ -218,7 +252,12 @@ class ReviewQueue:
             item.draft["status"] = str(status)
             item.history.append({"at": now, "reviewer": reviewer.user_id, "decision": action, "note": note})
             self._save(item)
-        data: dict[str, Any] = {"decision": action, "status": str(status), "note": note, "author": item.author}
+        data: dict[str, Any] = {
+            "decision": action,
+            "status": str(status),
+            "note": note,
+            "author": item.author,
+        }
         if text is not None and self.grounder.config.audit.store_drafts:
             data["draft_text"] = text
         self._audit(reviewer, action, draft_id, data)
@@ -227,5 +266,7 @@ class ReviewQueue:
     def _audit(self, reviewer: UserContext, action: str, draft_id: str, data: dict[str, Any]) -> None:
         kind = "review_denied" if "denied" in data else "review"
         self.grounder._audit(
-            AuditEvent(kind, reviewer.tenant, reviewer.user_id, data={"draft_id": draft_id, "action": action, **data})
+            AuditEvent(
+                kind, reviewer.tenant, reviewer.user_id, data={"draft_id": draft_id, "action": action, **data}
+            )
         )

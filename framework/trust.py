@@ -38,7 +38,9 @@ def verify_audit(g: Grounder, tenant: str | None = None) -> dict[Path, list[Chai
     return {p: verify_chain(p, g.codec) for p in audit_paths(g, tenant)}
 
 
-def export_audit(g: Grounder, since: datetime | None = None, tenant: str | None = None) -> Iterator[dict[str, Any]]:
+def export_audit(
+    g: Grounder, since: datetime | None = None, tenant: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Decrypted audit events at or after ``since`` (timezone-aware), oldest first per tenant."""
     for path in audit_paths(g, tenant):
         for ev in AuditLog(path, g.codec).events():
@@ -53,7 +55,9 @@ def rotate_keys(g: Grounder) -> dict[str, int]:
     if codec.name == "identity":
         from .crypto import EncryptionError
 
-        raise EncryptionError("encryption is not enabled: set [encryption] enabled = true and a key provider first")
+        raise EncryptionError(
+            "encryption is not enabled: set [encryption] enabled = true and a key provider first"
+        )
     counts = {"chunks": 0, "audit_lines": 0, "drafts": 0}
     for tenant in g.config.tenants():
         col = g.index.tenant(tenant).collection
@@ -114,9 +118,17 @@ def trust_checks(g: Grounder) -> list[Check]:
         conn = next(iter(c.connectors_for(tenant)), "x")
         probe = Chunk("probe", "d", conn, tenant, "", "", "", "", AccessControl.of(["user:somebody-else"]))
         req = GroundingRequest(UserContext.of("trust-check", tenant), "probe")
-        denied = {i for r in pm.hook.filter_chunks(request=req, principals=req.user.principals(), chunks=[probe],
-                                                      config=c) for i in (r or ())}
-        return "access" in names and "probe" in denied, "access plugin registered; a chunk not granted is removed"
+        denied = {
+            i
+            for r in pm.hook.filter_chunks(
+                request=req, principals=req.user.principals(), chunks=[probe], config=c
+            )
+            for i in (r or ())
+        }
+        return (
+            "access" in names and "probe" in denied,
+            "access plugin registered; a chunk not granted is removed",
+        )
 
     out.append(_check("security trimming", "access plugin (required)", trimming))
 
@@ -130,9 +142,17 @@ def trust_checks(g: Grounder) -> list[Check]:
         conn = next(iter(c.connectors_for(tenant)), "x")
         forged = Chunk("forged", "d", conn, "other-tenant", "", "", "", "", AccessControl.of(["everyone"]))
         req = GroundingRequest(UserContext.of("trust-check", tenant), "probe")
-        denied = {i for r in pm.hook.filter_chunks(request=req, principals=req.user.principals(), chunks=[forged],
-                                                      config=c) for i in (r or ())}
-        return "forged" in denied, f"{len(ts)} tenants, one collection each (gw-<tenant>); forged tenant removed"
+        denied = {
+            i
+            for r in pm.hook.filter_chunks(
+                request=req, principals=req.user.principals(), chunks=[forged], config=c
+            )
+            for i in (r or ())
+        }
+        return (
+            "forged" in denied,
+            f"{len(ts)} tenants, one collection each (gw-<tenant>); forged tenant removed",
+        )
 
     out.append(_check("tenant isolation", ", ".join(c.tenants()), isolation))
 
@@ -156,16 +176,22 @@ def trust_checks(g: Grounder) -> list[Check]:
         from .models import Draft, DraftStatus
 
         d = Draft(request_id="x", text="")
-        return d.status is DraftStatus.PENDING_REVIEW and bool(d.notice), "drafts start pending_review with a notice"
+        return d.status is DraftStatus.PENDING_REVIEW and bool(
+            d.notice
+        ), "drafts start pending_review with a notice"
 
     out.append(_check("draft, not answer", "review queue: reviews.sqlite3", draft))
 
     def audit() -> tuple[bool, str]:
         res = verify_audit(g)
         bad = {p.name: len(v) for p, v in res.items() if v}
-        return "audit" in names and not bad, f"{len(res)} audit logs verified" + (f"; broken: {bad}" if bad else "")
+        return "audit" in names and not bad, f"{len(res)} audit logs verified" + (
+            f"; broken: {bad}" if bad else ""
+        )
 
-    out.append(_check("audit", f"store_prompts={c.audit.store_prompts}, store_drafts={c.audit.store_drafts}", audit))
+    out.append(
+        _check("audit", f"store_prompts={c.audit.store_prompts}, store_drafts={c.audit.store_drafts}", audit)
+    )
 
     def encryption() -> tuple[bool, str]:
         codec = g.codec
@@ -174,15 +200,23 @@ def trust_checks(g: Grounder) -> list[Check]:
         probe = codec.decode(codec.encode("probe", "self-check"), "self-check")
         return codec.name == "aes-gcm" and probe == "probe", f"AES-GCM, current key id {codec.current!r}"
 
-    out.append(_check("encryption at rest", f"enabled={c.encryption.enabled}, provider={c.encryption.provider}",
-                      encryption))
+    out.append(
+        _check(
+            "encryption at rest",
+            f"enabled={c.encryption.enabled}, provider={c.encryption.provider}",
+            encryption,
+        )
+    )
 
     def sharing() -> tuple[bool, str]:
         env = os.environ.get("ANONYMIZED_TELEMETRY", "")
         settings_off = True
         if g._index is not None:
             settings_off = not bool(g.index.client.get_settings().anonymized_telemetry)
-        return env.lower() == "false" and settings_off, f"ANONYMIZED_TELEMETRY={env}; generator {c.generator.name!r}"
+        return (
+            env.lower() == "false" and settings_off,
+            f"ANONYMIZED_TELEMETRY={env}; generator {c.generator.name!r}",
+        )
 
     out.append(_check("no data sharing", f"generator={c.generator.name}, index={c.index.backend}", sharing))
     return out

@@ -51,7 +51,9 @@ class GeneratorFailed(GroundwireError):
     """The model endpoint failed (after the SDK's retries) or timed out."""
 
 
-def build_messages(request: GroundingRequest, sources: Sequence[Chunk], marker: str | None = None) -> list[dict[str, str]]:
+def build_messages(
+    request: GroundingRequest, sources: Sequence[Chunk], marker: str | None = None
+) -> list[dict[str, str]]:
     """The chat messages: the system rules and the spotlighted sources followed by the question."""
     marker = marker or secrets.token_hex(6)
     parts = []
@@ -59,8 +61,13 @@ def build_messages(request: GroundingRequest, sources: Sequence[Chunk], marker: 
         text = c.text.replace("<<", "\u2039\u2039")  # a source cannot forge a marker
         head = f"title: {c.title}" + (f" | location: {c.location}" if c.location else "")
         parts.append(f"<<SOURCE {marker} {n}>>\n{head}\n{text}\n<<END SOURCE {marker} {n}>>")
-    user = "Sources:\n\n" + "\n\n".join(parts) + f"\n\nQuestion (answer from the sources only): {request.prompt}"
-    return [{"role": "system", "content": SYSTEM_PROMPT.format(marker=marker)}, {"role": "user", "content": user}]
+    user = (
+        "Sources:\n\n" + "\n\n".join(parts) + f"\n\nQuestion (answer from the sources only): {request.prompt}"
+    )
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT.format(marker=marker)},
+        {"role": "user", "content": user},
+    ]
 
 
 class OpenAIGenerator(Generator):
@@ -81,8 +88,15 @@ class OpenAIGenerator(Generator):
         max_tokens: int = 800,
         **azure: Any,
     ) -> None:
-        super().__init__(context, model=model, base_url=base_url, region=region, timeout=timeout,
-                         max_retries=max_retries, **azure)
+        super().__init__(
+            context,
+            model=model,
+            base_url=base_url,
+            region=region,
+            timeout=timeout,
+            max_retries=max_retries,
+            **azure,
+        )
         self.model, self.region = model, region.strip().casefold()
         self.api_key = api_key or os.environ.get(api_key_env, "")
         self.api_key_env = api_key_env
@@ -94,8 +108,9 @@ class OpenAIGenerator(Generator):
     # --- the client -----------------------------------------------------------------------------------
 
     def _make_client(self, openai: Any) -> Any:
-        return openai.OpenAI(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout,
-                             max_retries=self.max_retries)
+        return openai.OpenAI(
+            api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
+        )
 
     @property
     def client(self) -> Any:
@@ -105,9 +120,12 @@ class OpenAIGenerator(Generator):
             except ImportError:
                 raise MissingExtra(f"the {self.name!r} generator", "openai") from None
             if not self.api_key:
-                raise ConfigError("<config>", "generator.options.api_key",
-                                  f"no API key for the {self.name} generator",
-                                  f"set the {self.api_key_env} environment variable or api_key_env")
+                raise ConfigError(
+                    "<config>",
+                    "generator.options.api_key",
+                    f"no API key for the {self.name} generator",
+                    f"set the {self.api_key_env} environment variable or api_key_env",
+                )
             self._client = self._make_client(openai)
         return self._client
 
@@ -122,8 +140,8 @@ class OpenAIGenerator(Generator):
             shown = self.region or "(not declared)"
             raise AccessDenied(
                 f"data residency: the model endpoint region {shown} is not allowed for tenant {tenant!r} "
-                f"(allowed: {', '.join(allowed) or 'none'}); nothing was sent. Configure a generator endpoint "
-                "in an allowed region ([generator.options] region) or ask an administrator to update "
+                f"(allowed: {', '.join(allowed) or 'none'}); nothing was sent. Configure a generator "
+                "endpoint in an allowed region ([generator.options] region) or ask an administrator to update "
                 "tenant_regions"
             )
 
@@ -136,12 +154,17 @@ class OpenAIGenerator(Generator):
 
         try:
             return client.chat.completions.create(
-                model=self.model, messages=build_messages(request, sources), temperature=self.temperature,
-                max_tokens=self.max_tokens, stream=stream,
+                model=self.model,
+                messages=build_messages(request, sources),
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                stream=stream,
             )
         except openai.APITimeoutError:
-            raise GeneratorFailed(f"the {self.name} endpoint timed out after {self.timeout}s "
-                                  f"({self.max_retries} retries); try again or raise [generator.options] timeout") from None
+            raise GeneratorFailed(
+                f"the {self.name} endpoint timed out after {self.timeout}s "
+                f"({self.max_retries} retries); try again or raise [generator.options] timeout"
+            ) from None
         except openai.APIError as exc:
             raise GeneratorFailed(f"the {self.name} endpoint failed: {type(exc).__name__}: {exc}") from None
 
@@ -152,7 +175,10 @@ class OpenAIGenerator(Generator):
         text = resp.choices[0].message.content or ""
         usage = {}
         if resp.usage is not None:
-            usage = {"prompt_tokens": resp.usage.prompt_tokens, "completion_tokens": resp.usage.completion_tokens}
+            usage = {
+                "prompt_tokens": resp.usage.prompt_tokens,
+                "completion_tokens": resp.usage.completion_tokens,
+            }
         return Generation(text, resp.model or self.model, usage)
 
     def stream(self, request: GroundingRequest, sources: Sequence[Chunk]) -> Iterator[str]:
@@ -170,17 +196,26 @@ class AzureOpenAIGenerator(OpenAIGenerator):
 
     name = "azure_openai"
 
-    def __init__(self, context: GeneratorContext, api_key_env: str = "AZURE_OPENAI_API_KEY", **options: Any) -> None:
+    def __init__(
+        self, context: GeneratorContext, api_key_env: str = "AZURE_OPENAI_API_KEY", **options: Any
+    ) -> None:
         super().__init__(context, api_key_env=api_key_env, **options)
 
     def _make_client(self, openai: Any) -> Any:
         endpoint = self.azure.get("azure_endpoint")
         if not endpoint:
-            raise ConfigError("<config>", "generator.options.azure_endpoint", "is required for azure_openai",
-                              "set it to https://<resource>.openai.azure.com")
+            raise ConfigError(
+                "<config>",
+                "generator.options.azure_endpoint",
+                "is required for azure_openai",
+                "set it to https://<resource>.openai.azure.com",
+            )
         return openai.AzureOpenAI(
-            api_key=self.api_key, azure_endpoint=endpoint, azure_deployment=self.azure.get("azure_deployment"),
-            api_version=self.azure.get("api_version", "2024-10-21"), timeout=self.timeout,
+            api_key=self.api_key,
+            azure_endpoint=endpoint,
+            azure_deployment=self.azure.get("azure_deployment"),
+            api_version=self.azure.get("api_version", "2024-10-21"),
+            timeout=self.timeout,
             max_retries=self.max_retries,
         )
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from trust_helpers import ACME_HR, grounder, new_key
-
 from groundwire import GroundingRequest, UserContext
+from trust_helpers import ACME_HR, grounder, new_key
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +34,9 @@ def chroma_server(tmp_path_factory):
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
     proc = subprocess.Popen(
         [str(exe), "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 60

@@ -6,8 +6,6 @@ import json
 import sqlite3
 
 import pytest
-from trust_helpers import ACME_HR, ACME_PUBLIC, grounder, new_key
-
 from groundwire import config_from_dict
 from groundwire.crypto import (
     AesGcmCodec,
@@ -20,6 +18,7 @@ from groundwire.crypto import (
 )
 from groundwire.errors import IndexError_
 from groundwire.trust import rotate_keys
+from trust_helpers import ACME_HR, ACME_PUBLIC, grounder, new_key
 
 
 def _enc(var: str = "GW_TEST_KEYS") -> dict:
@@ -88,7 +87,13 @@ def test_file_provider_and_config(tmp_path):
     ring = FileKeyProvider(path=str(keyfile)).keyring()
     assert ring.current == "b" and set(ring.keys) == {"a", "b"}
     cfg = config_from_dict(
-        {"encryption": {"enabled": True, "provider": "file", "options": {"path": "keys.txt", "current": "a"}}},
+        {
+            "encryption": {
+                "enabled": True,
+                "provider": "file",
+                "options": {"path": "keys.txt", "current": "a"},
+            }
+        },
         base_dir=tmp_path,
     )
     assert codec_for(cfg).current == "a"
@@ -97,7 +102,9 @@ def test_file_provider_and_config(tmp_path):
 
 
 def test_unknown_provider_is_a_config_error(tmp_path):
-    cfg = config_from_dict({"encryption": {"enabled": True, "provider": "vault"}, "plugins": {"load_entrypoints": False}})
+    cfg = config_from_dict(
+        {"encryption": {"enabled": True, "provider": "vault"}, "plugins": {"load_entrypoints": False}}
+    )
     with pytest.raises(Exception, match="encryption.provider"):
         codec_for(cfg)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from trust_helpers import ACME_HR, grounder
-
 from groundwire import Draft, DraftStatus, FeatureDisabled, UserContext
 from groundwire.langchain import GroundwireRetriever, grounding_runnable
+from trust_helpers import ACME_HR, grounder
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +27,9 @@ def test_retriever_trims_by_user(g):
 
 
 def test_retriever_cannot_cross_tenants(g):
-    other = GroundwireRetriever(grounder=g, user=UserContext.of("hana", "globex", groups=["hr"]),
-                                connectors=["acme-docs"], top_k=10)
+    other = GroundwireRetriever(
+        grounder=g, user=UserContext.of("hana", "globex", groups=["hr"]), connectors=["acme-docs"], top_k=10
+    )
     assert other.invoke(ACME_HR) == []
 
 

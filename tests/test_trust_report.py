@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import json
 
-from test_trust_audit import _write_toml
-from trust_helpers import make_config, new_key
-
 from groundwire import Action, Grounder, Verdict, config_from_dict, hookimpl
 from groundwire.cli import main
 from groundwire.trust import trust_checks
+from test_trust_audit import _write_toml
+from trust_helpers import make_config, new_key
 
 CONTROLS = [
-    "explicit sources", "security trimming", "tenant isolation", "per-role features", "prompt shield",
-    "draft, not answer", "audit", "encryption at rest", "no data sharing",
+    "explicit sources",
+    "security trimming",
+    "tenant isolation",
+    "per-role features",
+    "prompt shield",
+    "draft, not answer",
+    "audit",
+    "encryption at rest",
+    "no data sharing",
 ]
 ENC = {"enabled": True, "provider": "env", "options": {"variable": "GW_TEST_KEYS"}}
 
@@ -25,7 +31,9 @@ class Shield:
 
 
 def _g(tmp_path, **extra):
-    return Grounder(config_from_dict(make_config(tmp_path, **extra), base_dir=tmp_path), extra_plugins=[Shield()])
+    return Grounder(
+        config_from_dict(make_config(tmp_path, **extra), base_dir=tmp_path), extra_plugins=[Shield()]
+    )
 
 
 def test_all_controls_pass_when_configured(tmp_path, monkeypatch):

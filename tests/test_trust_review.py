@@ -7,13 +7,12 @@ import json
 import sqlite3
 
 import pytest
-from trust_helpers import grounder, make_config
-from test_trust_audit import _write_toml
-
 from groundwire import AccessDenied, DraftStatus, UserContext
 from groundwire.cli import main
 from groundwire.review import ReviewStateError
 from groundwire.trust import export_audit
+from test_trust_audit import _write_toml
+from trust_helpers import grounder, make_config
 
 
 @pytest.fixture
@@ -44,7 +43,9 @@ def test_approve_by_authorised_reviewer_is_audited(g):
     item = g.reviews.approve(draft.id, reviewer, note="checked")
     assert item.status == "approved" and item.history[-1]["reviewer"] == "rita"
     ev = [e for e in export_audit(g, None, "acme") if e["kind"] == "review"][-1]
-    assert ev["actor"] == "rita" and ev["data"]["draft_id"] == draft.id and ev["data"]["decision"] == "approve"
+    assert (
+        ev["actor"] == "rita" and ev["data"]["draft_id"] == draft.id and ev["data"]["decision"] == "approve"
+    )
     with pytest.raises(ReviewStateError, match="final"):
         g.reviews.reject(draft.id, reviewer)
 
@@ -111,8 +112,24 @@ def test_review_cli(g, tmp_path, capsys, monkeypatch):
     assert [(r["id"], r["status"]) for r in rows] == [(draft.id, "pending_review")]
     assert main(["review", "approve", draft.id, "--reviewer", "sam", "--config", str(cfg)]) == 1
     assert "cannot read every source" in capsys.readouterr().err
-    assert main(["review", "edit", draft.id, "--reviewer", "rita", "-g", "hr", "--text", "New text",
-                 "--config", str(cfg)]) == 0
+    assert (
+        main(
+            [
+                "review",
+                "edit",
+                draft.id,
+                "--reviewer",
+                "rita",
+                "-g",
+                "hr",
+                "--text",
+                "New text",
+                "--config",
+                str(cfg),
+            ]
+        )
+        == 0
+    )
     assert main(["review", "show", draft.id, "--reviewer", "rita", "-g", "hr", "--config", str(cfg)]) == 0
     assert "New text" in capsys.readouterr().out
     assert main(["review", "approve", draft.id, "--reviewer", "rita", "-g", "hr", "--config", str(cfg)]) == 0

@@ -4,11 +4,10 @@ named in the request, forged chunks, and a collection that claims the wrong tena
 from __future__ import annotations
 
 import pytest
-from trust_helpers import ACME_HR, ACME_PUBLIC, GLOBEX_HR, grounder
-
 from groundwire import AccessControl, AccessDenied, Chunk, GroundingRequest, UserContext
 from groundwire.errors import IndexError_
 from groundwire.index import Index
+from trust_helpers import ACME_HR, ACME_PUBLIC, GLOBEX_HR, grounder
 
 PROMPTS = ["When is payday?", "salary increases raise budget", "Acme payday 25th bank transfer", ACME_HR]
 
@@ -70,7 +69,9 @@ def test_forged_chunk_of_another_tenant_is_removed_by_access_plugin(g):
         Chunk("ok", "d", "globex-docs", "globex", "fine", "t", "u", "", AccessControl.of(["group:hr"])),
     ]
     denied = set()
-    for r in g.pm.hook.filter_chunks(request=req, principals=g.principals(user), chunks=forged, config=g.config):
+    for r in g.pm.hook.filter_chunks(
+        request=req, principals=g.principals(user), chunks=forged, config=g.config
+    ):
         denied |= set(r or ())
     assert denied == {"f1", "f2", "f3"}
 
@@ -80,8 +81,18 @@ def test_forged_chunk_injected_into_the_index_query_is_still_removed(g, monkeypa
     user = UserContext.of("hana", "globex", groups=["hr"])
     tindex = g.index.tenant("globex")
     real = tindex.query
-    leak = Chunk("leak", "raises.md", "acme-docs", "acme", ACME_HR, "Raises", "u", "", AccessControl.of(["everyone"]),
-                 score=0.99)
+    leak = Chunk(
+        "leak",
+        "raises.md",
+        "acme-docs",
+        "acme",
+        ACME_HR,
+        "Raises",
+        "u",
+        "",
+        AccessControl.of(["everyone"]),
+        score=0.99,
+    )
 
     def leaky(*a, **k):
         return [leak, *real(*a, **k)]

@@ -33,9 +33,17 @@ def make_config(root: Path, **extra: Any) -> dict[str, Any]:
         "features": {"ask": ["*"]},
         "plugins": {"load_entrypoints": False},
         "connectors": {
-            "acme-docs": {"type": "knowledge_base", "tenant": "acme", "path": str(root / "corpus" / "acme"), "acl": acl},
+            "acme-docs": {
+                "type": "knowledge_base",
+                "tenant": "acme",
+                "path": str(root / "corpus" / "acme"),
+                "acl": acl,
+            },
             "globex-docs": {
-                "type": "knowledge_base", "tenant": "globex", "path": str(root / "corpus" / "globex"), "acl": acl,
+                "type": "knowledge_base",
+                "tenant": "globex",
+                "path": str(root / "corpus" / "globex"),
+                "acl": acl,
             },
         },
     }
