@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import re
 import secrets
@@ -208,13 +209,25 @@ class AesGcmCodec:
             ) from None
 
 
+# provider classes collected by Grounders (incl. plugins passed as ``extra_plugins``), so the audit
+# plugin, which only receives the configuration, resolves the same provider; classes only, never keys
+_SEEN: dict[str, type[KeyProvider]] = {}
+
+
 def provider_types(config: GroundwireConfig) -> dict[str, type[KeyProvider]]:
     """Built-in providers plus those registered by installed plugins."""
     if config.encryption.provider in BUILTIN_PROVIDERS:
         return dict(BUILTIN_PROVIDERS)
+    if config.encryption.provider in _SEEN:
+        return dict(_SEEN)
+    return dict(_plugin_provider_types(config.plugins.load_entrypoints, tuple(sorted(config.plugins.disabled))))
+
+
+@functools.lru_cache(maxsize=8)
+def _plugin_provider_types(load_entrypoints: bool, disabled: tuple[str, ...]) -> dict[str, type[KeyProvider]]:
     from .pluginmanager import collect_registry, make_plugin_manager
 
-    pm = make_plugin_manager(config.plugins.load_entrypoints, config.plugins.disabled)
+    pm = make_plugin_manager(load_entrypoints, disabled)
     return collect_registry(pm, "register_key_providers", lambda c: c.name)
 
 
@@ -225,6 +238,8 @@ def codec_for(config: GroundwireConfig, providers: Mapping[str, type[KeyProvider
     enc = config.encryption
     if not enc.enabled:
         return IdentityCodec()
+    if providers is not None:
+        _SEEN.update(providers)
     types = dict(providers) if providers is not None else provider_types(config)
     cls = types.get(enc.provider)
     if cls is None:

@@ -210,12 +210,11 @@ def trust_checks(g: Grounder) -> list[Check]:
 
     def sharing() -> tuple[bool, str]:
         env = os.environ.get("ANONYMIZED_TELEMETRY", "")
-        settings_off = True
-        if g._index is not None:
-            settings_off = not bool(g.index.client.get_settings().anonymized_telemetry)
-        return (
-            env.lower() == "false" and settings_off,
-            f"ANONYMIZED_TELEMETRY={env}; generator {c.generator.name!r}",
+        client_on = bool(g.index.client.get_settings().anonymized_telemetry)
+        ok = env.lower() == "false" and not client_on
+        return ok, (
+            f"ANONYMIZED_TELEMETRY={env or '(unset)'}, Chroma client telemetry={'on' if client_on else 'off'}; "
+            f"model endpoint: generator {c.generator.name!r}, tenant_regions={c.tenant_regions or 'unrestricted'}"
         )
 
     out.append(_check("no data sharing", f"generator={c.generator.name}, index={c.index.backend}", sharing))

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 
 import pytest
-from groundwire import config_from_dict
+from groundwire import Grounder, PluginLoadError, config_from_dict, hookimpl
+from groundwire.cli import main
 from groundwire.crypto import (
     AesGcmCodec,
     DecryptionError,
     EncryptionError,
     EnvKeyProvider,
     FileKeyProvider,
+    KeyProvider,
     codec_for,
     parse_keys,
 )
 from groundwire.errors import IndexError_
 from groundwire.trust import rotate_keys
-from trust_helpers import ACME_HR, ACME_PUBLIC, grounder, new_key
+from test_trust_audit import _write_toml
+from trust_helpers import ACME_HR, ACME_PUBLIC, grounder, make_config, new_key
 
 
 def _enc(var: str = "GW_TEST_KEYS") -> dict:
@@ -163,3 +167,71 @@ def test_rotate_keys_reencrypts_everything(tmp_path, monkeypatch):
     assert "25th" in item.text
     lines = [json.loads(x) for x in (tmp_path / "data" / "audit" / "acme.jsonl").read_text().splitlines()]
     assert all(rec["enc"].startswith("gw1:k2:") for rec in lines)
+
+
+class VaultProvider(KeyProvider):
+    """A third-party provider registered through the hook (keys from an in-memory 'vault')."""
+
+    name = "test-vault"
+    VAULT: dict[str, str] = {}
+
+    def keyring(self):
+        return parse_keys([f"{k}:{v}" for k, v in self.VAULT.items()], "test vault", self.options.get("current"))
+
+
+class VaultPlugin:
+    @hookimpl
+    def register_key_providers(self, register):
+        register(VaultProvider)
+
+
+def test_third_party_key_provider_via_hook(tmp_path):
+    VaultProvider.VAULT = {"v1": new_key()}
+    cfg = config_from_dict(
+        make_config(tmp_path, encryption={"enabled": True, "provider": "test-vault"}), base_dir=tmp_path
+    )
+    g = Grounder(cfg, extra_plugins=[VaultPlugin()])
+    assert g.codec.name == "aes-gcm" and g.codec.current == "v1"
+    g.sync()
+    assert "25th" in g.ground("When is payday?", "alice", tenant="acme").text
+    lines = (tmp_path / "data" / "audit" / "acme.jsonl").read_text().splitlines()
+    assert all(json.loads(x)["enc"].startswith("gw1:v1:") for x in lines)
+
+
+def test_duplicate_key_provider_name_is_an_error(tmp_path):
+    class Dup(KeyProvider):
+        name = "env"
+
+    class DupPlugin:
+        @hookimpl
+        def register_key_providers(self, register):
+            register(Dup)
+
+    g = Grounder(config_from_dict(make_config(tmp_path), base_dir=tmp_path), extra_plugins=[DupPlugin()])
+    with pytest.raises(PluginLoadError, match="'env'"):
+        _ = g.codec
+
+
+def test_cli_keys_generate_and_rotate(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GROUNDWIRE_NO_PLUGIN_COMMANDS", "1")
+    assert main(["keys", "generate", "--id", "k2"]) == 0
+    line = capsys.readouterr().out.strip()
+    kid, _, b64 = line.partition(":")
+    assert kid == "k2" and len(base64.b64decode(b64)) == 32
+    k1 = new_key()
+    keyfile = tmp_path / "keys.txt"
+    keyfile.write_text(f"k1:{k1}\n")
+    enc = {"enabled": True, "provider": "file", "options": {"path": str(keyfile)}}
+    g = grounder(tmp_path, encryption=enc)
+    g.sync()
+    g.ground("When is payday?", "alice", tenant="acme")
+    keyfile.write_text(f"k1:{k1}\n{line}\n")
+    cfg = tmp_path / "gw.toml"
+    _write_toml(cfg, make_config(tmp_path, encryption=enc))
+    assert main(["keys", "rotate", "--config", str(cfg)]) == 0
+    assert "re-encrypted with key 'k2'" in capsys.readouterr().out
+    keyfile.write_text(f"{line}\n")  # retire k1
+    assert main(["audit", "verify", "--config", str(cfg)]) == 0
+    g2 = grounder(tmp_path, encryption=enc)
+    docs = g2.index.tenant("globex").collection.get(include=["documents"])["documents"]
+    assert docs and all(d.startswith("gw1:k2:") for d in docs)
