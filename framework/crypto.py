@@ -220,7 +220,9 @@ def provider_types(config: GroundwireConfig) -> dict[str, type[KeyProvider]]:
         return dict(BUILTIN_PROVIDERS)
     if config.encryption.provider in _SEEN:
         return dict(_SEEN)
-    return dict(_plugin_provider_types(config.plugins.load_entrypoints, tuple(sorted(config.plugins.disabled))))
+    return dict(
+        _plugin_provider_types(config.plugins.load_entrypoints, tuple(sorted(config.plugins.disabled)))
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -213,8 +213,9 @@ def trust_checks(g: Grounder) -> list[Check]:
         client_on = bool(g.index.client.get_settings().anonymized_telemetry)
         ok = env.lower() == "false" and not client_on
         return ok, (
-            f"ANONYMIZED_TELEMETRY={env or '(unset)'}, Chroma client telemetry={'on' if client_on else 'off'}; "
-            f"model endpoint: generator {c.generator.name!r}, tenant_regions={c.tenant_regions or 'unrestricted'}"
+            f"ANONYMIZED_TELEMETRY={env or '(unset)'}, "
+            f"Chroma client telemetry={'on' if client_on else 'off'}; model endpoint: generator "
+            f"{c.generator.name!r}, tenant_regions={c.tenant_regions or 'unrestricted'}"
         )
 
     out.append(_check("no data sharing", f"generator={c.generator.name}, index={c.index.backend}", sharing))

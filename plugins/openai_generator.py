@@ -141,8 +141,8 @@ class OpenAIGenerator(Generator):
             raise AccessDenied(
                 f"data residency: the model endpoint region {shown} is not allowed for tenant {tenant!r} "
                 f"(allowed: {', '.join(allowed) or 'none'}); nothing was sent. Configure a generator "
-                "endpoint in an allowed region ([generator.options] region) or ask an administrator to update "
-                "tenant_regions"
+                "endpoint in an allowed region ([generator.options] region) or ask an administrator "
+                "to update tenant_regions"
             )
 
     # --- generation -------------------------------------------------------------------------------------

@@ -176,7 +176,9 @@ class VaultProvider(KeyProvider):
     VAULT: dict[str, str] = {}
 
     def keyring(self):
-        return parse_keys([f"{k}:{v}" for k, v in self.VAULT.items()], "test vault", self.options.get("current"))
+        return parse_keys(
+            [f"{k}:{v}" for k, v in self.VAULT.items()], "test vault", self.options.get("current")
+        )
 
 
 class VaultPlugin:
