@@ -93,7 +93,10 @@ def test_sync_query_and_acl_revocation_over_http(chroma_server, tmp_path, monkey
 
 
 def _close(g) -> None:
-    """Close the HTTP client's connection pool (Chroma's client has no public close)."""
-    session = getattr(getattr(g.index.client, "_server", None), "_session", None)
+    """Release the HTTP client's connections before the server stops."""
+    client = g.index.client
+    admin = getattr(client, "_admin_client", None)  # chromadb keeps a second HTTP session for tenants
+    client.close()
+    session = getattr(getattr(admin, "_server", None), "_session", None)
     if session is not None:
         session.close()
