@@ -105,9 +105,18 @@ def trust_checks(g: Grounder) -> list[Check]:
     out: list[Check] = []
 
     def explicit() -> tuple[bool, str]:
+        from .models import GroundingRequest, UserContext
+
         unknown = [n for n, cc in c.connectors.items() if cc.type not in g.connector_types]
-        ok = not unknown
-        return ok, f"{len(c.connectors)} configured connectors; registered types never enable a source"
+        probes = []
+        for tenant in c.tenants():
+            user = UserContext.of("trust-check", tenant)
+            # naming an unconfigured (or another tenant's) connector must never widen the search
+            others = [n for n, cc in c.connectors.items() if cc.tenant != tenant] + ["__unconfigured__"]
+            request = GroundingRequest(user, "probe", connectors=tuple(others))
+            probes.append(g.allowed_connectors(request) == [])
+        ok = not unknown and all(probes)
+        return ok, f"{len(c.connectors)} configured connectors; unconfigured names never searched"
 
     out.append(_check("explicit sources", ", ".join(sorted(c.connectors)) or "(none)", explicit))
 
@@ -176,9 +185,9 @@ def trust_checks(g: Grounder) -> list[Check]:
         from .models import Draft, DraftStatus
 
         d = Draft(request_id="x", text="")
-        return d.status is DraftStatus.PENDING_REVIEW and bool(
-            d.notice
-        ), "drafts start pending_review with a notice"
+        pending = len(g.reviews.list(c.tenants()[0], "pending_review")) if c.tenants() else 0
+        ok = d.status is DraftStatus.PENDING_REVIEW and bool(d.notice) and g.reviews.path.exists()
+        return ok, f"drafts start pending_review with a notice; {pending} awaiting review"
 
     out.append(_check("draft, not answer", "review queue: reviews.sqlite3", draft))
 

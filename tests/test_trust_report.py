@@ -63,6 +63,13 @@ def test_checks_fail_when_controls_are_broken(tmp_path):
     assert checks["security trimming"].ok and checks["tenant isolation"].ok and checks["no data sharing"].ok
 
 
+def test_explicit_sources_check_detects_a_widened_search(tmp_path, monkeypatch):
+    g = Grounder(config_from_dict(make_config(tmp_path), base_dir=tmp_path))
+    assert {c.control: c.ok for c in trust_checks(g)}["explicit sources"]
+    monkeypatch.setattr(g, "allowed_connectors", lambda request: list(request.connectors or ()))
+    assert not {c.control: c.ok for c in trust_checks(g)}["explicit sources"]
+
+
 def test_cli_trust_report(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GROUNDWIRE_NO_PLUGIN_COMMANDS", "1")
     cfg = tmp_path / "gw.toml"
