@@ -5,7 +5,7 @@ Appends are serialised by a lock and an ``O_APPEND`` write, and ``fsync``-ed: a 
 the line being written, never an earlier one.
 
 Encrypted logs (``[encryption] enabled``): the line is ``{"seq", "prev", "hash", "enc"}`` where ``enc`` is
-the AES-GCM ciphertext of the event JSON with associated data ``audit:<seq>``; ``hash`` is still
+the AES-GCM ciphertext of the event JSON with associated data ``audit:<log name>:<seq>``; ``hash`` is still
 computed over the *plaintext* event, so key rotation can re-encrypt lines without breaking the chain,
 and verifying the chain needs the key (a modified ciphertext fails to decrypt and is reported).
 """
@@ -42,19 +42,21 @@ class ChainProblem:
     problem: str
 
 
-def _aad(seq: int) -> str:
-    return f"audit:{seq}"
+def _aad(seq: int, log: str) -> str:
+    return f"audit:{log}:{seq}"
 
 
-def decode_record(rec: dict[str, Any], codec: Any = None) -> dict[str, Any]:
+def decode_record(rec: dict[str, Any], codec: Any = None, log: str = "") -> dict[str, Any]:
     """The event of a record, decrypting it if it is encrypted (needs ``codec``)."""
     if "event" in rec:
         return dict(rec["event"])
     if codec is None or getattr(codec, "name", "identity") == "identity":
         from .crypto import DecryptionError
 
-        raise DecryptionError("the audit log is encrypted: enable [encryption] with the key provider holding its key")
-    return dict(json.loads(codec.decode(rec["enc"], _aad(int(rec["seq"])))))
+        raise DecryptionError(
+            "the audit log is encrypted: enable [encryption] with the key provider holding its key"
+        )
+    return dict(json.loads(codec.decode(rec["enc"], _aad(int(rec["seq"]), log))))
 
 
 class AuditLog:
@@ -84,7 +86,7 @@ class AuditLog:
             if self.codec is None:
                 rec["event"] = event
             else:
-                rec["enc"] = self.codec.encode(_canonical(event).decode(), _aad(seq))
+                rec["enc"] = self.codec.encode(_canonical(event).decode(), _aad(seq, self.path.stem))
             line = json.dumps(rec, ensure_ascii=False, default=str) + "\n"
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -108,7 +110,7 @@ class AuditLog:
     def events(self) -> Iterator[dict[str, Any]]:
         """The decrypted events, in order."""
         for rec in self.records():
-            yield decode_record(rec, self.codec)
+            yield decode_record(rec, self.codec, self.path.stem)
 
     def reencrypt(self, codec: Any) -> int:
         """Rewrite every encrypted line with ``codec``'s current key (hashes unchanged). Returns lines."""
@@ -116,8 +118,9 @@ class AuditLog:
             out, n = [], 0
             for rec in self.records():
                 if "enc" in rec:
-                    event = json.loads(codec.decode(rec["enc"], _aad(int(rec["seq"]))))
-                    rec["enc"] = codec.encode(_canonical(event).decode(), _aad(int(rec["seq"])))
+                    aad = _aad(int(rec["seq"]), self.path.stem)
+                    event = json.loads(codec.decode(rec["enc"], aad))
+                    rec["enc"] = codec.encode(_canonical(event).decode(), aad)
                     n += 1
                 out.append(json.dumps(rec, ensure_ascii=False) + "\n")
             tmp = self.path.with_suffix(".rotating")
@@ -138,7 +141,7 @@ def verify_chain(path: Path, codec: Any = None) -> list[ChainProblem]:
             try:
                 rec = json.loads(raw)
                 seq, rprev, rhash = rec["seq"], rec["prev"], rec["hash"]
-                event = decode_record(rec, codec)
+                event = decode_record(rec, codec, path.stem)
             except GroundwireError as exc:
                 problems.append(ChainProblem(lineno, f"cannot be decrypted ({exc})"))
                 prev, expected_seq = rec["hash"], rec["seq"] + 1

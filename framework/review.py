@@ -160,12 +160,14 @@ class ReviewQueue:
             history=body["history"],
         )
 
-    def _save(self, item: ReviewItem) -> None:
+    def _save(self, item: ReviewItem, previous: str) -> None:
         with self._db() as db:
-            db.execute(
-                "UPDATE drafts SET status = ?, updated_at = ?, payload = ? WHERE id = ?",
-                (item.status, item.updated_at, self._encode(item), item.id),
+            cur = db.execute(
+                "UPDATE drafts SET status = ?, updated_at = ?, payload = ? WHERE id = ? AND status = ?",
+                (item.status, item.updated_at, self._encode(item), item.id, previous),
             )
+        if cur.rowcount != 1:  # another reviewer (another process) decided first
+            raise ReviewStateError(f"draft {item.id} was changed by another reviewer; reload it and decide again")
 
     def list(self, tenant: str, status: str | None = None) -> list[ReviewItem]:
         """Drafts of ``tenant`` (ids, author, status, times only; no text), newest first."""
@@ -245,13 +247,13 @@ class ReviewQueue:
                 raise ReviewStateError(
                     f"draft {draft_id} is already {item.status}; decisions on it are final"
                 )
-            now = utcnow().isoformat()
+            now, previous = utcnow().isoformat(), item.status
             if text is not None:
                 item.draft["text"] = text
             item.status, item.updated_at = str(status), now
             item.draft["status"] = str(status)
             item.history.append({"at": now, "reviewer": reviewer.user_id, "decision": action, "note": note})
-            self._save(item)
+            self._save(item, previous)
         data: dict[str, Any] = {
             "decision": action,
             "status": str(status),

@@ -51,6 +51,11 @@ class GeneratorFailed(GroundwireError):
     """The model endpoint failed (after the SDK's retries) or timed out."""
 
 
+def _defang(text: str) -> str:
+    """A source cannot forge a marker: ``<<`` in document text becomes ``‹‹``."""
+    return text.replace("<<", "\u2039\u2039")
+
+
 def build_messages(
     request: GroundingRequest, sources: Sequence[Chunk], marker: str | None = None
 ) -> list[dict[str, str]]:
@@ -58,8 +63,8 @@ def build_messages(
     marker = marker or secrets.token_hex(6)
     parts = []
     for n, c in enumerate(sources, 1):
-        text = c.text.replace("<<", "\u2039\u2039")  # a source cannot forge a marker
-        head = f"title: {c.title}" + (f" | location: {c.location}" if c.location else "")
+        text, title, loc = (_defang(x) for x in (c.text, c.title, c.location))
+        head = f"title: {title}" + (f" | location: {loc}" if loc else "")
         parts.append(f"<<SOURCE {marker} {n}>>\n{head}\n{text}\n<<END SOURCE {marker} {n}>>")
     user = (
         "Sources:\n\n" + "\n\n".join(parts) + f"\n\nQuestion (answer from the sources only): {request.prompt}"

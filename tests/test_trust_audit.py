@@ -133,3 +133,20 @@ def _write_toml(path, cfg):
 @pytest.fixture(autouse=True)
 def _no_entrypoint_commands(monkeypatch):
     monkeypatch.setenv("GROUNDWIRE_NO_PLUGIN_COMMANDS", "1")
+
+
+def test_encrypted_line_moved_to_another_tenants_log_is_detected(tmp_path, monkeypatch):
+    monkeypatch.setenv("GW_TEST_KEYS", f"k1:{new_key()}")
+    g = grounder(tmp_path, encryption=ENC)
+    g.sync()
+    g.ground("When is payday?", "alice", tenant="acme")
+    g.ground("When is payday?", "bob", tenant="globex")
+    folder = tmp_path / "data" / "audit"
+    acme = [json.loads(x) for x in (folder / "acme.jsonl").read_text().splitlines()]
+    globex = [json.loads(x) for x in (folder / "globex.jsonl").read_text().splitlines()]
+    # same seq, ciphertext copied across logs: associated data names the log, so it fails to decrypt
+    globex[-1]["enc"] = next(r["enc"] for r in acme if r["seq"] == globex[-1]["seq"])
+    (folder / "globex.jsonl").write_text("".join(json.dumps(r) + "\n" for r in globex))
+    problems = verify_chain(folder / "globex.jsonl", g.codec)
+    assert [p.line for p in problems] == [len(globex)]
+    assert verify_chain(folder / "acme.jsonl", g.codec) == []
