@@ -3,6 +3,11 @@
 Each line: ``{"seq": n, "prev": <hash of line n-1>, "hash": sha256(prev || canonical(event)), "event": {...}}``.
 Appends are serialised by a lock and an ``O_APPEND`` write, and ``fsync``-ed: a crash loses at most
 the line being written, never an earlier one.
+
+Encrypted logs (``[encryption] enabled``): the line is ``{"seq", "prev", "hash", "enc"}`` where ``enc`` is
+the AES-GCM ciphertext of the event JSON with associated data ``audit:<log name>:<seq>``; ``hash`` is still
+computed over the *plaintext* event, so key rotation can re-encrypt lines without breaking the chain,
+and verifying the chain needs the key (a modified ciphertext fails to decrypt and is reported).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GENESIS", "AuditLog", "ChainProblem", "verify_chain"]
+from .errors import GroundwireError
+
+__all__ = ["GENESIS", "AuditLog", "ChainProblem", "decode_record", "verify_chain"]
 
 GENESIS = "0" * 64
 
@@ -35,9 +42,27 @@ class ChainProblem:
     problem: str
 
 
+def _aad(seq: int, log: str) -> str:
+    return f"audit:{log}:{seq}"
+
+
+def decode_record(rec: dict[str, Any], codec: Any = None, log: str = "") -> dict[str, Any]:
+    """The event of a record, decrypting it if it is encrypted (needs ``codec``)."""
+    if "event" in rec:
+        return dict(rec["event"])
+    if codec is None or getattr(codec, "name", "identity") == "identity":
+        from .crypto import DecryptionError
+
+        raise DecryptionError(
+            "the audit log is encrypted: enable [encryption] with the key provider holding its key"
+        )
+    return dict(json.loads(codec.decode(rec["enc"], _aad(int(rec["seq"]), log))))
+
+
 class AuditLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, codec: Any = None) -> None:
         self.path = path
+        self.codec = codec if codec is not None and getattr(codec, "name", "identity") != "identity" else None
         self._lock = threading.Lock()
         self._seq, self._prev = self._tail()
 
@@ -58,7 +83,11 @@ class AuditLog:
         with self._lock:
             seq = self._seq + 1
             digest = chain_hash(self._prev, event)
-            rec = {"seq": seq, "prev": self._prev, "hash": digest, "event": event}
+            rec: dict[str, Any] = {"seq": seq, "prev": self._prev, "hash": digest}
+            if self.codec is None:
+                rec["event"] = event
+            else:
+                rec["enc"] = self.codec.encode(_canonical(event).decode(), _aad(seq, self.path.stem))
             line = json.dumps(rec, ensure_ascii=False, default=str) + "\n"
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -71,6 +100,7 @@ class AuditLog:
             return rec
 
     def records(self) -> Iterator[dict[str, Any]]:
+        """Raw records as stored (``event`` in clear, or ``enc`` when encrypted)."""
         if not self.path.exists():
             return
         with self.path.open(encoding="utf-8") as f:
@@ -78,9 +108,31 @@ class AuditLog:
                 if raw.strip():
                     yield json.loads(raw)
 
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The decrypted events, in order."""
+        for rec in self.records():
+            yield decode_record(rec, self.codec, self.path.stem)
 
-def verify_chain(path: Path) -> list[ChainProblem]:
-    """Every break in the chain of ``path`` (empty list: intact)."""
+    def reencrypt(self, codec: Any) -> int:
+        """Rewrite every encrypted line with ``codec``'s current key (hashes unchanged). Returns lines."""
+        with self._lock:
+            out, n = [], 0
+            for rec in self.records():
+                if "enc" in rec:
+                    aad = _aad(int(rec["seq"]), self.path.stem)
+                    event = json.loads(codec.decode(rec["enc"], aad))
+                    rec["enc"] = codec.encode(_canonical(event).decode(), aad)
+                    n += 1
+                out.append(json.dumps(rec, ensure_ascii=False) + "\n")
+            tmp = self.path.with_suffix(".rotating")
+            tmp.write_text("".join(out), encoding="utf-8")
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+            return n
+
+
+def verify_chain(path: Path, codec: Any = None) -> list[ChainProblem]:
+    """Every break in the chain of ``path`` (empty list: intact); encrypted lines need ``codec``."""
     problems: list[ChainProblem] = []
     prev, expected_seq = GENESIS, 1
     with path.open(encoding="utf-8") as f:
@@ -89,8 +141,13 @@ def verify_chain(path: Path) -> list[ChainProblem]:
                 continue
             try:
                 rec = json.loads(raw)
-                seq, rprev, rhash, event = rec["seq"], rec["prev"], rec["hash"], rec["event"]
-            except (json.JSONDecodeError, KeyError, TypeError):
+                seq, rprev, rhash = rec["seq"], rec["prev"], rec["hash"]
+                event = decode_record(rec, codec, path.stem)
+            except GroundwireError as exc:
+                problems.append(ChainProblem(lineno, f"cannot be decrypted ({exc})"))
+                prev, expected_seq = rec["hash"], rec["seq"] + 1
+                continue
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 problems.append(ChainProblem(lineno, "not a valid audit record"))
                 prev, expected_seq = GENESIS, expected_seq + 1
                 continue

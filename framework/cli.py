@@ -233,7 +233,9 @@ def _register_plugin_commands() -> None:
 def main(argv: list[str] | None = None) -> int:
     _register_plugin_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            return rv  # click returns a typer.Exit code instead of raising it when standalone_mode=False
     except ConfigError as exc:
         err_console.print(f"[red]configuration error:[/] {escape(str(exc))}")
         return 2

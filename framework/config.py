@@ -35,6 +35,8 @@ from .errors import ConfigError
 from .models import validate_tenant
 
 __all__ = [
+    "AuditConfig",
+    "EncryptionConfig",
     "ConnectorConfig",
     "EmbedderConfig",
     "GeneratorConfig",
@@ -77,6 +79,21 @@ class IndexConfig(_Strict):
     ssl: bool = False
 
 
+class EncryptionConfig(_Strict):
+    """``[encryption]``: AES-GCM at rest for chunk payloads, audit lines and drafts (see groundwire.crypto)."""
+
+    enabled: bool = False
+    provider: str = "env"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditConfig(_Strict):
+    """``[audit]``: ids, verdicts and latency are always recorded; prompt and draft text only if enabled."""
+
+    store_prompts: bool = False
+    store_drafts: bool = False
+
+
 class PluginsConfig(_Strict):
     disabled: list[str] = Field(default_factory=list)
     load_entrypoints: bool = True
@@ -108,8 +125,12 @@ class GroundwireConfig(_Strict):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
+    encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     features: dict[str, list[str]] = Field(default_factory=lambda: {"ask": ["*"]})
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
+    # data residency: tenant (or "*") -> model endpoint regions allowed; empty = no restriction
+    tenant_regions: dict[str, list[str]] = Field(default_factory=dict)
 
     # where it came from, for error messages and relative paths
     source: str = Field(default="<dict>", exclude=True)

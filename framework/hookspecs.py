@@ -58,6 +58,16 @@ def register_embedders(register: Callable[[type[Embedder]], None]) -> None:
 
 
 @hookspec
+def register_key_providers(register: Callable[[type[Any]], None]) -> None:
+    """Register key provider classes (``groundwire.crypto.KeyProvider``), each with a unique ``name``.
+
+    ``[encryption] provider`` selects one; it returns the key ring used for encryption at rest.
+
+    :param register: call it once per provider class; a duplicate name is an error at start-up.
+    """
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add commands to the ``groundwire`` command line.
 

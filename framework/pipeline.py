@@ -108,6 +108,8 @@ class Grounder:
         self._embedder = embedder
         self._index = index
         self._generator: Generator | None = None
+        self._codec: Any = None
+        self._reviews: Any = None
 
     @classmethod
     def from_config(cls, path: str | Path, **kwargs: Any) -> Grounder:
@@ -142,14 +144,34 @@ class Grounder:
         if self._index is None:
             ic = self.config.index
             client = make_client(ic.backend, self.config.data_path / "chroma", ic.host, ic.port, ic.ssl)
-            self._index = Index(client, self.embedder.model_id, self.embedder.dimension)
+            self._index = Index(client, self.embedder.model_id, self.embedder.dimension, codec=self.codec)
         return self._index
+
+    @property
+    def codec(self) -> Any:
+        """The at-rest codec from ``[encryption]`` (AES-GCM when enabled, else identity)."""
+        if self._codec is None:
+            from .crypto import codec_for
+
+            providers = collect_registry(self.pm, "register_key_providers", lambda c: c.name)
+            self._codec = codec_for(self.config, providers)
+        return self._codec
+
+    @property
+    def reviews(self) -> Any:
+        """The review queue (:class:`groundwire.review.ReviewQueue`): approve / edit / reject drafts."""
+        if self._reviews is None:
+            from .review import ReviewQueue
+
+            self._reviews = ReviewQueue(self)
+        return self._reviews
 
     @property
     def generator(self) -> Generator:
         if self._generator is None:
             cls = self.generator_types[self.config.generator.name]
-            self._generator = cls(GeneratorContext(self.embedder), **self.config.generator.options)
+            context = GeneratorContext(self.embedder, tenant_regions=dict(self.config.tenant_regions))
+            self._generator = cls(context, **self.config.generator.options)
         return self._generator
 
     # --- ingestion ------------------------------------------------------------------------------------
@@ -347,6 +369,11 @@ class Grounder:
         self, request: GroundingRequest, draft: Draft, sources: list[Chunk], t0: float, kind: str = "request"
     ) -> Draft:
         latency_ms = round((time.perf_counter() - t0) * 1000, 2)
+        stored: dict[str, Any] = {}
+        if self.config.audit.store_prompts:
+            stored["prompt"] = request.prompt
+        if self.config.audit.store_drafts:
+            stored["draft_text"] = draft.text
         self._audit(
             AuditEvent(
                 kind=kind,
@@ -363,8 +390,11 @@ class Grounder:
                     "verdicts": [v.to_dict() for v in draft.verdicts if v.action is not Action.ALLOW],
                     "withheld_sources": draft.withheld_sources,
                     "latency_ms": latency_ms,
+                    **stored,
                 },
             )
         )
+        if not draft.blocked:
+            self.reviews.submit(request, draft, sources)
         return draft
 

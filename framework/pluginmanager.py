@@ -46,6 +46,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "groundwire.plugins.extractive",
     "groundwire.plugins.embedders",
     "groundwire.plugins.audit",
+    "groundwire.plugins.keys",
+    "groundwire.plugins.trust_cli",
+    "groundwire.plugins.openai_generator",
     "groundwire.connectors.knowledge_base",
 )
 REQUIRED_PLUGINS = frozenset({"access"})

@@ -3,6 +3,7 @@
 ``<data_dir>/audit/<tenant>.jsonl``; every line is ``{"seq", "prev", "hash", "event"}`` where
 ``hash = sha256(prev + canonical json of event)``. Editing, removing or reordering a line breaks the chain
 (see ``groundwire.audit.verify_chain``). Events carry ids, verdicts and counts, not document text.
+With ``[encryption] enabled`` the event is stored AES-GCM-encrypted (``enc``), seq/prev/hash in clear.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from groundwire import GroundwireConfig, hookimpl
 from groundwire.audit import AuditLog
 from groundwire.audit_event import AuditEvent
+from groundwire.crypto import codec_for
 
 _LOGS: dict[Path, AuditLog] = {}
 _LOCK = threading.Lock()
@@ -20,10 +22,13 @@ _LOCK = threading.Lock()
 
 def log_for(config: GroundwireConfig, tenant: str) -> AuditLog:
     path = config.data_path / "audit" / f"{tenant or '_system'}.jsonl"
+    codec = codec_for(config)
     with _LOCK:
         if path not in _LOGS:
-            _LOGS[path] = AuditLog(path)
-        return _LOGS[path]
+            _LOGS[path] = AuditLog(path, codec)
+        log = _LOGS[path]
+        log.codec = codec if codec.name != "identity" else None
+        return log
 
 
 @hookimpl

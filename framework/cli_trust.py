@@ -1,0 +1,225 @@
+"""Trust commands for the ``groundwire`` CLI: ``keys``, ``audit``, ``review`` and ``trust-report``.
+
+Registered through the built-in ``trust_cli`` plugin's ``register_commands`` hook. Exit codes: 0 ok,
+1 a check failed (tampered audit line, failing control, access denied), 2 configuration errors.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+__all__ = ["register"]
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", envvar="GROUNDWIRE_CONFIG", help="Configuration file (TOML).")
+]
+_CFG = Path("groundwire.toml")
+
+
+def _grounder(config: Path) -> Any:
+    from .pipeline import Grounder
+
+    return Grounder.from_config(config)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [x for item in values or [] for x in item.split(",") if x.strip()]
+
+
+keys_app = typer.Typer(help="Encryption keys: generate, rotate.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log: verify, export.", no_args_is_help=True)
+review_app = typer.Typer(help="Review drafts: list, show, approve, edit, reject.", no_args_is_help=True)
+
+
+@keys_app.command("generate")
+def keys_generate(key_id: Annotated[str, typer.Option("--id", help="Key id.")] = "") -> None:
+    """Print a new random 256-bit key as '<id>:<base64>' for the env or file key provider."""
+    from .crypto import generate_key
+
+    kid = key_id or datetime.now(UTC).strftime("k%Y%m%d%H%M%S")
+    console.print(f"{kid}:{generate_key()}", soft_wrap=True)
+
+
+@keys_app.command("rotate")
+def keys_rotate(config: ConfigOpt = _CFG) -> None:
+    """Re-encrypt stored chunk payloads, audit lines and drafts with the current key."""
+    from .trust import rotate_keys
+
+    g = _grounder(config)
+    counts = rotate_keys(g)
+    console.print(
+        f"re-encrypted with key {g.codec.current!r}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(
+    config: ConfigOpt = _CFG, tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None
+) -> None:
+    """Check the hash chain of every audit log; exit 1 naming the file and line of any tampering."""
+    from .trust import verify_audit
+
+    results = verify_audit(_grounder(config), tenant)
+    bad = 0
+    for path, problems in results.items():
+        for p in problems:
+            bad += 1
+            err_console.print(f"[red]TAMPERED[/] {escape(str(path))}:{p.line}: {escape(p.problem)}")
+        if not problems:
+            console.print(f"ok {escape(str(path))}")
+    if not results:
+        console.print("no audit logs yet")
+    if bad:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[str, typer.Option(help="ISO date or time, e.g. 2026-01-01 or 2026-01-01T09:00:00Z.")],
+    config: ConfigOpt = _CFG,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+) -> None:
+    """Print audit events since a time as JSON lines (decrypted), for analytics."""
+    from .trust import export_audit
+
+    try:
+        t = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{since!r} is not an ISO date/time", param_hint="--since") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    for ev in export_audit(_grounder(config), t, tenant):
+        typer.echo(json.dumps(ev, ensure_ascii=False, sort_keys=True))
+
+
+def _reviewer(
+    g: Any, reviewer: str, tenant: str | None, groups: list[str] | None, roles: list[str] | None
+) -> Any:
+    return g.make_user(reviewer, tenant, _split(groups), _split(roles))
+
+
+Reviewer = Annotated[str, typer.Option("--reviewer", help="The reviewer's user id.")]
+Groups = Annotated[list[str] | None, typer.Option("--groups", "-g", help="The reviewer's groups.")]
+Roles = Annotated[list[str] | None, typer.Option("--roles", "-r", help="The reviewer's roles.")]
+Tenant = Annotated[str | None, typer.Option(help="Tenant (default: default_tenant).")]
+
+
+@review_app.command("list")
+def review_list(
+    config: ConfigOpt = _CFG,
+    tenant: Tenant = None,
+    status: Annotated[str | None, typer.Option(help="pending_review, edited, approved, rejected.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+) -> None:
+    """List drafts (ids, author, status; no text)."""
+    g = _grounder(config)
+    items = g.reviews.list(tenant or g.config.default_tenant or "", status)
+    if as_json:
+        for item in items:
+            typer.echo(
+                json.dumps(
+                    {
+                        k: v
+                        for k, v in item.to_dict().items()
+                        if k in ("id", "tenant", "author", "status", "created_at", "updated_at")
+                    }
+                )
+            )
+        return
+    t = Table(title="Drafts")
+    t.add_column("id", no_wrap=True, min_width=32)
+    for col in ("status", "author", "created", "updated"):
+        t.add_column(col)
+    for item in items:
+        t.add_row(item.id, item.status, item.author, item.created_at[:19], item.updated_at[:19])
+    console.print(t)
+
+
+@review_app.command("show")
+def review_show(
+    draft_id: str,
+    reviewer: Reviewer,
+    config: ConfigOpt = _CFG,
+    tenant: Tenant = None,
+    groups: Groups = None,
+    roles: Roles = None,
+) -> None:
+    """Show a draft (only to a reviewer who can read all its sources)."""
+    g = _grounder(config)
+    item = g.reviews.get(draft_id, _reviewer(g, reviewer, tenant, groups, roles))
+    console.print_json(json.dumps(item.to_dict()))
+
+
+def _decision(name: str) -> Any:
+    def cmd(
+        draft_id: str,
+        reviewer: Reviewer,
+        config: ConfigOpt = _CFG,
+        tenant: Tenant = None,
+        groups: Groups = None,
+        roles: Roles = None,
+        note: Annotated[str, typer.Option(help="A note or reason.")] = "",
+        text: Annotated[str | None, typer.Option(help="The edited text (edit only).")] = None,
+    ) -> None:
+        g = _grounder(config)
+        user = _reviewer(g, reviewer, tenant, groups, roles)
+        if name == "edit":
+            if text is None:
+                raise typer.BadParameter("edit needs --text", param_hint="--text")
+            item = g.reviews.edit(draft_id, user, text, note)
+        else:
+            item = getattr(g.reviews, name)(draft_id, user, note)
+        console.print(f"draft {item.id}: {item.status} by {user.user_id}")
+
+    cmd.__doc__ = f"{name.capitalize()} a draft (audited with the reviewer's id)."
+    return cmd
+
+
+for _name in ("approve", "edit", "reject"):
+    review_app.command(_name)(_decision(_name))
+
+
+def trust_report(config: ConfigOpt = _CFG, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print each trust control, the configuration in force and whether its self-check passes."""
+    from .trust import trust_checks
+
+    checks = trust_checks(_grounder(config))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [{"control": c.control, "config": c.config, "ok": c.ok, "detail": c.detail} for c in checks]
+            )
+        )
+    else:
+        t = Table(title="Trust controls")
+        for col in ("control", "configuration", "self-check", "detail"):
+            t.add_column(col)
+        for c in checks:
+            t.add_row(
+                c.control, escape(c.config), "[green]pass[/]" if c.ok else "[red]FAIL[/]", escape(c.detail)
+            )
+        console.print(t)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the trust commands to ``cli`` (idempotent)."""
+    existing = {g.name for g in cli.registered_groups} | {c.name for c in cli.registered_commands}
+    if "keys" in existing:
+        return
+    cli.add_typer(keys_app, name="keys")
+    cli.add_typer(audit_app, name="audit")
+    cli.add_typer(review_app, name="review")
+    cli.command("trust-report")(trust_report)

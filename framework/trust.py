@@ -1,0 +1,231 @@
+"""Trust operations on a configured :class:`~groundwire.Grounder`: key rotation, audit verification and
+export, and the self-checks behind ``groundwire trust-report``.
+
+Invariants: rotation decrypts with any known key and re-encrypts with the current one (index payloads,
+audit lines, review drafts), never writing plaintext; verification and export read every tenant's
+audit log and report problems by file and line; each trust-report check inspects the live
+configuration and objects (no check passes by assumption).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .audit import AuditLog, ChainProblem, verify_chain
+
+if TYPE_CHECKING:
+    from .pipeline import Grounder
+
+__all__ = ["Check", "audit_paths", "export_audit", "rotate_keys", "trust_checks", "verify_audit"]
+
+_PAGE = 1000
+
+
+def audit_paths(g: Grounder, tenant: str | None = None) -> list[Path]:
+    folder = g.config.data_path / "audit"
+    if tenant:
+        return [p for p in [folder / f"{tenant}.jsonl"] if p.exists()]
+    return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+
+
+def verify_audit(g: Grounder, tenant: str | None = None) -> dict[Path, list[ChainProblem]]:
+    """Chain problems per audit file (every file appears; an empty list means intact)."""
+    return {p: verify_chain(p, g.codec) for p in audit_paths(g, tenant)}
+
+
+def export_audit(
+    g: Grounder, since: datetime | None = None, tenant: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Decrypted audit events at or after ``since`` (timezone-aware), oldest first per tenant."""
+    for path in audit_paths(g, tenant):
+        for ev in AuditLog(path, g.codec).events():
+            if since is not None and datetime.fromisoformat(ev["at"]) < since:
+                continue
+            yield ev
+
+
+def rotate_keys(g: Grounder) -> dict[str, int]:
+    """Re-encrypt everything stored with the current key. Returns counts per store."""
+    codec = g.codec
+    if codec.name == "identity":
+        from .crypto import EncryptionError
+
+        raise EncryptionError(
+            "encryption is not enabled: set [encryption] enabled = true and a key provider first"
+        )
+    counts = {"chunks": 0, "audit_lines": 0, "drafts": 0}
+    for tenant in g.config.tenants():
+        col = g.index.tenant(tenant).collection
+        offset = 0
+        while True:
+            got = col.get(include=["documents", "embeddings", "metadatas"], limit=_PAGE, offset=offset)
+            ids = got["ids"]
+            if not ids:
+                break
+            docs = [codec.encode(codec.decode(d, i), i) for i, d in zip(ids, got["documents"], strict=True)]
+            col.upsert(ids=ids, embeddings=got["embeddings"], documents=docs, metadatas=got["metadatas"])
+            counts["chunks"] += len(ids)
+            if len(ids) < _PAGE:
+                break
+            offset += _PAGE
+    for path in audit_paths(g):
+        counts["audit_lines"] += AuditLog(path, codec).reencrypt(codec)
+    counts["drafts"] = g.reviews.reencrypt(codec)
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    control: str
+    config: str
+    ok: bool
+    detail: str
+
+
+def _check(control: str, config: str, fn: Any) -> Check:
+    try:
+        ok, detail = fn()
+    except Exception as exc:  # noqa: BLE001 - a failing self-check is reported, not raised
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    return Check(control, config, bool(ok), detail)
+
+
+def trust_checks(g: Grounder) -> list[Check]:
+    """One self-check per trust invariant of DESIGN.md."""
+    from . import hookspecs  # noqa: F401 - ensure specs are loaded
+
+    c = g.config
+    pm = g.pm
+    names = {n for n, p in pm.list_name_plugin() if p is not None}
+    out: list[Check] = []
+
+    def explicit() -> tuple[bool, str]:
+        from .models import GroundingRequest, UserContext
+
+        unknown = [n for n, cc in c.connectors.items() if cc.type not in g.connector_types]
+        probes = []
+        for tenant in c.tenants():
+            user = UserContext.of("trust-check", tenant)
+            # naming an unconfigured (or another tenant's) connector must never widen the search
+            others = [n for n, cc in c.connectors.items() if cc.tenant != tenant] + ["__unconfigured__"]
+            request = GroundingRequest(user, "probe", connectors=tuple(others))
+            probes.append(g.allowed_connectors(request) == [])
+        ok = not unknown and all(probes)
+        return ok, f"{len(c.connectors)} configured connectors; unconfigured names never searched"
+
+    out.append(_check("explicit sources", ", ".join(sorted(c.connectors)) or "(none)", explicit))
+
+    def trimming() -> tuple[bool, str]:
+        from .models import AccessControl, Chunk, GroundingRequest, UserContext
+
+        tenant = c.tenants()[0] if c.tenants() else "default"
+        conn = next(iter(c.connectors_for(tenant)), "x")
+        probe = Chunk("probe", "d", conn, tenant, "", "", "", "", AccessControl.of(["user:somebody-else"]))
+        req = GroundingRequest(UserContext.of("trust-check", tenant), "probe")
+        denied = {
+            i
+            for r in pm.hook.filter_chunks(
+                request=req, principals=req.user.principals(), chunks=[probe], config=c
+            )
+            for i in (r or ())
+        }
+        return (
+            "access" in names and "probe" in denied,
+            "access plugin registered; a chunk not granted is removed",
+        )
+
+    out.append(_check("security trimming", "access plugin (required)", trimming))
+
+    def isolation() -> tuple[bool, str]:
+        from .models import AccessControl, Chunk, GroundingRequest, UserContext
+
+        ts = c.tenants()
+        if len(ts) < 1:
+            return True, "no tenants configured"
+        tenant = ts[0]
+        conn = next(iter(c.connectors_for(tenant)), "x")
+        forged = Chunk("forged", "d", conn, "other-tenant", "", "", "", "", AccessControl.of(["everyone"]))
+        req = GroundingRequest(UserContext.of("trust-check", tenant), "probe")
+        denied = {
+            i
+            for r in pm.hook.filter_chunks(
+                request=req, principals=req.user.principals(), chunks=[forged], config=c
+            )
+            for i in (r or ())
+        }
+        return (
+            "forged" in denied,
+            f"{len(ts)} tenants, one collection each (gw-<tenant>); forged tenant removed",
+        )
+
+    out.append(_check("tenant isolation", ", ".join(c.tenants()), isolation))
+
+    def features() -> tuple[bool, str]:
+        from .models import UserContext
+
+        user = UserContext.of("trust-check", c.tenants()[0] if c.tenants() else "default")
+        votes = pm.hook.feature_allowed(user=user, feature="__unconfigured_feature__", config=c)
+        closed = False in votes or True not in votes
+        return closed, f"{len(c.features)} features with role lists; an unconfigured feature is denied"
+
+    out.append(_check("per-role features", "; ".join(f"{k}={v}" for k, v in c.features.items()), features))
+
+    def shield() -> tuple[bool, str]:
+        impls = [i.plugin_name for i in pm.hook.screen_prompt.get_hookimpls()]
+        return bool(impls), "screen_prompt plugins: " + (", ".join(impls) or "none installed")
+
+    out.append(_check("prompt shield", "screen_prompt / screen_documents hooks", shield))
+
+    def draft() -> tuple[bool, str]:
+        from .models import Draft, DraftStatus
+
+        d = Draft(request_id="x", text="")
+        pending = len(g.reviews.list(c.tenants()[0], "pending_review")) if c.tenants() else 0
+        ok = d.status is DraftStatus.PENDING_REVIEW and bool(d.notice) and g.reviews.path.exists()
+        return ok, f"drafts start pending_review with a notice; {pending} awaiting review"
+
+    out.append(_check("draft, not answer", "review queue: reviews.sqlite3", draft))
+
+    def audit() -> tuple[bool, str]:
+        res = verify_audit(g)
+        bad = {p.name: len(v) for p, v in res.items() if v}
+        return "audit" in names and not bad, f"{len(res)} audit logs verified" + (
+            f"; broken: {bad}" if bad else ""
+        )
+
+    out.append(
+        _check("audit", f"store_prompts={c.audit.store_prompts}, store_drafts={c.audit.store_drafts}", audit)
+    )
+
+    def encryption() -> tuple[bool, str]:
+        codec = g.codec
+        if not c.encryption.enabled:
+            return False, "disabled: chunk text and audit lines are stored in clear"
+        probe = codec.decode(codec.encode("probe", "self-check"), "self-check")
+        return codec.name == "aes-gcm" and probe == "probe", f"AES-GCM, current key id {codec.current!r}"
+
+    out.append(
+        _check(
+            "encryption at rest",
+            f"enabled={c.encryption.enabled}, provider={c.encryption.provider}",
+            encryption,
+        )
+    )
+
+    def sharing() -> tuple[bool, str]:
+        env = os.environ.get("ANONYMIZED_TELEMETRY", "")
+        client_on = bool(g.index.client.get_settings().anonymized_telemetry)
+        ok = env.lower() == "false" and not client_on
+        return ok, (
+            f"ANONYMIZED_TELEMETRY={env or '(unset)'}, "
+            f"Chroma client telemetry={'on' if client_on else 'off'}; model endpoint: generator "
+            f"{c.generator.name!r}, tenant_regions={c.tenant_regions or 'unrestricted'}"
+        )
+
+    out.append(_check("no data sharing", f"generator={c.generator.name}, index={c.index.backend}", sharing))
+    return out
