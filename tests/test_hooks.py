@@ -267,3 +267,31 @@ def test_hook_record_event(make_grounder, corpus) -> None:
     assert req.actor == "sam@example.com" and req.data["draft_id"] == draft.id
     assert {s["doc"] for s in req.data["sources"]} >= {c.doc_id for c in draft.citations}
     assert "prompt" not in req.data  # prompts are not stored by default
+
+
+def test_hook_register_key_providers(pm, make_grounder, corpus) -> None:
+    import base64
+    import os as _os
+
+    from groundwire.crypto import KeyProvider, parse_keys
+
+    providers = collect_registry(pm, "register_key_providers", lambda c: c.name)
+    assert {"env", "file"} <= set(providers)
+    key = base64.b64encode(_os.urandom(32)).decode()
+
+    class Fixed(KeyProvider):
+        name = "fixed-test"
+
+        def keyring(self):
+            return parse_keys([f"k9:{key}"], "fixed", None)
+
+    class P:
+        @hookimpl
+        def register_key_providers(self, register):
+            register(Fixed)
+
+    g = make_grounder({"kb": kb(corpus)}, extra_plugins=(P(),), encryption={"enabled": True, "provider": "fixed-test"})
+    g.sync()
+    stored = g.index.tenant("acme").collection.get(include=["documents"])["documents"]
+    assert stored and all(s.startswith("gw1:k9:") for s in stored)
+    assert "25 days" not in " ".join(stored)

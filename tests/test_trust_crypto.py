@@ -21,8 +21,8 @@ from groundwire.crypto import (
 )
 from groundwire.errors import IndexError_
 from groundwire.trust import rotate_keys
-from test_trust_audit import _write_toml
-from trust_helpers import ACME_HR, ACME_PUBLIC, grounder, make_config, new_key
+from .test_trust_audit import _write_toml
+from .trust_helpers import ACME_HR, ACME_PUBLIC, grounder, make_config, new_key
 
 
 def _enc(var: str = "GW_TEST_KEYS") -> dict:
