@@ -158,6 +158,8 @@ class TenantIndex:
         self.tenant = tenant
         self.collection = collection
         self.codec = codec
+        # bumped by every write through this object; in-memory caches (groundwire.retrieval) compare it
+        self.generation = 0
 
     # --- writes ------------------------------------------------------------------------------------
 
@@ -191,11 +193,13 @@ class TenantIndex:
                 }
             )
         self.collection.upsert(ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), documents=docs, metadatas=metas)
+        self.generation += 1  # after the write: a cache loaded during it sees the old number and reloads
 
     def delete_documents(self, connector: str, doc_ids: Iterable[str]) -> None:
         keys = [doc_key(connector, d) for d in doc_ids]
         for i in range(0, len(keys), 500):
             self.collection.delete(where={"doc_key": {"$in": keys[i : i + 500]}})
+        self.generation += 1
 
     def update_acl(self, connector: str, doc_id: str, acl: AccessControl, version: str) -> int:
         """Replace the ACL of every chunk of a document (no re-embedding). Returns the chunk count."""
@@ -204,10 +208,12 @@ class TenantIndex:
         if ids:
             meta = {**_acl_meta(acl), "acl_fp": acl.fingerprint(), "version": version}
             self.collection.update(ids=ids, metadatas=[meta] * len(ids))
+        self.generation += 1
         return len(ids)
 
     def delete_connector(self, connector: str) -> None:
         self.collection.delete(where={"connector": connector})
+        self.generation += 1
 
     # --- reads -------------------------------------------------------------------------------------
 
