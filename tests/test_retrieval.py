@@ -87,6 +87,8 @@ def test_fast_path_matches_chroma_permission_filter(client, specs, user, connect
         cos = {f"c{i}": float(unit[i] @ (q / np.linalg.norm(q))) for i in range(len(specs))}
         expected = sorted(allowed, key=lambda c: -cos[c])[:k]
         assert [round(cos[i], 5) for i in ids] == [round(cos[i], 5) for i in expected]
+    every = [f"c{i}" for i in range(len(specs))]
+    assert {c.id for c in tindex.get_chunks(every, user, conns)} == allowed  # same filter as Chroma's where
     chunks = fast.retrieve(q, user, conns, k)
     assert [c.id for c in chunks] == ids
     assert all(c.acl.grants(frozenset(user)) for c in chunks)
