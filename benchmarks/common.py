@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from groundwire import AccessControl
 from groundwire.index import Index, TenantIndex, make_client, principal_filter
 from groundwire.models import Chunk
