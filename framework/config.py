@@ -70,6 +70,15 @@ class RetrievalConfig(_Strict):
     chunk_size: int = Field(default=800, ge=100, le=8000, description="characters per chunk")
     chunk_overlap: int = Field(default=120, ge=0, le=2000)
     min_score: float = Field(default=0.0, ge=-1.0, le=1.0)
+    # fast path (groundwire.retrieval): "auto" = in-memory permission-aware search, "chroma" = where-filter
+    mode: Literal["auto", "chroma"] = "auto"
+    exact_max_rows: int = Field(default=20000, ge=0, description="exact scan up to this many rows")
+    overfetch: float = Field(default=4.0, ge=1.0, le=100.0)
+    refresh_seconds: float = Field(default=2.0, ge=0.0, description="how often to compare collection counts")
+    hybrid: bool = False
+    rrf_k: int = Field(default=60, ge=1)
+    dense_weight: float = Field(default=1.0, ge=0.0)
+    bm25_weight: float = Field(default=1.0, ge=0.0)
 
 
 class IndexConfig(_Strict):

@@ -37,6 +37,7 @@ from .models import (
     normalize_principal,
 )
 from .pluginmanager import collect_registry, make_plugin_manager
+from .retrieval import FastRetriever
 
 __all__ = ["BLOCKED_TEXT", "Grounder", "NO_SOURCES_TEXT"]
 
@@ -110,6 +111,7 @@ class Grounder:
         self._generator: Generator | None = None
         self._codec: Any = None
         self._reviews: Any = None
+        self._fast: dict[str, FastRetriever] = {}
 
     @classmethod
     def from_config(cls, path: str | Path, **kwargs: Any) -> Grounder:
@@ -307,6 +309,20 @@ class Grounder:
             names = [n for n in names if n in set(request.connectors)]
         return names
 
+    def fast_retriever(self, tenant: str) -> FastRetriever:
+        """The in-memory retriever of ``tenant`` (rebuilt if the tenant's index object changed)."""
+        tindex = self.index.tenant(tenant)
+        fast = self._fast.get(tenant)
+        if fast is None or fast.tindex is not tindex:
+            rc = self.config.retrieval
+            fast = FastRetriever(
+                tindex, exact_max_rows=rc.exact_max_rows, overfetch=rc.overfetch, hybrid=rc.hybrid,
+                rrf_k=rc.rrf_k, dense_weight=rc.dense_weight, bm25_weight=rc.bm25_weight,
+                candidates=rc.candidates, refresh_seconds=rc.refresh_seconds,
+            )
+            self._fast[tenant] = fast
+        return fast
+
     def retrieve(self, request: GroundingRequest) -> list[Chunk]:
         """Steps 3-4: pre-filtered search, then the fail-closed re-check (deny wins)."""
         principals = self.principals(request.user)
@@ -315,7 +331,13 @@ class Grounder:
             return []
         vec = self.embedder.embed_query(request.prompt)
         tindex = self.index.tenant(request.user.tenant)
-        candidates = tindex.query(vec, principals, connectors, max(request.top_k, self.config.retrieval.candidates))
+        n = max(request.top_k, self.config.retrieval.candidates)
+        if self.config.retrieval.mode == "auto":
+            candidates = self.fast_retriever(request.user.tenant).retrieve(
+                vec, principals, connectors, n, text=request.prompt
+            )
+        else:
+            candidates = tindex.query(vec, principals, connectors, n)
         denied: set[str] = set()
         for result in self.pm.hook.filter_chunks(
             request=request, principals=principals, chunks=candidates, config=self.config

@@ -1,0 +1,167 @@
+"""Plain benchmark runner: ``python -m benchmarks.run --sizes 1000,10000,100000``.
+
+For every corpus size and ACL selectivity it measures, in one process against the same Chroma
+collection: Groundwire's fast path (ids only, and with payloads via ``get_chunks``) and LangChain's
+Chroma vector store with the equivalent ``where`` filter. It prints p50/p95 latency, QPS, recall@10
+against exact search over the allowed set, short results, the Groundwire/baseline ratio, ingest rates,
+end-to-end latency (MiniLM query embedding + retrieval) and peak RSS; writes a PNG plot and a JSON file
+to ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any
+
+import numpy as np
+from groundwire.retrieval import FastRetriever
+
+from benchmarks.common import (
+    CONNECTORS,
+    RESULTS,
+    SELECTIVITIES,
+    K,
+    baseline_search,
+    langchain_baseline,
+    load_corpus,
+    peak_rss_mb,
+    recall,
+    user_principals,
+)
+
+
+def _stats(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms)
+    p50, p95 = np.percentile(a, [50, 95])
+    return {"p50": float(p50), "p95": float(p95), "qps": 1000.0 / float(a.mean())}
+
+
+def measure_cell(
+    corpus: Any, fast: FastRetriever, store: Any, s: float, queries: np.ndarray
+) -> dict[str, Any]:
+    principals, where = user_principals(s), corpus.where(s)
+    allowed = int(corpus.allowed_mask(s).sum())
+    out: dict[str, Any] = {"size": corpus.n, "selectivity": s, "allowed": allowed}
+    for system in ("groundwire", "groundwire+payload", "langchain"):
+        times, recalls, short, plans = [], [], 0, set()
+        for q in queries:
+            truth = corpus.truth(q, s)
+            t0 = time.perf_counter()
+            if system == "groundwire":
+                res = fast.search(q, principals, CONNECTORS, K)
+                ids = [h.id for h in res.hits]
+                plans.add(res.plan)
+            elif system == "groundwire+payload":
+                ids = [c.id for c in fast.retrieve(q, principals, CONNECTORS, K)]
+            else:
+                ids = baseline_search(store, q, where)
+            times.append((time.perf_counter() - t0) * 1000)
+            recalls.append(recall(ids, truth))
+            short += int(len(ids) < min(K, allowed))
+        out[system] = {**_stats(times), "recall": float(np.mean(recalls)), "short": short,
+                       "plan": ",".join(sorted(plans))}
+    out["ratio"] = out["langchain"]["p50"] / out["groundwire"]["p50"]
+    out["ratio_payload"] = out["langchain"]["p50"] / out["groundwire+payload"]["p50"]
+    return out
+
+
+def end_to_end(corpus: Any, fast: FastRetriever, backend: str, n: int = 60) -> dict[str, float]:
+    """MiniLM query embedding (uncached, distinct SciFact claims) + fast retrieval with payloads at 10%."""
+    from groundwire.plugins.embedders import MiniLMEmbedder
+
+    from benchmarks.beir import load_queries
+
+    emb = MiniLMEmbedder(backend=backend)
+    emb.warm_up()
+    texts = list(load_queries(os.environ.get("SCIFACT", "/work/shared/data/scifact")).values())[: n + 5]
+    for t in texts[:5]:
+        emb.embed_query(t)
+    embed_ms, total_ms = [], []
+    for t in texts[5:]:
+        t0 = time.perf_counter()
+        v = emb.embed_query(t)
+        t1 = time.perf_counter()
+        fast.retrieve(v, user_principals(0.1), CONNECTORS, K)
+        t2 = time.perf_counter()
+        embed_ms.append((t1 - t0) * 1000)
+        total_ms.append((t2 - t0) * 1000)
+    docs = texts[:256] * 2
+    t0 = time.perf_counter()
+    emb.embed_documents(docs)
+    rate = len(docs) / (time.perf_counter() - t0)
+    return {"embed_p50": float(np.median(embed_ms)), "e2e_p50": float(np.median(total_ms)),
+            "e2e_p95": float(np.percentile(total_ms, 95)), "embed_docs_per_s": rate}
+
+
+def plot(rows: list[dict[str, Any]], path: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(SELECTIVITIES), figsize=(4 * len(SELECTIVITIES), 3.5), sharey=True)
+    for ax, s in zip(np.atleast_1d(axes), SELECTIVITIES, strict=True):
+        cells = sorted((r for r in rows if r["selectivity"] == s), key=lambda r: r["size"])
+        sizes = [r["size"] for r in cells]
+        for system, style in (("groundwire", "o-"), ("groundwire+payload", "s--"), ("langchain", "x-")):
+            ax.plot(sizes, [r[system]["p50"] for r in cells], style, label=system)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"selectivity {s:.1%}")
+        ax.set_xlabel("chunks")
+    np.atleast_1d(axes)[0].set_ylabel("p50 latency (ms)")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--backend", default="torch", help="MiniLM backend for the end-to-end figure")
+    ap.add_argument("--no-e2e", action="store_true")
+    args = ap.parse_args(argv)
+    sizes = [int(x) for x in args.sizes.split(",")]
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    for n in sizes:
+        corpus = load_corpus(n)
+        fast = FastRetriever(corpus.tindex)
+        t0 = time.perf_counter()
+        fast.snapshot()
+        extra[f"cache_load_s_{n}"] = time.perf_counter() - t0
+        extra[f"insert_chunks_per_s_{n}"] = corpus.insert_per_s
+        store = langchain_baseline(corpus)
+        queries = corpus.queries(args.queries)
+        for s in SELECTIVITIES:
+            rows.append(measure_cell(corpus, fast, store, s, queries))
+        if n == max(sizes) and not args.no_e2e:
+            extra.update(end_to_end(corpus, fast, args.backend))
+    extra["peak_rss_mb"] = peak_rss_mb()
+    head = (f"{'size':>7} {'sel':>6} {'allowed':>7} | {'gw p50':>7} {'p95':>7} {'QPS':>7} {'rec':>5} "
+            f"{'short':>5} {'plan':>9} | {'+payload':>8} | {'lc p50':>7} {'p95':>7} {'rec':>5} "
+            f"{'short':>5} | {'ratio':>6} {'ratio+p':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        g, p, b = r["groundwire"], r["groundwire+payload"], r["langchain"]
+        print(f"{r['size']:>7} {r['selectivity']:>6.1%} {r['allowed']:>7} | {g['p50']:>7.3f} "
+              f"{g['p95']:>7.3f} "
+              f"{g['qps']:>7.0f} {g['recall']:>5.3f} {g['short']:>5} {g['plan']:>9} | {p['p50']:>8.3f} | "
+              f"{b['p50']:>7.2f} {b['p95']:>7.2f} {b['recall']:>5.3f} {b['short']:>5} | "
+              f"{r['ratio']:>5.1f}x {r['ratio_payload']:>6.1f}x")
+    print("(latencies in ms; ratio = langchain p50 / groundwire p50)")
+    for key, val in extra.items():
+        print(f"{key}: {val:.2f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    plot(rows, RESULTS / "latency.png")
+    (RESULTS / "results.json").write_text(json.dumps({"cells": rows, "extra": extra}, indent=2))
+    print(f"wrote {RESULTS / 'latency.png'} and {RESULTS / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
