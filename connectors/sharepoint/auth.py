@@ -71,9 +71,11 @@ class MsalTokenProvider:
             path = Path(s.certificate_path).expanduser()
             if not path.is_absolute() and config_dir is not None:
                 path = Path(config_dir) / path
-            password = _env(s.certificate_password_env, connector, "certificate_password_env") if (
-                s.certificate_password_env
-            ) else None
+            password = (
+                _env(s.certificate_password_env, connector, "certificate_password_env")
+                if (s.certificate_password_env)
+                else None
+            )
             if path.suffix.casefold() == ".pfx":
                 credential = {"private_key_pfx_path": str(path)}
                 if password:
@@ -82,8 +84,11 @@ class MsalTokenProvider:
                 try:
                     pem = path.read_text(encoding="utf-8")
                 except OSError as exc:
-                    raise ConfigError("<sharepoint>", f"connectors.{connector}.certificate_path",
-                                      f"cannot read {path}: {exc}") from None
+                    raise ConfigError(
+                        "<sharepoint>",
+                        f"connectors.{connector}.certificate_path",
+                        f"cannot read {path}: {exc}",
+                    ) from None
                 credential = {"private_key": pem, "thumbprint": s.certificate_thumbprint}
                 if "BEGIN CERTIFICATE" in pem:
                     credential["public_certificate"] = pem  # sends x5c: enables subject-name/issuer auth

@@ -176,7 +176,7 @@ class SharePointConnector(Connector):
         # sites and libraries that are no longer configured or no longer exist
         for doc_id in sorted(self._indexed):
             if doc_id.startswith(PAGE_PREFIX):
-                site_id = doc_id[len(PAGE_PREFIX):].rsplit("/", 1)[0]
+                site_id = doc_id[len(PAGE_PREFIX) :].rsplit("/", 1)[0]
                 gone = site_id not in live_sites and site_id not in kept_sites
             else:
                 drive_id = doc_id.split("/", 1)[0]
@@ -242,8 +242,12 @@ class SharePointConnector(Connector):
                             self.name, f"library {drive_id} asked for a resync {resyncs} times in a row"
                         ) from exc
                     resyncs += 1
-                    self.log.warning("%s: library %s needs a resync (%s); enumerating it again",
-                                     self.name, drive_id, exc.code or "410 Gone")
+                    self.log.warning(
+                        "%s: library %s needs a resync (%s); enumerating it again",
+                        self.name,
+                        drive_id,
+                        exc.code or "410 Gone",
+                    )
                     url, full, seen = exc.location or self._delta_start(drive_id), True, set()
                     continue
                 if exc.status in (403, 404):
@@ -279,7 +283,7 @@ class SharePointConnector(Connector):
         prefix = f"{drive_id}/"
         todo = sorted(k for k in self._indexed if k.startswith(prefix) and k not in touched)
         for n, doc_id in enumerate(todo, 1):
-            item_id = doc_id[len(prefix):]
+            item_id = doc_id[len(prefix) :]
             acl = yield from self._acl(site_id, drive_id, item_id, doc_id)
             if acl is not None:
                 old = self._indexed.get(doc_id, "")
@@ -312,8 +316,11 @@ class SharePointConnector(Connector):
             return None
         acl = acl_from_permissions(perms, self.s, site_id)
         if not acl.allow:
-            yield Skipped(doc_id, "its permissions grant no user, group or tenant-wide principal Groundwire "
-                                  "can represent: visible to nobody, so not indexed")
+            yield Skipped(
+                doc_id,
+                "its permissions grant no user, group or tenant-wide principal Groundwire "
+                "can represent: visible to nobody, so not indexed",
+            )
             yield from self._gone(doc_id)
             return None
         return acl
@@ -406,8 +413,11 @@ class SharePointConnector(Connector):
         indexed = {k for k in self._indexed if k.startswith(prefix)}
         allow = self.s.pages_allow.get(ref) or self.s.pages_allow.get(site_id) or self.s.pages_allow.get("*")
         if not allow:
-            yield Skipped(f"pages of {ref}", "no pages_allow entry for this site: its pages would be visible "
-                                            "to nobody, so they are not indexed")
+            yield Skipped(
+                f"pages of {ref}",
+                "no pages_allow entry for this site: its pages would be visible "
+                "to nobody, so they are not indexed",
+            )
             for doc_id in sorted(indexed):
                 yield self._delete(doc_id)
             return
@@ -458,4 +468,3 @@ class SharePointConnector(Connector):
         for doc_id in sorted(indexed - present):
             yield self._delete(doc_id)
         yield Checkpoint(copy.deepcopy(st))
-

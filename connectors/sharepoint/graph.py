@@ -43,8 +43,11 @@ class GraphError(Exception):
     def __init__(self, status: int, url: str, code: str = "", message: str = "", location: str | None = None):
         self.status, self.url, self.code, self.message, self.location = status, url, code, message, location
         path = httpx.URL(url).path
-        super().__init__(f"HTTP {status} from Graph for {path}" + (f": {code}" if code else "")
-                         + (f" ({message})" if message else ""))
+        super().__init__(
+            f"HTTP {status} from Graph for {path}"
+            + (f": {code}" if code else "")
+            + (f" ({message})" if message else "")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +99,12 @@ class GraphClient:
         self.rng = rng
         self.base = settings.graph_url.rstrip("/")
         self.origin = self._origin(self.check_url(self.base))
-        self.http = httpx.Client(timeout=settings.timeout, follow_redirects=False, transport=transport,
-                                 headers={"Accept": "application/json"})
+        self.http = httpx.Client(
+            timeout=settings.timeout,
+            follow_redirects=False,
+            transport=transport,
+            headers={"Accept": "application/json"},
+        )
         self.requests = 0
         self.retries = 0
 
@@ -147,8 +154,14 @@ class GraphClient:
                     raise _TooLarge(len(buf))
             return Reply(r.status_code, r.headers, bytes(buf), str(r.url))
 
-    def get(self, url: str, *, auth: bool = True, headers: Mapping[str, str] | None = None,
-            limit: int = _JSON_LIMIT) -> Reply:
+    def get(
+        self,
+        url: str,
+        *,
+        auth: bool = True,
+        headers: Mapping[str, str] | None = None,
+        limit: int = _JSON_LIMIT,
+    ) -> Reply:
         """GET with retries. Returns the final reply, whatever its status (callers check it)."""
         u = self.check_url(self.url(url))
         if auth and self._origin(u) != self.origin:

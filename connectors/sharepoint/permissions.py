@@ -95,8 +95,11 @@ def principals_of_identity_set(
         if found:
             out.update(found[0])
         else:
-            log.info("SharePoint group %r of site %s is not mapped in site_groups; it grants nobody",
-                     site_group.get("displayName") or site_group.get("id"), site_id)
+            log.info(
+                "SharePoint group %r of site %s is not mapped in site_groups; it grants nobody",
+                site_group.get("displayName") or site_group.get("id"),
+                site_id,
+            )
     return out
 
 
@@ -123,7 +126,9 @@ def _identity_sets(perm: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
 
 
 def acl_from_permissions(
-    permissions: Iterable[Mapping[str, Any]], settings: SharePointSettings, site_id: str = "",
+    permissions: Iterable[Mapping[str, Any]],
+    settings: SharePointSettings,
+    site_id: str = "",
     now: datetime | None = None,
 ) -> AccessControl:
     """The read ACL of an item from its ``/permissions`` collection (see the module docstring)."""

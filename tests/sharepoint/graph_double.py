@@ -42,8 +42,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-__all__ = ["GraphDouble", "Perm", "anonymous_link", "group_perm", "org_link", "site_group_perm",
-           "user_perm", "users_link"]
+__all__ = [
+    "GraphDouble",
+    "Perm",
+    "anonymous_link",
+    "group_perm",
+    "org_link",
+    "site_group_perm",
+    "user_perm",
+    "users_link",
+]
 
 _ids = itertools.count(1)
 
@@ -125,8 +133,9 @@ class GraphDouble:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.graph_url = f"{self.url}/v1.0"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="graph-double",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="graph-double", daemon=True
+        )
         self.thread.start()
 
     def stop(self) -> None:
@@ -168,15 +177,23 @@ class GraphDouble:
         item.modified = datetime.now(UTC)
         drive.items[item.id] = item
 
-    def add_folder(self, drive_id: str, name: str, parent: str | None = None, perms: list[Perm] | None = None) -> str:
+    def add_folder(
+        self, drive_id: str, name: str, parent: str | None = None, perms: list[Perm] | None = None
+    ) -> str:
         with self.lock:
             d = self.drives[drive_id]
             item = Item(_new_id("01F"), name, parent or d.root, True, perms=perms)
             self._touch(d, item)
             return item.id
 
-    def add_file(self, drive_id: str, name: str, content: bytes | str, parent: str | None = None,
-                 perms: list[Perm] | None = None) -> str:
+    def add_file(
+        self,
+        drive_id: str,
+        name: str,
+        content: bytes | str,
+        parent: str | None = None,
+        perms: list[Perm] | None = None,
+    ) -> str:
         with self.lock:
             d = self.drives[drive_id]
             data = content.encode() if isinstance(content, str) else content
@@ -258,8 +275,13 @@ class GraphDouble:
         """(drive id, item) of every file that exists now, in the given sites (default: all)."""
         with self.lock:
             wanted = set(site_ids) if site_ids is not None else set(self.sites)
-            return [(d.id, it) for d in self.drives.values() if d.site_id in wanted
-                    for it in d.items.values() if not it.folder and not it.deleted]
+            return [
+                (d.id, it)
+                for d in self.drives.values()
+                if d.site_id in wanted
+                for it in d.items.values()
+                if not it.folder and not it.deleted
+            ]
 
     def expected_allow(self, drive_id: str, item_id: str) -> frozenset[str]:
         with self.lock:
@@ -299,18 +321,27 @@ class GraphDouble:
             out["root"] = {}
             out["name"] = "root"
         if item.folder:
-            out["folder"] = {"childCount": sum(1 for c in d.items.values() if c.parent == item.id and not c.deleted)}
+            out["folder"] = {
+                "childCount": sum(1 for c in d.items.values() if c.parent == item.id and not c.deleted)
+            }
         else:
-            out["file"] = {"mimeType": "application/octet-stream",
-                           "hashes": {"quickXorHash": base64.b64encode(hashlib.sha1(item.content).digest()).decode()}}
+            out["file"] = {
+                "mimeType": "application/octet-stream",
+                "hashes": {"quickXorHash": base64.b64encode(hashlib.sha1(item.content).digest()).decode()},
+            }
             out["@microsoft.graph.downloadUrl"] = (
                 f"{self.url}/download/{quote(d.id)}/{item.id}?sig={self._sign(d.id, item.id)}&v={item.ctag}"
             )
         return out
 
     def site_json(self, s: Site) -> dict[str, Any]:
-        return {"id": s.id, "name": s.name, "displayName": s.name, "webUrl": f"https://{s.hostname}{s.path}",
-                "siteCollection": {"hostname": s.hostname}}
+        return {
+            "id": s.id,
+            "name": s.name,
+            "displayName": s.name,
+            "webUrl": f"https://{s.hostname}{s.path}",
+            "siteCollection": {"hostname": s.hostname},
+        }
 
     def page_json(self, s: Site, p: Page, expand: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -325,10 +356,28 @@ class GraphDouble:
             "publishingState": {"level": "published", "versionId": f"{p.etag}.0"},
         }
         if expand:
-            out["canvasLayout"] = {"horizontalSections": [{"id": "1", "layout": "oneColumn", "emphasis": "none",
-                                   "columns": [{"id": "1", "width": 12, "webparts": [
-                                       {"@odata.type": "#microsoft.graph.textWebPart", "id": f"wp-{p.id}",
-                                        "innerHtml": p.html}]}]}]}
+            out["canvasLayout"] = {
+                "horizontalSections": [
+                    {
+                        "id": "1",
+                        "layout": "oneColumn",
+                        "emphasis": "none",
+                        "columns": [
+                            {
+                                "id": "1",
+                                "width": 12,
+                                "webparts": [
+                                    {
+                                        "@odata.type": "#microsoft.graph.textWebPart",
+                                        "id": f"wp-{p.id}",
+                                        "innerHtml": p.html,
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ]
+            }
         return out
 
     # --- delta ------------------------------------------------------------------------------------------
@@ -338,7 +387,8 @@ class GraphDouble:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     def _delta_url(self, d: Drive, base: int, cursor: int, top: int) -> str:
-        return f"{self.graph_url}/drives/{quote(d.id)}/root/delta?token={self._token(d, base, cursor)}&$top={top}"
+        token = self._token(d, base, cursor)
+        return f"{self.graph_url}/drives/{quote(d.id)}/root/delta?token={token}&$top={top}"
 
     def delta(self, d: Drive, token: str | None, top: int) -> tuple[int, dict[str, Any], dict[str, str]]:
         base = cursor = 0
@@ -349,8 +399,11 @@ class GraphDouble:
                 return 400, _err("invalidRequest", "bad token"), {}
             if t["g"] != d.generation:
                 fresh = self._delta_url(d, 0, 0, top)
-                body = _err("resyncRequired", "Resync required. Replace any local items with the server's version "
-                            "(including deletes).", inner="resyncChangesApplyDifferences")
+                body = _err(
+                    "resyncRequired",
+                    "Resync required. Replace any local items with the server's version (including deletes).",
+                    inner="resyncChangesApplyDifferences",
+                )
                 return 410, body, {"Location": fresh}
             base, cursor = t["b"], t["c"]
         start = max(base, cursor)
@@ -358,8 +411,10 @@ class GraphDouble:
         if base == 0 and cursor == 0:
             todo = [it for it in todo if not it.deleted]  # a first enumeration lists what exists
         page = todo[:top]
-        body: dict[str, Any] = {"@odata.context": f"{self.graph_url}/$metadata#Collection(driveItem)",
-                                "value": [self.item_json(d, it) for it in page]}
+        body: dict[str, Any] = {
+            "@odata.context": f"{self.graph_url}/$metadata#Collection(driveItem)",
+            "value": [self.item_json(d, it) for it in page],
+        }
         if len(todo) > top:
             body["@odata.nextLink"] = self._delta_url(d, base, page[-1].seq, top)
         else:
@@ -380,7 +435,9 @@ class GraphDouble:
         elif style == "fraction":
             headers["Retry-After"] = "0.01"
         elif style == "date":
-            headers["Retry-After"] = email.utils.format_datetime(datetime.now(UTC) - timedelta(seconds=5), usegmt=True)
+            headers["Retry-After"] = email.utils.format_datetime(
+                datetime.now(UTC) - timedelta(seconds=5), usegmt=True
+            )
         elif status == 429:
             headers["Retry-After"] = "0"
         code = "TooManyRequests" if status == 429 else "serviceNotAvailable"
@@ -397,7 +454,7 @@ class GraphDouble:
                 return 404, _err("itemNotFound", "no such path"), {}
             if auth != f"Bearer {self.token}":
                 return 401, _err("InvalidAuthenticationToken", "Access token is empty or invalid."), {}
-            return self._graph(path[len("/v1.0"):], query)
+            return self._graph(path[len("/v1.0") :], query)
 
     def _download(self, path: str) -> tuple[int, Any, dict[str, str]]:
         parts = path.split("/")
@@ -453,9 +510,23 @@ class GraphDouble:
         if not rest:
             return 200, self.site_json(site), {}
         if rest == ["drives"]:
-            return 200, self._paged(q, [{"id": d, "name": self.drives[d].name, "driveType": "documentLibrary",
-                                        "webUrl": f"{self.site_url(site.id)}/{quote(self.drives[d].name)}"}
-                                       for d in site.drives], f"/sites/{quote(site.id)}/drives"), {}
+            return (
+                200,
+                self._paged(
+                    q,
+                    [
+                        {
+                            "id": d,
+                            "name": self.drives[d].name,
+                            "driveType": "documentLibrary",
+                            "webUrl": f"{self.site_url(site.id)}/{quote(self.drives[d].name)}",
+                        }
+                        for d in site.drives
+                    ],
+                    f"/sites/{quote(site.id)}/drives",
+                ),
+                {},
+            )
         if rest == ["pages", "microsoft.graph.sitePage"]:
             pages = [self.page_json(site, p, False) for p in site.pages.values()]
             return 200, self._paged(q, pages, f"/sites/{quote(site.id)}/pages/microsoft.graph.sitePage"), {}
@@ -468,7 +539,7 @@ class GraphDouble:
 
     def _paged(self, q: dict[str, str], values: list[dict[str, Any]], path: str) -> dict[str, Any]:
         skip = int(q.get("$skiptoken") or 0)
-        out: dict[str, Any] = {"value": values[skip: skip + self.page_size]}
+        out: dict[str, Any] = {"value": values[skip : skip + self.page_size]}
         if skip + self.page_size < len(values):
             out["@odata.nextLink"] = f"{self.graph_url}{path}?$skiptoken={skip + self.page_size}"
         return out
@@ -518,9 +589,17 @@ def _handler(double: GraphDouble) -> type[BaseHTTPRequestHandler]:
 
 def user_perm(email_addr: str, object_id: str, roles: tuple[str, ...] = ("read",)) -> Perm:
     """A direct grant to a user (sharePointIdentitySet with user and siteUser)."""
-    body = {"roles": list(roles), "grantedToV2": {
-        "user": {"id": object_id, "displayName": email_addr.split("@")[0].title(), "email": email_addr},
-        "siteUser": {"id": "7", "displayName": email_addr, "loginName": f"i:0#.f|membership|{email_addr}"}}}
+    body = {
+        "roles": list(roles),
+        "grantedToV2": {
+            "user": {"id": object_id, "displayName": email_addr.split("@")[0].title(), "email": email_addr},
+            "siteUser": {
+                "id": "7",
+                "displayName": email_addr,
+                "loginName": f"i:0#.f|membership|{email_addr}",
+            },
+        },
+    }
     return Perm(body, frozenset({f"user:{email_addr.casefold()}", f"user:{object_id.casefold()}"}))
 
 
@@ -532,30 +611,51 @@ def group_perm(group_id: str, name: str = "Group") -> Perm:
 
 def site_group_perm(group_id: str, name: str, expect: Iterable[str] = ()) -> Perm:
     """A grant to a SharePoint site group; maps to what the test configured for it in site_groups."""
-    body = {"roles": ["read"], "grantedToV2": {"siteGroup": {"id": group_id, "displayName": name,
-                                                            "loginName": name}}}
+    body = {
+        "roles": ["read"],
+        "grantedToV2": {"siteGroup": {"id": group_id, "displayName": name, "loginName": name}},
+    }
     return Perm(body, frozenset(expect))
 
 
 def org_link(tenant_wide: bool = True) -> Perm:
     """An organization sharing link (everyone in the tenant, if the connector is configured so)."""
-    body = {"roles": ["read"], "link": {"scope": "organization", "type": "view",
-                                        "webUrl": "https://contoso.sharepoint.com/:w:/s/x/org"}}
+    body = {
+        "roles": ["read"],
+        "link": {
+            "scope": "organization",
+            "type": "view",
+            "webUrl": "https://contoso.sharepoint.com/:w:/s/x/org",
+        },
+    }
     return Perm(body, frozenset({"everyone"}) if tenant_wide else frozenset())
 
 
 def anonymous_link(counted: bool = False) -> Perm:
-    body = {"roles": ["read"], "link": {"scope": "anonymous", "type": "view",
-                                        "webUrl": "https://contoso.sharepoint.com/:w:/s/x/anon"}}
+    body = {
+        "roles": ["read"],
+        "link": {
+            "scope": "anonymous",
+            "type": "view",
+            "webUrl": "https://contoso.sharepoint.com/:w:/s/x/anon",
+        },
+    }
     return Perm(body, frozenset({"everyone"}) if counted else frozenset())
 
 
 def users_link(*users: tuple[str, str]) -> Perm:
     """A specific-people link: grantedToIdentitiesV2 lists the (email, object id) users."""
-    ids = [{"user": {"id": oid, "displayName": e, "email": e},
-            "siteUser": {"id": str(i), "displayName": e, "loginName": f"i:0#.f|membership|{e}"}}
-           for i, (e, oid) in enumerate(users, 20)]
-    body = {"roles": ["read"], "grantedToIdentitiesV2": ids,
-            "link": {"scope": "users", "type": "view", "webUrl": "https://contoso.sharepoint.com/:w:/s/x/ppl"}}
+    ids = [
+        {
+            "user": {"id": oid, "displayName": e, "email": e},
+            "siteUser": {"id": str(i), "displayName": e, "loginName": f"i:0#.f|membership|{e}"},
+        }
+        for i, (e, oid) in enumerate(users, 20)
+    ]
+    body = {
+        "roles": ["read"],
+        "grantedToIdentitiesV2": ids,
+        "link": {"scope": "users", "type": "view", "webUrl": "https://contoso.sharepoint.com/:w:/s/x/ppl"},
+    }
     expect = {f"user:{e.casefold()}" for e, _ in users} | {f"user:{o.casefold()}" for _, o in users}
     return Perm(body, frozenset(expect))

@@ -9,7 +9,6 @@ from typing import Any
 
 from conftest import TOKEN_ENV
 from graph_double import GraphDouble
-
 from groundwire import Grounder, GroundingRequest, UserContext, config_from_dict
 from groundwire.connectors.sharepoint import file_doc_id, page_doc_id
 from groundwire.index import NOBODY
@@ -114,14 +113,18 @@ def make_grounder(tmp_path: Path, graph: GraphDouble, sites: list[str], **settin
 
 def index_state(g: Grounder, connector: str = "sp") -> dict[str, dict[str, Any]]:
     """doc id -> {"allow", "text", "uri", "title", "positions"} read back from the index."""
-    got = g.index.tenant(TENANT).collection.get(where={"connector": connector}, include=["metadatas", "documents"])
+    got = g.index.tenant(TENANT).collection.get(
+        where={"connector": connector}, include=["metadatas", "documents"]
+    )
     docs: dict[str, dict[str, Any]] = {}
     import json
 
     for cid, stored, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
         payload = json.loads(g.index.codec.decode(stored, cid))
-        d = docs.setdefault(str(meta["doc_id"]), {"allow": set(), "parts": {}, "uri": payload["uri"].split("#")[0],
-                                                  "title": payload["title"]})
+        d = docs.setdefault(
+            str(meta["doc_id"]),
+            {"allow": set(), "parts": {}, "uri": payload["uri"].split("#")[0], "title": payload["title"]},
+        )
         d["allow"] = {p for p in meta["acl_allow"] if p != NOBODY}
         d["parts"][int(meta["position"])] = payload["text"]
     for d in docs.values():
@@ -130,9 +133,13 @@ def index_state(g: Grounder, connector: str = "sp") -> dict[str, dict[str, Any]]
     return docs
 
 
-def expected_state(graph: GraphDouble, site_ids: list[str], pages_allow: frozenset[str] = frozenset(),
-                   max_bytes: int | None = None, supported: tuple[str, ...] = (
-                       ".txt", ".md", ".html", ".pdf", ".docx", ".pptx", ".xlsx")) -> dict[str, dict[str, Any]]:
+def expected_state(
+    graph: GraphDouble,
+    site_ids: list[str],
+    pages_allow: frozenset[str] = frozenset(),
+    max_bytes: int | None = None,
+    supported: tuple[str, ...] = (".txt", ".md", ".html", ".pdf", ".docx", ".pptx", ".xlsx"),
+) -> dict[str, dict[str, Any]]:
     """What the index must hold: every readable, supported file and page of the sites, with its ACL."""
     out: dict[str, dict[str, Any]] = {}
     for drive_id, item in graph.live_files(site_ids):
@@ -147,8 +154,10 @@ def expected_state(graph: GraphDouble, site_ids: list[str], pages_allow: frozens
         for sid in site_ids:
             site = graph.sites[sid]
             for p in site.pages.values():
-                out[page_doc_id(sid, p.id)] = {"allow": set(pages_allow),
-                                               "uri": graph.page_json(site, p, False)["webUrl"]}
+                out[page_doc_id(sid, p.id)] = {
+                    "allow": set(pages_allow),
+                    "uri": graph.page_json(site, p, False)["webUrl"],
+                }
     return out
 
 

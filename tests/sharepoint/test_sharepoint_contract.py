@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from conftest import TOKEN_ENV
 from graph_double import GraphDouble, Perm, group_perm, org_link, user_perm
-
 from groundwire import Connector, ConnectorContext
 from groundwire.connectors.sharepoint import SharePointConnector, SharePointSettings, file_doc_id
 from groundwire.testing import ConnectorContract, SourceController
@@ -76,6 +75,7 @@ class TestSharePointContract(ConnectorContract):
             include_pages=False,
             backoff_base=0.001,
         )
-        ctx = ConnectorContext(indexed=indexed, data_dir=self.tmp, config_dir=self.tmp,
-                               logger=logging.getLogger("test"))
+        ctx = ConnectorContext(
+            indexed=indexed, data_dir=self.tmp, config_dir=self.tmp, logger=logging.getLogger("test")
+        )
         return SharePointConnector("sp", "acme", settings, ctx)

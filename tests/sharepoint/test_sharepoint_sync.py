@@ -9,7 +9,16 @@ import json
 from pathlib import Path
 
 import pytest
-from graph_double import GraphDouble, anonymous_link, group_perm, org_link, site_group_perm, user_perm, users_link
+from graph_double import (
+    GraphDouble,
+    anonymous_link,
+    group_perm,
+    org_link,
+    site_group_perm,
+    user_perm,
+    users_link,
+)
+from groundwire.connectors.sharepoint import file_doc_id, page_doc_id
 from helpers import (
     assert_index_matches,
     cited_docs,
@@ -22,8 +31,6 @@ from helpers import (
     retrieved_docs,
     xlsx_bytes,
 )
-
-from groundwire.connectors.sharepoint import file_doc_id, page_doc_id
 
 pytestmark = pytest.mark.integration
 
@@ -47,23 +54,40 @@ class Intranet:
         self.private = g.add_folder(self.docs, "Private", perms=[user_perm(*ALICE)])
         self.archive = g.add_folder(self.docs, "Archive")
         self.f = {
-            "handbook": g.add_file(self.docs, "handbook.docx", docx_bytes(
-                "Employee handbook", "Onboarding", "Every zebracorn joins the onboarding walkthrough."),
-                parent=self.policies),
-            "leave": g.add_file(self.docs, "leave.md", "# Leave\n\nAnnual quokkaleave is 30 days.\n",
-                                parent=self.policies),
-            "budget": g.add_file(self.docs, "budget.xlsx", xlsx_bytes(
-                {"Plan": [["item", "amount"], ["narwhalbudget", 1200]]}), perms=[group_perm(FIN, "Finance")]),
-            "review": g.add_file(self.docs, "review.txt", "Alice axolotlreview: exceeds expectations.",
-                                 parent=self.private),
-            "deck": g.add_file(self.docs, "deck.pptx", pptx_bytes([("Kickoff", "The pangolinplan for 2026.")]),
-                               perms=[org_link(), group_perm(HR)]),
+            "handbook": g.add_file(
+                self.docs,
+                "handbook.docx",
+                docx_bytes(
+                    "Employee handbook", "Onboarding", "Every zebracorn joins the onboarding walkthrough."
+                ),
+                parent=self.policies,
+            ),
+            "leave": g.add_file(
+                self.docs, "leave.md", "# Leave\n\nAnnual quokkaleave is 30 days.\n", parent=self.policies
+            ),
+            "budget": g.add_file(
+                self.docs,
+                "budget.xlsx",
+                xlsx_bytes({"Plan": [["item", "amount"], ["narwhalbudget", 1200]]}),
+                perms=[group_perm(FIN, "Finance")],
+            ),
+            "review": g.add_file(
+                self.docs, "review.txt", "Alice axolotlreview: exceeds expectations.", parent=self.private
+            ),
+            "deck": g.add_file(
+                self.docs,
+                "deck.pptx",
+                pptx_bytes([("Kickoff", "The pangolinplan for 2026.")]),
+                perms=[org_link(), group_perm(HR)],
+            ),
             "guide": g.add_file(self.docs, "guide.pdf", pdf_bytes("The capybaraguide explains expenses.")),
-            "faq": g.add_file(self.docs, "faq.html", "<html><body><h1>FAQ</h1><p>Ask the okapifaq desk.</p>"
-                                                     "</body></html>"),
+            "faq": g.add_file(
+                self.docs, "faq.html", "<html><body><h1>FAQ</h1><p>Ask the okapifaq desk.</p></body></html>"
+            ),
             "old": g.add_file(self.docs, "old.txt", "The dodoarchive memo.", parent=self.archive),
-            "shared": g.add_file(self.docs, "shared.txt", "The tapirshare note.",
-                                 perms=[users_link(BOB), anonymous_link()]),
+            "shared": g.add_file(
+                self.docs, "shared.txt", "The tapirshare note.", perms=[users_link(BOB), anonymous_link()]
+            ),
             "web": g.add_file(self.docs, "notes.aspx", "<%@ Page %>"),
             "big": g.add_file(self.docs, "big.txt", "x" * 150_000),
         }
@@ -91,13 +115,22 @@ def test_full_then_incremental_sync_matches_the_source(graph: GraphDouble, tmp_p
     assert any("unsupported file type '.aspx'" in r for r in skipped.values())
     assert any("larger than max_file_mb" in r for r in skipped.values())
     # extraction of every format reached the index
-    for key, word in [("handbook", "zebracorn"), ("leave", "quokkaleave"), ("budget", "narwhalbudget"),
-                      ("deck", "pangolinplan"), ("guide", "capybaraguide"), ("faq", "okapifaq")]:
+    for key, word in [
+        ("handbook", "zebracorn"),
+        ("leave", "quokkaleave"),
+        ("budget", "narwhalbudget"),
+        ("deck", "pangolinplan"),
+        ("guide", "capybaraguide"),
+        ("faq", "okapifaq"),
+    ]:
         assert word in got[net.doc(key)]["text"], key
     assert "lemurwelcome" in got[page_doc_id(net.hr, net.page)]["text"]
     # only the configured site: nothing from Finance
     assert not any(d.startswith(net.fin_docs) for d in got)
-    assert got[net.doc("shared")]["allow"] == {f"user:{BOB[0]}", f"user:{BOB[1]}"}  # anonymous link not counted
+    assert got[net.doc("shared")]["allow"] == {
+        f"user:{BOB[0]}",
+        f"user:{BOB[1]}",
+    }  # anonymous link not counted
 
     # --- adds, edits, moves, deletes and permission changes at the source ---
     graph.add_file(net.docs, "remote.md", "Remote work: the ibexremote rule.", parent=net.policies)
@@ -162,10 +195,14 @@ def test_entra_groups_match_the_users_groups_at_query_time(graph: GraphDouble, t
     assert net.doc("leave") not in retrieved_docs(g, "carol@contoso.com", prompt, groups=(FIN,))
 
 
-def test_sync_under_30_percent_throttling_loses_and_duplicates_nothing(graph: GraphDouble, tmp_path: Path) -> None:
+def test_sync_under_30_percent_throttling_loses_and_duplicates_nothing(
+    graph: GraphDouble, tmp_path: Path
+) -> None:
     net = Intranet(graph)
     for i in range(12):
-        graph.add_file(net.docs, f"bulk-{i}.txt", f"Bulk document number {i} about gecko{i}.", parent=net.policies)
+        graph.add_file(
+            net.docs, f"bulk-{i}.txt", f"Bulk document number {i} about gecko{i}.", parent=net.policies
+        )
     graph.fault_rate = 0.3
     g = make_grounder(tmp_path, graph, [graph.site_url(net.hr)], max_retries=20, **SETTINGS)
     [rep] = g.sync()
@@ -268,8 +305,13 @@ def test_site_groups_map_to_configured_principals(graph: GraphDouble, tmp_path: 
     site = graph.add_site("/sites/projects")
     drive = graph.add_drive(site, perms=[site_group_perm("5", "Projects Members", expect=[f"group:{HR}"])])
     item = graph.add_file(drive, "plan.txt", "The project meerkatplan.")
-    g = make_grounder(tmp_path, graph, [graph.site_url(site)], include_pages=False,
-                      site_groups={"Projects Members": [f"group:{HR}"]})
+    g = make_grounder(
+        tmp_path,
+        graph,
+        [graph.site_url(site)],
+        include_pages=False,
+        site_groups={"Projects Members": [f"group:{HR}"]},
+    )
     assert g.sync()[0].ok
     assert index_state(g)[file_doc_id(drive, item)]["allow"] == {f"group:{HR}"}
     assert_index_matches(g, expected_state(graph, [site]))
