@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from graph_double import GraphDouble  # noqa: E402
-
-TOKEN_ENV = "GW_TEST_GRAPH_TOKEN"
+from .graph_double import TOKEN_ENV, GraphDouble
 
 
 @pytest.fixture

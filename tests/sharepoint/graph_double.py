@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 __all__ = [
+    "TOKEN_ENV",
     "GraphDouble",
     "Perm",
     "anonymous_link",
@@ -52,6 +53,9 @@ __all__ = [
     "user_perm",
     "users_link",
 ]
+
+#: the environment variable the connector under test reads its bearer token from
+TOKEN_ENV = "GW_TEST_GRAPH_TOKEN"
 
 _ids = itertools.count(1)
 
@@ -133,9 +137,7 @@ class GraphDouble:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.graph_url = f"{self.url}/v1.0"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, args=(0.05,), name="graph-double", daemon=True
-        )
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="graph-double", daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
@@ -177,9 +179,7 @@ class GraphDouble:
         item.modified = datetime.now(UTC)
         drive.items[item.id] = item
 
-    def add_folder(
-        self, drive_id: str, name: str, parent: str | None = None, perms: list[Perm] | None = None
-    ) -> str:
+    def add_folder(self, drive_id: str, name: str, parent: str | None = None, perms: list[Perm] | None = None) -> str:
         with self.lock:
             d = self.drives[drive_id]
             item = Item(_new_id("01F"), name, parent or d.root, True, perms=perms)
@@ -321,9 +321,7 @@ class GraphDouble:
             out["root"] = {}
             out["name"] = "root"
         if item.folder:
-            out["folder"] = {
-                "childCount": sum(1 for c in d.items.values() if c.parent == item.id and not c.deleted)
-            }
+            out["folder"] = {"childCount": sum(1 for c in d.items.values() if c.parent == item.id and not c.deleted)}
         else:
             out["file"] = {
                 "mimeType": "application/octet-stream",
@@ -435,9 +433,7 @@ class GraphDouble:
         elif style == "fraction":
             headers["Retry-After"] = "0.01"
         elif style == "date":
-            headers["Retry-After"] = email.utils.format_datetime(
-                datetime.now(UTC) - timedelta(seconds=5), usegmt=True
-            )
+            headers["Retry-After"] = email.utils.format_datetime(datetime.now(UTC) - timedelta(seconds=5), usegmt=True)
         elif status == 429:
             headers["Retry-After"] = "0"
         code = "TooManyRequests" if status == 429 else "serviceNotAvailable"

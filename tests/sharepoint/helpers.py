@@ -7,11 +7,11 @@ import io
 from pathlib import Path
 from typing import Any
 
-from conftest import TOKEN_ENV
-from graph_double import GraphDouble
 from groundwire import Grounder, GroundingRequest, UserContext, config_from_dict
 from groundwire.connectors.sharepoint import file_doc_id, page_doc_id
 from groundwire.index import NOBODY
+
+from .graph_double import TOKEN_ENV, GraphDouble
 
 TENANT = "acme"
 
@@ -113,9 +113,7 @@ def make_grounder(tmp_path: Path, graph: GraphDouble, sites: list[str], **settin
 
 def index_state(g: Grounder, connector: str = "sp") -> dict[str, dict[str, Any]]:
     """doc id -> {"allow", "text", "uri", "title", "positions"} read back from the index."""
-    got = g.index.tenant(TENANT).collection.get(
-        where={"connector": connector}, include=["metadatas", "documents"]
-    )
+    got = g.index.tenant(TENANT).collection.get(where={"connector": connector}, include=["metadatas", "documents"])
     docs: dict[str, dict[str, Any]] = {}
     import json
 

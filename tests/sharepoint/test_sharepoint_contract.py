@@ -7,11 +7,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN_ENV
-from graph_double import GraphDouble, Perm, group_perm, org_link, user_perm
 from groundwire import Connector, ConnectorContext
 from groundwire.connectors.sharepoint import SharePointConnector, SharePointSettings, file_doc_id
 from groundwire.testing import ConnectorContract, SourceController
+
+from .graph_double import TOKEN_ENV, GraphDouble, Perm, group_perm, org_link, user_perm
 
 ALICE_OID = "0f1e2d3c-aaaa-4bbb-8ccc-000000000001"
 

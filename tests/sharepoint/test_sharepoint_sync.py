@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
-from graph_double import (
+from groundwire.connectors.sharepoint import file_doc_id, page_doc_id
+
+from .graph_double import (
     GraphDouble,
     anonymous_link,
     group_perm,
@@ -18,8 +20,7 @@ from graph_double import (
     user_perm,
     users_link,
 )
-from groundwire.connectors.sharepoint import file_doc_id, page_doc_id
-from helpers import (
+from .helpers import (
     assert_index_matches,
     cited_docs,
     docx_bytes,
@@ -57,9 +58,7 @@ class Intranet:
             "handbook": g.add_file(
                 self.docs,
                 "handbook.docx",
-                docx_bytes(
-                    "Employee handbook", "Onboarding", "Every zebracorn joins the onboarding walkthrough."
-                ),
+                docx_bytes("Employee handbook", "Onboarding", "Every zebracorn joins the onboarding walkthrough."),
                 parent=self.policies,
             ),
             "leave": g.add_file(
@@ -195,14 +194,10 @@ def test_entra_groups_match_the_users_groups_at_query_time(graph: GraphDouble, t
     assert net.doc("leave") not in retrieved_docs(g, "carol@contoso.com", prompt, groups=(FIN,))
 
 
-def test_sync_under_30_percent_throttling_loses_and_duplicates_nothing(
-    graph: GraphDouble, tmp_path: Path
-) -> None:
+def test_sync_under_30_percent_throttling_loses_and_duplicates_nothing(graph: GraphDouble, tmp_path: Path) -> None:
     net = Intranet(graph)
     for i in range(12):
-        graph.add_file(
-            net.docs, f"bulk-{i}.txt", f"Bulk document number {i} about gecko{i}.", parent=net.policies
-        )
+        graph.add_file(net.docs, f"bulk-{i}.txt", f"Bulk document number {i} about gecko{i}.", parent=net.policies)
     graph.fault_rate = 0.3
     g = make_grounder(tmp_path, graph, [graph.site_url(net.hr)], max_retries=20, **SETTINGS)
     [rep] = g.sync()

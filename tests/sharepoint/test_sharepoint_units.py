@@ -15,8 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TOKEN_ENV
-from graph_double import GraphDouble, group_perm
 from groundwire import ConnectorContext, ConnectorError, Delete, Upsert
 from groundwire.connectors.sharepoint import (
     GraphClient,
@@ -33,8 +31,10 @@ from groundwire.connectors.sharepoint.graph import FileTooLarge
 from groundwire.connectors.sharepoint.pages import canvas_sections
 from groundwire.extract import ExtractionError, extract
 from groundwire.testing import run_changes
-from helpers import docx_bytes, pptx_bytes, xlsx_bytes
 from pydantic import ValidationError
+
+from .graph_double import TOKEN_ENV, GraphDouble, group_perm
+from .helpers import docx_bytes, pptx_bytes, xlsx_bytes
 
 GRAPH = "https://graph.microsoft.com/v1.0"
 
@@ -150,9 +150,7 @@ def test_https_only_except_allowed_loopback() -> None:
         GraphClient(settings(graph_url="http://graph.example.com/v1.0"), Recorder(), "sp")
     with pytest.raises(ConnectorError, match="only https"):
         GraphClient(settings(graph_url="http://127.0.0.1:1/v1.0"), Recorder(), "sp")
-    GraphClient(
-        settings(graph_url="http://127.0.0.1:1/v1.0", allow_http_hosts=["127.0.0.1"]), Recorder(), "sp"
-    )
+    GraphClient(settings(graph_url="http://127.0.0.1:1/v1.0", allow_http_hosts=["127.0.0.1"]), Recorder(), "sp")
     with pytest.raises(ValidationError, match="not a loopback host"):
         settings(allow_http_hosts=["10.0.0.5"])
 
@@ -221,9 +219,7 @@ def test_identity_sets_map_to_principals() -> None:
 def test_sharing_links_by_scope() -> None:
     org = perm(link={"scope": "organization", "type": "view"})
     anon = perm(link={"scope": "anonymous", "type": "view"})
-    existing = perm(
-        link={"scope": "existingAccess", "type": "view"}, grantedToIdentitiesV2=[{"user": {"id": "x"}}]
-    )
+    existing = perm(link={"scope": "existingAccess", "type": "view"}, grantedToIdentitiesV2=[{"user": {"id": "x"}}])
     people = perm(
         link={"scope": "users", "type": "edit"},
         grantedToIdentitiesV2=[{"user": {"id": "u1", "email": "a@c.com"}}, {"group": {"id": "g2"}}],
@@ -241,16 +237,10 @@ def test_expired_permissions_grant_nobody() -> None:
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat().replace("+00:00", "Z")
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
     g = {"group": {"id": "g"}}
-    assert (
-        acl_from_permissions([perm(grantedToV2=g, expirationDateTime=past)], settings()).allow == frozenset()
-    )
-    assert acl_from_permissions([perm(grantedToV2=g, expirationDateTime=future)], settings()).allow == {
-        "group:g"
-    }
+    assert acl_from_permissions([perm(grantedToV2=g, expirationDateTime=past)], settings()).allow == frozenset()
+    assert acl_from_permissions([perm(grantedToV2=g, expirationDateTime=future)], settings()).allow == {"group:g"}
     never = "0001-01-01T00:00:00Z"
-    assert acl_from_permissions([perm(grantedToV2=g, expirationDateTime=never)], settings()).allow == {
-        "group:g"
-    }
+    assert acl_from_permissions([perm(grantedToV2=g, expirationDateTime=never)], settings()).allow == {"group:g"}
 
 
 # --- authentication and settings ---------------------------------------------------------------------------
@@ -328,9 +318,7 @@ def test_msal_certificate(fake_msal: type[FakeApp], tmp_path: Path) -> None:
     cred = fake_msal.made[0]["credential"]
     assert cred["thumbprint"] == "AB12" and "BEGIN PRIVATE KEY" in cred["private_key"]
     assert "public_certificate" in cred
-    pfx = SharePointSettings(
-        sites=["x"], tenant_id="t", client_id="c", certificate_path=str(tmp_path / "a.pfx")
-    )
+    pfx = SharePointSettings(sites=["x"], tenant_id="t", client_id="c", certificate_path=str(tmp_path / "a.pfx"))
     MsalTokenProvider(pfx, "sp")
     assert fake_msal.made[1]["credential"] == {"private_key_pfx_path": str(tmp_path / "a.pfx")}
 
@@ -349,7 +337,7 @@ def test_settings_need_exactly_one_way_to_authenticate() -> None:
 
 
 def test_unknown_setting_is_a_config_error(graph: GraphDouble, tmp_path: Path) -> None:
-    from helpers import make_grounder
+    from .helpers import make_grounder
 
     g = make_grounder(tmp_path, graph, ["x"], site_url="typo")
     [rep] = g.sync()
@@ -392,9 +380,7 @@ def connector(
         backoff_base=0.001,
         **kw,
     )
-    ctx = ConnectorContext(
-        indexed=indexed or {}, data_dir=tmp_path, config_dir=tmp_path, logger=logging.getLogger("t")
-    )
+    ctx = ConnectorContext(indexed=indexed or {}, data_dir=tmp_path, config_dir=tmp_path, logger=logging.getLogger("t"))
     return SharePointConnector("sp", "acme", s, ctx)
 
 
@@ -467,18 +453,12 @@ def test_libraries_and_pages_are_paged(graph: GraphDouble, tmp_path: Path) -> No
 def test_office_extraction() -> None:
     title, secs = extract("h.docx", docx_bytes("Handbook", "Onboarding", "Welcome aboard."))
     assert title == "Handbook"
-    assert (
-        secs[0].location == "Onboarding"
-        and "Welcome aboard." in secs[0].text
-        and "Policy team" in secs[0].text
-    )
+    assert secs[0].location == "Onboarding" and "Welcome aboard." in secs[0].text and "Policy team" in secs[0].text
     title, secs = extract("d.pptx", pptx_bytes([("Intro", "Hello"), ("Plan", "Ship it")]))
     assert title == "Intro" and [s.location for s in secs] == ["slide 1: Intro", "slide 2: Plan"]
     assert secs[1].anchor == "#slide=2" and "Ship it" in secs[1].text
     title, secs = extract("b.xlsx", xlsx_bytes({"Q1": [["a", 1]], "Q2": [["b", 2.5]]}))
-    assert (
-        title == "b" and [s.location for s in secs] == ["sheet Q1", "sheet Q2"] and secs[1].text == "b | 2.5"
-    )
+    assert title == "b" and [s.location for s in secs] == ["sheet Q1", "sheet Q2"] and secs[1].text == "b | 2.5"
 
 
 def test_office_extraction_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
