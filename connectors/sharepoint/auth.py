@@ -122,9 +122,7 @@ class MsalTokenProvider:
             cache.remove_at(at)
 
 
-def make_token_provider(
-    settings: SharePointSettings, connector: str, config_dir: Any = None
-) -> TokenProvider:
+def make_token_provider(settings: SharePointSettings, connector: str, config_dir: Any = None) -> TokenProvider:
     """The provider the settings ask for: a static token from the environment, or msal."""
     if settings.access_token_env:
         return StaticTokenProvider(_env(settings.access_token_env, connector, "access_token_env"))

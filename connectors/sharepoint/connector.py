@@ -36,16 +36,18 @@ when extraction fails, or when their permissions grant nobody Groundwire can rep
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import httpx
 from groundwire import (
     AccessControl,
     Checkpoint,
     Connector,
+    ConnectorContext,
     ConnectorError,
     Delete,
     Document,
@@ -106,11 +108,21 @@ class SharePointConnector(Connector):
     type = "sharepoint"
     Settings = SharePointSettings
 
-    def __init__(self, *args: Any, token_provider: TokenProvider | None = None, **kwargs: Any) -> None:
-        transport = kwargs.pop("transport", None)
-        sleep = kwargs.pop("sleep", None)
-        super().__init__(*args, **kwargs)
-        self.s: SharePointSettings = self.settings  # type: ignore[assignment]
+    def __init__(
+        self,
+        name: str,
+        tenant: str,
+        settings: SharePointSettings,
+        context: ConnectorContext,
+        *,
+        token_provider: TokenProvider | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        """``token_provider``, ``transport`` and ``sleep`` are seams for tests and embedding apps; the
+        framework passes none of them (the token then comes from msal or ``access_token_env``)."""
+        super().__init__(name, tenant, settings, context)
+        self.s = settings
         self._token_provider = token_provider
         self._transport = transport
         self._sleep = sleep
@@ -120,10 +132,7 @@ class SharePointConnector(Connector):
     def graph(self) -> GraphClient:
         if self._graph is None:
             tokens = self._token_provider or make_token_provider(self.s, self.name, self.context.config_dir)
-            extra: dict[str, Any] = {"transport": self._transport}
-            if self._sleep is not None:
-                extra["sleep"] = self._sleep
-            self._graph = GraphClient(self.s, tokens, self.name, **extra)
+            self._graph = GraphClient(self.s, tokens, self.name, transport=self._transport, sleep=self._sleep)
         return self._graph
 
     def close(self) -> None:
@@ -137,9 +146,7 @@ class SharePointConnector(Connector):
         try:
             yield from self._changes(_load_state(state))
         except GraphError as exc:
-            raise ConnectorError(
-                self.name, f"{exc}; the sync stopped and resumes from its last checkpoint"
-            ) from exc
+            raise ConnectorError(self.name, f"{exc}; the sync stopped and resumes from its last checkpoint") from exc
 
     def _changes(self, st: dict[str, Any]) -> Iterator[Change]:
         self._indexed = dict(self.context.indexed)  # updated as changes are yielded
@@ -184,9 +191,7 @@ class SharePointConnector(Connector):
                 gone = drive_id not in live_drives and owner not in kept_sites
             if gone:
                 yield self._delete(doc_id)
-        st["drives"] = {
-            d: v for d, v in st["drives"].items() if d in live_drives or v.get("site") in kept_sites
-        }
+        st["drives"] = {d: v for d, v in st["drives"].items() if d in live_drives or v.get("site") in kept_sites}
         yield Checkpoint(copy.deepcopy(st))
 
     @staticmethod
@@ -276,9 +281,7 @@ class SharePointConnector(Connector):
         if self.s.recheck_permissions == "every_sync":
             yield from self._recheck(site_id, drive_id, touched, st)
 
-    def _recheck(
-        self, site_id: str, drive_id: str, touched: set[str], st: dict[str, Any]
-    ) -> Iterator[Change]:
+    def _recheck(self, site_id: str, drive_id: str, touched: set[str], st: dict[str, Any]) -> Iterator[Change]:
         """Re-read the permissions of indexed files delta did not return (see the module docstring)."""
         prefix = f"{drive_id}/"
         todo = sorted(k for k in self._indexed if k.startswith(prefix) and k not in touched)
@@ -415,8 +418,7 @@ class SharePointConnector(Connector):
         if not allow:
             yield Skipped(
                 f"pages of {ref}",
-                "no pages_allow entry for this site: its pages would be visible "
-                "to nobody, so they are not indexed",
+                "no pages_allow entry for this site: its pages would be visible to nobody, so they are not indexed",
             )
             for doc_id in sorted(indexed):
                 yield self._delete(doc_id)

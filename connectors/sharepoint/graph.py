@@ -88,14 +88,14 @@ class GraphClient:
         tokens: TokenProvider,
         connector: str,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         rng: Callable[[], float] = random.random,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.s = settings
         self.tokens = tokens
         self.connector = connector
-        self.sleep = sleep
+        self.sleep = sleep or time.sleep
         self.rng = rng
         self.base = settings.graph_url.rstrip("/")
         self.origin = self._origin(self.check_url(self.base))

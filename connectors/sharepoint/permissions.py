@@ -69,9 +69,7 @@ def _from_login_name(login: str) -> set[str]:
     return set()
 
 
-def principals_of_identity_set(
-    ids: Mapping[str, Any], settings: SharePointSettings, site_id: str = ""
-) -> set[str]:
+def principals_of_identity_set(ids: Mapping[str, Any], settings: SharePointSettings, site_id: str = "") -> set[str]:
     """Principals for one (sharePoint)identitySet."""
     out: set[str] = set()
     user = ids.get("user")

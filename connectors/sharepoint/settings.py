@@ -97,8 +97,7 @@ class SharePointSettings(ConnectorSettings):
             return self
         if not (self.tenant_id and self.client_id):
             raise ValueError(
-                "set tenant_id and client_id (with client_secret_env or certificate_path), "
-                "or access_token_env"
+                "set tenant_id and client_id (with client_secret_env or certificate_path), or access_token_env"
             )
         if bool(self.client_secret_env) == bool(self.certificate_path):
             raise ValueError("set exactly one of client_secret_env and certificate_path")
