@@ -13,10 +13,10 @@ Sync, per configured site (only those; nothing is discovered):
    :class:`Checkpoint` saves the library's next/delta link, so a killed sync resumes at that page.
    Repeats inside a page keep the last occurrence; across pages, later changes simply win. Items with the
    ``deleted`` facet are deleted. A 410 (``resyncChangesApplyDifferences`` and friends) restarts the
-   enumeration from the ``Location`` header as a *full* enumeration: every item seen is recorded (in the
-   state too, so a kill during it is safe), and at its end the library's indexed documents that were not
-   seen are deleted, so nothing is lost or duplicated. A first sync, or one after ``sync --full``, is a
-   full enumeration too.
+   enumeration from the ``Location`` header as a *full* enumeration: the documents indexed when it began
+   are kept in the state as *pending* until the enumeration returns them (so a kill during it is safe),
+   and those it never returned are deleted at its end: nothing is lost or duplicated. A first sync, or
+   one after ``sync --full``, is a full enumeration too (with nothing pending on a first sync).
 3. Permissions: delta does not reliably report permission-only changes, so with
    ``recheck_permissions = "every_sync"`` (the default) every indexed file that delta did not return is
    re-checked with one ``/permissions`` call per sync. The content is downloaded again only when the
@@ -180,6 +180,9 @@ class SharePointConnector(Connector):
                 yield from self._drive(site_id, drive_id, st)
             if self.s.include_pages:
                 yield from self._pages(ref, site_id, st)
+            else:
+                for doc_id in sorted(k for k in self._indexed if k.startswith(page_doc_id(site_id, ""))):
+                    yield self._delete(doc_id)
         # sites and libraries that are no longer configured or no longer exist
         for doc_id in sorted(self._indexed):
             if doc_id.startswith(PAGE_PREFIX):
@@ -192,6 +195,7 @@ class SharePointConnector(Connector):
             if gone:
                 yield self._delete(doc_id)
         st["drives"] = {d: v for d, v in st["drives"].items() if d in live_drives or v.get("site") in kept_sites}
+        st["sites"] = {ref: sid for ref, sid in st["sites"].items() if ref in self.s.sites}
         yield Checkpoint(copy.deepcopy(st))
 
     @staticmethod
@@ -234,7 +238,9 @@ class SharePointConnector(Connector):
             url, full = d["delta"], False
         else:
             url, full = self._delta_start(drive_id), True
-        seen: set[str] = set(d.get("seen", [])) if full else set()
+        if full and not d.get("next"):  # a full enumeration starts: everything indexed is pending
+            d["pending"] = self._indexed_in(drive_id)
+        pending: set[str] | None = set(d.get("pending", [])) if full else None
         touched: set[str] = set()
         resyncs = 0
         while url:
@@ -253,7 +259,11 @@ class SharePointConnector(Connector):
                         drive_id,
                         exc.code or "410 Gone",
                     )
-                    url, full, seen = exc.location or self._delta_start(drive_id), True, set()
+                    url, full, pending = (
+                        exc.location or self._delta_start(drive_id),
+                        True,
+                        set(self._indexed_in(drive_id)),
+                    )
                     continue
                 if exc.status in (403, 404):
                     self.log.warning("%s: library %s skipped (HTTP %s)", self.name, drive_id, exc.status)
@@ -266,27 +276,28 @@ class SharePointConnector(Connector):
                     items.pop(str(item["id"]), None)  # a repeat moves to its last position
                     items[str(item["id"])] = item
             for item in items.values():
-                yield from self._item(site_id, drive_id, item, seen=seen, touched=touched)
+                yield from self._item(site_id, drive_id, item, pending=pending, touched=touched)
             next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")
             if next_link:
-                d.update(next=next_link, full=full, seen=sorted(seen) if full else [])
+                d.update(next=next_link, full=full, pending=sorted(pending or ()))
             else:
-                if full:
-                    prefix = f"{drive_id}/"
-                    for doc_id in sorted(k for k in self._indexed if k.startswith(prefix) and k not in seen):
-                        yield self._delete(doc_id)
-                d.update(next=None, delta=delta_link, full=False, seen=[])
+                for doc_id in sorted(pending or ()):  # indexed, but not returned by a full enumeration
+                    yield from self._gone(doc_id)
+                d.update(next=None, delta=delta_link, full=False, pending=[])
             yield Checkpoint(copy.deepcopy(st))
             url = next_link
         if self.s.recheck_permissions == "every_sync":
             yield from self._recheck(site_id, drive_id, touched, st)
 
+    def _indexed_in(self, drive_id: str) -> list[str]:
+        prefix = f"{drive_id}/"
+        return sorted(k for k in self._indexed if k.startswith(prefix))
+
     def _recheck(self, site_id: str, drive_id: str, touched: set[str], st: dict[str, Any]) -> Iterator[Change]:
         """Re-read the permissions of indexed files delta did not return (see the module docstring)."""
-        prefix = f"{drive_id}/"
-        todo = sorted(k for k in self._indexed if k.startswith(prefix) and k not in touched)
+        todo = [k for k in self._indexed_in(drive_id) if k not in touched]
         for n, doc_id in enumerate(todo, 1):
-            item_id = doc_id[len(prefix) :]
+            item_id = doc_id.split("/", 1)[1]
             acl = yield from self._acl(site_id, drive_id, item_id, doc_id)
             if acl is not None:
                 old = self._indexed.get(doc_id, "")
@@ -336,7 +347,7 @@ class SharePointConnector(Connector):
         drive_id: str,
         item: Mapping[str, Any],
         *,
-        seen: set[str] | None = None,
+        pending: set[str] | None = None,
         touched: set[str] | None = None,
         acl: AccessControl | None = None,
     ) -> Iterator[Change]:
@@ -344,9 +355,9 @@ class SharePointConnector(Connector):
         doc_id = file_doc_id(drive_id, item_id)
         if touched is not None:
             touched.add(doc_id)
+        if pending is not None:
+            pending.discard(doc_id)  # returned by the enumeration: handled here, whatever happens to it
         if item.get("deleted") is not None:
-            if seen is not None:
-                seen.discard(doc_id)
             yield from self._gone(doc_id)
             return
         if "file" not in item or "root" in item or "folder" in item or "package" in item:
@@ -370,8 +381,6 @@ class SharePointConnector(Connector):
                 return
         tag = str(item.get("eTag") or item.get("cTag") or item.get("lastModifiedDateTime") or "")
         version = f"{tag}|{acl.fingerprint()}"
-        if seen is not None:
-            seen.add(doc_id)
         if self._indexed.get(doc_id) == version:
             yield Unchanged(doc_id)
             return
@@ -404,8 +413,6 @@ class SharePointConnector(Connector):
                 )
             )
             return
-        if seen is not None:
-            seen.discard(doc_id)
         yield Skipped(label, reason)
         yield from self._gone(doc_id)
 

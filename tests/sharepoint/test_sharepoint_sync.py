@@ -323,3 +323,26 @@ def test_unmapped_site_group_and_no_pages_allow_fail_closed(graph: GraphDouble, 
     assert index_state(g) == {}
     reasons = " ".join(r for _, r in rep.skipped)
     assert "visible to nobody" in reasons and "pages_allow" in reasons
+
+
+def test_killed_resync_keeps_its_pending_deletions(graph: GraphDouble, tmp_path: Path) -> None:
+    net = Intranet(graph)
+    for i in range(8):
+        graph.add_file(net.docs, f"bulk-{i}.txt", f"Bulk document number {i}.")
+    g = make_grounder(tmp_path, graph, [graph.site_url(net.hr)], **SETTINGS)
+    assert g.sync()[0].ok
+    graph.delete(net.docs, net.f["leave"])
+    graph.invalidate_delta_tokens(net.docs)
+
+    def kill_during_resync(name: str, report: object) -> None:
+        if getattr(report, "unchanged", 0) >= 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        g.sync(progress=kill_during_resync)
+    state = json.loads((tmp_path / "gw" / "state" / "acme" / "sp.json").read_text())
+    assert net.doc("leave") in state["drives"][net.docs]["pending"]
+    [rep] = make_grounder(tmp_path, graph, [graph.site_url(net.hr)], **SETTINGS).sync()
+    assert rep.ok, rep.error
+    assert_index_matches(g, net.expected())
+    assert net.doc("leave") not in index_state(g)
