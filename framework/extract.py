@@ -2,20 +2,25 @@
 
 ``extract(name, data)`` picks the extractor by file extension (or ``content_type``) and returns the
 document title and its sections: Markdown and HTML split at headings (location = heading path, anchor =
-``#slug``), PDF per page (``page N``), plain text as one section. Unsupported types raise
+``#slug``), PDF per page (``page N``), Word (.docx) at headings, PowerPoint (.pptx) per slide (``slide N``),
+Excel (.xlsx) per sheet (``sheet NAME``), plain text as one section. Office formats need the
+``sharepoint`` extra (python-docx, python-pptx, openpyxl), imported only when such a file is read; without
+it they fail with an :class:`ExtractionError` naming the extra. Unsupported types raise
 :class:`UnsupportedFormat`; broken files raise :class:`ExtractionError`: callers turn both into a
 ``Skipped`` change with the reason, never into a silent loss.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import re
 import unicodedata
 from collections.abc import Callable
 from pathlib import PurePosixPath
+from typing import Any
 
-from .errors import GroundwireError
+from .errors import GroundwireError, MissingExtra
 from .models import Section
 
 __all__ = ["EXTRACTORS", "ExtractionError", "UnsupportedFormat", "decode_text", "extract", "slugify"]
@@ -50,45 +55,63 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
     return data.decode("cp1252", errors="replace")
 
 
+def _stem(name: str) -> str:
+    return PurePosixPath(name).stem.replace("-", " ").replace("_", " ")
+
+
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
-def _markdown(name: str, data: bytes) -> Extracted:
-    text = decode_text(data)
-    title = ""
-    sections: list[Section] = []
-    path: list[str] = []
-    buf: list[str] = []
-    anchor = ""
-    in_fence = False
+class _HeadingSections:
+    """Text collected under the current heading path; each heading closes the section before it.
 
-    def flush() -> None:
-        body = "\n".join(buf).strip()
+    A section's location is its heading path without the document title; its anchor is the slug of the
+    nearest heading. The first level-1 heading becomes the title when none is known.
+    """
+
+    def __init__(self, title: str = "") -> None:
+        self.title = title
+        self.sections: list[Section] = []
+        self.path: list[str] = []
+        self.anchor = ""
+        self.buf: list[str] = []
+
+    def heading(self, level: int, text: str) -> None:
+        self.flush()
+        if level == 1 and not self.title:
+            self.title = text
+        self.path[:] = self.path[: level - 1] + [text]
+        self.anchor = "#" + slugify(text)
+
+    def flush(self) -> None:
+        body = "\n".join(self.buf).strip()
         if body:
-            sections.append(Section(text=body, location=" > ".join(p for p in path if p != title), anchor=anchor))
-        buf.clear()
+            location = " > ".join(p for p in self.path if p != self.title)
+            self.sections.append(Section(text=body, location=location, anchor=self.anchor))
+        self.buf.clear()
 
-    for line in text.splitlines():
+    def result(self, name: str) -> Extracted:
+        self.flush()
+        return self.title or _stem(name), self.sections
+
+
+def _markdown(name: str, data: bytes) -> Extracted:
+    out = _HeadingSections()
+    in_fence = False
+    for line in decode_text(data).splitlines():
         if line.lstrip().startswith("```"):
             in_fence = not in_fence
         m = None if in_fence else _MD_HEADING.match(line)
         if m:
-            flush()
-            level, heading = len(m.group(1)), m.group(2).strip()
-            if level == 1 and not title:
-                title = heading
-            path[:] = path[: level - 1] + [heading]
-            anchor = "#" + slugify(heading)
-            continue
-        buf.append(line)
-    flush()
-    return title or PurePosixPath(name).stem.replace("-", " ").replace("_", " "), sections
+            out.heading(len(m.group(1)), m.group(2).strip())
+        else:
+            out.buf.append(line)
+    return out.result(name)
 
 
 def _plain(name: str, data: bytes) -> Extracted:
     text = decode_text(data).strip()
-    title = PurePosixPath(name).stem.replace("-", " ").replace("_", " ")
-    return title, [Section(text=text)] if text else []
+    return _stem(name), [Section(text=text)] if text else []
 
 
 def html_sections(html: str, fallback_title: str) -> Extracted:
@@ -155,6 +178,97 @@ def _pdf(name: str, data: bytes) -> Extracted:
     return title or PurePosixPath(name).stem, sections
 
 
+def _office_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise MissingExtra("Office extraction", "sharepoint") from exc
+
+
+def _docx(name: str, data: bytes) -> Extracted:
+    """Word: body paragraphs and tables in document order, split at Title / Heading N paragraphs."""
+    docx = _office_module("docx")
+    doc = docx.Document(io.BytesIO(data))
+    out = _HeadingSections((doc.core_properties.title or "").strip())
+    for block in doc.iter_inner_content():  # paragraphs and tables in document order
+        if isinstance(block, docx.table.Table):
+            for row in block.rows:
+                line = " | ".join(t for t in (" ".join(c.text.split()) for c in row.cells) if t)
+                if line:
+                    out.buf.append(line)
+            continue
+        text = block.text.strip()
+        style = block.style.name if block.style is not None else ""
+        m = re.match(r"(?i)^(title|heading (\d))$", style or "")
+        if m and text:
+            out.heading(1 if m.group(1).casefold() == "title" else int(m.group(2)), text)
+        elif text:
+            out.buf.append(text)
+    return out.result(name)
+
+
+def _pptx(name: str, data: bytes) -> Extracted:
+    """PowerPoint: one section per slide (its title is the location), speaker notes included."""
+    pptx = _office_module("pptx")
+    prs = pptx.Presentation(io.BytesIO(data))
+    title = (prs.core_properties.title or "").strip()
+    sections: list[Section] = []
+    for i, slide in enumerate(prs.slides, 1):
+        lines: list[str] = []
+        slide_title = ""
+        if slide.shapes.title is not None and slide.shapes.title.has_text_frame:
+            slide_title = " ".join(slide.shapes.title.text_frame.text.split())
+        for shape in slide.shapes:
+            if shape.has_text_frame:
+                t = shape.text_frame.text.strip()
+                if t:
+                    lines.append(t)
+            if getattr(shape, "has_table", False) and shape.has_table:
+                for row in shape.table.rows:
+                    line = " | ".join(" ".join(c.text.split()) for c in row.cells if c.text.strip())
+                    if line:
+                        lines.append(line)
+        notes_frame = slide.notes_slide.notes_text_frame if slide.has_notes_slide else None
+        if notes_frame is not None and notes_frame.text.strip():
+            lines.append(notes_frame.text.strip())
+        if not title and slide_title:
+            title = slide_title
+        if lines:
+            loc = f"slide {i}" + (f": {slide_title}" if slide_title else "")
+            sections.append(Section(text="\n".join(lines), location=loc, anchor=f"#slide={i}"))
+    return title or _stem(name), sections
+
+
+_XLSX_MAX_CELLS = 200_000
+
+
+def _xlsx(name: str, data: bytes) -> Extracted:
+    """Excel: one section per sheet, a line per row (cell values joined by ' | '), cached values only."""
+    openpyxl = _office_module("openpyxl")
+    wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        title = (wb.properties.title or "").strip() if wb.properties else ""
+        sections: list[Section] = []
+        cells = 0
+        for ws in wb.worksheets:
+            lines: list[str] = []
+            for row in ws.iter_rows(values_only=True):
+                vals = [str(v).strip() for v in row if v is not None and str(v).strip()]
+                cells += len(vals)
+                if vals:
+                    lines.append(" | ".join(vals))
+                if cells > _XLSX_MAX_CELLS:
+                    break
+            if lines:
+                sections.append(Section(text="\n".join(lines), location=f"sheet {ws.title}",
+                                        anchor=f"#sheet={ws.title}"))
+            if cells > _XLSX_MAX_CELLS:
+                break
+    finally:
+        wb.close()
+    return title or _stem(name), sections
+
+
 EXTRACTORS: dict[str, Callable[[str, bytes], Extracted]] = {
     ".md": _markdown,
     ".markdown": _markdown,
@@ -163,6 +277,9 @@ EXTRACTORS: dict[str, Callable[[str, bytes], Extracted]] = {
     ".html": _html,
     ".htm": _html,
     ".pdf": _pdf,
+    ".docx": _docx,
+    ".pptx": _pptx,
+    ".xlsx": _xlsx,
 }
 
 _CONTENT_TYPES = {
@@ -171,6 +288,9 @@ _CONTENT_TYPES = {
     "text/html": ".html",
     "application/xhtml+xml": ".html",
     "application/pdf": ".pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
 }
 
 
@@ -186,5 +306,7 @@ def extract(name: str, data: bytes, content_type: str | None = None) -> Extracte
         return fn(name, data)
     except (UnsupportedFormat, ExtractionError):
         raise
+    except MissingExtra as exc:
+        raise ExtractionError(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure becomes a reported skip
         raise ExtractionError(f"could not extract text: {type(exc).__name__}: {exc}") from exc

@@ -178,8 +178,11 @@ class Document:
         return "\n\n".join(s.text for s in self.sections)
 
     def content_hash(self) -> str:
+        """Hash of everything stored with the chunks except the ACL: title, URI and sections (a moved
+        document keeps its id but gets a new URI, which must reach the index)."""
         h = hashlib.sha256()
         h.update(self.title.encode())
+        h.update(b"\x00" + self.uri.encode())
         for s in self.sections:
             h.update(b"\x00" + s.location.encode() + b"\x00" + s.anchor.encode() + b"\x00" + s.text.encode())
         return h.hexdigest()

@@ -50,6 +50,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "groundwire.plugins.trust_cli",
     "groundwire.plugins.openai_generator",
     "groundwire.connectors.knowledge_base",
+    "groundwire.connectors.sharepoint",
 )
 REQUIRED_PLUGINS = frozenset({"access"})
 
