@@ -18,7 +18,15 @@ from pathlib import PurePosixPath
 from .errors import GroundwireError
 from .models import Section
 
-__all__ = ["EXTRACTORS", "ExtractionError", "UnsupportedFormat", "decode_text", "extract", "slugify"]
+__all__ = [
+    "EXTRACTORS",
+    "ExtractionError",
+    "UnsupportedFormat",
+    "decode_text",
+    "extract",
+    "push_heading",
+    "slugify",
+]
 
 
 class UnsupportedFormat(GroundwireError):
@@ -50,6 +58,17 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
     return data.decode("cp1252", errors="replace")
 
 
+def push_heading(path: list[tuple[int, str]], level: int, heading: str) -> None:
+    """Make ``heading`` (level 1-6) the innermost entry of ``path``, a stack of ``(level, text)``.
+
+    Headings of the same or a deeper level are closed first, so skipped levels (an ``h2`` with no
+    ``h1`` above it, an ``h4`` under an ``h2``) never nest one sibling under another.
+    """
+    while path and path[-1][0] >= level:
+        path.pop()
+    path.append((level, heading))
+
+
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
@@ -57,7 +76,7 @@ def _markdown(name: str, data: bytes) -> Extracted:
     text = decode_text(data)
     title = ""
     sections: list[Section] = []
-    path: list[str] = []
+    path: list[tuple[int, str]] = []
     buf: list[str] = []
     anchor = ""
     in_fence = False
@@ -65,7 +84,8 @@ def _markdown(name: str, data: bytes) -> Extracted:
     def flush() -> None:
         body = "\n".join(buf).strip()
         if body:
-            sections.append(Section(text=body, location=" > ".join(p for p in path if p != title), anchor=anchor))
+            location = " > ".join(p for _, p in path if p != title)
+            sections.append(Section(text=body, location=location, anchor=anchor))
         buf.clear()
 
     for line in text.splitlines():
@@ -77,7 +97,7 @@ def _markdown(name: str, data: bytes) -> Extracted:
             level, heading = len(m.group(1)), m.group(2).strip()
             if level == 1 and not title:
                 title = heading
-            path[:] = path[: level - 1] + [heading]
+            push_heading(path, level, heading)
             anchor = "#" + slugify(heading)
             continue
         buf.append(line)
@@ -101,14 +121,15 @@ def html_sections(html: str, fallback_title: str) -> Extracted:
     title = (soup.title.string or "").strip() if soup.title and soup.title.string else ""
     body = soup.body or soup
     sections: list[Section] = []
-    path: list[str] = []
+    path: list[tuple[int, str]] = []
     anchor = ""
     buf: list[str] = []
 
     def flush() -> None:
         t = " ".join(" ".join(buf).split())
         if t:
-            sections.append(Section(text=t, location=" > ".join(p for p in path if p != title), anchor=anchor))
+            location = " > ".join(p for _, p in path if p != title)
+            sections.append(Section(text=t, location=location, anchor=anchor))
         buf.clear()
 
     for el in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "td", "th", "pre", "blockquote", "dd", "dt"]):
@@ -118,7 +139,7 @@ def html_sections(html: str, fallback_title: str) -> Extracted:
             heading = " ".join(el.get_text(" ").split())
             if level == 1 and not title:
                 title = heading
-            path[:] = path[: level - 1] + [heading]
+            push_heading(path, level, heading)
             anchor = "#" + (el.get("id") or slugify(heading))
         elif not el.find_parent(["p", "li", "td", "th", "pre", "blockquote", "dd", "dt"]):
             buf.append(el.get_text(" ") + ("\n\n" if el.name == "p" else " "))
