@@ -47,6 +47,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "groundwire.plugins.embedders",
     "groundwire.plugins.audit",
     "groundwire.connectors.knowledge_base",
+    "groundwire.connectors.web",
 )
 REQUIRED_PLUGINS = frozenset({"access"})
 
