@@ -206,12 +206,13 @@ class Crawl:
         for origin in sorted(self.scope.origins):
             rules = self.robots.rules(origin + "/")
             if not rules.unavailable and not rules.denied:
-                default = origin + "/sitemap.xml"
-                todo.extend(rules.sitemaps or ([] if self.robots.disallowed(default) else [default]))
+                todo.extend(rules.sitemaps or [origin + "/sitemap.xml"])
         done: set[str] = set()
         while todo and len(done) < MAX_SITEMAPS:
             url = normalize_url(todo.popleft())
             if url is None or url in done or not self.scope.origin_allowed(url):
+                continue
+            if self.robots.disallowed(url):
                 continue
             done.add(url)
             try:

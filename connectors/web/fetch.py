@@ -62,7 +62,8 @@ class AddressPolicy:
             ip = ip.ipv4_mapped
         if any(ip.version == net.version and ip in net for net in self.allowed):
             return None
-        for kind in ("loopback", "private", "link_local", "reserved", "multicast", "unspecified"):
+        # the most specific kind first: ipaddress counts link-local and reserved ranges as private too
+        for kind in ("loopback", "link_local", "unspecified", "multicast", "reserved", "private"):
             if getattr(ip, f"is_{kind}"):
                 return f"{ip} is a {kind.replace('_', '-')} address"
         if not ip.is_global:

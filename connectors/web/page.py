@@ -115,6 +115,13 @@ def _text_fragment(text: str) -> str:
     return TEXT_FRAGMENT + quote(" ".join(words), safe="").replace("-", "%2D") if words else ""
 
 
+def _section(text: str, location: str, anchor: str) -> Section:
+    """A section; under the page title itself only a real id is worth a fragment (the page opens there)."""
+    if not location and anchor.startswith(TEXT_FRAGMENT):
+        anchor = ""
+    return Section(text=text, location=location, anchor=anchor)
+
+
 def heading_anchor(h: Tag, text: str) -> str:
     """The fragment that opens the page at heading ``h`` (see the module docstring)."""
     if _attr(h, "id"):
@@ -164,9 +171,7 @@ class _SectionBuilder:
         body = "\n\n".join(self.buf)
         if body:
             location = " > ".join(p for _, p in self.path if p != self.title)
-            # under the page title itself, only a real id is worth a fragment: the page opens there anyway
-            anchor = "" if not location and self.anchor.startswith(TEXT_FRAGMENT) else self.anchor
-            self.sections.append(Section(text=body, location=location, anchor=anchor))
+            self.sections.append(_section(body, location, self.anchor))
         self.buf.clear()
 
 
@@ -231,9 +236,9 @@ def _fallback_sections(html: str, title: str, soup: BeautifulSoup, headings: lis
     fixed = []
     for s in sections:
         anchor = s.anchor
-        if anchor and anchor[1:] not in ids:
-            anchor = by_slug.get(anchor, "")
-        fixed.append(Section(text=s.text, location=s.location, anchor=anchor))
+        if anchor:
+            anchor = _fragment(anchor[1:]) if anchor[1:] in ids else by_slug.get(anchor, "")
+        fixed.append(_section(s.text, s.location, anchor))
     return fixed
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ class StaticSite:
         self.endless: set[str] = set()  # paths streaming HTML without Content-Length, 64 KiB at a time
         self.drip: dict[str, tuple[int, float]] = {}  # path -> (chunks of 100 bytes, seconds between)
         self.no_etag: set[str] = set()  # paths answered without an ETag (Last-Modified only)
+        self.keep_alive = True  # False: every response closes its connection
         self.hits: list[Hit] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -95,6 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
         if hit is not None:
             hit.status = code
         super().send_response(code, message)
+        if not self.server.site.keep_alive:
+            self.send_header("Connection", "close")
+            self.close_connection = True
 
     def _write(self, data: bytes) -> None:
         self.wfile.write(data)
@@ -190,6 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     site: StaticSite
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up on purpose
+            super().handle_error(request, client_address)
 
 
 def start_site(root: Path, host: str = "127.0.0.1") -> tuple[StaticSite, Callable[[], None]]:
@@ -298,17 +307,18 @@ Sitemap: {site.base}/sitemap.xml
         "Kantine", "<p>Caf\u00e9 cr\u00e8me and cr\u00e8me br\u00fbl\u00e9e are served in Z\u00fcrich every "
         "Friday at the canteen.</p>").replace("<meta charset='utf-8'>", ""), encoding="latin-1")
     site.types["/docs/latin1.html"] = "text/html; charset=ISO-8859-1"
-    site.write("/docs/cp1252.html", page(
-        "Geb\u00fchren", "<p>The \u201ctravel fee\u201d \u2013 50 \u20ac per trip \u2013 is refunded within a "
-        "month.</p>").replace("charset='utf-8'", "charset='windows-1252'"), encoding="cp1252")
+    fee = "<p>The \u201ctravel fee\u201d \u2013 50 \u20ac per trip \u2013 is refunded within a month.</p>"
+    cp1252 = page("Geb\u00fchren", fee).replace("charset='utf-8'", "charset='windows-1252'")
+    site.write("/docs/cp1252.html", cp1252, encoding="cp1252")
     site.write("/docs/broken.html", "<html><head><title>Travel rules</title><body><div class=x id=top>"
                "<h2>Trains</h2><p>Book trains for trips under 500 km.<div><p>Keep every <b>receipt for the "
                "expense report</div></div></div><h2>Hotels</h2><ul><li>Book hotels through the portal.<li>"
                "Breakfast is refunded <i>up to 15 euros</p>")
     site.write("/docs/notes.txt", "Office notes\n\nThe office closes at 18:00 on Fridays during the summer.")
     site.write("/docs/manual.pdf", make_pdf("Safety manual: wear a helmet in the warehouse at all times."))
-    site.write("/docs/noindex.html", page("Internal draft", "<p>Not for the index.</p><a href='d1.html'>d1</a>",
-                                          "<meta name='robots' content='noindex'>"))
+    site.write("/docs/noindex.html", page(
+        "Internal draft", "<p>Not for the index.</p><a href='d1.html'>d1</a>",
+        "<meta name='robots' content='noindex'>"))
     site.write("/docs/d1.html", page("Depth one", "<p>The first level of the depth chain.</p>"
                                      "<a href='d2.html'>next</a>"))
     site.write("/docs/d2.html", page("Depth two", "<p>The second level of the depth chain.</p>"
@@ -316,10 +326,11 @@ Sitemap: {site.base}/sitemap.xml
     site.write("/docs/d3.html", page("Depth three", "<p>The third level of the depth chain.</p>"
                                      "<a href='d4.html'>next</a>"))
     site.write("/docs/d4.html", page("Depth four", "<p>Too deep to be crawled.</p>"))
-    site.write("/docs/orphan.html", page("Orphan page", "<p>Only the sitemap lists this parking policy page.</p>"))
-    site.write("/docs/new-home.html", page("New home", "<p>The moved page about the new office in Leeds.</p>"))
+    site.write("/docs/orphan.html", page("Orphan page", "<p>Only the sitemap lists the parking policy.</p>"))
+    site.write("/docs/new-home.html", page("New home", "<p>The moved page about the office in Leeds.</p>"))
     site.write("/docs/canonical-variant.html", page(
-        "Pay guide (print)", "<p>Printer-friendly pay guide.</p>", "<link rel='canonical' href='guide.html'>"))
+        "Pay guide (print)", "<p>Printer-friendly pay guide.</p>",
+        "<link rel='canonical' href='guide.html'>"))
     site.write("/docs/big.html", page("Big", "<p>" + "z" * 1_200_000 + "</p>"))
     site.write("/docs/logo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     site.write("/docs/drafts/wip.html", page("Draft", "<p>Work in progress.</p>"))
