@@ -5,14 +5,20 @@ each further level is the links of the level before, in the order they were foun
 are fetched concurrently but applied in level order, so de-duplication, the page limit and therefore
 the document ids do not depend on which response arrives first.
 
+Documents: a page's id and citation URI are the URL that answered (after redirects). A page whose
+``<link rel=canonical>`` names another allowed URL is not indexed itself: the canonical URL is crawled
+instead. A page with the same content as one already delivered is a duplicate. A document's version is
+its content hash and ACL fingerprint, so an unchanged page is :class:`Unchanged` even without validators.
+
 Incremental sync: the state keeps, per URL that answered, the validators (ETag, Last-Modified), the
 content hash, the document id and the page's links; and the redirects and sitemap URLs last seen. A URL
 is asked conditionally only while its document is in the index at the version that state describes
 (and the settings are unchanged), so a 304 can safely become :class:`Unchanged`; its stored links keep
-the crawl going. A document that was not reached, is gone (404/410), now refused, ``noindex`` or a
-duplicate is deleted at the end. A transient failure (network, timeout, 5xx) keeps the indexed version,
-and the stored links, redirect and sitemap URLs stand in for what could not be read; an origin whose
-robots.txt is unreadable keeps all its pages. An outage never empties the index.
+the crawl going. A document that was not reached, is gone (404/410), now refused, ``noindex``, a
+canonical alias or a duplicate is deleted at the end. A transient failure (network, timeout, 5xx)
+keeps the indexed version, and the stored links, redirect and sitemap URLs stand in for what could
+not be read; an origin whose robots.txt is unreadable keeps all its pages. An outage never empties
+the index.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ class _Visit:
 
     url: str
     final: str  # the URL that answered, after redirects
-    kind: str = "skip"  # page | unchanged | noindex | transient | redirect | skip
+    kind: str = "skip"  # page | unchanged | nodoc (noindex, alias) | transient | redirect | skip
     reason: str = ""
     doc: Document | None = None
     entry: dict[str, Any] | None = None  # the state entry for ``final``
@@ -108,7 +114,7 @@ class Crawl:
         self._lock = threading.Lock()
 
     def version(self, content_hash: str) -> str:
-        return f"{content_hash}:{self.c.fingerprint}"
+        return f"{content_hash}:{self.c.acl.fingerprint()}"
 
     # --- the crawl thread --------------------------------------------------------------------------
 
@@ -155,12 +161,12 @@ class Crawl:
         self.fetcher.close()
 
     def _deletes(self) -> Iterator[Change]:
-        unreached = set(self.indexed) - self.kept
         for url, entry in self.old.items():  # robots.txt unreadable: keep what the origin had
-            if entry.get("id") in unreached and self.robots.was_unavailable(entry["id"]):
+            doc_id = entry.get("id")
+            if doc_id in self.indexed and doc_id not in self.kept and self.robots.was_unavailable(doc_id):
                 self.pages.setdefault(url, entry)
-        unreached -= {e.get("id") for e in self.pages.values()}
-        for gone in sorted(unreached):
+                self.kept.add(doc_id)
+        for gone in sorted(set(self.indexed) - self.kept):
             yield Delete(gone)
 
     def _keep_old(self, v: _Visit) -> None:
@@ -238,7 +244,7 @@ class Crawl:
                 yield from self._admit(page, level)
 
     def _apply(self, v: _Visit) -> Iterator[Change]:
-        if v.final != v.url and v.kind in ("page", "unchanged", "noindex"):
+        if v.final != v.url and v.kind in ("page", "unchanged", "nodoc"):
             self.redirects[v.url] = v.final
         if v.kind == "page":
             assert v.doc is not None and v.entry is not None
@@ -256,18 +262,19 @@ class Crawl:
             assert v.entry is not None
             self.pages[v.final] = v.entry
             doc_id = v.entry.get("id")
-            if doc_id is None:
-                return  # a noindex page that has not changed: still nothing to index
+            if doc_id is None:  # noindex or a canonical alias, unchanged: still nothing to index
+                yield Skipped(v.url, str(v.entry.get("reason", "not indexed")))
+                return
             if doc_id in self.kept:
                 yield Skipped(v.url, f"duplicate of {doc_id}")
                 return
             self.kept.add(doc_id)
             self.by_hash[v.entry["hash"]] = doc_id
             yield Unchanged(doc_id)
-        elif v.kind == "noindex":
+        elif v.kind == "nodoc":
             assert v.entry is not None
             self.pages[v.final] = v.entry
-            yield Skipped(v.url, "not indexed: the page asks for noindex")
+            yield Skipped(v.url, v.reason)
         elif v.kind == "transient":
             self._keep_old(v)
             yield Skipped(v.url, v.reason)
@@ -319,7 +326,11 @@ class Crawl:
                 return v
             v.kind, v.entry, v.links = "unchanged", entry, list(entry.get("links", []))
         elif 200 <= status < 300:
-            self._read(v, resp)
+            try:
+                self._read(v, resp)
+            except Exception as exc:  # noqa: BLE001 - one unparsable page must not stop the crawl
+                v.kind, v.reason = "skip", f"could not be parsed: {type(exc).__name__}: {exc}"
+                self.c.log.warning("%s could not be parsed", resp.url, exc_info=True)
         elif status in TRANSIENT_STATUS or status >= 500:
             v.kind, v.reason = "transient", f"HTTP {status}"
         else:
@@ -373,32 +384,37 @@ class Crawl:
             except (UnsupportedFormat, ExtractionError) as exc:
                 v.reason = str(exc)
                 return
+        canonical = self._canonical_elsewhere(canonical, resp.url)
         normal = (normalize_url(link, self.s.drop_query_params) for link in ([] if nofollow else links))
-        v.links = list(dict.fromkeys(u for u in normal if u))
-        doc_id = resp.url
-        if canonical:
-            c = normalize_url(canonical, self.s.drop_query_params)
-            if c and not (self.scope.refusal(c) or self.robots.disallowed(c)):
-                doc_id = c
+        v.links = list(dict.fromkeys([u for u in normal if u] + ([canonical] if canonical else [])))
         doc = Document(
-            id=doc_id, title=title, uri=doc_id, acl=self.c.acl, sections=tuple(sections),
-            modified=_http_date(resp.headers.get("last-modified")),
-            metadata={"content_type": media, "fetched_url": resp.url},
+            id=resp.url, title=title, uri=resp.url, acl=self.c.acl, sections=tuple(sections),
+            modified=_http_date(resp.headers.get("last-modified")), metadata={"content_type": media},
         )
         content_hash = doc.content_hash()[:32]
         v.entry = {
-            "id": None if noindex else doc_id,
+            "id": resp.url,
             "hash": content_hash,
             "etag": resp.headers.get("etag"),
             "modified": resp.headers.get("last-modified"),
             "links": v.links,
         }
-        if noindex:
-            v.kind = "noindex"
+        if noindex or canonical:
+            v.kind = "nodoc"
+            v.reason = "not indexed: " + (f"its canonical URL is {canonical}" if canonical else "noindex")
+            v.entry.update(id=None, reason=v.reason)
         elif not doc.text.strip():
             v.reason = "no text to index"
         else:
             v.kind, v.doc = "page", dataclasses.replace(doc, version=self.version(content_hash))
+
+
+    def _canonical_elsewhere(self, raw: str | None, url: str) -> str | None:
+        """The page's canonical URL if it is another URL that may be crawled; else the page is canonical."""
+        canonical = normalize_url(raw, self.s.drop_query_params) if raw else None
+        if canonical is None or canonical == url or self.scope.refusal(canonical):
+            return None
+        return None if self.robots.disallowed(canonical) else canonical
 
 
 class _Claimed(Exception):

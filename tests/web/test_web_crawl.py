@@ -81,9 +81,10 @@ def test_sync_indexes_exactly_the_allowed_pages_and_syncs_incrementally(
     assert skipped[site.url("/docs/drafts/wip.html")] == "refused: disallowed by robots.txt"
     assert skipped[site.url("/docs/leave")] == (
         f"refused: redirects to {site.url('/outside/landing.html')}: outside the allow-list")
-    assert skipped[site.url("/docs/canonical-variant.html")] == "duplicate of " + site.url("/docs/guide.html")
+    canonical = "not indexed: its canonical URL is " + site.url("/docs/guide.html")
+    assert skipped[site.url("/docs/canonical-variant.html")] == canonical
     assert skipped[site.url("/docs/index.html")] == "duplicate of " + site.url("/docs/")
-    assert skipped[site.url("/docs/noindex.html")].startswith("not indexed")
+    assert skipped[site.url("/docs/noindex.html")] == "not indexed: noindex"
     assert skipped[site.url("/docs/logo.png")] == "unsupported content type image/png"
     assert skipped[site.url("/docs/missing.html")] == "gone (HTTP 404)"
     assert skipped[site.url("/docs/gone.html")] == "gone (HTTP 410)"
@@ -120,20 +121,19 @@ def test_sync_indexes_exactly_the_allowed_pages_and_syncs_incrementally(
     for h in hits:
         by_status.setdefault(h.status, set()).add(h.path)
     assert max(Counter(h.path for h in hits).values()) == 1
-    # a 304 carries no content; every URL that had a document (or a noindex / duplicate page whose
-    # validators are still good) was asked conditionally and answered 304
+    # a 304 carries no content; every URL that gave a document, a duplicate, a noindex page or a canonical
+    # alias last time was asked conditionally and answered 304
     assert all(h.conditional for h in hits if h.status == 304)
     assert by_status[304] == (INDEXED - {"/docs/guide.html", "/docs/d3.html"}) | {
-        "/docs/index.html", "/docs/noindex.html"}
-    # content fetched: the site files, the edited page, the canonical variant (its validators describe
-    # content that is not the indexed document's), and the pages that can never be indexed
-    assert by_status[200] == {
-        "/robots.txt", "/sitemap.xml", "/docs/guide.html", "/docs/canonical-variant.html"} | NEVER_INDEXABLE
+        "/docs/index.html", "/docs/noindex.html", "/docs/canonical-variant.html"}
+    # content fetched: the site files, the edited page, and the pages that can never be indexed
+    assert by_status[200] == {"/robots.txt", "/sitemap.xml", "/docs/guide.html"} | NEVER_INDEXABLE
     assert next(h for h in hits if h.path == "/docs/guide.html").conditional
     assert by_status[404] == {"/docs/missing.html", "/docs/d3.html"}
     assert by_status[0] == {"/docs/slow.html"}  # still stalled: no status line was ever sent
     assert "twice the hourly rate" in retrieve(g, "How is overtime paid?")[0].text
     assert not NEVER_REQUESTED & {h.path for h in hits}
+    assert dict(second.skipped)[site.url("/docs/canonical-variant.html")] == canonical  # reported as before
 
     # third sync: robots.txt now disallows a page that is indexed: it is deleted and never requested
     site.write("/robots.txt", (site.root / "robots.txt").read_text().replace(
@@ -220,3 +220,63 @@ def test_crawl_delay_from_robots_txt_slows_the_host(tmp_path: Path, serve: Any) 
     starts = [h.start for h in site.since(0)]
     assert report.added == 2 and len(starts) == 3
     assert starts[2] - starts[1] >= 0.95
+
+
+def small_site(serve: Any) -> StaticSite:
+    site: StaticSite = serve()
+    site.write("/index.html", page("Start", "<p>The start page.</p><a href='print.html'>print</a>"
+                                   "<a href='b.html'>b</a>"))
+    site.write("/print.html", page("Article (print)", "<p>Printer version of the article.</p>",
+                                   "<link rel='canonical' href='/article.html'>"))
+    site.write("/article.html", page("Article", "<p>The article about parental leave rules.</p>"))
+    site.write("/b.html", page("B", "<p>Page b about the canteen menu.</p>"))
+    return site
+
+
+def small_settings(site: StaticSite, **extra: Any) -> dict[str, Any]:
+    return {"start_urls": [site.url("/")], "allow": [site.url("/")], "audience": "public",
+            "allow_http_hosts": ["127.0.0.1"], "allow_networks": ["127.0.0.1/32"], "requests_per_second": 500,
+            **extra}
+
+
+def test_a_canonical_alias_is_not_indexed_its_canonical_url_is(tmp_path: Path, serve: Any) -> None:
+    site = small_site(serve)  # print.html comes first and is the only way to article.html
+    g = grounder(tmp_path, small_settings(site))
+    (report,) = g.sync()
+    assert indexed_paths(g, site) == {"/", "/article.html", "/b.html"}
+    chunks = retrieve(g, "parental leave rules")
+    assert chunks[0].uri == site.url("/article.html") and "Printer" not in chunks[0].text
+
+
+def test_settings_change_refetches_once_then_conditional_again(tmp_path: Path, serve: Any) -> None:
+    site = small_site(serve)
+    (first,) = grounder(tmp_path, small_settings(site)).sync()
+    g = grounder(tmp_path, small_settings(site, max_pages=50))  # what is crawled may differ: no 304s
+    mark = site.mark()
+    (second,) = g.sync()
+    assert (second.added, second.updated, second.unchanged) == (0, 0, first.added)  # nothing re-embedded
+    assert not any(h.conditional for h in site.since(mark))
+    mark = site.mark()
+    (third,) = g.sync()
+    assert third.unchanged == first.added
+    assert {h.path for h in site.since(mark) if h.status == 304} == {"/", "/print.html", "/article.html", "/b.html"}
+
+
+def test_a_page_that_breaks_the_parser_is_skipped(
+    tmp_path: Path, serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import groundwire.connectors.web.crawl as crawl
+
+    real = crawl.parse_html
+
+    def parse_html(html: str, url: str, **kwargs: Any) -> Any:
+        if url.endswith("/b.html"):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(html, url, **kwargs)
+
+    monkeypatch.setattr(crawl, "parse_html", parse_html)
+    site = small_site(serve)
+    g = grounder(tmp_path, small_settings(site))
+    (report,) = g.sync()
+    assert report.ok and indexed_paths(g, site) == {"/", "/article.html"}
+    assert dict(report.skipped)[site.url("/b.html")] == "could not be parsed: RecursionError: maximum recursion depth exceeded"
