@@ -207,7 +207,7 @@ class Fetcher:
         self._lock = threading.Lock()
 
     def gate(self, url: str) -> HostGate:
-        host = urlsplit(url).netloc
+        host = urlsplit(url).hostname or ""  # per host, whatever the port or scheme
         with self._lock:
             if host not in self._gates:
                 self._gates[host] = HostGate(self.interval, self.per_host)

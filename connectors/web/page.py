@@ -122,7 +122,7 @@ def _section(text: str, location: str, anchor: str) -> Section:
     return Section(text=text, location=location, anchor=anchor)
 
 
-def heading_anchor(h: Tag, text: str) -> str:
+def _heading_anchor(h: Tag, text: str) -> str:
     """The fragment that opens the page at heading ``h`` (see the module docstring)."""
     if _attr(h, "id"):
         return _fragment(_attr(h, "id"))
@@ -134,9 +134,11 @@ def heading_anchor(h: Tag, text: str) -> str:
         ident = _attr(prev, "id") or _attr(prev, "name")
         if ident:
             return _fragment(ident)
-    parent = h.parent  # a section that this heading opens
-    wrapper = isinstance(parent, Tag) and parent.name in ("section", "article", "div")
-    if wrapper and isinstance(parent, Tag) and _attr(parent, "id") and parent.find(True) is h:
+    parent = h.parent
+    if (  # a section, article or div that this heading opens
+        isinstance(parent, Tag) and parent.name in ("section", "article", "div")
+        and _attr(parent, "id") and parent.find(True) is h
+    ):
         return _fragment(_attr(parent, "id"))
     return _text_fragment(text)
 
@@ -288,7 +290,7 @@ def parse_html(html: str, url: str, *, agent_token: str, use_trafilatura: bool, 
     for h in soup.find_all(_HEADINGS):
         text = _words(h.get_text(" "))
         if text:
-            headings.append(_Heading(int(h.name[1]), text, heading_anchor(h, text)))
+            headings.append(_Heading(int(h.name[1]), text, _heading_anchor(h, text)))
     sections = _trafilatura_sections(html, page.title, headings) if use_trafilatura else None
     page.sections = sections if sections is not None else _fallback_sections(html, page.title, soup, headings)
     return page

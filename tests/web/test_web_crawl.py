@@ -204,8 +204,9 @@ def test_per_host_rate_and_concurrency(tmp_path: Path, serve: Any) -> None:
     starts = [h.start for h in site.since(mark)]
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert len(starts) == 11  # robots.txt, sitemap.xml, 9 pages
-    # the client starts requests >= 1/8 s apart; arrival times at the server jitter by a few ms
-    assert starts[-1] - starts[0] >= 10 * 0.125 - 0.02 and min(gaps) >= 0.125 - 0.03, gaps
+    # the client starts requests >= 1/8 s apart; arrival times at the server jitter with connect times,
+    # so the span is the exact check and each gap only has to show the limiter was there at all
+    assert starts[-1] - starts[0] >= 10 * 0.125 - 0.02 and min(gaps) >= 0.125 / 2, gaps
 
 
 def test_crawl_delay_from_robots_txt_slows_the_host(tmp_path: Path, serve: Any) -> None:
@@ -219,7 +220,7 @@ def test_crawl_delay_from_robots_txt_slows_the_host(tmp_path: Path, serve: Any) 
     (report,) = grounder(tmp_path, settings).sync()
     starts = [h.start for h in site.since(0)]
     assert report.added == 2 and len(starts) == 3
-    assert starts[2] - starts[1] >= 0.95
+    assert starts[2] - starts[1] >= 0.9  # Crawl-delay: 1 (requests_per_second alone would allow 0.01 s)
 
 
 def small_site(serve: Any) -> StaticSite:
@@ -259,7 +260,8 @@ def test_settings_change_refetches_once_then_conditional_again(tmp_path: Path, s
     mark = site.mark()
     (third,) = g.sync()
     assert third.unchanged == first.added
-    assert {h.path for h in site.since(mark) if h.status == 304} == {"/", "/print.html", "/article.html", "/b.html"}
+    not_modified = {h.path for h in site.since(mark) if h.status == 304}
+    assert not_modified == {"/", "/print.html", "/article.html", "/b.html"}
 
 
 def test_a_page_that_breaks_the_parser_is_skipped(
@@ -279,4 +281,5 @@ def test_a_page_that_breaks_the_parser_is_skipped(
     g = grounder(tmp_path, small_settings(site))
     (report,) = g.sync()
     assert report.ok and indexed_paths(g, site) == {"/", "/article.html"}
-    assert dict(report.skipped)[site.url("/b.html")] == "could not be parsed: RecursionError: maximum recursion depth exceeded"
+    reason = dict(report.skipped)[site.url("/b.html")]
+    assert reason == "could not be parsed: RecursionError: maximum recursion depth exceeded"
