@@ -23,7 +23,9 @@ have defaults)::
 Safety (each refusal is reported as a ``Skipped`` change with its reason and logged):
 - only the start URLs and URLs under an ``allow`` prefix are requested, including every redirect hop
   (redirects are followed by hand); robots.txt (``user_agent``) is honoured, and so are ``noindex`` /
-  ``nofollow`` in robots meta tags and ``X-Robots-Tag``;
+  ``nofollow`` in robots meta tags and ``X-Robots-Tag``. robots.txt and the sitemaps it names (or
+  ``/sitemap.xml``) are read at the root of each configured origin, even when ``allow`` names only a
+  path below it; the sitemaps' URLs pass the same checks as links;
 - https only, unless the host is in ``allow_http_hosts``; addresses that are not public (private,
   loopback, link-local, reserved, ...) are refused at connect time unless inside ``allow_networks``;
 - responses larger than ``max_page_mb`` or slower than ``timeout_seconds`` are aborted; content types
