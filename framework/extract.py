@@ -23,7 +23,9 @@ from typing import Any
 from .errors import GroundwireError, MissingExtra
 from .models import Section
 
-__all__ = ["EXTRACTORS", "ExtractionError", "UnsupportedFormat", "decode_text", "extract", "slugify"]
+__all__ = [
+    "EXTRACTORS", "ExtractionError", "UnsupportedFormat", "decode_text", "extract", "html_sections", "push_heading", "slugify",
+]
 
 
 class UnsupportedFormat(GroundwireError):
@@ -62,6 +64,17 @@ def _stem(name: str) -> str:
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
+def push_heading(path: list[tuple[int, str]], level: int, heading: str) -> None:
+    """Make ``heading`` (level 1-6) the innermost entry of ``path``, a stack of ``(level, text)``.
+
+    Headings of the same or a deeper level are closed first, so skipped levels (an ``h2`` with no
+    ``h1`` above it, an ``h4`` under an ``h2``) never nest one sibling under another.
+    """
+    while path and path[-1][0] >= level:
+        path.pop()
+    path.append((level, heading))
+
+
 class _HeadingSections:
     """Text collected under the current heading path; each heading closes the section before it.
 
@@ -72,7 +85,7 @@ class _HeadingSections:
     def __init__(self, title: str = "") -> None:
         self.title = title
         self.sections: list[Section] = []
-        self.path: list[str] = []
+        self.path: list[tuple[int, str]] = []
         self.anchor = ""
         self.buf: list[str] = []
 
@@ -80,13 +93,13 @@ class _HeadingSections:
         self.flush()
         if level == 1 and not self.title:
             self.title = text
-        self.path[:] = self.path[: level - 1] + [text]
+        push_heading(self.path, level, text)
         self.anchor = "#" + slugify(text)
 
     def flush(self) -> None:
         body = "\n".join(self.buf).strip()
         if body:
-            location = " > ".join(p for p in self.path if p != self.title)
+            location = " > ".join(p for _, p in self.path if p != self.title)
             self.sections.append(Section(text=body, location=location, anchor=self.anchor))
         self.buf.clear()
 
@@ -124,14 +137,14 @@ def html_sections(html: str, fallback_title: str) -> Extracted:
     title = (soup.title.string or "").strip() if soup.title and soup.title.string else ""
     body = soup.body or soup
     sections: list[Section] = []
-    path: list[str] = []
+    path: list[tuple[int, str]] = []
     anchor = ""
     buf: list[str] = []
 
     def flush() -> None:
         t = " ".join(" ".join(buf).split())
         if t:
-            sections.append(Section(text=t, location=" > ".join(p for p in path if p != title), anchor=anchor))
+            sections.append(Section(text=t, location=" > ".join(p for _, p in path if p != title), anchor=anchor))
         buf.clear()
 
     for el in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "td", "th", "pre", "blockquote", "dd", "dt"]):
@@ -141,7 +154,7 @@ def html_sections(html: str, fallback_title: str) -> Extracted:
             heading = " ".join(el.get_text(" ").split())
             if level == 1 and not title:
                 title = heading
-            path[:] = path[: level - 1] + [heading]
+            push_heading(path, level, heading)
             anchor = "#" + (str(el.get("id") or "") or slugify(heading))
         elif not el.find_parent(["p", "li", "td", "th", "pre", "blockquote", "dd", "dt"]):
             buf.append(el.get_text(" ") + ("\n\n" if el.name == "p" else " "))

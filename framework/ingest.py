@@ -1,8 +1,9 @@
 """Ingestion (``groundwire sync``): connector changes -> chunks -> embeddings -> index.
 
 Invariants:
-- Incremental: a document whose content hash and ACL are unchanged is not re-embedded; an ACL-only
-  change updates metadata in place; a changed document's old chunks are replaced.
+- Incremental: a document whose content hash and ACL are unchanged is not re-embedded (a new version
+  is recorded, so the connector's cheap change detection works next time); an ACL-only change updates
+  metadata in place; a changed document's old chunks are replaced.
 - Deletions and revocations take effect in this sync.
 - Nothing lost, nothing duplicated: connector state is saved only at a :class:`Checkpoint`, after every
   change before it is in the index. A sync that dies resumes from the last checkpoint; replayed changes
@@ -201,6 +202,8 @@ class Ingester:
                     old = existing.get(doc.id)
                     if old is not None and old.content_hash == doc.content_hash():
                         if old.acl_fingerprint == doc.acl.fingerprint():
+                            if old.version != doc.version:  # e.g. a touched file: same text, new mtime
+                                tindex.update_acl(name, doc.id, doc.acl, doc.version)
                             report.unchanged += 1
                         else:
                             tindex.update_acl(name, doc.id, doc.acl, doc.version)

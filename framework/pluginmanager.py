@@ -51,6 +51,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "groundwire.plugins.openai_generator",
     "groundwire.connectors.knowledge_base",
     "groundwire.connectors.sharepoint",
+    "groundwire.connectors.web",
 )
 REQUIRED_PLUGINS = frozenset({"access"})
 
