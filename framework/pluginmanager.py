@@ -46,6 +46,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "groundwire.plugins.extractive",
     "groundwire.plugins.embedders",
     "groundwire.plugins.audit",
+    "groundwire.plugins.prompt_shield",
+    "groundwire.plugins.pii",
+    "groundwire.plugins.groundedness",
     "groundwire.connectors.knowledge_base",
 )
 REQUIRED_PLUGINS = frozenset({"access"})

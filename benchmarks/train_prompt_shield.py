@@ -1,0 +1,39 @@
+"""Train the prompt-shield artefacts shipped in ``plugins/``.
+
+    python -m benchmarks.train_prompt_shield --direct /path/direct.jsonl --indirect /path/indirect.jsonl
+
+Writes ``plugins/prompt_shield_direct.npz`` and ``plugins/prompt_shield_indirect.npz`` (logistic-regression
+weights, feature standardisation and the decision threshold, chosen on out-of-fold training scores for a
+target false-positive rate). The data stays outside the repository; only the weights are shipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import numpy as np
+
+from benchmarks.prompt_shield import extra_negatives, featurise, fit, read_rows
+from groundwire.plugins import prompt_shield as ps
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--direct")
+    ap.add_argument("--indirect")
+    ap.add_argument("--l2", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    for kind, path in (("direct", args.direct), ("indirect", args.indirect)):
+        if not path:
+            continue
+        rows = read_rows(path)
+        d = featurise(rows, kind, extra_negatives(args.direct) if kind == "indirect" else ())
+        model = fit(d, np.arange(len(rows)), l2=args.l2)
+        out = ps.ARTEFACT_DIR / f"prompt_shield_{kind}.npz"
+        model.save(out)
+        print(f"{kind}: trained on {len(rows)} rows, threshold={model.threshold:.3f} -> {out}")
+
+
+if __name__ == "__main__":
+    main()
