@@ -49,6 +49,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "groundwire.plugins.prompt_shield",
     "groundwire.plugins.pii",
     "groundwire.plugins.groundedness",
+    "groundwire.plugins.content_safety",
+    "groundwire.plugins.content_safety_api",
     "groundwire.connectors.knowledge_base",
 )
 REQUIRED_PLUGINS = frozenset({"access"})
