@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from groundwire.plugins import prompt_shield as ps
 
 POSITIVE = {"attack", "injected"}
@@ -159,8 +158,16 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     tn = int((~pred & (y == 0)).sum())
     tpr = tp / max(tp + fn, 1)
     prec = tp / max(tp + fp, 1)
-    return {"tpr": tpr, "fpr": fp / max(fp + tn, 1), "precision": prec,
-            "f1": 2 * prec * tpr / max(prec + tpr, 1e-9), "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    return {
+        "tpr": tpr,
+        "fpr": fp / max(fp + tn, 1),
+        "precision": prec,
+        "f1": 2 * prec * tpr / max(prec + tpr, 1e-9),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
 
 
 def cross_validate(d: Data, k: int, grouped: bool, seed: int = 0) -> dict[str, float]:
@@ -197,11 +204,14 @@ def request_latency(docs: Sequence[str], prompts: Sequence[str], reps: int = 30)
 
 
 def extra_negatives(direct_path: str | Path | None) -> list[str]:
-    """Benign sentences (claims, everyday questions) used as extra negative segments for the indirect model."""
+    """Benign sentences (claims, everyday questions): extra negative segments for the indirect model."""
     if not direct_path or not Path(direct_path).exists():
         return []
-    return [r["text"] for r in read_rows(direct_path)
-            if r["label"] == "benign" and not r["source"].startswith("bipia")]
+    return [
+        r["text"]
+        for r in read_rows(direct_path)
+        if r["label"] == "benign" and not r["source"].startswith("bipia")
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -209,18 +219,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--kind", choices=["direct", "indirect"], default="direct")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--negatives", default=None, help="indirect: a direct.jsonl whose benign rows add negatives")
+    ap.add_argument(
+        "--negatives", default=None, help="indirect: a direct.jsonl whose benign rows add negatives"
+    )
     args = ap.parse_args(argv)
     rows = read_rows(args.data)
     t0 = time.perf_counter()
     d = featurise(rows, args.kind, extra_negatives(args.negatives) if args.kind == "indirect" else ())
-    print(f"{args.kind}: {len(rows)} rows ({int(d.y.sum())} positive), {len(d.emb)} items embedded "
-          f"in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"{args.kind}: {len(rows)} rows ({int(d.y.sum())} positive), {len(d.emb)} items embedded "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
     for grouped in (False, True):
         m = cross_validate(d, args.folds, grouped)
         name = "grouped by source" if grouped else "stratified"
-        print(f"  {args.folds}-fold {name:18s} TPR={m['tpr']:.3f} FPR={m['fpr']:.3f} "
-              f"precision={m['precision']:.3f} F1={m['f1']:.3f} (tp={m['tp']} fp={m['fp']} fn={m['fn']} tn={m['tn']})")
+        print(
+            f"  {args.folds}-fold {name:18s} TPR={m['tpr']:.3f} FPR={m['fpr']:.3f} "
+            f"precision={m['precision']:.3f} F1={m['f1']:.3f} "
+            f"(tp={m['tp']} fp={m['fp']} fn={m['fn']} tn={m['tn']})"
+        )
     texts = d.texts or []
     lat = latency(texts, args.kind)
     print(f"  latency per item (shipped artefact): p50={lat['p50_ms']:.2f} ms p95={lat['p95_ms']:.2f} ms")

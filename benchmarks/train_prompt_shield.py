@@ -13,9 +13,9 @@ import argparse
 from collections.abc import Sequence
 
 import numpy as np
+from groundwire.plugins import prompt_shield as ps
 
 from benchmarks.prompt_shield import extra_negatives, featurise, fit, read_rows
-from groundwire.plugins import prompt_shield as ps
 
 
 def main(argv: Sequence[str] | None = None) -> None:

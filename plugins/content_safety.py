@@ -27,23 +27,41 @@ CATEGORIES = ("hate", "violence", "self_harm", "sexual")
 _RAW: dict[str, list[tuple[int, str]]] = {
     "hate": [
         (2, r"\b(?:racis[mt]|sexis[mt]|bigot(?:ry|s)?|slurs?|discriminat\w*)\b"),
-        (4, r"\b(?:inferior|subhuman|vermin|parasites)\b.{0,40}\b(?:race|people|women|men|immigrants|muslims|jews|"
-            r"christians|blacks|whites|gays)\b|\b(?:hate|despise) (?:all )?(?:immigrants|muslims|jews|blacks|gays)\b"),
-        (6, r"\b(?:exterminate|eradicate|wipe out|gas) (?:all |the )?(?:immigrants|muslims|jews|blacks|whites|gays|"
-            r"women|race)\b|\bethnic cleansing is (?:good|necessary|justified)\b"),
+        (
+            4,
+            r"\b(?:inferior|subhuman|vermin|parasites)\b.{0,40}\b(?:race|people|women|men|immigrants|muslims|jews|"
+            r"christians|blacks|whites|gays)\b|"
+            r"\b(?:hate|despise) (?:all )?(?:immigrants|muslims|jews|blacks|gays)\b",
+        ),
+        (
+            6,
+            r"\b(?:exterminate|eradicate|wipe out|gas) (?:all |the )?"
+            r"(?:immigrants|muslims|jews|blacks|whites|gays|"
+            r"women|race)\b|\bethnic cleansing is (?:good|necessary|justified)\b",
+        ),
     ],
     "violence": [
         (2, r"\b(?:violence|violent|assault(?:ed)?|weapons?|firearms?)\b"),
-        (4, r"\b(?:beat (?:him|her|them) up|stab(?:bed|bing)?|shoot(?:ing)? (?:him|her|them|people)|"
-            r"break (?:his|her|their) (?:legs?|arms?|neck))\b"),
-        (6, r"\b(?:how to (?:make|build) (?:a )?(?:bomb|explosive|pipe bomb)|kill (?:them|him|her|everyone) all|"
-            r"mass shooting plan|i will kill you)\b"),
+        (
+            4,
+            r"\b(?:beat (?:him|her|them) up|stab(?:bed|bing)?|shoot(?:ing)? (?:him|her|them|people)|"
+            r"break (?:his|her|their) (?:legs?|arms?|neck))\b",
+        ),
+        (
+            6,
+            r"\b(?:how to (?:make|build) (?:a )?(?:bomb|explosive|pipe bomb)|"
+            r"kill (?:them|him|her|everyone) all|"
+            r"mass shooting plan|i will kill you)\b",
+        ),
     ],
     "self_harm": [
         (2, r"\b(?:self[- ]harm|suicid\w*)\b"),
         (4, r"\b(?:cut(?:ting)? myself|want to die|end my life|kill myself)\b"),
-        (6, r"\b(?:best way to (?:kill yourself|commit suicide)|how (?:many|much) .{0,30} (?:to|would) "
-            r"(?:overdose|kill (?:me|myself|yourself))|you should kill yourself)\b"),
+        (
+            6,
+            r"\b(?:best way to (?:kill yourself|commit suicide)|how (?:many|much) .{0,30} (?:to|would) "
+            r"(?:overdose|kill (?:me|myself|yourself))|you should kill yourself)\b",
+        ),
     ],
     "sexual": [
         (2, r"\b(?:sexual(?:ly)?|nud(?:e|ity)|erotic)\b"),
@@ -56,7 +74,7 @@ _SENT_RE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
 def analyze(text: str) -> dict[str, list[tuple[int, int, int]]]:
-    """``{category: [(start, end, severity), ...]}`` per sentence that matched (highest severity per sentence)."""
+    """``{category: [(start, end, severity), ...]}`` per matching sentence (its highest severity)."""
     out: dict[str, list[tuple[int, int, int]]] = {c: [] for c in CATEGORIES}
     for m in _SENT_RE.finditer(text):
         sent = m.group(0)
@@ -90,7 +108,14 @@ def screen_output(
             action = Action.FLAG
         else:
             continue
-        verdicts.append(Verdict(stage="output", plugin=PLUGIN, action=action, score=round(worst / 7, 3),
-                                reason=f"{cat}: severity {worst}",
-                                spans=tuple((a, b, f"{cat}:{sev}") for a, b, sev in hits)))
+        verdicts.append(
+            Verdict(
+                stage="output",
+                plugin=PLUGIN,
+                action=action,
+                score=round(worst / 7, 3),
+                reason=f"{cat}: severity {worst}",
+                spans=tuple((a, b, f"{cat}:{sev}") for a, b, sev in hits),
+            )
+        )
     return verdicts

@@ -13,7 +13,8 @@ Wire format: ``POST {endpoint}/contentsafety/text:analyze?api-version=...`` with
 
 ``[plugins.settings.openai_moderation]``: ``base_url`` (``https://api.openai.com/v1``), ``api_key_env``
 (``OPENAI_API_KEY``), ``model`` (``omni-moderation-latest``), ``block_categories`` (categories whose flag
-blocks; others flag), ``fail_closed``, ``timeout``. ``POST {base_url}/moderations`` with ``{"model", "input"}``
+blocks; others flag), ``fail_closed``, ``timeout``.
+``POST {base_url}/moderations`` with ``{"model", "input"}``
 -> ``{"results": [{"flagged", "categories", "category_scores"}]}``.
 
 Invariants: TLS only, except loopback hosts (test doubles); a failed call yields a FLAG verdict saying the
@@ -28,7 +29,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-
 from groundwire import Action, ConfigError, Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl
 from groundwire.models import Chunk
 
@@ -43,8 +43,11 @@ _AZURE_CATS = {"Hate": "hate", "Violence": "violence", "SelfHarm": "self_harm", 
 def _url(config: GroundwireConfig, plugin: str, base: str) -> str:
     parts = urlsplit(base)
     if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
-        raise config.error(f"plugins.settings.{plugin}", f"refusing non-TLS endpoint {base!r}",
-                           "use https:// (plain http is allowed only for loopback test servers)")
+        raise config.error(
+            f"plugins.settings.{plugin}",
+            f"refusing non-TLS endpoint {base!r}",
+            "use https:// (plain http is allowed only for loopback test servers)",
+        )
     return base.rstrip("/")
 
 
@@ -64,8 +67,14 @@ def _unavailable(stage: str, plugin: str, s: dict[str, Any], exc: Exception, tar
     action = Action.BLOCK if s.get("fail_closed", False) else Action.FLAG
     if stage == "documents" and action is Action.BLOCK:
         action = Action.DROP
-    return Verdict(stage=stage, plugin=plugin, action=action, score=0.0, target=target,
-                   reason=f"screening service unavailable ({type(exc).__name__})")
+    return Verdict(
+        stage=stage,
+        plugin=plugin,
+        action=action,
+        score=0.0,
+        target=target,
+        reason=f"screening service unavailable ({type(exc).__name__})",
+    )
 
 
 # --- Azure AI Content Safety --------------------------------------------------------------------------
@@ -78,8 +87,12 @@ def _azure(config: GroundwireConfig) -> tuple[dict[str, Any], str, dict[str, str
     base = _url(config, AZURE, str(s["endpoint"]))
     key = _key(s, "key_env", "AZURE_CONTENT_SAFETY_KEY")
     if not key:
-        raise ConfigError(config.source, f"plugins.settings.{AZURE}.key_env", "no API key for Azure AI Content Safety",
-                          "set the environment variable named by key_env (default AZURE_CONTENT_SAFETY_KEY)")
+        raise ConfigError(
+            config.source,
+            f"plugins.settings.{AZURE}.key_env",
+            "no API key for Azure AI Content Safety",
+            "set the environment variable named by key_env (default AZURE_CONTENT_SAFETY_KEY)",
+        )
     return s, base, {"Ocp-Apim-Subscription-Key": key, "Content-Type": "application/json"}
 
 
@@ -89,7 +102,9 @@ def _shield(config: GroundwireConfig, prompt: str, documents: Sequence[str]) -> 
         return None
     s, base, headers = got
     url = f"{base}/contentsafety/text:shieldPrompt?api-version={s.get('api_version', '2024-09-01')}"
-    return _post(url, headers, {"userPrompt": prompt, "documents": list(documents)}, float(s.get("timeout", 10)))
+    return _post(
+        url, headers, {"userPrompt": prompt, "documents": list(documents)}, float(s.get("timeout", 10))
+    )
 
 
 @hookimpl
@@ -102,12 +117,19 @@ def screen_prompt(request: GroundingRequest, config: GroundwireConfig) -> Verdic
     except (httpx.HTTPError, ValueError) as exc:
         return _unavailable("prompt", AZURE, got[0], exc)
     attack = bool(((data or {}).get("userPromptAnalysis") or {}).get("attackDetected"))
-    return Verdict(stage="prompt", plugin=AZURE, action=Action.BLOCK if attack else Action.ALLOW,
-                   score=1.0 if attack else 0.0, reason="user prompt attack detected" if attack else "no attack")
+    return Verdict(
+        stage="prompt",
+        plugin=AZURE,
+        action=Action.BLOCK if attack else Action.ALLOW,
+        score=1.0 if attack else 0.0,
+        reason="user prompt attack detected" if attack else "no attack",
+    )
 
 
 @hookimpl
-def screen_documents(request: GroundingRequest, chunks: Sequence[Chunk], config: GroundwireConfig) -> list[Verdict]:
+def screen_documents(
+    request: GroundingRequest, chunks: Sequence[Chunk], config: GroundwireConfig
+) -> list[Verdict]:
     got = _azure(config)
     if got is None or not got[0].get("shield_documents", True) or not chunks:
         return []
@@ -115,12 +137,20 @@ def screen_documents(request: GroundingRequest, chunks: Sequence[Chunk], config:
     try:
         data = _shield(config, request.prompt, [c.text for c in chunks]) or {}
     except (httpx.HTTPError, ValueError) as exc:
-        return [_unavailable("documents", AZURE, s, exc, c.id) for c in chunks] if s.get("fail_closed") else []
+        return (
+            [_unavailable("documents", AZURE, s, exc, c.id) for c in chunks] if s.get("fail_closed") else []
+        )
     action = Action(str(s.get("document_action", "drop")))
     analyses = data.get("documentsAnalysis") or []
     return [
-        Verdict(stage="documents", plugin=AZURE, action=action, score=1.0, target=c.id,
-                reason="document attack detected")
+        Verdict(
+            stage="documents",
+            plugin=AZURE,
+            action=action,
+            score=1.0,
+            target=c.id,
+            reason="document attack detected",
+        )
         for c, a in zip(chunks, analyses, strict=False)
         if (a or {}).get("attackDetected")
     ]
@@ -147,8 +177,15 @@ def _azure_output(request: GroundingRequest, draft: Draft, config: GroundwireCon
             action = Action.FLAG
         else:
             continue
-        out.append(Verdict(stage="output", plugin=AZURE, action=action, score=round(sev / 7, 3),
-                           reason=f"{cat}: severity {sev}"))
+        out.append(
+            Verdict(
+                stage="output",
+                plugin=AZURE,
+                action=action,
+                score=round(sev / 7, 3),
+                reason=f"{cat}: severity {sev}",
+            )
+        )
     return out
 
 
@@ -162,16 +199,24 @@ def _openai_output(request: GroundingRequest, draft: Draft, config: GroundwireCo
     base = _url(config, OPENAI, str(s.get("base_url", "https://api.openai.com/v1")))
     key = _key(s, "api_key_env", "OPENAI_API_KEY")
     if not key:
-        raise ConfigError(config.source, f"plugins.settings.{OPENAI}.api_key_env", "no API key for OpenAI moderation",
-                          "set the environment variable named by api_key_env (default OPENAI_API_KEY)")
+        raise ConfigError(
+            config.source,
+            f"plugins.settings.{OPENAI}.api_key_env",
+            "no API key for OpenAI moderation",
+            "set the environment variable named by api_key_env (default OPENAI_API_KEY)",
+        )
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = {"model": s.get("model", "omni-moderation-latest"), "input": draft.text}
     try:
         data = _post(f"{base}/moderations", headers, body, float(s.get("timeout", 10)))
     except (httpx.HTTPError, ValueError) as exc:
         return [_unavailable("output", OPENAI, s, exc)]
-    block = set(s.get("block_categories", ["sexual/minors", "self-harm/instructions", "violence/graphic",
-                                           "hate/threatening"]))
+    block = set(
+        s.get(
+            "block_categories",
+            ["sexual/minors", "self-harm/instructions", "violence/graphic", "hate/threatening"],
+        )
+    )
     out = []
     for res in data.get("results") or []:
         if not res.get("flagged"):
@@ -180,8 +225,15 @@ def _openai_output(request: GroundingRequest, draft: Draft, config: GroundwireCo
         scores = res.get("category_scores") or {}
         top = max((float(scores.get(c, 0.0)) for c in cats), default=1.0)
         action = Action.BLOCK if set(cats) & block else Action.FLAG
-        out.append(Verdict(stage="output", plugin=OPENAI, action=action, score=round(top, 4),
-                           reason="flagged: " + ", ".join(cats)))
+        out.append(
+            Verdict(
+                stage="output",
+                plugin=OPENAI,
+                action=action,
+                score=round(top, 4),
+                reason="flagged: " + ", ".join(cats),
+            )
+        )
     return out
 
 

@@ -26,14 +26,66 @@ _MARKER_RE = re.compile(r"\[(\d+)\]")
 _SENT_RE = re.compile(r"[^.!?\n]+(?:[.!?]+(?:\s*\[\d+\])*|\n|$)")
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    "about above after also been before being both could does doing during each from have having here into "
-    "itself more most other over same should some such than that their them then there these they this those "
-    "through under until very what when where which while will with would your yours".split()
+    [
+        "about",
+        "above",
+        "after",
+        "also",
+        "been",
+        "before",
+        "being",
+        "both",
+        "could",
+        "does",
+        "doing",
+        "during",
+        "each",
+        "from",
+        "have",
+        "having",
+        "here",
+        "into",
+        "itself",
+        "more",
+        "most",
+        "other",
+        "over",
+        "same",
+        "should",
+        "some",
+        "such",
+        "than",
+        "that",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "under",
+        "until",
+        "very",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "will",
+        "with",
+        "would",
+        "your",
+        "yours",
+    ]
 )
 
 
 def _stems(text: str) -> set[str]:
-    return {w[:6] for w in _WORD_RE.findall(text.casefold()) if (len(w) >= 4 or w.isdigit()) and w not in _STOP}
+    return {
+        w[:6] for w in _WORD_RE.findall(text.casefold()) if (len(w) >= 4 or w.isdigit()) and w not in _STOP
+    }
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -85,5 +137,11 @@ def screen_output(
     if not spans:
         return None
     n = len(sentence_spans(draft.text)) or 1
-    return Verdict(stage="output", plugin=PLUGIN, action=Action.FLAG, score=round(len(spans) / n, 3),
-                   reason=f"{len(spans)} sentence(s) not supported by their cited sources", spans=tuple(spans))
+    return Verdict(
+        stage="output",
+        plugin=PLUGIN,
+        action=Action.FLAG,
+        score=round(len(spans) / n, 3),
+        reason=f"{len(spans)} sentence(s) not supported by their cited sources",
+        spans=tuple(spans),
+    )

@@ -54,27 +54,42 @@ def _ssn_valid(m: re.Match[str]) -> bool:
 
 def _nino_valid(m: re.Match[str]) -> bool:
     prefix = m.group(0).replace(" ", "").upper()[:2]
-    return prefix[0] not in "DFIQUV" and prefix[1] not in "DFIOQUV" and prefix not in {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"}
+    return (
+        prefix[0] not in "DFIQUV"
+        and prefix[1] not in "DFIOQUV"
+        and prefix not in {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"}
+    )
 
 
 def _phone_valid(m: re.Match[str]) -> bool:
     return 9 <= sum(c.isdigit() for c in m.group(0)) <= 15
 
 
-_STREET_TYPES = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|square|sq|"
-                 r"terrace|way|parkway|pkwy|highway|hwy|close|crescent")
+_STREET_TYPES = (
+    r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|square|sq|"
+    r"terrace|way|parkway|pkwy|highway|hwy|close|crescent"
+)
 
 # (label, pattern, validator); order matters only for the report, spans are merged by the pipeline
 ENTITIES: dict[str, tuple[re.Pattern[str], Callable[[re.Match[str]], bool] | None]] = {
     "email": (re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"), None),
     "credit_card": (re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"), lambda m: luhn_valid(m.group(0))),
-    "iban": (re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
-             lambda m: iban_valid(m.group(0))),
+    "iban": (
+        re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
+        lambda m: iban_valid(m.group(0)),
+    ),
     "us_ssn": (re.compile(r"(?<!\d)(\d{3})-(\d{2})-(\d{4})(?!\d)"), _ssn_valid),
     "uk_nino": (re.compile(r"\b[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d]\b"), _nino_valid),
-    "phone": (re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w])"),
-              _phone_valid),
-    "street_address": (re.compile(rf"\b\d{{1,5}}(?: [A-Z][a-z]+){{1,4}} (?:{_STREET_TYPES})\b\.?", re.I), None),
+    "phone": (
+        re.compile(
+            r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w])"
+        ),
+        _phone_valid,
+    ),
+    "street_address": (
+        re.compile(rf"\b\d{{1,5}}(?: [A-Z][a-z]+){{1,4}} (?:{_STREET_TYPES})\b\.?", re.I),
+        None,
+    ),
 }
 
 
@@ -111,8 +126,11 @@ def screen_output(
         return None
     unknown = set(s.get("entities", ())) - set(ENTITIES)
     if unknown:
-        raise config.error(f"plugins.settings.{PLUGIN}.entities", f"unknown entities {sorted(unknown)}",
-                           f"choose from {', '.join(ENTITIES)}")
+        raise config.error(
+            f"plugins.settings.{PLUGIN}.entities",
+            f"unknown entities {sorted(unknown)}",
+            f"choose from {', '.join(ENTITIES)}",
+        )
     spans = find_pii(draft.text, s.get("entities"))
     if not spans:
         return None

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from groundwire import Action, GroundingRequest, GroundwireConfig, Verdict, hookimpl
 from groundwire.models import Chunk
 
@@ -61,8 +60,12 @@ ARTEFACT_DIR = Path(__file__).parent
 
 # --- normalisation ------------------------------------------------------------------------------------
 
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\U000e0000-\U000e007f]")
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+_INVISIBLE = re.compile(
+    "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\U000e0000-\U000e007f]"
+)
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
+)
 _SCRIPT_CACHE: dict[str, str] = {}
 
 
@@ -132,30 +135,63 @@ def _r(name: str, rx: str, strong: bool, reason: str) -> Rule:
     return Rule(name, re.compile(rx, re.I), strong, reason)
 
 
-_PRIOR = r"(?:all |any |the |your |my |these |those )*(?:previous|prior|above|earlier|preceding|initial|original|system)"
+_PRIOR = (
+    r"(?:all |any |the |your |my |these |those )*"
+    r"(?:previous|prior|above|earlier|preceding|initial|original|system)"
+)
 RULES: tuple[Rule, ...] = (
-    _r("override", rf"\b(?:ignore|disregard|forget|override|bypass|skip)\b.{{0,20}}\b{_PRIOR}\b.{{0,20}}"
-       r"\b(?:instructions?|prompts?|rules?|directions?|guidelines?|context|messages?)", True,
-       "instruction override"),
-    _r("override2", r"\b(?:new|updated|real) (?:instructions?|system prompt|rules)\s*[:\-]|"
-       r"\bfrom now on,? you (?:will|must|are)\b|\byou are no longer bound\b|\bdeveloper mode\b", True,
-       "instruction override"),
-    _r("persona", r"\b(?:DAN|do anything now|jailbr[eo]ak(?:en)?|unfiltered and amoral|no (?:ethical|moral) "
-       r"(?:or moral )?guidelines|without any (?:restrictions|filters|censorship)|stay in character|"
-       r"(?:act|pretend|roleplay|role-play) as (?:an? )?(?:unrestricted|evil|unfiltered|uncensored))\b", True,
-       "role-play persona to evade safety rules"),
-    _r("persona_weak", r"\b(?:you are to act as|pretend (?:to be|you are)|in this hypothetical story|"
-       r"imagine you are|let'?s play a game|never refuses?|always (?:fulfills?|complies|answers))\b", False,
-       "role-play framing"),
-    _r("extraction", r"\b(?:reveal|print|show|repeat|output|leak|tell me|what (?:is|are))\b.{0,30}\b(?:your|the) "
-       r"(?:system prompt|initial (?:prompt|instructions)|hidden (?:prompt|instructions)|instructions above|"
-       r"original instructions)", True, "system-prompt extraction"),
-    _r("response_prime", r"(?:start|begin) (?:your|the) (?:response|reply|answer) with|"
-       r"\bsure,? here(?:'s| is)\b|never ever", False, "response priming"),
-    _r("embedded_task", r"\b(?:in your (?:reply|response|answer)|your (?:reply|response|answer) (?:must|should)|"
-       r"(?:include|insert|add|embed) (?:the following|this) (?:code|link|url|text)|"
-       r"(?:visit|click|go to) (?:this|the following) (?:link|url|website))\b", False,
-       "instruction addressed to the assistant"),
+    _r(
+        "override",
+        rf"\b(?:ignore|disregard|forget|override|bypass|skip)\b.{{0,20}}\b{_PRIOR}\b.{{0,20}}"
+        r"\b(?:instructions?|prompts?|rules?|directions?|guidelines?|context|messages?)",
+        True,
+        "instruction override",
+    ),
+    _r(
+        "override2",
+        r"\b(?:new|updated|real) (?:instructions?|system prompt|rules)\s*[:\-]|"
+        r"\bfrom now on,? you (?:will|must|are)\b|\byou are no longer bound\b|\bdeveloper mode\b",
+        True,
+        "instruction override",
+    ),
+    _r(
+        "persona",
+        r"\b(?:DAN|do anything now|jailbr[eo]ak(?:en)?|unfiltered and amoral|no (?:ethical|moral) "
+        r"(?:or moral )?guidelines|without any (?:restrictions|filters|censorship)|stay in character|"
+        r"(?:act|pretend|roleplay|role-play) as (?:an? )?(?:unrestricted|evil|unfiltered|uncensored))\b",
+        True,
+        "role-play persona to evade safety rules",
+    ),
+    _r(
+        "persona_weak",
+        r"\b(?:you are to act as|pretend (?:to be|you are)|in this hypothetical story|"
+        r"imagine you are|let'?s play a game|never refuses?|always (?:fulfills?|complies|answers))\b",
+        False,
+        "role-play framing",
+    ),
+    _r(
+        "extraction",
+        r"\b(?:reveal|print|show|repeat|output|leak|tell me|what (?:is|are))\b.{0,30}\b(?:your|the) "
+        r"(?:system prompt|initial (?:prompt|instructions)|hidden (?:prompt|instructions)|instructions above|"
+        r"original instructions)",
+        True,
+        "system-prompt extraction",
+    ),
+    _r(
+        "response_prime",
+        r"(?:start|begin) (?:your|the) (?:response|reply|answer) with|"
+        r"\bsure,? here(?:'s| is)\b|never ever",
+        False,
+        "response priming",
+    ),
+    _r(
+        "embedded_task",
+        r"\b(?:in your (?:reply|response|answer)|your (?:reply|response|answer) (?:must|should)|"
+        r"(?:include|insert|add|embed) (?:the following|this) (?:code|link|url|text)|"
+        r"(?:visit|click|go to) (?:this|the following) (?:link|url|website))\b",
+        False,
+        "instruction addressed to the assistant",
+    ),
 )
 
 
@@ -222,8 +258,9 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
 
     model = load_sentence_transformer(bundled_model_path())
-    vecs = model.encode(list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False,
-                        convert_to_numpy=True)
+    vecs = model.encode(
+        list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+    )
     return np.asarray(vecs, dtype=np.float32)
 
 
@@ -245,7 +282,9 @@ class ShieldModel:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     def save(self, path: Path) -> None:
-        np.savez(path, w=self.w, b=np.float64(self.b), mu=self.mu, sd=self.sd, threshold=np.float64(self.threshold))
+        np.savez(
+            path, w=self.w, b=np.float64(self.b), mu=self.mu, sd=self.sd, threshold=np.float64(self.threshold)
+        )
 
 
 @lru_cache(maxsize=4)
@@ -327,7 +366,9 @@ def _combine(p: float | None, hits: list[Rule], threshold: float) -> Score:
     return Score(p, reason if p >= threshold else "no injection pattern found")
 
 
-def score_prompts(texts: Sequence[str], use_model: bool = True, threshold: float | None = None) -> list[Score]:
+def score_prompts(
+    texts: Sequence[str], use_model: bool = True, threshold: float | None = None
+) -> list[Score]:
     """Direct-injection scores for prompts (rules + classifier)."""
     model = load_model("direct") if use_model else None
     th = threshold if threshold is not None else (model.threshold if model else 0.5)
@@ -338,7 +379,9 @@ def score_prompts(texts: Sequence[str], use_model: bool = True, threshold: float
     return [_combine(p, rule_hits(t), th) for t, p in zip(texts, probs, strict=True)]
 
 
-def score_documents(texts: Sequence[str], use_model: bool = True, threshold: float | None = None) -> list[Score]:
+def score_documents(
+    texts: Sequence[str], use_model: bool = True, threshold: float | None = None
+) -> list[Score]:
     """Indirect-injection score per document: the worst of its segments (one embedding batch for all)."""
     model = load_model("indirect") if use_model else None
     th = threshold if threshold is not None else (model.threshold if model else 0.5)
@@ -383,14 +426,19 @@ def screen_prompt(request: GroundingRequest, config: GroundwireConfig) -> Verdic
 
 
 @hookimpl
-def screen_documents(request: GroundingRequest, chunks: Sequence[Chunk], config: GroundwireConfig) -> list[Verdict]:
+def screen_documents(
+    request: GroundingRequest, chunks: Sequence[Chunk], config: GroundwireConfig
+) -> list[Verdict]:
     s = _settings(config)
     if not s.get("indirect", True) or not chunks:
         return []
     name = str(s.get("document_action", "drop"))
     if name not in (Action.DROP, Action.QUARANTINE):
-        raise config.error(f"plugins.settings.{PLUGIN}.document_action", f"unknown action {name!r}",
-                           "use 'drop' or 'quarantine'")
+        raise config.error(
+            f"plugins.settings.{PLUGIN}.document_action",
+            f"unknown action {name!r}",
+            "use 'drop' or 'quarantine'",
+        )
     action = Action(name)
     threshold = s.get("document_threshold")
     use_model = bool(s.get("use_model", True))
@@ -403,8 +451,14 @@ def screen_documents(request: GroundingRequest, chunks: Sequence[Chunk], config:
         scores = score_documents(texts, False)
         th = 0.5
     return [
-        Verdict(stage="documents", plugin=PLUGIN, action=action, score=round(sc.score, 4),
-                reason=f"possible planted instruction: {sc.reason}", target=c.id)
+        Verdict(
+            stage="documents",
+            plugin=PLUGIN,
+            action=action,
+            score=round(sc.score, 4),
+            reason=f"possible planted instruction: {sc.reason}",
+            target=c.id,
+        )
         for c, sc in zip(chunks, scores, strict=True)
         if sc.score >= th
     ]

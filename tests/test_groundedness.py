@@ -2,27 +2,55 @@
 
 from __future__ import annotations
 
-from groundwire import AccessControl, Action, Chunk, Citation, Draft, GroundingRequest, UserContext, config_from_dict
+from groundwire import (
+    AccessControl,
+    Action,
+    Chunk,
+    Citation,
+    Draft,
+    GroundingRequest,
+    UserContext,
+    config_from_dict,
+)
 from groundwire.plugins import groundedness
 
 
 def _chunk(cid: str, text: str) -> Chunk:
-    return Chunk(id=cid, doc_id=cid, connector="kb", tenant="acme", text=text, title=cid, uri="u", location="",
-                 acl=AccessControl.of(["everyone"]))
+    return Chunk(
+        id=cid,
+        doc_id=cid,
+        connector="kb",
+        tenant="acme",
+        text=text,
+        title=cid,
+        uri="u",
+        location="",
+        acl=AccessControl.of(["everyone"]),
+    )
 
 
 def _cite(n: int, chunk: Chunk) -> Citation:
-    return Citation(n=n, title=chunk.title, uri=chunk.uri, snippet="", location="", doc_id=chunk.doc_id,
-                    chunk_id=chunk.id, connector=chunk.connector)
+    return Citation(
+        n=n,
+        title=chunk.title,
+        uri=chunk.uri,
+        snippet="",
+        location="",
+        doc_id=chunk.doc_id,
+        chunk_id=chunk.id,
+        connector=chunk.connector,
+    )
 
 
 SRC = _chunk("c1", "Salaries are paid on the 25th of every month. Increases take effect in April.")
 
 
 def test_flags_uncited_and_unsupported() -> None:
-    text = ("Salaries are paid on the 25th of every month [1]. "
-            "The company headquarters moved to Lisbon last winter [1]. "
-            "Everyone receives a generous holiday bonus.")
+    text = (
+        "Salaries are paid on the 25th of every month [1]. "
+        "The company headquarters moved to Lisbon last winter [1]. "
+        "Everyone receives a generous holiday bonus."
+    )
     draft = Draft(request_id="r", text=text, citations=[_cite(1, SRC)])
     spans = groundedness.unsupported_spans(draft, [SRC])
     labels = {text[s:e].strip(): lab for s, e, lab in spans}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from groundwire import Action, Draft, GroundingRequest, UserContext, config_from_dict
 from groundwire.pipeline import apply_redactions
 from groundwire.plugins import pii
@@ -66,10 +65,21 @@ def _request(tenant: str) -> GroundingRequest:
 
 
 def test_hook_per_tenant_settings() -> None:
-    config = config_from_dict({"plugins": {"settings": {"pii": {
-        "entities": ["email", "phone"],
-        "tenants": {"beta": {"enabled": False}, "gamma": {"action": "flag", "entities": ["email"]}},
-    }}}})
+    config = config_from_dict(
+        {
+            "plugins": {
+                "settings": {
+                    "pii": {
+                        "entities": ["email", "phone"],
+                        "tenants": {
+                            "beta": {"enabled": False},
+                            "gamma": {"action": "flag", "entities": ["email"]},
+                        },
+                    }
+                }
+            }
+        }
+    )
     draft = Draft(request_id="r", text="Mail a@b.org or call +1 415 555 0100; SSN 123-45-6789.")
     v = pii.screen_output(request=_request("acme"), draft=draft, sources=[], config=config)
     assert v is not None and v.action is Action.REDACT

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from groundwire import Action, DraftStatus, Grounder, config_from_dict
 from groundwire.pipeline import BLOCKED_TEXT
 
