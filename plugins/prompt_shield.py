@@ -28,10 +28,13 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import hashlib
 import logging
 import math
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,6 +49,7 @@ __all__ = [
     "RULES",
     "ShieldModel",
     "char_features",
+    "clear_cache",
     "embed",
     "load_model",
     "rule_hits",
@@ -379,6 +383,42 @@ def score_prompts(
     return [_combine(p, rule_hits(t), th) for t, p in zip(texts, probs, strict=True)]
 
 
+_SEG_CACHE: OrderedDict[tuple[int, str], float] = OrderedDict()
+_SEG_LOCK = threading.Lock()
+SEGMENT_CACHE_SIZE = 20_000
+
+
+def _segment_probs(model: ShieldModel, flat: Sequence[str]) -> np.ndarray:
+    """Segment scores; retrieved chunks recur across requests, so scores are kept in a per-process LRU
+    (keyed by the model and a hash of the segment text) and only the misses are embedded, in one batch."""
+    keys = [(id(model), hashlib.blake2b(s.encode(), digest_size=16).hexdigest()) for s in flat]
+    probs = np.zeros(len(flat))
+    with _SEG_LOCK:
+        miss = []
+        for i, k in enumerate(keys):
+            if k in _SEG_CACHE:
+                probs[i] = _SEG_CACHE[k]
+                _SEG_CACHE.move_to_end(k)
+            else:
+                miss.append(i)
+    if miss:
+        texts = [flat[i] for i in miss]
+        got = model.predict(embed(texts), np.stack([char_features(t) for t in texts]))
+        with _SEG_LOCK:
+            for i, p in zip(miss, got, strict=True):
+                probs[i] = float(p)
+                _SEG_CACHE[keys[i]] = float(p)
+            while len(_SEG_CACHE) > SEGMENT_CACHE_SIZE:
+                _SEG_CACHE.popitem(last=False)
+    return probs
+
+
+def clear_cache() -> None:
+    """Forget cached segment scores (benchmarks measure cold latency with it)."""
+    with _SEG_LOCK:
+        _SEG_CACHE.clear()
+
+
 def score_documents(
     texts: Sequence[str], use_model: bool = True, threshold: float | None = None
 ) -> list[Score]:
@@ -389,7 +429,7 @@ def score_documents(
     flat = [s for ss in segs for s in ss]
     probs = np.zeros(len(flat))
     if model is not None and flat:
-        probs = model.predict(embed(flat), np.stack([char_features(s) for s in flat]))
+        probs = _segment_probs(model, flat)
     out: list[Score] = []
     i = 0
     for t, ss in zip(texts, segs, strict=True):

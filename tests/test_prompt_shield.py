@@ -118,6 +118,8 @@ def test_indirect_classifier_keeps_howto_and_tables() -> None:
     scores = ps.score_documents([HOWTO, TABLE, INJECTED, INJECTED_CODE])
     assert scores[0].score < th and scores[1].score < th
     assert scores[2].score >= th and scores[3].score >= th
+    again = ps.score_documents([INJECTED_CODE, HOWTO])  # served from the segment cache, same scores
+    assert [x.score for x in again] == [scores[3].score, scores[0].score]
 
 
 def _chunk(cid: str, text: str) -> Chunk:
