@@ -175,9 +175,12 @@ RULES: tuple[Rule, ...] = (
     ),
     _r(
         "extraction",
-        r"\b(?:reveal|print|show|repeat|output|leak|tell me|what (?:is|are))\b.{0,30}\b(?:your|the) "
-        r"(?:system prompt|initial (?:prompt|instructions)|hidden (?:prompt|instructions)|instructions above|"
-        r"original instructions)",
+        r"\b(?:reveal|print|show|repeat|output|leak|dump|tell me|write out)\b.{0,30}"
+        r"\b(?:your (?:system prompt|(?:exact |full |original |initial |hidden )?"
+        r"(?:instructions|prompt|rules))|"
+        r"the (?:system prompt|(?:initial|hidden|original) (?:prompt|instructions)|instructions above))\b|"
+        r"\bwhat (?:is|are|were) your "
+        r"(?:system prompt|(?:original |initial |hidden )?(?:instructions|prompt))\b",
         True,
         "system-prompt extraction",
     ),

@@ -50,6 +50,8 @@ def test_benign_text_has_no_strong_rule() -> None:
         "When is payday?",
         "How do I kill a Python process?",
         "Summarise the leave policy for me.",
+        "What is the system prompt for the expenses app?",
+        "Show me the instructions for the VPN client.",
         "Ignore the noise in the first measurement and use the average of the others.",
     ]:
         assert not _strong(text), text
