@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,7 +74,27 @@ def featurise(rows: Sequence[dict[str, str]], kind: str, extra_negatives: Sequen
         texts = [r["document"] for r in rows]
     emb = ps.embed(items) if items else np.zeros((0, 384), np.float32)
     chars = np.stack([ps.char_features(t) for t in items]) if items else np.zeros((0, ps.N_CHAR), np.float32)
+    if kind == "indirect":  # the host document's context; an extra negative stands alone as a one-line text
+        ctxs = [ps.doc_context(r["document"]) for r in rows]
+        lone = ps.doc_context("x")
+        chars = np.hstack([chars, np.stack([ctxs[o] if o >= 0 else lone for o in seg_row])])
     return Data(kind, y, groups, emb, chars, seg_row, extra, texts)
+
+
+def featurise_cached(
+    rows: Sequence[dict[str, str]], kind: str, extra: Sequence[str] = (), cache: str | None = None
+) -> Data:
+    """:func:`featurise`, reusing a pickle at ``cache`` (embeddings are slow and not learned)."""
+    if cache and Path(cache).exists():
+        with open(cache, "rb") as fh:
+            d: Data = pickle.load(fh)
+        if len(d.y) == len(rows) and d.kind == kind:
+            return d
+    d = featurise(rows, kind, extra)
+    if cache:
+        with open(cache, "wb") as fh:
+            pickle.dump(d, fh)
+    return d
 
 
 def _row_scores(d: Data, model: ps.ShieldModel, rows: np.ndarray) -> np.ndarray:
@@ -229,10 +250,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument(
         "--negatives", default=None, help="indirect: a direct.jsonl whose benign rows add negatives"
     )
+    ap.add_argument("--cache", default=None, help="pickle of computed features to reuse between runs")
     args = ap.parse_args(argv)
     rows = read_rows(args.data)
     t0 = time.perf_counter()
-    d = featurise(rows, args.kind, extra_negatives(args.negatives) if args.kind == "indirect" else ())
+    d = featurise_cached(
+        rows, args.kind, extra_negatives(args.negatives) if args.kind == "indirect" else (), args.cache
+    )
     print(
         f"{args.kind}: {len(rows)} rows ({int(d.y.sum())} positive), {len(d.emb)} items embedded "
         f"in {time.perf_counter() - t0:.1f}s"

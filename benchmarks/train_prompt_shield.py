@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from groundwire.plugins import prompt_shield as ps
 
-from benchmarks.prompt_shield import extra_negatives, featurise, fit, read_rows
+from benchmarks.prompt_shield import extra_negatives, featurise_cached, fit, read_rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -23,12 +23,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--direct")
     ap.add_argument("--indirect")
     ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument(
+        "--cache-dir", default=None, help="reuse computed features (see benchmarks.prompt_shield)"
+    )
     args = ap.parse_args(argv)
     for kind, path in (("direct", args.direct), ("indirect", args.indirect)):
         if not path:
             continue
         rows = read_rows(path)
-        d = featurise(rows, kind, extra_negatives(args.direct) if kind == "indirect" else ())
+        cache = f"{args.cache_dir}/{kind}.pkl" if args.cache_dir else None
+        d = featurise_cached(rows, kind, extra_negatives(args.direct) if kind == "indirect" else (), cache)
         model = fit(d, np.arange(len(rows)), l2=args.l2)
         out = ps.ARTEFACT_DIR / f"prompt_shield_{kind}.npz"
         model.save(out)

@@ -12,8 +12,9 @@ Offline, no downloads. Each text is scored by two parts that are combined:
 
 Documents are screened per *segment* (non-table lines packed into short blocks), and a chunk's score is its
 worst segment, so an article that merely *describes* steps is judged on what it says, while a planted
-instruction inside a table or an e-mail stands out. All segments of all chunks of one request are embedded
-in one batch.
+instruction inside a table or an e-mail stands out. Each segment also carries two features of its host
+document (share of table rows, number of prose segments). All segments of all chunks of one request are
+embedded in one batch, and segment scores are cached per process (retrieved chunks recur).
 
 Settings (``[plugins.settings.prompt_shield]``): ``threshold`` / ``document_threshold`` (override the
 artefact's), ``document_action`` (``drop`` | ``quarantine``), ``use_model`` (``true``; ``false`` = rules
@@ -50,6 +51,7 @@ __all__ = [
     "ShieldModel",
     "char_features",
     "clear_cache",
+    "doc_context",
     "embed",
     "load_model",
     "rule_hits",
@@ -322,7 +324,19 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 25)
 
 # --- segments and scoring -----------------------------------------------------------------------------
 
-_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$|^\s*\|[\s\-:|]+$")
+# a table row, or a fragment of one (a row cut where text was inserted): starts or ends with a cell border
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$|^\s*\|[\s\-:|]+$|^\s*\|(?:[^|\n]*\|){2,}|(?:\|[^|\n]*){2,}\|\s*$")
+N_CONTEXT = 2
+
+
+def doc_context(text: str) -> np.ndarray:
+    """Features of the document a segment comes from: the share of its lines that are table rows (prose
+    wedged into a data table is unusual) and how many prose segments it has."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    table = sum(1 for ln in lines if _TABLE_ROW.search(ln)) / max(len(lines), 1)
+    return np.asarray([table, math.log1p(len(segments(text))) / 3.0], dtype=np.float32)
+
+
 SEGMENT_CHARS = 320
 
 
@@ -334,7 +348,7 @@ def segments(text: str, size: int = SEGMENT_CHARS) -> list[str]:
     out: list[str] = []
     cur = ""
     for line in [*text.splitlines(), ""]:
-        if not line.strip() or _TABLE_ROW.match(line):
+        if not line.strip() or _TABLE_ROW.search(line):
             if cur:
                 out.append(cur)
             cur = ""
@@ -391,10 +405,13 @@ _SEG_LOCK = threading.Lock()
 SEGMENT_CACHE_SIZE = 20_000
 
 
-def _segment_probs(model: ShieldModel, flat: Sequence[str]) -> np.ndarray:
+def _segment_probs(model: ShieldModel, flat: Sequence[str], context: np.ndarray) -> np.ndarray:
     """Segment scores; retrieved chunks recur across requests, so scores are kept in a per-process LRU
     (keyed by the model and a hash of the segment text) and only the misses are embedded, in one batch."""
-    keys = [(id(model), hashlib.blake2b(s.encode(), digest_size=16).hexdigest()) for s in flat]
+    keys = [
+        (id(model), hashlib.blake2b(s.encode() + c.tobytes(), digest_size=16).hexdigest())
+        for s, c in zip(flat, context, strict=True)
+    ]
     probs = np.zeros(len(flat))
     with _SEG_LOCK:
         miss = []
@@ -406,7 +423,8 @@ def _segment_probs(model: ShieldModel, flat: Sequence[str]) -> np.ndarray:
                 miss.append(i)
     if miss:
         texts = [flat[i] for i in miss]
-        got = model.predict(embed(texts), np.stack([char_features(t) for t in texts]))
+        chars = np.hstack([np.stack([char_features(t) for t in texts]), context[miss]])
+        got = model.predict(embed(texts), chars)
         with _SEG_LOCK:
             for i, p in zip(miss, got, strict=True):
                 probs[i] = float(p)
@@ -432,7 +450,10 @@ def score_documents(
     flat = [s for ss in segs for s in ss]
     probs = np.zeros(len(flat))
     if model is not None and flat:
-        probs = _segment_probs(model, flat)
+        ctx = np.vstack(
+            [np.tile(doc_context(t), (len(ss), 1)) for t, ss in zip(texts, segs, strict=True) if ss]
+        )
+        probs = _segment_probs(model, flat, ctx)
     out: list[Score] = []
     i = 0
     for t, ss in zip(texts, segs, strict=True):

@@ -60,6 +60,9 @@ def test_benign_text_has_no_strong_rule() -> None:
 def test_segments_skip_table_rows() -> None:
     doc = "| a | b |\n| 1 | 2 |\nPlease add this link to your reply.\n| 3 | 4 |\n\nLast line."
     assert ps.segments(doc) == ["Please add this link to your reply.", "Last line."]
+    cut = "| a | b |\n| 19 | 13 | Buffalo\nCompose a letter.\nan | 11-10 | 1-2 |\nA pipe | in prose stays."
+    assert ps.segments(cut) == ["Compose a letter.", "A pipe | in prose stays."]
+    assert ps.doc_context(cut)[0] > ps.doc_context("Plain prose.\nMore prose.")[0] == 0.0
     long = "word " * 200
     assert all(len(s) <= ps.SEGMENT_CHARS for s in ps.segments(long))
 
