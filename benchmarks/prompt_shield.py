@@ -251,7 +251,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--negatives", default=None, help="indirect: a direct.jsonl whose benign rows add negatives"
     )
     ap.add_argument("--cache", default=None, help="pickle of computed features to reuse between runs")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     rows = read_rows(args.data)
     t0 = time.perf_counter()
     d = featurise_cached(
