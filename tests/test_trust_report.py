@@ -47,8 +47,12 @@ def test_all_controls_pass_when_configured(tmp_path, monkeypatch):
     assert "k1" in checks["encryption at rest"].detail
 
 
+NO_SHIELD = {"load_entrypoints": False, "disabled": ["prompt_shield", "content_safety_api"]}
+
+
 def test_checks_fail_when_controls_are_broken(tmp_path):
-    g = Grounder(config_from_dict(make_config(tmp_path), base_dir=tmp_path))  # no shield, no encryption
+    cfg = make_config(tmp_path) | {"plugins": NO_SHIELD}  # no shield, no encryption
+    g = Grounder(config_from_dict(cfg, base_dir=tmp_path))
     g.sync()
     g.ground("When is payday?", "alice", tenant="acme")
     path = tmp_path / "data" / "audit" / "acme.jsonl"
@@ -73,7 +77,7 @@ def test_explicit_sources_check_detects_a_widened_search(tmp_path, monkeypatch):
 def test_cli_trust_report(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GROUNDWIRE_NO_PLUGIN_COMMANDS", "1")
     cfg = tmp_path / "gw.toml"
-    _write_toml(cfg, make_config(tmp_path))
+    _write_toml(cfg, make_config(tmp_path) | {"plugins": NO_SHIELD})
     assert main(["trust-report", "--json", "--config", str(cfg)]) == 1  # encryption off, no shield
     rows = json.loads(capsys.readouterr().out)
     assert [r["control"] for r in rows] == CONTROLS

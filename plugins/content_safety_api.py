@@ -1,0 +1,244 @@
+"""API-backed screening behind the same hooks: Azure AI Content Safety and the OpenAI moderation endpoint.
+
+Enabled only when configured; nothing is sent anywhere otherwise.
+
+``[plugins.settings.azure_content_safety]``: ``endpoint`` (``https://<name>.cognitiveservices.azure.com``),
+``key_env`` (default ``AZURE_CONTENT_SAFETY_KEY``) or ``key``, ``api_version`` (``2024-09-01``),
+``flag_at`` (2) / ``block_at`` (6) severities, ``analyze_output`` / ``shield_prompt`` / ``shield_documents``
+(all ``true``), ``document_action`` (``drop``), ``fail_closed`` (``false``), ``timeout`` (10 s).
+Wire format: ``POST {endpoint}/contentsafety/text:analyze?api-version=...`` with ``{"text", "categories",
+"outputType": "FourSeverityLevels"}`` -> ``{"categoriesAnalysis": [{"category", "severity"}]}``;
+``POST .../text:shieldPrompt`` with ``{"userPrompt", "documents"}`` -> ``{"userPromptAnalysis":
+{"attackDetected"}, "documentsAnalysis": [{"attackDetected"}]}``; header ``Ocp-Apim-Subscription-Key``.
+
+``[plugins.settings.openai_moderation]``: ``base_url`` (``https://api.openai.com/v1``), ``api_key_env``
+(``OPENAI_API_KEY``), ``model`` (``omni-moderation-latest``), ``block_categories`` (categories whose flag
+blocks; others flag), ``fail_closed``, ``timeout``.
+``POST {base_url}/moderations`` with ``{"model", "input"}``
+-> ``{"results": [{"flagged", "categories", "category_scores"}]}``.
+
+Invariants: TLS only, except loopback hosts (test doubles); a failed call yields a FLAG verdict saying the
+service was unavailable, or a BLOCK with ``fail_closed = true``; reasons never quote screened text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from groundwire import Action, ConfigError, Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl
+from groundwire.models import Chunk
+
+__all__ = ["AZURE", "OPENAI"]
+
+AZURE = "azure_content_safety"
+OPENAI = "openai_moderation"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+_AZURE_CATS = {"Hate": "hate", "Violence": "violence", "SelfHarm": "self_harm", "Sexual": "sexual"}
+
+
+def _url(config: GroundwireConfig, plugin: str, base: str) -> str:
+    parts = urlsplit(base)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+        raise config.error(
+            f"plugins.settings.{plugin}",
+            f"refusing non-TLS endpoint {base!r}",
+            "use https:// (plain http is allowed only for loopback test servers)",
+        )
+    return base.rstrip("/")
+
+
+def _key(s: dict[str, Any], env_key: str, default_env: str) -> str:
+    return str(s.get("key") or s.get("api_key") or os.environ.get(str(s.get(env_key, default_env)), ""))
+
+
+def _post(url: str, headers: dict[str, str], body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    with httpx.Client(timeout=timeout) as client:
+        r = client.post(url, headers=headers, json=body)
+        r.raise_for_status()
+        data: dict[str, Any] = r.json()
+        return data
+
+
+def _unavailable(stage: str, plugin: str, s: dict[str, Any], exc: Exception, target: str = "") -> Verdict:
+    action = Action.BLOCK if s.get("fail_closed", False) else Action.FLAG
+    if stage == "documents" and action is Action.BLOCK:
+        action = Action.DROP
+    return Verdict(
+        stage=stage,
+        plugin=plugin,
+        action=action,
+        score=0.0,
+        target=target,
+        reason=f"screening service unavailable ({type(exc).__name__})",
+    )
+
+
+# --- Azure AI Content Safety --------------------------------------------------------------------------
+
+
+def _azure(config: GroundwireConfig) -> tuple[dict[str, Any], str, dict[str, str]] | None:
+    s = config.plugin_settings(AZURE)
+    if not s.get("endpoint"):
+        return None
+    base = _url(config, AZURE, str(s["endpoint"]))
+    key = _key(s, "key_env", "AZURE_CONTENT_SAFETY_KEY")
+    if not key:
+        raise ConfigError(
+            config.source,
+            f"plugins.settings.{AZURE}.key_env",
+            "no API key for Azure AI Content Safety",
+            "set the environment variable named by key_env (default AZURE_CONTENT_SAFETY_KEY)",
+        )
+    return s, base, {"Ocp-Apim-Subscription-Key": key, "Content-Type": "application/json"}
+
+
+def _shield(config: GroundwireConfig, prompt: str, documents: Sequence[str]) -> dict[str, Any] | None:
+    got = _azure(config)
+    if got is None:
+        return None
+    s, base, headers = got
+    url = f"{base}/contentsafety/text:shieldPrompt?api-version={s.get('api_version', '2024-09-01')}"
+    return _post(
+        url, headers, {"userPrompt": prompt, "documents": list(documents)}, float(s.get("timeout", 10))
+    )
+
+
+@hookimpl
+def screen_prompt(request: GroundingRequest, config: GroundwireConfig) -> Verdict | None:
+    got = _azure(config)
+    if got is None or not got[0].get("shield_prompt", True):
+        return None
+    try:
+        data = _shield(config, request.prompt, [])
+    except (httpx.HTTPError, ValueError) as exc:
+        return _unavailable("prompt", AZURE, got[0], exc)
+    attack = bool(((data or {}).get("userPromptAnalysis") or {}).get("attackDetected"))
+    return Verdict(
+        stage="prompt",
+        plugin=AZURE,
+        action=Action.BLOCK if attack else Action.ALLOW,
+        score=1.0 if attack else 0.0,
+        reason="user prompt attack detected" if attack else "no attack",
+    )
+
+
+@hookimpl
+def screen_documents(
+    request: GroundingRequest, chunks: Sequence[Chunk], config: GroundwireConfig
+) -> list[Verdict]:
+    got = _azure(config)
+    if got is None or not got[0].get("shield_documents", True) or not chunks:
+        return []
+    s = got[0]
+    try:
+        data = _shield(config, request.prompt, [c.text for c in chunks]) or {}
+    except (httpx.HTTPError, ValueError) as exc:
+        return (
+            [_unavailable("documents", AZURE, s, exc, c.id) for c in chunks] if s.get("fail_closed") else []
+        )
+    action = Action(str(s.get("document_action", "drop")))
+    analyses = data.get("documentsAnalysis") or []
+    return [
+        Verdict(
+            stage="documents",
+            plugin=AZURE,
+            action=action,
+            score=1.0,
+            target=c.id,
+            reason="document attack detected",
+        )
+        for c, a in zip(chunks, analyses, strict=False)
+        if (a or {}).get("attackDetected")
+    ]
+
+
+def _azure_output(request: GroundingRequest, draft: Draft, config: GroundwireConfig) -> list[Verdict]:
+    got = _azure(config)
+    if got is None or not got[0].get("analyze_output", True):
+        return []
+    s, base, headers = got
+    url = f"{base}/contentsafety/text:analyze?api-version={s.get('api_version', '2024-09-01')}"
+    body = {"text": draft.text, "categories": list(_AZURE_CATS), "outputType": "FourSeverityLevels"}
+    try:
+        data = _post(url, headers, body, float(s.get("timeout", 10)))
+    except (httpx.HTTPError, ValueError) as exc:
+        return [_unavailable("output", AZURE, s, exc)]
+    out = []
+    for item in data.get("categoriesAnalysis") or []:
+        cat = _AZURE_CATS.get(str(item.get("category")), str(item.get("category")))
+        sev = int(item.get("severity") or 0)
+        if sev >= int(s.get("block_at", 6)):
+            action = Action.BLOCK
+        elif sev >= int(s.get("flag_at", 2)):
+            action = Action.FLAG
+        else:
+            continue
+        out.append(
+            Verdict(
+                stage="output",
+                plugin=AZURE,
+                action=action,
+                score=round(sev / 7, 3),
+                reason=f"{cat}: severity {sev}",
+            )
+        )
+    return out
+
+
+# --- OpenAI moderation --------------------------------------------------------------------------------
+
+
+def _openai_output(request: GroundingRequest, draft: Draft, config: GroundwireConfig) -> list[Verdict]:
+    s = config.plugin_settings(OPENAI)
+    if not s:
+        return []
+    base = _url(config, OPENAI, str(s.get("base_url", "https://api.openai.com/v1")))
+    key = _key(s, "api_key_env", "OPENAI_API_KEY")
+    if not key:
+        raise ConfigError(
+            config.source,
+            f"plugins.settings.{OPENAI}.api_key_env",
+            "no API key for OpenAI moderation",
+            "set the environment variable named by api_key_env (default OPENAI_API_KEY)",
+        )
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    body = {"model": s.get("model", "omni-moderation-latest"), "input": draft.text}
+    try:
+        data = _post(f"{base}/moderations", headers, body, float(s.get("timeout", 10)))
+    except (httpx.HTTPError, ValueError) as exc:
+        return [_unavailable("output", OPENAI, s, exc)]
+    block = set(
+        s.get(
+            "block_categories",
+            ["sexual/minors", "self-harm/instructions", "violence/graphic", "hate/threatening"],
+        )
+    )
+    out = []
+    for res in data.get("results") or []:
+        if not res.get("flagged"):
+            continue
+        cats = sorted(c for c, on in (res.get("categories") or {}).items() if on)
+        scores = res.get("category_scores") or {}
+        top = max((float(scores.get(c, 0.0)) for c in cats), default=1.0)
+        action = Action.BLOCK if set(cats) & block else Action.FLAG
+        out.append(
+            Verdict(
+                stage="output",
+                plugin=OPENAI,
+                action=action,
+                score=round(top, 4),
+                reason="flagged: " + ", ".join(cats),
+            )
+        )
+    return out
+
+
+@hookimpl
+def screen_output(
+    request: GroundingRequest, draft: Draft, sources: Sequence[Chunk], config: GroundwireConfig
+) -> list[Verdict]:
+    return _azure_output(request, draft, config) + _openai_output(request, draft, config)
