@@ -23,7 +23,8 @@ __all__ = ["sentence_spans", "support", "unsupported_spans"]
 
 PLUGIN = "groundedness"
 _MARKER_RE = re.compile(r"\[(\d+)\]")
-_SENT_RE = re.compile(r"[^.!?\n]+(?:[.!?]+(?:\s*\[\d+\])*|\n|$)")
+# a sentence ends at . ! ? followed by space, a [n] marker or the end ("3.5", "e.g.x" do not end one)
+_SENT_RE = re.compile(r"(?:[^.!?\n]|[.!?](?![\s\[]|$))+(?:[.!?]+(?:\s*\[\d+\])*|\n|$)")
 _WORD_RE = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     [

@@ -74,3 +74,13 @@ def test_unknown_citation_and_hook_verdict() -> None:
     v = groundedness.screen_output(request=req, draft=draft, sources=[SRC], config=config)
     assert v is not None and v.action is Action.FLAG and v.spans[0][2] == "unknown_citation"
     assert 0 < v.score <= 1
+
+
+def test_decimal_numbers_do_not_split_sentences() -> None:
+    from groundwire.plugins.groundedness import _SENT_RE
+
+    text = "The 2026 budget is 3.5 percent of payroll. [2] Salaries are paid on the 25th. [3]"
+    assert [m.group(0).strip() for m in _SENT_RE.finditer(text) if m.group(0).strip()] == [
+        "The 2026 budget is 3.5 percent of payroll. [2]",
+        "Salaries are paid on the 25th. [3]",
+    ]
