@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from groundwire import Grounder, config_from_dict, make_plugin_manager
+from groundwire import AccessControl, Chunk, Grounder, config_from_dict, make_plugin_manager
 
 
 @pytest.fixture
@@ -77,3 +77,9 @@ def make_grounder(tmp_path: Path) -> Iterator[Callable[..., Grounder]]:
 
 def kb(path: Path, tenant: str = "acme", **extra: Any) -> dict[str, Any]:
     return {"type": "knowledge_base", "tenant": tenant, "path": str(path), **extra}
+
+
+def make_chunk(cid: str, text: str, allow: tuple[str, ...] = ("everyone",), tenant: str = "acme") -> Chunk:
+    """A chunk for plugin unit tests (the id doubles as doc id and title)."""
+    return Chunk(id=cid, doc_id=cid, connector="kb", tenant=tenant, text=text, title=cid, uri="u", location="",
+                 acl=AccessControl.of(allow))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from groundwire import (
-    AccessControl,
     Action,
     Chunk,
     Citation,
@@ -14,19 +13,7 @@ from groundwire import (
 )
 from groundwire.plugins import groundedness
 
-
-def _chunk(cid: str, text: str) -> Chunk:
-    return Chunk(
-        id=cid,
-        doc_id=cid,
-        connector="kb",
-        tenant="acme",
-        text=text,
-        title=cid,
-        uri="u",
-        location="",
-        acl=AccessControl.of(["everyone"]),
-    )
+from .conftest import make_chunk
 
 
 def _cite(n: int, chunk: Chunk) -> Citation:
@@ -42,7 +29,7 @@ def _cite(n: int, chunk: Chunk) -> Citation:
     )
 
 
-SRC = _chunk("c1", "Salaries are paid on the 25th of every month. Increases take effect in April.")
+SRC = make_chunk("c1", "Salaries are paid on the 25th of every month. Increases take effect in April.")
 
 
 def test_flags_uncited_and_unsupported() -> None:
