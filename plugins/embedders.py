@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -51,6 +52,23 @@ def load_sentence_transformer(path: str, backend: str = "torch") -> Any:
         return _MODELS[key]
 
 
+@functools.lru_cache(maxsize=2048)
+def query_embedding(path: str, backend: str, text: str) -> Vectors:
+    """One query's unit vector from the model at ``path``, memoised per process.
+
+    The pipeline's retrieval and the prompt shield both embed the same prompt with the bundled model;
+    sharing this memo makes that one model call per prompt instead of two.
+    """
+    vec = np.asarray(
+        load_sentence_transformer(path, backend).encode(
+            [text], normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+        )[0],
+        dtype=np.float32,
+    )
+    vec.setflags(write=False)
+    return vec
+
+
 class MiniLMEmbedder(Embedder):
     """all-MiniLM-L6-v2 (384 dimensions) from the bundled package. Options: ``path``, ``batch_size``."""
 
@@ -85,6 +103,9 @@ class MiniLMEmbedder(Embedder):
             convert_to_numpy=True,
         )
         return np.asarray(vecs, dtype=np.float32)
+
+    def embed_query(self, text: str) -> Vectors:
+        return query_embedding(self.path, self.backend, text)
 
 
 _TOKEN_RE = re.compile(r"\w+")

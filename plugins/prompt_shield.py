@@ -263,9 +263,14 @@ def char_features(text: str) -> np.ndarray:
 
 
 def embed(texts: Sequence[str]) -> np.ndarray:
-    """MiniLM sentence embeddings (unit length), the bundled model loaded once per process."""
-    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
+    """MiniLM sentence embeddings (unit length), the bundled model loaded once per process.
 
+    A single text (the prompt) goes through the shared query memo, so retrieval does not embed it again.
+    """
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer, query_embedding
+
+    if len(texts) == 1:
+        return query_embedding(bundled_model_path(), "torch", texts[0]).reshape(1, -1)
     model = load_sentence_transformer(bundled_model_path())
     vecs = model.encode(
         list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True

@@ -69,3 +69,15 @@ def test_concurrent_requests_do_not_mix_users(demo: Grounder) -> None:
         assert not any(c.doc_id.startswith(("hr/", "people/")) for c in d.citations)
     for d in drafts[3:]:
         assert any(c.doc_id.startswith("hr/") for c in d.citations)
+
+
+@pytest.mark.slow
+def test_prompt_is_embedded_once_per_request(demo: Grounder) -> None:
+    """Prompt shield and retrieval share one query embedding (one model call per prompt)."""
+    from groundwire.plugins.embedders import query_embedding
+
+    before = query_embedding.cache_info()
+    demo.ground("How many weeks of parental leave are there, and can they be split?", "sam@example.com")
+    after = query_embedding.cache_info()
+    assert after.misses - before.misses == 1
+    assert after.hits - before.hits >= 1
