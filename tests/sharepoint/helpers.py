@@ -11,6 +11,7 @@ from groundwire import Grounder, GroundingRequest, UserContext, config_from_dict
 from groundwire.connectors.sharepoint import file_doc_id, page_doc_id
 from groundwire.index import NOBODY
 
+from ..files import make_pdf
 from .graph_double import TOKEN_ENV, GraphDouble
 
 TENANT = "acme"
@@ -59,27 +60,8 @@ def xlsx_bytes(sheets: dict[str, list[list[Any]]]) -> bytes:
 
 
 def pdf_bytes(text: str) -> bytes:
-    """A minimal one-page PDF with ``text`` in Helvetica (correct xref offsets)."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objs = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for i, body in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    for off in offsets:
-        out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    return bytes(out)
+    """A one-page PDF showing ``text``."""
+    return make_pdf([text])
 
 
 def make_grounder(tmp_path: Path, graph: GraphDouble, sites: list[str], **settings: Any) -> Grounder:

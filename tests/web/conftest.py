@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from static_site import StaticSite, start_site
+
+from .static_site import StaticSite, start_site
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..files import make_pdf
+
 
 @dataclass
 class Hit:
@@ -220,29 +222,6 @@ def start_site(root: Path, host: str = "127.0.0.1") -> tuple[StaticSite, Callabl
     return site, stop
 
 
-def make_pdf(text: str) -> bytes:
-    """A one-page PDF whose page shows ``text`` (ASCII), built by hand with a correct xref table."""
-    content = f"BT /F1 14 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = b"%PDF-1.4\n"
-    offsets = []
-    for i, obj in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return out
-
-
 GUIDE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Pay guide</title></head>
 <body>
@@ -315,7 +294,7 @@ Sitemap: {site.base}/sitemap.xml
                "expense report</div></div></div><h2>Hotels</h2><ul><li>Book hotels through the portal.<li>"
                "Breakfast is refunded <i>up to 15 euros</p>")
     site.write("/docs/notes.txt", "Office notes\n\nThe office closes at 18:00 on Fridays during the summer.")
-    site.write("/docs/manual.pdf", make_pdf("Safety manual: wear a helmet in the warehouse at all times."))
+    site.write("/docs/manual.pdf", make_pdf(["Safety manual: wear a helmet in the warehouse at all times."]))
     site.write("/docs/noindex.html", page(
         "Internal draft", "<p>Not for the index.</p><a href='d1.html'>d1</a>",
         "<meta name='robots' content='noindex'>"))

@@ -14,7 +14,8 @@ import pytest
 from groundwire import Connector, ConnectorContext
 from groundwire.connectors.web import WebConnector, WebSettings
 from groundwire.testing import ConnectorContract
-from static_site import StaticSite, page
+
+from .static_site import StaticSite, page
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from groundwire import Grounder, GroundingRequest, UserContext, config_from_dict
-from static_site import GUIDE, StaticSite, build_docs_site, docs_settings, page
+
+from .static_site import GUIDE, StaticSite, build_docs_site, docs_settings, page
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from static_site import StaticSite, build_docs_site, docs_settings, page
-from test_web_crawl import grounder
+
+from .static_site import StaticSite, build_docs_site, docs_settings, page
+from .test_web_crawl import grounder
 
 pytestmark = pytest.mark.integration
 Serve = Callable[..., StaticSite]

@@ -15,7 +15,8 @@ from groundwire.connectors.web.fetch import AddressPolicy, BlockedAddress
 from groundwire.connectors.web.page import decode, parse_html, robots_directives, trafilatura_module
 from groundwire.connectors.web.robots import parse_sitemap
 from groundwire.connectors.web.urls import Scope, normalize_url
-from static_site import GUIDE, OVERTIME
+
+from .static_site import GUIDE, OVERTIME
 
 
 @pytest.mark.parametrize(("raw", "normal"), [
