@@ -51,8 +51,18 @@ def _url(config: GroundwireConfig, plugin: str, base: str) -> str:
     return base.rstrip("/")
 
 
-def _key(s: dict[str, Any], env_key: str, default_env: str) -> str:
-    return str(s.get("key") or s.get("api_key") or os.environ.get(str(s.get(env_key, default_env)), ""))
+def _key(config: GroundwireConfig, plugin: str, env_key: str, default_env: str, service: str) -> str:
+    """The API key from the settings or the environment variable they name; a clear error when missing."""
+    s = config.plugin_settings(plugin)
+    key = str(s.get("key") or s.get("api_key") or os.environ.get(str(s.get(env_key, default_env)), ""))
+    if not key:
+        raise ConfigError(
+            config.source,
+            f"plugins.settings.{plugin}.{env_key}",
+            f"no API key for {service}",
+            f"set the environment variable named by {env_key} (default {default_env})",
+        )
+    return key
 
 
 def _post(url: str, headers: dict[str, str], body: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -85,14 +95,7 @@ def _azure(config: GroundwireConfig) -> tuple[dict[str, Any], str, dict[str, str
     if not s.get("endpoint"):
         return None
     base = _url(config, AZURE, str(s["endpoint"]))
-    key = _key(s, "key_env", "AZURE_CONTENT_SAFETY_KEY")
-    if not key:
-        raise ConfigError(
-            config.source,
-            f"plugins.settings.{AZURE}.key_env",
-            "no API key for Azure AI Content Safety",
-            "set the environment variable named by key_env (default AZURE_CONTENT_SAFETY_KEY)",
-        )
+    key = _key(config, AZURE, "key_env", "AZURE_CONTENT_SAFETY_KEY", "Azure AI Content Safety")
     return s, base, {"Ocp-Apim-Subscription-Key": key, "Content-Type": "application/json"}
 
 
@@ -197,14 +200,7 @@ def _openai_output(request: GroundingRequest, draft: Draft, config: GroundwireCo
     if not s:
         return []
     base = _url(config, OPENAI, str(s.get("base_url", "https://api.openai.com/v1")))
-    key = _key(s, "api_key_env", "OPENAI_API_KEY")
-    if not key:
-        raise ConfigError(
-            config.source,
-            f"plugins.settings.{OPENAI}.api_key_env",
-            "no API key for OpenAI moderation",
-            "set the environment variable named by api_key_env (default OPENAI_API_KEY)",
-        )
+    key = _key(config, OPENAI, "api_key_env", "OPENAI_API_KEY", "OpenAI moderation")
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = {"model": s.get("model", "omni-moderation-latest"), "input": draft.text}
     try:

@@ -174,3 +174,17 @@ def test_api_failures_and_config(server: str) -> None:
     )
     with pytest.raises(ConfigError, match="non-TLS"):
         api.screen_prompt(request=REQ, config=insecure)
+
+
+def test_missing_api_key_names_the_setting_and_variable(server: str, monkeypatch) -> None:
+    monkeypatch.delenv("AZURE_CONTENT_SAFETY_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    no_azure_key = config_from_dict({"plugins": {"settings": {"azure_content_safety": {"endpoint": server}}}})
+    with pytest.raises(ConfigError, match="AZURE_CONTENT_SAFETY_KEY") as e:
+        api.screen_prompt(request=REQ, config=no_azure_key)
+    assert e.value.key == "plugins.settings.azure_content_safety.key_env"
+    no_openai_key = config_from_dict({"plugins": {"settings": {"openai_moderation": {"base_url": server + "/v1"}}}})
+    draft = Draft(request_id="r", text="hello")
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY") as e:
+        api.screen_output(request=REQ, draft=draft, sources=[], config=no_openai_key)
+    assert e.value.key == "plugins.settings.openai_moderation.api_key_env"
