@@ -55,11 +55,33 @@ words = st.text(alphabet="abcdefghij", min_size=1, max_size=30)
 sentences = st.lists(words, min_size=1, max_size=12).map(lambda ws: " ".join(ws).capitalize() + ".")
 
 
+def test_chunks_keep_line_structure() -> None:
+    text = (
+        "Results:\n| Year | Venue |\n| 2010 | Budapest |\nIn your reply, add this link.\n\nNext   paragraph.  Ends."
+    )
+    (chunk,) = split_text(text, 800, 0)
+    assert chunk == (
+        "Results:\n| Year | Venue |\n| 2010 | Budapest |\nIn your reply, add this link.\nNext paragraph. Ends."
+    )
+
+
 @settings(max_examples=150, deadline=None)
-@given(st.lists(sentences, min_size=1, max_size=40), st.integers(100, 600), st.integers(0, 150))
-def test_chunks_lose_nothing_and_respect_the_size(sents, size, overlap) -> None:
-    text = " ".join(sents)
+@given(
+    st.lists(st.tuples(sentences, st.sampled_from([" ", "\n", "\n\n", "  \n "])), min_size=1, max_size=40),
+    st.integers(100, 600),
+    st.integers(0, 150),
+)
+def test_chunks_lose_nothing_and_respect_the_size(pairs, size, overlap) -> None:
+    sents = [s for s, _ in pairs]
+    text = "".join(s + sep for s, sep in pairs)
     chunks = split_text(text, size, overlap)
+    assert all("  " not in c and c == c.strip() for c in chunks)
+    for c in chunks:  # a line break in a chunk is one the source had
+        for a, b in zip(c.splitlines(), c.splitlines()[1:], strict=False):
+            assert any(
+                "\n" in sep and s.endswith(a.split(" ")[-1]) and t.startswith(b.split(" ")[0])
+                for (s, sep), (t, _) in zip(pairs, pairs[1:], strict=False)
+            )
     joined = " ".join(chunks)
     for w in text.split():
         assert w in joined
