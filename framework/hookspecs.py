@@ -8,7 +8,7 @@ an implementation may accept any subset of a spec's arguments.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -129,6 +129,24 @@ def filter_chunks(
     :param chunks: the chunks retrieved for the request
     :param config: the configuration in force
     :return: chunk ids to remove
+    """
+
+
+@hookspec
+def annotate_chunks(chunks: Sequence[Chunk], config: GroundwireConfig) -> Mapping[str, Mapping[str, Any]] | None:
+    """Compute per-chunk values once, at index time, so that query-time hooks stay cheap.
+
+    Called by ingestion for every batch of new or changed chunks, before they are stored. Returned values
+    are kept with the chunk (in its payload, encrypted at rest like the text) and come back on every
+    retrieval as ``Chunk.annotations``. Key them by plugin name and include a version of whatever produced
+    them (model, rules), so a query-time hook can tell a stale value from a current one and recompute.
+    Values must be JSON-serialisable. Chunks indexed before a plugin was installed have no annotation.
+
+    Combined: the mappings of all plugins are merged per chunk (keys must not collide across plugins).
+
+    :param chunks: new or changed chunks of one ingestion batch (any tenant and connector)
+    :param config: the configuration in force
+    :return: chunk id -> {key: value}, or ``None``
     """
 
 

@@ -176,9 +176,10 @@ class TenantIndex:
         ids, docs, metas = [], [], []
         for c in chunks:
             ids.append(c.id)
-            payload = json.dumps(
-                {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}, ensure_ascii=False
-            )
+            body: dict[str, Any] = {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}
+            if c.annotations:
+                body["annotations"] = dict(c.annotations)
+            payload = json.dumps(body, ensure_ascii=False)
             docs.append(self.codec.encode(payload, c.id))
             metas.append(
                 {
@@ -259,6 +260,7 @@ class TenantIndex:
                     acl=AccessControl.of(allow, deny),
                     position=int(m["position"]),
                     score=score,
+                    annotations=payload.get("annotations") or {},
                 )
             )
         return out

@@ -18,8 +18,8 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class SyncReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     error: str = ""
+    annotate_seconds: float = 0.0
     embed_seconds: float = 0.0
     write_seconds: float = 0.0
     seconds: float = 0.0
@@ -69,6 +70,9 @@ class SyncReport:
             "chunks": self.chunks,
             "error": self.error,
             "seconds": round(self.seconds, 3),
+            "annotate_seconds": round(self.annotate_seconds, 3),
+            "embed_seconds": round(self.embed_seconds, 3),
+            "write_seconds": round(self.write_seconds, 3),
         }
 
 
@@ -127,8 +131,10 @@ class Ingester:
         embedder: Embedder,
         connectors: Mapping[str, type[Connector]],
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        annotate: Callable[[Sequence[Chunk]], Iterable[Mapping[str, Mapping[str, Any]] | None]] | None = None,
     ) -> None:
         self.config = config
+        self.annotate = annotate
         self.index = index
         self.embedder = embedder
         self.connector_types = connectors
@@ -246,6 +252,23 @@ class Ingester:
         self.on_event("sync", report.to_dict())
         return report
 
+    def _annotations(self, chunks: Sequence[Chunk]) -> dict[str, dict[str, Any]]:
+        """The ``annotate_chunks`` results merged per chunk id (a key two plugins both set is an error)."""
+        out: dict[str, dict[str, Any]] = {}
+        if not chunks or self.annotate is None:
+            return out
+        ids = {c.id for c in chunks}
+        for result in self.annotate(chunks):
+            for cid, values in (result or {}).items():
+                if cid not in ids:
+                    continue
+                mine = out.setdefault(cid, {})
+                clash = set(mine) & set(values)
+                if clash:
+                    raise GroundwireError(f"two annotate_chunks plugins set the same key(s): {sorted(clash)}")
+                mine.update(values)
+        return out
+
     def _flush(
         self, tindex: TenantIndex, name: str, batch: _Batch, existing: dict[str, DocState], report: SyncReport
     ) -> None:
@@ -258,6 +281,14 @@ class Ingester:
             cs = chunk_document(doc, name, tindex.tenant, rs.chunk_size, rs.chunk_overlap)
             per_doc.append((doc, cs, replaces))
             chunks.extend(cs)
+        t_ann = time.perf_counter()
+        notes = self._annotations(chunks)
+        if notes:
+            per_doc = [
+                (doc, [replace(c, annotations=notes[c.id]) if c.id in notes else c for c in cs], r)
+                for doc, cs, r in per_doc
+            ]
+        report.annotate_seconds += time.perf_counter() - t_ann
         t0 = time.perf_counter()
         texts = [f"{c.title}\n{c.text}" if c.title else c.text for c in chunks]
         vectors = self.embedder.embed_documents(texts) if texts else None

@@ -203,6 +203,8 @@ class Chunk:
     acl: AccessControl
     position: int = 0
     score: float = 0.0
+    # values that plugins computed at index time (``annotate_chunks``), stored in the encrypted payload
+    annotations: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Action(StrEnum):

@@ -136,7 +136,12 @@ class Grounder:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             cls = self.embedder_types[self.config.embedder.name]
-            inner = cls(**self.config.embedder.options)
+            try:
+                inner = cls(**self.config.embedder.options)
+            except (TypeError, ValueError) as exc:
+                raise self.config.error(
+                    "embedder.options", str(exc), f"see the options of the {cls.name!r} embedder in its documentation"
+                ) from exc
             size = self.config.embedder.query_cache_size
             self._embedder = CachedEmbedder(inner, size) if size else inner
         return self._embedder
@@ -182,7 +187,10 @@ class Grounder:
         def on_event(kind: str, data: dict[str, Any]) -> None:
             self._audit(AuditEvent(kind=kind, tenant=data.get("tenant", ""), actor="system", data=data))
 
-        return Ingester(self.config, self.index, self.embedder, self.connector_types, on_event=on_event)
+        return Ingester(
+            self.config, self.index, self.embedder, self.connector_types, on_event=on_event,
+            annotate=lambda chunks: self.pm.hook.annotate_chunks(chunks=chunks, config=self.config),
+        )
 
     def sync(
         self, connectors: list[str] | None = None, full: bool = False, progress: Any = None, rebuild: bool = False

