@@ -204,3 +204,29 @@ def test_grounder_sync_revocation_in_auto_mode(tmp_path):
     got = g.retrieve(request)
     assert got and not any(c.doc_id.endswith("pay.md") for c in got)
     assert g.fast_retriever("acme").reloads == 2
+
+
+def test_warm_up_loads_the_snapshot_before_the_first_request(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / ".groundwire-acl.toml").write_text('allow = ["everyone"]\n')
+    (corpus / "open.md").write_text("# Office\n\nThe office opens at 8 and closes at 18.\n")
+    cfg = config_from_dict(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "default_tenant": "acme",
+            "embedder": {"name": "hashing"},
+            "retrieval": {"refresh_seconds": 3600, "min_score": -1.0},
+            "plugins": {"load_entrypoints": False, "settings": {"prompt_shield": {"use_model": False}}},
+            "connectors": {"kb": {"type": "knowledge_base", "tenant": "acme", "path": str(corpus)}},
+        },
+        base_dir=tmp_path,
+    )
+    g = Grounder(cfg)
+    g.sync()
+    spent = g.warm_up()
+    assert set(spent) == {"embedder", "screening:acme", "retrieval:acme"}
+    fast = g.fast_retriever("acme")
+    assert fast.reloads == 1
+    request = g._request("When does the office open?", g.make_user("sam"), "ask", 5, None)
+    assert g.retrieve(request) and fast.reloads == 1  # the request used the warmed snapshot
