@@ -152,7 +152,9 @@ def verify_chain(path: Path, codec: Any = None) -> list[ChainProblem]:
                 prev, expected_seq = GENESIS, expected_seq + 1
                 continue
             if seq != expected_seq:
-                problems.append(ChainProblem(lineno, f"sequence {seq}, expected {expected_seq} (line missing or moved)"))
+                problems.append(
+                    ChainProblem(lineno, f"sequence {seq}, expected {expected_seq} (line missing or moved)")
+                )
             if rprev != prev:
                 problems.append(ChainProblem(lineno, "does not chain to the previous line"))
             if chain_hash(rprev, event) != rhash:

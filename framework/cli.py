@@ -115,7 +115,9 @@ def sync(
     config: ConfigOpt = _DEFAULT_CONFIG,
     connector: Annotated[list[str] | None, typer.Option("--connector", help="Only these connectors.")] = None,
     full: Annotated[bool, typer.Option(help="Ignore saved state and re-enumerate everything.")] = False,
-    rebuild: Annotated[bool, typer.Option(help="Drop the index and re-embed everything (after an embedder change).")] = False,
+    rebuild: Annotated[
+        bool, typer.Option(help="Drop the index and re-embed everything (after an embedder change).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:
     """Fetch documents from the configured connectors and update the index."""
@@ -159,7 +161,9 @@ def print_draft(draft: Draft, heading: str = "") -> None:
         body += "\n\n[bold]Sources[/]"
         for c in draft.citations:
             loc = f" — {escape(c.location)}" if c.location else ""
-            body += f"\n [{c.n}] [bold]{escape(c.title)}[/]{loc}\n     {escape(c.uri)}\n     [dim]“{escape(c.snippet)}”[/]"
+            body += (
+                f"\n [{c.n}] [bold]{escape(c.title)}[/]{loc}\n     {escape(c.uri)}\n     [dim]“{escape(c.snippet)}”[/]"
+            )
     flagged = [v for v in draft.verdicts if str(v.action) != "allow"]
     if flagged:
         body += "\n\n[bold]Screening[/]"

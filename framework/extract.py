@@ -24,7 +24,8 @@ from .errors import GroundwireError, MissingExtra
 from .models import Section
 
 __all__ = [
-    "EXTRACTORS", "ExtractionError", "UnsupportedFormat", "decode_text", "extract", "html_sections", "push_heading", "slugify",
+    "EXTRACTORS", "ExtractionError", "UnsupportedFormat", "decode_text", "extract", "html_sections", "push_heading",
+    "slugify",
 ]
 
 
@@ -147,7 +148,8 @@ def html_sections(html: str, fallback_title: str) -> Extracted:
             sections.append(Section(text=t, location=" > ".join(p for _, p in path if p != title), anchor=anchor))
         buf.clear()
 
-    for el in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "td", "th", "pre", "blockquote", "dd", "dt"]):
+    blocks = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "td", "th", "pre", "blockquote", "dd", "dt"]
+    for el in body.find_all(blocks):
         if el.name[0] == "h" and el.name[1:].isdigit():
             flush()
             level = int(el.name[1])

@@ -68,7 +68,9 @@ class DocState:
     chunks: int
 
 
-def make_client(backend: str, path: Path | None = None, host: str = "127.0.0.1", port: int = 8000, ssl: bool = False) -> Any:
+def make_client(
+    backend: str, path: Path | None = None, host: str = "127.0.0.1", port: int = 8000, ssl: bool = False
+) -> Any:
     """Create a Chroma client with telemetry off: embedded ``PersistentClient`` or ``HttpClient``."""
     import chromadb
     from chromadb.config import Settings
@@ -193,7 +195,9 @@ class TenantIndex:
                     **_acl_meta(c.acl),
                 }
             )
-        self.collection.upsert(ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), documents=docs, metadatas=metas)
+        self.collection.upsert(
+            ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), documents=docs, metadatas=metas
+        )
         self.generation += 1  # after the write: a cache loaded during it sees the old number and reloads
 
     def delete_documents(self, connector: str, doc_ids: Iterable[str]) -> None:
@@ -241,7 +245,9 @@ class TenantIndex:
     def count(self) -> int:
         return int(self.collection.count())
 
-    def _to_chunks(self, ids: list[str], docs: list[str], metas: list[dict[str, Any]], scores: list[float]) -> list[Chunk]:
+    def _to_chunks(
+        self, ids: list[str], docs: list[str], metas: list[dict[str, Any]], scores: list[float]
+    ) -> list[Chunk]:
         out = []
         for cid, stored, m, score in zip(ids, docs, metas, scores, strict=True):
             payload = json.loads(self.codec.decode(stored, cid))

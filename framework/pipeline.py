@@ -287,7 +287,9 @@ class Grounder:
         and the prompt verdicts."""
         user = request.user
         if user.tenant not in self.config.tenants():
-            self._audit(AuditEvent("access_denied", user.tenant, user.user_id, request.id, {"reason": "unknown tenant"}))
+            self._audit(
+                AuditEvent("access_denied", user.tenant, user.user_id, request.id, {"reason": "unknown tenant"})
+            )
             raise AccessDenied("this tenant is not configured; ask an administrator to add a connector for it")
         votes = self.pm.hook.feature_allowed(user=user, feature=request.feature, config=self.config)
         if False in votes or True not in votes:

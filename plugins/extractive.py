@@ -20,7 +20,11 @@ from groundwire.models import Chunk
 
 _WORD_RE = re.compile(r"\w+")
 _STOP = frozenset(
-    ["the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "is", "are", "was", "were", "be", "by", "with", "as", "at", "from", "that", "this", "it", "what", "when", "where", "who", "how", "why", "which", "do", "does", "did", "can", "could", "should", "would", "our", "your", "their", "we", "you", "they", "i", "my", "me"]
+    [
+        "the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "is", "are", "was", "were", "be", "by", "with",
+        "as", "at", "from", "that", "this", "it", "what", "when", "where", "who", "how", "why", "which", "do", "does",
+        "did", "can", "could", "should", "would", "our", "your", "their", "we", "you", "they", "i", "my", "me",
+    ]
 )
 
 

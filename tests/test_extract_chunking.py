@@ -12,7 +12,9 @@ from .files import make_pdf
 
 
 def test_markdown_sections_have_heading_locations_and_anchors() -> None:
-    title, sections = extract("a.md", b"# Leave\n\nIntro.\n\n## Annual leave\n\n25 days.\n\n```\n# not a heading\n```\n")
+    title, sections = extract(
+        "a.md", b"# Leave\n\nIntro.\n\n## Annual leave\n\n25 days.\n\n```\n# not a heading\n```\n"
+    )
     assert title == "Leave"
     assert [(s.location, s.anchor) for s in sections] == [("", "#leave"), ("Annual leave", "#annual-leave")]
     assert "# not a heading" in sections[1].text

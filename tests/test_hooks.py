@@ -259,7 +259,9 @@ def test_hook_screen_output(make_grounder, corpus) -> None:
         @hookimpl
         def screen_output(self, draft: Draft):
             m = re.search(r"25 days", draft.text)
-            return [Verdict("output", "r", Action.REDACT, 1.0, "test", spans=((m.start(), m.end(), "NUM"),))] if m else []
+            if not m:
+                return []
+            return [Verdict("output", "r", Action.REDACT, 1.0, "test", spans=((m.start(), m.end(), "NUM"),))]
 
     class Flag:
         @hookimpl

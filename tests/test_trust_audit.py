@@ -9,6 +9,7 @@ import pytest
 from groundwire.audit import verify_chain
 from groundwire.cli import main
 from groundwire.trust import export_audit, verify_audit
+
 from .trust_helpers import grounder, make_config, new_key
 
 ENC = {"enabled": True, "provider": "env", "options": {"variable": "GW_TEST_KEYS"}}

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from groundwire import GroundingRequest, UserContext
+
 from .trust_helpers import ACME_HR, grounder, new_key
 
 pytestmark = pytest.mark.integration

@@ -21,6 +21,7 @@ from groundwire.crypto import (
 )
 from groundwire.errors import IndexError_
 from groundwire.trust import rotate_keys
+
 from .test_trust_audit import _write_toml
 from .trust_helpers import ACME_HR, ACME_PUBLIC, grounder, make_config, new_key
 

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from groundwire import Draft, DraftStatus, FeatureDisabled, UserContext
 from groundwire.langchain import GroundwireRetriever, grounding_runnable
+
 from .trust_helpers import ACME_HR, grounder
 
 

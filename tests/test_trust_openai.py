@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from groundwire import AccessControl, AccessDenied, Chunk, GeneratorContext, GroundingRequest, UserContext
 from groundwire.plugins.openai_generator import AzureOpenAIGenerator, GeneratorFailed, OpenAIGenerator
+
 from .trust_helpers import ACME_PUBLIC, grounder
 
 ANSWER = "Payday is the 25th of every month [1]."

@@ -7,6 +7,7 @@ import json
 from groundwire import Action, Grounder, Verdict, config_from_dict, hookimpl
 from groundwire.cli import main
 from groundwire.trust import trust_checks
+
 from .test_trust_audit import _write_toml
 from .trust_helpers import make_config, new_key
 

@@ -11,6 +11,7 @@ from groundwire import AccessDenied, DraftStatus, UserContext
 from groundwire.cli import main
 from groundwire.review import ReviewStateError
 from groundwire.trust import export_audit
+
 from .test_trust_audit import _write_toml
 from .trust_helpers import grounder, make_config
 

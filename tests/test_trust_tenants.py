@@ -7,6 +7,7 @@ import pytest
 from groundwire import AccessControl, AccessDenied, Chunk, GroundingRequest, UserContext
 from groundwire.errors import IndexError_
 from groundwire.index import Index
+
 from .trust_helpers import ACME_HR, ACME_PUBLIC, GLOBEX_HR, grounder
 
 PROMPTS = ["When is payday?", "salary increases raise budget", "Acme payday 25th bank transfer", ACME_HR]
