@@ -109,11 +109,12 @@ def _build(language: str, spacy_model: str) -> Any:
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-    class OfflineSpacyNlpEngine(SpacyNlpEngine):  # type: ignore[misc]
+    class OfflineSpacyNlpEngine(SpacyNlpEngine):
         """Loads a blank pipeline or an installed model; never calls Presidio's model download."""
 
         def load(self) -> None:
-            self.nlp = {language: spacy.load(spacy_model) if spacy_model else spacy.blank(language)}
+            pipelines: Any = {language: spacy.load(spacy_model) if spacy_model else spacy.blank(language)}
+            self.nlp = pipelines
 
         def _doc_to_nlp_artifact(self, doc: Any, lang: str) -> Any:
             # a blank pipeline has no lemmatizer: let context words ("ssn", "phone") match the lower-cased
@@ -127,7 +128,7 @@ def _build(language: str, spacy_model: str) -> Any:
     # this one reads only the snapshot shipped in the wheel and writes no cache.
     offline_tld = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
 
-    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool:
             return bool(offline_tld(pattern_text).fqdn)
 
