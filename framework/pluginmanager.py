@@ -51,6 +51,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "groundwire.plugins.openai_generator",
     "groundwire.plugins.prompt_shield",
     "groundwire.plugins.pii",
+    "groundwire.plugins.presidio_pii",
     "groundwire.plugins.groundedness",
     "groundwire.plugins.content_safety",
     "groundwire.plugins.content_safety_api",
