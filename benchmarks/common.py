@@ -5,11 +5,16 @@ A synthetic corpus of ``n`` chunks has clustered 384-d vectors and nested ACL au
 ``user:owner<j>``, two connectors, and 2% of rows deny ``user:bench`` (the benchmark user holds it).
 Collections are built once through :class:`groundwire.index.TenantIndex` and cached on disk under
 ``benchmarks/.cache/synthetic-<n>/`` together with the vectors and the measured insertion rate.
+
+A *real* corpus (``load_real_corpus``) has the same ACL layout over SciFact abstracts cut into chunks the
+way ingestion cuts them, embedded with the bundled MiniLM (vectors cached under
+``benchmarks/.cache/scifact-<n>/``); its queries are the MiniLM embeddings of SciFact's claims.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 from dataclasses import dataclass
@@ -28,6 +33,8 @@ SELECTIVITIES = (0.001, 0.01, 0.1, 0.5)
 CONNECTORS = ["kb", "wiki"]
 K = 10
 TENANT = "bench"
+# SciFact (BEIR format) lives in ../shared/data beside the clone; SCIFACT=... points elsewhere
+SCIFACT = os.environ.get("SCIFACT", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"))
 
 
 def sel_token(s: float) -> str:
@@ -51,11 +58,15 @@ class Corpus:
     allow_u: np.ndarray  # row i readable by group:sel<s> iff allow_u[i] < s
     denied: np.ndarray  # row i denies user:bench
     insert_per_s: float
+    kind: str = "synthetic"
+    query_vectors: np.ndarray | None = None  # real corpora: embedded questions
 
     def allowed_mask(self, s: float) -> np.ndarray:
         return (self.allow_u < s) & ~self.denied
 
     def queries(self, count: int, seed: int = 7) -> np.ndarray:
+        if self.query_vectors is not None:
+            return self.query_vectors[:count]
         rng = np.random.default_rng(seed)
         q = self.vectors[rng.integers(0, self.n, count)] + rng.normal(scale=0.05, size=(count, DIM))
         return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
@@ -78,34 +89,91 @@ def _synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return vec, rng.random(n), rng.random(n) < 0.02, rng.random(n) < 0.1
 
 
-def load_corpus(n: int, progress: bool = True) -> Corpus:
-    """Build (once) or reopen the cached synthetic corpus of ``n`` chunks."""
-    folder = CACHE / f"synthetic-{n}"
-    vec, allow_u, denied, wiki = _synthetic(n)
+def _open_or_build(
+    folder: Path, n: int, vec: np.ndarray, allow_u: np.ndarray, denied: np.ndarray, wiki: np.ndarray,
+    texts: list[str] | None, progress: bool,
+) -> tuple[Any, TenantIndex, float]:
     client = make_client("embedded", folder / "chroma")
     tindex = Index(client, "synthetic-384", DIM).tenant(TENANT)
     meta_file = folder / "meta.json"
     if meta_file.is_file() and tindex.count() == n:
-        meta = json.loads(meta_file.read_text())
-    else:
-        t0 = time.perf_counter()
-        step = 5000
-        for start in range(0, n, step):
-            chunks = []
-            for i in range(start, min(n, start + step)):
-                allow = [sel_token(s) for s in SELECTIVITIES if allow_u[i] < s] + [f"user:owner{i % 997}"]
-                chunks.append(
-                    Chunk(id=f"s{i}", doc_id=f"d{i}", connector="wiki" if wiki[i] else "kb", tenant=TENANT,
-                          text=f"synthetic chunk {i}", title=f"doc {i}", uri=f"https://example.test/{i}",
-                          location="", acl=AccessControl.of(allow, ["user:bench"] if denied[i] else []),
-                          position=0)
-                )
-            tindex.add_document_chunks(chunks, vec[start : start + len(chunks)], "v1", "h")
+        return client, tindex, float(json.loads(meta_file.read_text())["insert_per_s"])
+    t0 = time.perf_counter()
+    step = 5000
+    for start in range(0, n, step):
+        chunks = []
+        for i in range(start, min(n, start + step)):
+            allow = [sel_token(s) for s in SELECTIVITIES if allow_u[i] < s] + [f"user:owner{i % 997}"]
+            chunks.append(
+                Chunk(id=f"s{i}", doc_id=f"d{i}", connector="wiki" if wiki[i] else "kb", tenant=TENANT,
+                      text=texts[i] if texts else f"synthetic chunk {i}", title=f"doc {i}",
+                      uri=f"https://example.test/{i}", location="",
+                      acl=AccessControl.of(allow, ["user:bench"] if denied[i] else []), position=0)
+            )
+        tindex.add_document_chunks(chunks, vec[start : start + len(chunks)], "v1", "h")
+        if progress:
+            print(f"  built {start + len(chunks)}/{n} chunks", flush=True)
+    rate = n / (time.perf_counter() - t0)
+    meta_file.write_text(json.dumps({"insert_per_s": rate}))
+    return client, tindex, rate
+
+
+def load_corpus(n: int, progress: bool = True) -> Corpus:
+    """Build (once) or reopen the cached synthetic corpus of ``n`` chunks."""
+    vec, allow_u, denied, wiki = _synthetic(n)
+    client, tindex, rate = _open_or_build(CACHE / f"synthetic-{n}", n, vec, allow_u, denied, wiki, None, progress)
+    return Corpus(n, client, tindex, vec, allow_u, denied, rate)
+
+
+def scifact_chunks(limit: int, size: int = 800, overlap: int = 120) -> list[str]:
+    """SciFact abstracts cut into chunks as ingestion cuts them (title line first, as ingestion embeds)."""
+    from groundwire.chunking import split_text
+
+    from benchmarks.beir import load_corpus as load_beir
+
+    out: list[str] = []
+    for body in load_beir(SCIFACT).values():
+        out.extend(split_text(body, size, overlap))
+        if len(out) >= limit:
+            break
+    if len(out) < limit:
+        raise SystemExit(f"SciFact at {SCIFACT} gives only {len(out)} chunks; ask for at most that many")
+    return out[:limit]
+
+
+def load_real_corpus(n: int, progress: bool = True, queries: int = 300) -> Corpus:
+    """``n`` SciFact chunks with real MiniLM vectors (embedded once, cached) and the synthetic ACL layout."""
+    from groundwire.plugins.embedders import MiniLMEmbedder
+
+    from benchmarks.beir import load_queries
+
+    folder = CACHE / f"scifact-{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = scifact_chunks(n)
+    vec_file, q_file = folder / "vectors.npy", folder / "queries.npy"
+    bigger = sorted(
+        (p for p in CACHE.glob("scifact-*") if p.name[8:].isdigit() and int(p.name[8:]) > n
+         and (p / "vectors.npy").is_file() and (p / "queries.npy").is_file()),
+        key=lambda p: int(p.name[8:]),
+    )
+    if not (vec_file.is_file() and q_file.is_file()) and bigger:  # the same chunks lead a bigger corpus
+        np.save(vec_file, np.load(bigger[0] / "vectors.npy")[:n])
+        np.save(q_file, np.load(bigger[0] / "queries.npy"))
+    if not (vec_file.is_file() and q_file.is_file()):
+        emb = MiniLMEmbedder()
+        if progress:
+            print(f"  embedding {n} SciFact chunks with MiniLM (cached afterwards) ...", flush=True)
+        parts = []
+        for start in range(0, n, 512):
+            parts.append(emb.embed_documents(texts[start : start + 512]))
             if progress:
-                print(f"  built {start + len(chunks)}/{n} chunks", flush=True)
-        meta = {"insert_per_s": n / (time.perf_counter() - t0)}
-        meta_file.write_text(json.dumps(meta))
-    return Corpus(n, client, tindex, vec, allow_u, denied, float(meta["insert_per_s"]))
+                print(f"  embedded {min(n, start + 512)}/{n}", flush=True)
+        np.save(vec_file, np.vstack(parts).astype(np.float32))
+        np.save(q_file, emb.embed_documents(list(load_queries(SCIFACT).values())[:queries]))
+    vec = np.load(vec_file)
+    _, allow_u, denied, wiki = _synthetic(n)
+    client, tindex, rate = _open_or_build(folder, n, vec, allow_u, denied, wiki, texts, progress)
+    return Corpus(n, client, tindex, vec, allow_u, denied, rate, kind="scifact", query_vectors=np.load(q_file))
 
 
 def langchain_baseline(corpus: Corpus) -> Any:

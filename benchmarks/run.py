@@ -1,6 +1,7 @@
 """Plain benchmark runner: ``python -m benchmarks.run --sizes 1000,10000,100000``.
 
-For every corpus size and ACL selectivity it measures, in one process against the same Chroma
+For every corpus (synthetic vectors at ``--sizes``; SciFact chunks with real MiniLM vectors and real
+questions at ``--real-sizes``) and ACL selectivity it measures, in one process against the same Chroma
 collection: Groundwire's fast path (ids only, and with payloads via ``get_chunks``) and LangChain's
 Chroma vector store with the equivalent ``where`` filter. It prints p50/p95 latency, QPS, recall@10
 against exact search over the allowed set, short results, the Groundwire/baseline ratio, ingest rates,
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,18 +23,17 @@ from groundwire.retrieval import FastRetriever
 from benchmarks.common import (
     CONNECTORS,
     RESULTS,
+    SCIFACT,
     SELECTIVITIES,
     K,
     baseline_search,
     langchain_baseline,
     load_corpus,
+    load_real_corpus,
     peak_rss_mb,
     recall,
     user_principals,
 )
-
-# SciFact (BEIR format) lives in ../shared/data beside the clone; SCIFACT=... points elsewhere
-SCIFACT = os.environ.get("SCIFACT", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"))
 
 
 def _stats(ms: list[float]) -> dict[str, float]:
@@ -48,7 +47,7 @@ def measure_cell(
 ) -> dict[str, Any]:
     principals, where = user_principals(s), corpus.where(s)
     allowed = int(corpus.allowed_mask(s).sum())
-    out: dict[str, Any] = {"size": corpus.n, "selectivity": s, "allowed": allowed}
+    out: dict[str, Any] = {"corpus": corpus.kind, "size": corpus.n, "selectivity": s, "allowed": allowed}
     for system in ("groundwire", "groundwire+payload", "langchain"):
         times, recalls, short, plans = [], [], 0, set()
         for q in queries:
@@ -148,10 +147,13 @@ def plot(rows: list[dict[str, Any]], path: Any) -> None:
 
     fig, axes = plt.subplots(1, len(SELECTIVITIES), figsize=(4 * len(SELECTIVITIES), 3.5), sharey=True)
     for ax, s in zip(np.atleast_1d(axes), SELECTIVITIES, strict=True):
-        cells = sorted((r for r in rows if r["selectivity"] == s), key=lambda r: r["size"])
-        sizes = [r["size"] for r in cells]
-        for system, style in (("groundwire", "o-"), ("groundwire+payload", "s--"), ("langchain", "x-")):
-            ax.plot(sizes, [r[system]["p50"] for r in cells], style, label=system)
+        for kind, line in (("synthetic", "-"), ("scifact", ":")):
+            cells = sorted((r for r in rows if r["selectivity"] == s and r["corpus"] == kind), key=lambda r: r["size"])
+            if not cells:
+                continue
+            sizes = [r["size"] for r in cells]
+            for system, marker in (("groundwire", "o"), ("groundwire+payload", "s"), ("langchain", "x")):
+                ax.plot(sizes, [r[system]["p50"] for r in cells], marker + line, label=f"{system} ({kind})")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"selectivity {s:.1%}")
@@ -167,35 +169,38 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--backends", default="onnx,torch", help="MiniLM backends for the end-to-end and ingest figures")
+    ap.add_argument("--real-sizes", default="1000,10000",
+                    help="SciFact chunks with real MiniLM vectors (embedded once, cached); '' to skip")
     ap.add_argument("--no-e2e", action="store_true")
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",")]
+    plan = [("synthetic", n) for n in sizes] + [("scifact", int(x)) for x in args.real_sizes.split(",") if x]
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
-    for n in sizes:
-        corpus = load_corpus(n)
+    for kind, n in plan:
+        corpus = load_corpus(n) if kind == "synthetic" else load_real_corpus(n)
         fast = FastRetriever(corpus.tindex)
         t0 = time.perf_counter()
         fast.snapshot()
-        extra[f"cache_load_s_{n}"] = time.perf_counter() - t0
+        extra[f"cache_load_s[{kind}-{n}]"] = time.perf_counter() - t0
         store = langchain_baseline(corpus)
         queries = corpus.queries(args.queries)
         for s in SELECTIVITIES:
             rows.append(measure_cell(corpus, fast, store, s, queries))
-        if n == max(sizes) and not args.no_e2e:
+        if kind == "synthetic" and n == max(sizes) and not args.no_e2e:
             for backend in args.backends.split(","):
                 extra.update(end_to_end(corpus, fast, backend))
     if not args.no_e2e:
         extra.update(ingest_rates(args.backends.split(",")))
     extra["peak_rss_mb"] = peak_rss_mb()
-    head = (f"{'size':>7} {'sel':>6} {'allowed':>7} | {'gw p50':>7} {'p95':>7} {'QPS':>7} {'rec':>5} "
+    head = (f"{'corpus':>9} {'size':>7} {'sel':>6} {'allowed':>7} | {'gw p50':>7} {'p95':>7} {'QPS':>7} {'rec':>5} "
             f"{'short':>5} {'plan':>9} | {'+payload':>8} | {'lc p50':>7} {'p95':>7} {'rec':>5} "
             f"{'short':>5} | {'ratio':>6} {'ratio+p':>7}")
     print(head)
     print("-" * len(head))
     for r in rows:
         g, p, b = r["groundwire"], r["groundwire+payload"], r["langchain"]
-        print(f"{r['size']:>7} {r['selectivity']:>6.1%} {r['allowed']:>7} | {g['p50']:>7.3f} "
+        print(f"{r['corpus']:>9} {r['size']:>7} {r['selectivity']:>6.1%} {r['allowed']:>7} | {g['p50']:>7.3f} "
               f"{g['p95']:>7.3f} "
               f"{g['qps']:>7.0f} {g['recall']:>5.3f} {g['short']:>5} {g['plan']:>9} | {p['p50']:>8.3f} | "
               f"{b['p50']:>7.2f} {b['p95']:>7.2f} {b['recall']:>5.3f} {b['short']:>5} | "

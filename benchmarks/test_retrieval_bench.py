@@ -28,7 +28,7 @@ def _run(benchmark: Any, corpus: Any, s: float, search: Any, system: str) -> Non
     recalls = [recall(got[i], truths[i]) for i in got]
     short = sum(len(got[i]) < min(K, allowed) for i in got)
     benchmark.extra_info.update({"recall@10": float(np.mean(recalls)), "short": short, "allowed": allowed})
-    RESULTS.setdefault((corpus.n, s), {})[system] = {
+    RESULTS.setdefault((corpus.kind, corpus.n, s), {})[system] = {
         "p50": benchmark.stats.stats.median * 1000, "recall": float(np.mean(recalls)), "short": short,
     }
     assert short == 0 or system == "langchain"
@@ -38,7 +38,7 @@ def _run(benchmark: Any, corpus: Any, s: float, search: Any, system: str) -> Non
 def test_groundwire(benchmark: Any, bench_corpus: Any, s: float) -> None:
     corpus, fast, _ = bench_corpus
     principals = user_principals(s)
-    benchmark.group = f"n{corpus.n}-sel{s:g}"
+    benchmark.group = f"{corpus.kind}-n{corpus.n}-sel{s:g}"
     _run(benchmark, corpus, s, lambda q: [h.id for h in fast.search(q, principals, CONNECTORS, K).hits],
          "groundwire")
 
@@ -47,5 +47,5 @@ def test_groundwire(benchmark: Any, bench_corpus: Any, s: float) -> None:
 def test_langchain_chroma(benchmark: Any, bench_corpus: Any, s: float) -> None:
     corpus, _, store = bench_corpus
     where = corpus.where(s)
-    benchmark.group = f"n{corpus.n}-sel{s:g}"
+    benchmark.group = f"{corpus.kind}-n{corpus.n}-sel{s:g}"
     _run(benchmark, corpus, s, lambda q: baseline_search(store, q, where), "langchain")
