@@ -11,9 +11,10 @@ normalisation follow the model's sentence-transformers configuration (mean pooli
 mask, unit length, 256-token limit). Nothing is downloaded: the export reads only the package folder.
 
 Cache folder: ``GROUNDWIRE_MODEL_CACHE``, else ``$XDG_CACHE_HOME/groundwire/models``, else
-``~/.cache/groundwire/models``. Its name includes a fingerprint of the source weights and the exporter
-versions, so an upgraded model package is exported again. The file is written under a temporary name and
-renamed, so a crash or two processes exporting at once never leave a half-written model behind.
+``~/.cache/groundwire/models`` (a per-user temporary folder when that is not writable). Its name includes
+a fingerprint of the source weights and the exporter versions, so an upgraded model package is exported
+again. The file is written under a temporary name and renamed, so a crash or two processes exporting at
+once never leave a half-written model behind.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 import warnings
@@ -63,9 +65,22 @@ def _fingerprint(model_dir: Path) -> str:
 
 
 def onnx_model_path(model_dir: str | Path) -> Path:
-    """Where the exported model of ``model_dir`` lives (it may not exist yet)."""
+    """Where the exported model of ``model_dir`` lives (it may not exist yet).
+
+    Without ``GROUNDWIRE_MODEL_CACHE``, an unwritable home cache (a read-only home, a service account)
+    falls back to a per-user folder in the temporary directory.
+    """
     src = Path(model_dir)
-    return cache_root() / f"{src.name}-onnx-{_fingerprint(src)}" / "model.onnx"
+    name = f"{src.name}-onnx-{_fingerprint(src)}"
+    root = cache_root()
+    if not os.environ.get("GROUNDWIRE_MODEL_CACHE") and not (root / name / "model.onnx").exists():
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            if not os.access(root, os.W_OK):
+                raise PermissionError(root)
+        except OSError:
+            root = Path(tempfile.gettempdir()) / f"groundwire-models-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    return root / name / "model.onnx"
 
 
 def export_onnx(model_dir: str | Path, out: Path | None = None) -> Path:

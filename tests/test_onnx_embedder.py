@@ -122,3 +122,13 @@ def test_unknown_backend_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         _ = Grounder(cfg).embedder
     assert "embedder.options" in str(err.value) and "cuda" in str(err.value)
+
+
+def test_unwritable_home_cache_falls_back_to_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GROUNDWIRE_MODEL_CACHE", raising=False)
+    blocker = tmp_path / "home-cache"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    target = onnx_minilm.onnx_model_path(embedders.bundled_model_path())
+    assert not target.is_relative_to(blocker)
+    assert target.is_relative_to(Path(__import__("tempfile").gettempdir()))
