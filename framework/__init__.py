@@ -43,6 +43,7 @@ from .models import (
     Section,
     UserContext,
     Verdict,
+    severity_action,
 )
 from .pipeline import Grounder
 from .pluginmanager import make_plugin_manager
@@ -83,6 +84,7 @@ __all__ = [
     "Upsert",
     "UserContext",
     "Verdict",
+    "severity_action",
     "config_from_dict",
     "hookimpl",
     "load_config",

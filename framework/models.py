@@ -216,6 +216,28 @@ class Action(StrEnum):
     BLOCK = "block"  # refuse the whole request
 
 
+def severity_action(
+    settings: Mapping[str, Any], category: str, severity: int, flag_at: int = 2, block_at: int = 6
+) -> Action | None:
+    """The action for a content-safety ``severity`` of ``category`` under a plugin's settings.
+
+    ``settings["flag_at"]`` / ``settings["block_at"]`` are a severity for every category, or a table per
+    category (``block_at = {self_harm = 4}``; categories not in the table use the defaults given here).
+    Returns BLOCK, FLAG, or None (below both thresholds). Shared by every content-safety plugin so that
+    the same settings mean the same thing whichever service scored the text.
+    """
+
+    def level(key: str, default: int) -> int:
+        v = settings.get(key, default)
+        return int(v.get(category, default)) if isinstance(v, Mapping) else int(v)
+
+    if severity >= level("block_at", block_at):
+        return Action.BLOCK
+    if severity >= level("flag_at", flag_at):
+        return Action.FLAG
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The decision of one screening plugin.

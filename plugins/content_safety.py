@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
-from groundwire import Action, Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl
+from groundwire import Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl, severity_action
 from groundwire.models import Chunk
 
 __all__ = ["CATEGORIES", "analyze"]
@@ -85,11 +84,6 @@ def analyze(text: str) -> dict[str, list[tuple[int, int, int]]]:
     return out
 
 
-def _level(settings: dict[str, Any], key: str, cat: str, default: int) -> int:
-    v = settings.get(key, default)
-    return int(v.get(cat, default)) if isinstance(v, dict) else int(v)
-
-
 @hookimpl
 def screen_output(
     request: GroundingRequest, draft: Draft, sources: Sequence[Chunk], config: GroundwireConfig
@@ -102,11 +96,8 @@ def screen_output(
         if not hits:
             continue
         worst = max(h[2] for h in hits)
-        if worst >= _level(s, "block_at", cat, 6):
-            action = Action.BLOCK
-        elif worst >= _level(s, "flag_at", cat, 2):
-            action = Action.FLAG
-        else:
+        action = severity_action(s, cat, worst)
+        if action is None:
             continue
         verdicts.append(
             Verdict(

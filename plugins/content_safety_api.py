@@ -4,7 +4,8 @@ Enabled only when configured; nothing is sent anywhere otherwise.
 
 ``[plugins.settings.azure_content_safety]``: ``endpoint`` (``https://<name>.cognitiveservices.azure.com``),
 ``key_env`` (default ``AZURE_CONTENT_SAFETY_KEY``) or ``key``, ``api_version`` (``2024-09-01``),
-``flag_at`` (2) / ``block_at`` (6) severities, ``analyze_output`` / ``shield_prompt`` / ``shield_documents``
+``flag_at`` (2) / ``block_at`` (6) severities (one for all, or per category as for ``content_safety``),
+``analyze_output`` / ``shield_prompt`` / ``shield_documents``
 (all ``true``), ``document_action`` (``drop``), ``fail_closed`` (``false``), ``timeout`` (10 s).
 Wire format: ``POST {endpoint}/contentsafety/text:analyze?api-version=...`` with ``{"text", "categories",
 "outputType": "FourSeverityLevels"}`` -> ``{"categoriesAnalysis": [{"category", "severity"}]}``;
@@ -29,7 +30,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from groundwire import Action, ConfigError, Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl
+from groundwire import (
+    Action,
+    ConfigError,
+    Draft,
+    GroundingRequest,
+    GroundwireConfig,
+    Verdict,
+    hookimpl,
+    severity_action,
+)
 from groundwire.models import Chunk
 
 __all__ = ["AZURE", "OPENAI"]
@@ -174,11 +184,8 @@ def _azure_output(request: GroundingRequest, draft: Draft, config: GroundwireCon
     for item in data.get("categoriesAnalysis") or []:
         cat = _AZURE_CATS.get(str(item.get("category")), str(item.get("category")))
         sev = int(item.get("severity") or 0)
-        if sev >= int(s.get("block_at", 6)):
-            action = Action.BLOCK
-        elif sev >= int(s.get("flag_at", 2)):
-            action = Action.FLAG
-        else:
+        action = severity_action(s, cat, sev)
+        if action is None:
             continue
         out.append(
             Verdict(

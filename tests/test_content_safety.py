@@ -17,6 +17,7 @@ from groundwire import (
     GroundingRequest,
     UserContext,
     config_from_dict,
+    severity_action,
 )
 from groundwire.plugins import content_safety as cs
 from groundwire.plugins import content_safety_api as api
@@ -160,6 +161,19 @@ def test_azure_analyze_and_openai_moderation(server: str) -> None:
         api.screen_output(request=REQ, draft=Draft("r", "Payday is the 25th."), sources=[], config=config)
         == []
     )
+
+
+def test_azure_per_category_thresholds(server: str) -> None:
+    """The same per-category settings as the offline plugin; the double reports Violence at severity 6."""
+    draft = Draft("r", "We will kill the hate.")
+    lenient = _cfg(server, block_at={"violence": 7}, flag_at={"violence": 4})
+    out = [x for x in api.screen_output(request=REQ, draft=draft, sources=[], config=lenient) if x.plugin == api.AZURE]
+    assert [(x.action, x.reason) for x in out] == [(Action.FLAG, "violence: severity 6")]
+    other = _cfg(server, block_at={"self_harm": 2})  # a table for another category: violence keeps the default 6
+    out = [x for x in api.screen_output(request=REQ, draft=draft, sources=[], config=other) if x.plugin == api.AZURE]
+    assert [x.action for x in out] == [Action.BLOCK]
+    assert severity_action({"flag_at": {"hate": 1}}, "hate", 1) is Action.FLAG
+    assert severity_action({"flag_at": {"hate": 1}}, "sexual", 1) is None
 
 
 def test_api_failures_and_config(server: str) -> None:
