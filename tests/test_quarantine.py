@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 from groundwire import Action, FeatureDisabled, Grounder, UserContext, Verdict, config_from_dict, hookimpl
+from groundwire.cli import app, main
+from groundwire.cli_trust import register
 from groundwire.quarantine import QuarantineNotFound, QuarantineStateError, text_hash
 from groundwire.trust import export_audit, rotate_keys
+from typer.testing import CliRunner
 
+from .test_trust_audit import _write_toml
 from .trust_helpers import make_config, new_key
 
 INJECTED = (
@@ -275,3 +279,40 @@ def test_encrypted_store_holds_ids_only_in_clear_and_rotates(tmp_path, monkeypat
     g3 = _grounder(tmp_path, encryption=ENC)
     assert g3.quarantine.get("acme", cid).note == "SECRET-NOTE from the admin"
     assert g3.ground(QUESTION, "alice", tenant="acme").withheld_sources == 0  # still released
+
+
+def test_cli_list_and_release(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GROUNDWIRE_NO_PLUGIN_COMMANDS", "1")
+    g = _grounder(tmp_path)
+    g.ground(QUESTION, "alice", tenant="acme")
+    cid = _notice_id(g)
+    cfg = tmp_path / "gw.toml"
+    _write_toml(cfg, _config(tmp_path))
+    register(app)
+    runner = CliRunner()
+
+    res = runner.invoke(app, ["quarantine", "list", "--json", "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    (row,) = [json.loads(x) for x in res.output.splitlines()]
+    assert (row["chunk_id"], row["status"], row["doc_id"], row["hits"]) == (cid, "quarantined", "notice.md", 1)
+    assert "bitcoin" not in res.output
+    table = runner.invoke(app, ["quarantine", "list", "--config", str(cfg)])
+    assert table.exit_code == 0 and cid in table.output and "quarantined" in table.output
+
+    # without the feature: exit 1, the error names the feature and what to do
+    assert main(["quarantine", "release", cid, "--by", "sec", "--config", str(cfg)]) == 1
+    assert "quarantine_admin" in capsys.readouterr().err
+    assert main(["quarantine", "release", cid, "--by", "sec", "--tenant", "globex", "-r", "security-admin",
+                 "--config", str(cfg)]) == 1
+    assert "no quarantined chunk" in capsys.readouterr().err
+
+    res = runner.invoke(app, ["quarantine", "release", cid, "--by", "sec", "--roles", "security-admin",
+                              "--note", "checked", "--config", str(cfg)])
+    assert res.exit_code == 0 and f"released {cid}" in res.output
+    res = runner.invoke(app, ["quarantine", "list", "--status", "released", "--json", "--config", str(cfg)])
+    rows = [json.loads(x) for x in res.output.splitlines()]
+    assert [(r["chunk_id"], r["released_by"], r["note"]) for r in rows] == [(cid, "sec", "checked")]
+    assert runner.invoke(app, ["quarantine", "list", "--status", "quarantined", "--config", str(cfg)]).exit_code == 0
+    bad = runner.invoke(app, ["quarantine", "list", "--status", "bogus", "--config", str(cfg)])
+    assert bad.exit_code == 2 and "unknown quarantine status 'bogus'" in bad.output
+    assert g.ground(QUESTION, "alice", tenant="acme").withheld_sources == 0
