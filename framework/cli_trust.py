@@ -1,4 +1,4 @@
-"""Trust commands for the ``groundwire`` CLI: ``keys``, ``audit``, ``review`` and ``trust-report``.
+"""Trust commands for the ``groundwire`` CLI: ``keys``, ``audit``, ``review``, ``quarantine`` and ``trust-report``.
 
 Registered through the built-in ``trust_cli`` plugin's ``register_commands`` hook. Exit codes: 0 ok,
 1 a check failed (tampered audit line, failing control, access denied), 2 configuration errors.
@@ -40,6 +40,9 @@ def _split(values: list[str] | None) -> list[str]:
 keys_app = typer.Typer(help="Encryption keys: generate, rotate.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log: verify, export.", no_args_is_help=True)
 review_app = typer.Typer(help="Review drafts: list, show, approve, edit, reject.", no_args_is_help=True)
+quarantine_app = typer.Typer(
+    help="Chunks kept aside by document screening: list, release.", no_args_is_help=True
+)
 
 
 @keys_app.command("generate")
@@ -190,6 +193,61 @@ for _name in ("approve", "edit", "reject"):
     review_app.command(_name)(_decision(_name))
 
 
+_Q_FIELDS = ("chunk_id", "status", "doc_id", "connector", "plugin", "score", "reason", "hits", "first_seen",
+             "last_seen", "released_by", "released_at", "note", "text_hash", "tenant")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    config: ConfigOpt = _CFG,
+    tenant: Tenant = None,
+    status: Annotated[str | None, typer.Option(help="quarantined or released.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+) -> None:
+    """List quarantined (and released) chunks of a tenant: ids, plugin, reason, hits; never document text."""
+    g = _grounder(config)
+    try:
+        entries = g.quarantine.list(tenant or g.config.default_tenant or "", status)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--status") from None
+    if as_json:
+        for e in entries:
+            d = e.to_dict()
+            typer.echo(json.dumps({k: d[k] for k in _Q_FIELDS}, ensure_ascii=False))
+        return
+    t = Table(title="Quarantine")
+    for col in ("chunk", "status", "hits", "last seen"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("document", overflow="fold")
+    t.add_column("why")
+    for e in entries:
+        t.add_row(
+            escape(e.chunk_id), e.status, str(e.hits), e.last_seen[:10], escape(f"{e.connector}:{e.doc_id}"),
+            escape(f"{e.plugin}: {e.reason}"),
+        )
+    console.print(t)
+
+
+@quarantine_app.command("release")
+def quarantine_release(
+    chunk_id: str,
+    by: Annotated[str, typer.Option("--by", help="The administrator's user id.")],
+    config: ConfigOpt = _CFG,
+    tenant: Tenant = None,
+    roles: Annotated[
+        list[str] | None,
+        typer.Option("--roles", "-r", help="The administrator's roles; one needs the quarantine_admin feature."),
+    ] = None,
+    note: Annotated[str, typer.Option(help="Why it is safe to use (stored, not audited).")] = "",
+) -> None:
+    """Release a quarantined chunk (its current text only). Needs the quarantine_admin feature for a role."""
+    g = _grounder(config)
+    user = g.make_user(by, tenant, (), _split(roles))
+    entry = g.quarantine.release(chunk_id, user, note)
+    console.print(f"released {escape(entry.chunk_id)} ({escape(entry.connector)}:{escape(entry.doc_id)}) "
+                  f"in tenant {entry.tenant} by {escape(entry.released_by)}")
+
+
 def trust_report(config: ConfigOpt = _CFG, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print each trust control, the configuration in force and whether its self-check passes."""
     from .trust import trust_checks
@@ -222,4 +280,5 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(keys_app, name="keys")
     cli.add_typer(audit_app, name="audit")
     cli.add_typer(review_app, name="review")
+    cli.add_typer(quarantine_app, name="quarantine")
     cli.command("trust-report")(trust_report)

@@ -3,7 +3,8 @@
 Invariants:
 - Every stored value gets a fresh random 96-bit nonce; the associated data is the value's identity
   (the chunk id for index payloads, ``audit:<tenant>:<seq>`` for audit lines, ``review:<id>`` for
-  drafts), so a ciphertext moved to another chunk or line does not decrypt.
+  drafts, ``quarantine:<tenant>:<chunk id>`` for quarantine entries), so a ciphertext moved to another
+  chunk or line does not decrypt.
 - Ciphertexts name the key id that encrypted them (``gw1:<key id>:<base64 nonce+ciphertext>``):
   decryption uses any key the provider knows, encryption always the *current* key, so keys rotate
   without downtime (``groundwire keys rotate`` re-encrypts stored payloads with the current key).

@@ -157,7 +157,10 @@ def screen_documents(
     """Screen permitted chunks for indirect prompt injection before generation.
 
     Combined: every chunk named by a ``drop`` or ``quarantine`` verdict (``target`` = chunk id) is
-    withheld from the generator; the draft says how many sources were withheld.
+    withheld from the generator; the draft says how many sources were withheld. A ``quarantine`` verdict
+    also records the chunk in the tenant's quarantine (:mod:`groundwire.quarantine`): later requests
+    withhold it without calling this hook for it, until an administrator releases it. For a released
+    chunk (same text) ``quarantine`` verdicts are turned into ``flag`` verdicts and it is not withheld.
 
     :param request: the request
     :param chunks: the chunks that passed access control

@@ -111,6 +111,7 @@ class Grounder:
         self._generator: Generator | None = None
         self._codec: Any = None
         self._reviews: Any = None
+        self._quarantine: Any = None
         self._fast: dict[str, FastRetriever] = {}
 
     @classmethod
@@ -172,6 +173,15 @@ class Grounder:
 
             self._reviews = ReviewQueue(self)
         return self._reviews
+
+    @property
+    def quarantine(self) -> Any:
+        """The quarantine (:class:`groundwire.quarantine.QuarantineStore`): chunks kept aside until released."""
+        if self._quarantine is None:
+            from .quarantine import QuarantineStore
+
+            self._quarantine = QuarantineStore(self)
+        return self._quarantine
 
     @property
     def generator(self) -> Generator:
@@ -379,9 +389,15 @@ class Grounder:
         return kept[: request.top_k]
 
     def _retrieve_and_screen(self, request: GroundingRequest) -> tuple[list[Chunk], int, list[Verdict]]:
+        """Steps 3-5. DROP verdicts withhold a chunk for this request; QUARANTINE verdicts also record it in
+        :attr:`quarantine`, which withholds it from later requests until an administrator releases it (a
+        released chunk's QUARANTINE verdicts become FLAG verdicts: kept for the reviewer, not withheld)."""
         chunks = self.retrieve(request)
-        verdicts = _flatten(self.pm.hook.screen_documents(request=request, chunks=chunks, config=self.config))
-        withheld = {v.target for v in verdicts if v.action in (Action.DROP, Action.QUARANTINE)}
+
+        def screen(todo: list[Chunk]) -> list[Verdict]:
+            return _flatten(self.pm.hook.screen_documents(request=request, chunks=todo, config=self.config))
+
+        verdicts, withheld = self.quarantine.apply(request, chunks, screen)
         sources = [c for c in chunks if c.id not in withheld]
         return sources, len(chunks) - len(sources), verdicts
 

@@ -2,7 +2,7 @@
 export, and the self-checks behind ``groundwire trust-report``.
 
 Invariants: rotation decrypts with any known key and re-encrypts with the current one (index payloads,
-audit lines, review drafts), never writing plaintext; verification and export read every tenant's
+audit lines, review drafts, quarantine entries), never writing plaintext; verification and export read every tenant's
 audit log and report problems by file and line; each trust-report check inspects the live
 configuration and objects (no check passes by assumption).
 """
@@ -58,7 +58,7 @@ def rotate_keys(g: Grounder) -> dict[str, int]:
         raise EncryptionError(
             "encryption is not enabled: set [encryption] enabled = true and a key provider first"
         )
-    counts = {"chunks": 0, "audit_lines": 0, "drafts": 0}
+    counts = {"chunks": 0, "audit_lines": 0, "drafts": 0, "quarantined": 0}
     for tenant in g.config.tenants():
         col = g.index.tenant(tenant).collection
         offset = 0
@@ -76,6 +76,7 @@ def rotate_keys(g: Grounder) -> dict[str, int]:
     for path in audit_paths(g):
         counts["audit_lines"] += AuditLog(path, codec).reencrypt(codec)
     counts["drafts"] = g.reviews.reencrypt(codec)
+    counts["quarantined"] = g.quarantine.reencrypt(codec)
     return counts
 
 
