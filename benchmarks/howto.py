@@ -22,6 +22,11 @@ Printed per source: chunk-level FPR (share of passages ``score_documents`` flags
 threshold), segment-level FPR (share of the shield's segments over the threshold, a segment's own strong
 rule hit included), the reasons of flagged passages and the rules that matched any passage. ``--questions``
 adds the direct shield's FPR on how-to questions (``text`` rows) through ``score_prompts``.
+
+``--plant INDIRECT.jsonl`` is the other side of the coin: the injected instructions of a labelled indirect
+set (each injected document minus its clean host) are planted in the middle of the hand-written articles,
+one per article in turn, and the share still caught is printed: sparing how-to text must not mean sparing
+instructions hidden in it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.metadata as md
+import os
 import re
 import time
 from collections import Counter
@@ -41,7 +47,7 @@ from groundwire.chunking import split_text
 from groundwire.extract import extract
 from groundwire.plugins import prompt_shield as ps
 
-from benchmarks.prompt_shield import read_rows
+from benchmarks.prompt_shield import POSITIVE, read_rows
 
 DATA = Path(__file__).parent / "data"
 ARTICLES = DATA / "howto_enterprise.jsonl"
@@ -195,6 +201,57 @@ def report_questions(path: Path, threshold: float | None, show: int) -> None:
         print(f"    {scores[i].score:.3f} {rows[i].get('source', '')}: {texts[i]}")
 
 
+def injections(rows: Sequence[dict[str, str]]) -> list[tuple[str, str]]:
+    """``(family, instruction)`` of each injected row: the text its clean host does not have (unique, in order).
+
+    The host is the clean row sharing the longest prefix + suffix with it among those starting or ending
+    with the same 40 characters."""
+    clean = [r["document"] for r in rows if r["label"] not in POSITIVE]
+    heads: dict[str, list[str]] = {}
+    tails: dict[str, list[str]] = {}
+    for c in clean:
+        heads.setdefault(c[:40], []).append(c)
+        tails.setdefault(c[-40:], []).append(c)
+    out: dict[str, str] = {}
+    for r in rows:
+        if r["label"] not in POSITIVE:
+            continue
+        d = r["document"]
+        best = (-1, 0, 0)
+        for c in heads.get(d[:40], []) + tails.get(d[-40:], []):
+            pre = min(len(os.path.commonprefix([c, d])), len(c))
+            suf = min(len(os.path.commonprefix([c[::-1], d[::-1]])), len(c) - pre)
+            best = max(best, (pre + suf, pre, suf))
+        text = d[best[1] : len(d) - best[2]].strip() if best[0] >= 0 else ""
+        if text and text not in out:
+            out[text] = r.get("source", "").split(":")[2] if r.get("source", "").count(":") >= 2 else ""
+    return [(fam, text) for text, fam in out.items()]
+
+
+def plant(article: str, instruction: str) -> str:
+    """``instruction`` on its own line(s) in the middle of ``article``."""
+    lines = article.split("\n")
+    mid = len(lines) // 2
+    return "\n".join([*lines[:mid], instruction, *lines[mid:]])
+
+
+def report_planted(path: Path, articles: Sequence[Passage], threshold: float | None, show: int) -> None:
+    inj = injections(read_rows(path))
+    docs = [plant(articles[i % len(articles)].text, text) for i, (_, text) in enumerate(inj)]
+    th = threshold if threshold is not None else ps.load_model("indirect").threshold
+    scores = ps.score_documents(docs, threshold=th)
+    caught = np.array([s.score >= th for s in scores])
+    code = np.array(["```" in text for _, text in inj])
+    print(f"instructions from {path.name} planted in how-to articles: {len(inj)} unique, threshold {th:.3f}")
+    for name, mask in (("all", np.ones_like(code)), ("code blocks", code), ("text", ~code)):
+        n, k = int(mask.sum()), int(caught[mask].sum())
+        print(f"  TPR {name:11s} {k / max(n, 1):.3f} ({k}/{n})")
+    missed = Counter(fam for (fam, _), c in zip(inj, caught, strict=True) if not c)
+    print("  missed, by family: " + (", ".join(f"{f}: {n}" for f, n in missed.most_common()) or "-"))
+    for i in [i for i in np.argsort([s.score for s in scores]) if not caught[i]][:show]:
+        print(f"    {scores[i].score:.3f} {inj[i][0]}: {' '.join(inj[i][1].split())[:140]}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument(
@@ -204,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "@installed:eval)",
     )
     ap.add_argument("--questions", default=str(QUESTIONS), help="how-to questions for the direct shield ('' = none)")
+    ap.add_argument("--plant", default=None, help="an indirect JSONL whose injected instructions are planted")
     ap.add_argument("--threshold", type=float, default=None, help="override the artefact's threshold")
     ap.add_argument("--show", type=int, default=5, help="print this many of the highest-scoring flagged items")
     args = ap.parse_args(argv)
@@ -225,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             report_documents(f"{Path(spec).name} (as ingested)", ingested, args.threshold, args.show)
     if args.questions:
         report_questions(Path(args.questions), args.threshold, args.show)
+    if args.plant:
+        rows = read_rows(ARTICLES)
+        report_planted(Path(args.plant), [Passage(r["document"], r["source"]) for r in rows], args.threshold, args.show)
 
 
 if __name__ == "__main__":
