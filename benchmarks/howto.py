@@ -161,7 +161,16 @@ def segment_scores(texts: Sequence[str]) -> list[np.ndarray]:
     return out
 
 
-def report_documents(name: str, passages: Sequence[Passage], threshold: float | None, show: int) -> None:
+def _also_at(kind: str, scores: np.ndarray, also: Sequence[float]) -> None:
+    """The same scores at other thresholds (scores do not depend on the threshold)."""
+    for th in also:
+        k = int((scores >= th).sum())
+        print(f"  at threshold {th:.3f}: {kind} {k / max(len(scores), 1):.3f} ({k}/{len(scores)})")
+
+
+def report_documents(
+    name: str, passages: Sequence[Passage], threshold: float | None, show: int, also: Sequence[float] = ()
+) -> None:
     texts = [p.text for p in passages]
     th = threshold if threshold is not None else ps.load_model("indirect").threshold
     t0 = time.perf_counter()
@@ -178,6 +187,7 @@ def report_documents(name: str, passages: Sequence[Passage], threshold: float | 
         f"{len(docs_hit)} of {len({p.source for p in passages})} sources)"
     )
     print(f"  segment-level FPR {seg_over / max(n_seg, 1):.4f} ({seg_over}/{n_seg})")
+    _also_at("chunk-level FPR", np.array([s.score for s in scores]), also)
     reasons = Counter(scores[i].reason for i in flagged)
     print("  reasons of flagged passages: " + (", ".join(f"{r}: {n}" for r, n in reasons.most_common()) or "-"))
     rules = Counter(f"{h.name}{'' if h.strong else ' (weak)'}" for t in texts for h in ps.rule_hits(t))
@@ -235,7 +245,9 @@ def plant(article: str, instruction: str) -> str:
     return "\n".join([*lines[:mid], instruction, *lines[mid:]])
 
 
-def report_planted(path: Path, articles: Sequence[Passage], threshold: float | None, show: int) -> None:
+def report_planted(
+    path: Path, articles: Sequence[Passage], threshold: float | None, show: int, also: Sequence[float] = ()
+) -> None:
     inj = injections(read_rows(path))
     docs = [plant(articles[i % len(articles)].text, text) for i, (_, text) in enumerate(inj)]
     th = threshold if threshold is not None else ps.load_model("indirect").threshold
@@ -246,6 +258,7 @@ def report_planted(path: Path, articles: Sequence[Passage], threshold: float | N
     for name, mask in (("all", np.ones_like(code)), ("code blocks", code), ("text", ~code)):
         n, k = int(mask.sum()), int(caught[mask].sum())
         print(f"  TPR {name:11s} {k / max(n, 1):.3f} ({k}/{n})")
+    _also_at("TPR", np.array([s.score for s in scores]), also)
     missed = Counter(fam for (fam, _), c in zip(inj, caught, strict=True) if not c)
     print("  missed, by family: " + (", ".join(f"{f}: {n}" for f, n in missed.most_common()) or "-"))
     for i in [i for i in np.argsort([s.score for s in scores]) if not caught[i]][:show]:
@@ -263,8 +276,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--questions", default=str(QUESTIONS), help="how-to questions for the direct shield ('' = none)")
     ap.add_argument("--plant", default=None, help="an indirect JSONL whose injected instructions are planted")
     ap.add_argument("--threshold", type=float, default=None, help="override the artefact's threshold")
+    ap.add_argument(
+        "--also-at", default="", help="comma-separated thresholds: FPR/TPR there too (e.g. a retrained artefact's)"
+    )
     ap.add_argument("--show", type=int, default=5, help="print this many of the highest-scoring flagged items")
     args = ap.parse_args(argv)
+    also = [float(x) for x in args.also_at.split(",") if x.strip()]
     for spec in args.benign or [str(ARTICLES), "@installed:eval"]:
         if spec.startswith("@installed"):
             split = spec.partition(":")[2] or "eval"
@@ -274,18 +291,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"harvest ({split} split): {h.distributions} distributions with a description, {h.chunks} chunks, "
                 f"kept {len(h.passages)}; dropped {dropped or 'none'}"
             )
-            report_documents(f"@installed:{split}", h.passages, args.threshold, args.show)
+            report_documents(f"@installed:{split}", h.passages, args.threshold, args.show, also)
         else:
             rows = [r for r in read_rows(spec) if r["label"] in ("clean", "benign")]
             written = [Passage(r["document"], r.get("source", "")) for r in rows]
             ingested = [Passage(c, p.source) for p in written for c in split_text(p.text, CHUNK_SIZE, CHUNK_OVERLAP)]
-            report_documents(f"{Path(spec).name} (as written)", written, args.threshold, args.show)
-            report_documents(f"{Path(spec).name} (as ingested)", ingested, args.threshold, args.show)
+            report_documents(f"{Path(spec).name} (as written)", written, args.threshold, args.show, also)
+            report_documents(f"{Path(spec).name} (as ingested)", ingested, args.threshold, args.show, also)
     if args.questions:
         report_questions(Path(args.questions), args.threshold, args.show)
     if args.plant:
         rows = read_rows(ARTICLES)
-        report_planted(Path(args.plant), [Passage(r["document"], r["source"]) for r in rows], args.threshold, args.show)
+        arts = [Passage(r["document"], r["source"]) for r in rows]
+        report_planted(Path(args.plant), arts, args.threshold, args.show, also)
 
 
 if __name__ == "__main__":
