@@ -41,7 +41,7 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -107,9 +107,14 @@ def homoglyph_words(text: str) -> int:
     return n
 
 
+def _clean(text: str) -> str:
+    """NFKC, invisible characters removed, whitespace collapsed (case kept)."""
+    return " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).split())
+
+
 def normalise(text: str) -> str:
     """NFKC, invisible characters removed, whitespace collapsed, case-folded."""
-    return " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).split()).casefold()
+    return _clean(text).casefold()
 
 
 def _decoded_payloads(text: str) -> list[str]:
@@ -144,10 +149,14 @@ class Rule:
     pattern: re.Pattern[str]
     strong: bool  # a hit blocks on its own
     reason: str
+    cased: re.Pattern[str] | None = None  # also a hit: this pattern on the text with its case kept
+
+    def matches(self, norm: str, plain: str) -> bool:
+        return bool(self.pattern.search(norm) or (self.cased is not None and self.cased.search(plain)))
 
 
-def _r(name: str, rx: str, strong: bool, reason: str) -> Rule:
-    return Rule(name, re.compile(rx, re.I), strong, reason)
+def _r(name: str, rx: str, strong: bool, reason: str, cased: str | None = None) -> Rule:
+    return Rule(name, re.compile(rx, re.I), strong, reason, re.compile(cased) if cased else None)
 
 
 _PRIOR = (
@@ -171,11 +180,12 @@ RULES: tuple[Rule, ...] = (
     ),
     _r(
         "persona",
-        r"\b(?:DAN|do anything now|jailbr[eo]ak(?:en)?|unfiltered and amoral|no (?:ethical|moral) "
+        r"\b(?:do anything now|jailbr[eo]ak(?:en)?|unfiltered and amoral|no (?:ethical|moral) "
         r"(?:or moral )?guidelines|without any (?:restrictions|filters|censorship)|stay in character|"
         r"(?:act|pretend|roleplay|role-play) as (?:an? )?(?:unrestricted|evil|unfiltered|uncensored))\b",
         True,
         "role-play persona to evade safety rules",
+        r"\bDAN\b",  # the persona is written in capitals; "Dan" is a first name, "dan" a martial-arts rank
     ),
     _r(
         "persona_weak",
@@ -215,14 +225,14 @@ RULES: tuple[Rule, ...] = (
 
 def rule_hits(text: str) -> list[Rule]:
     """Rules matching the text itself or any decoded reading of it (base64, hex, rot13, leetspeak)."""
-    norm = normalise(text)
-    hits = [r for r in RULES if r.pattern.search(norm)]
+    plain = _clean(text)
+    hits = [r for r in RULES if r.matches(plain.casefold(), plain)]
     if not any(r.strong for r in hits):
         for payload in _decoded_payloads(text):
-            dec = normalise(payload)
-            strong = [r for r in RULES if r.strong and r.pattern.search(dec)]
+            dec = _clean(payload)
+            strong = [r for r in RULES if r.strong and r.matches(dec.casefold(), dec)]
             if strong:
-                hits.extend(Rule(r.name, r.pattern, True, r.reason + " (encoded)") for r in strong)
+                hits.extend(replace(r, reason=r.reason + " (encoded)") for r in strong)
                 break
     return hits
 
