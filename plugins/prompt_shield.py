@@ -532,7 +532,8 @@ def indirect_version() -> str:
     h = hashlib.blake2b(digest_size=8)
     h.update((ARTEFACT_DIR / "prompt_shield_indirect.npz").read_bytes())
     for r in RULES:
-        h.update(f"{r.name}\0{r.pattern.pattern}\0{r.strong}\0{r.reason}\0".encode())
+        cased = r.cased.pattern if r.cased is not None else ""
+        h.update(f"{r.name}\0{r.pattern.pattern}\0{cased}\0{r.strong}\0{r.reason}\0".encode())
     h.update(f"{SEGMENT_CHARS}:{N_CHAR}:{N_CONTEXT}:{_TABLE_ROW.pattern}".encode())
     return h.hexdigest()
 
