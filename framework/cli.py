@@ -6,6 +6,7 @@ problems and 1 for other failures; ``--debug`` shows the traceback.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -253,14 +254,23 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+    except Exception as exc:  # click usage errors (typer may bundle its own click)
+        if isinstance(exc, _click_exceptions()):
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
     return 0
+
+
+def _click_exceptions() -> tuple[type[BaseException], ...]:
+    """``ClickException`` of typer's bundled click (typer >= 0.20) and of the click package, if installed."""
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 if __name__ == "__main__":

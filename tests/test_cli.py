@@ -72,3 +72,11 @@ def test_unknown_tenant_is_denied_without_detail(tmp_path, corpus, capsys) -> No
     cfg = _config(tmp_path, corpus)
     assert main(["ask", "x", "--user", "u@example.com", "--tenant", "other", "--config", str(cfg)]) == 1
     assert "not configured" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2_with_a_message_not_a_traceback(tmp_path, capsys) -> None:
+    assert main(["review", "list", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "No such option: --bogus" in err and "Traceback" not in err
+    assert main(["audit", "export", "--since", "not-a-date"]) == 2
+    assert "not an ISO date/time" in capsys.readouterr().err
