@@ -178,7 +178,11 @@ def trust_checks(g: Grounder) -> list[Check]:
 
     def shield() -> tuple[bool, str]:
         impls = [i.plugin_name for i in pm.hook.screen_prompt.get_hookimpls()]
-        return bool(impls), "screen_prompt plugins: " + (", ".join(impls) or "none installed")
+        docs = [i.plugin_name for i in pm.hook.screen_documents.get_hookimpls()]
+        held = sum(len(g.quarantine.list(t, "quarantined")) for t in c.tenants())
+        detail = (f"screen_prompt plugins: {', '.join(impls) or 'none installed'}; screen_documents plugins: "
+                  f"{', '.join(docs) or 'none installed'}; {held} chunk(s) held in quarantine")
+        return bool(impls) and bool(docs), detail
 
     out.append(_check("prompt shield", "screen_prompt / screen_documents hooks", shield))
 

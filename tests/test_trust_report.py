@@ -46,6 +46,7 @@ def test_all_controls_pass_when_configured(tmp_path, monkeypatch):
     assert list(checks) == CONTROLS
     assert all(c.ok for c in checks.values()), [c for c in checks.values() if not c.ok]
     assert "k1" in checks["encryption at rest"].detail
+    assert "0 chunk(s) held in quarantine" in checks["prompt shield"].detail
 
 
 NO_SHIELD = {"load_entrypoints": False, "disabled": ["prompt_shield", "content_safety_api"]}
