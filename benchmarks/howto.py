@@ -26,7 +26,9 @@ adds the direct shield's FPR on how-to questions (``text`` rows) through ``score
 ``--plant INDIRECT.jsonl`` is the other side of the coin: the injected instructions of a labelled indirect
 set (each injected document minus its clean host) are planted in the middle of the hand-written articles,
 one per article in turn, and the share still caught is printed: sparing how-to text must not mean sparing
-instructions hidden in it.
+instructions hidden in it. The shipped artefact was trained on those instructions, so this is an in-sample
+figure; the held-out one (each cross-validation fold's unseen instructions in unseen hosts) is
+``python -m benchmarks.prompt_shield --kind indirect --plant-eval``.
 """
 
 from __future__ import annotations
