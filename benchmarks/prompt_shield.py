@@ -130,8 +130,8 @@ def featurise_cached(
     if cache and Path(cache).exists():
         with open(cache, "rb") as fh:
             got = pickle.load(fh)
-        if isinstance(got, tuple) and got[0] == key:  # (key, the fields of Data): not the class, whose
-            return replace(Data(**got[1]), context=context)  # module is __main__ when run with -m
+        if isinstance(got, tuple) and got[0] == key and isinstance(got[1], dict):  # the fields, not the class:
+            return replace(Data(**got[1]), context=context)  # its module is __main__ when run with -m
     d = featurise(rows, kind, extra, context)
     if cache:
         with open(cache, "wb") as fh:
