@@ -26,7 +26,9 @@ adds the direct shield's FPR on how-to questions (``text`` rows) through ``score
 ``--plant INDIRECT.jsonl`` is the other side of the coin: the injected instructions of a labelled indirect
 set (each injected document minus its clean host) are planted in the middle of the hand-written articles,
 one per article in turn, and the share still caught is printed: sparing how-to text must not mean sparing
-instructions hidden in it.
+instructions hidden in it. The shipped artefact was trained on those instructions, so this is an in-sample
+figure; the held-out one (each cross-validation fold's unseen instructions in unseen hosts) is
+``python -m benchmarks.prompt_shield --kind indirect --plant-eval``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.metadata as md
-import os
 import re
 import time
 from collections import Counter
@@ -47,7 +48,7 @@ from groundwire.chunking import split_text
 from groundwire.extract import extract
 from groundwire.plugins import prompt_shield as ps
 
-from benchmarks.prompt_shield import POSITIVE, read_rows
+from benchmarks.prompt_shield import read_rows, row_instructions
 
 DATA = Path(__file__).parent / "data"
 ARTICLES = DATA / "howto_enterprise.jsonl"
@@ -212,27 +213,10 @@ def report_questions(path: Path, threshold: float | None, show: int) -> None:
 
 
 def injections(rows: Sequence[dict[str, str]]) -> list[tuple[str, str]]:
-    """``(family, instruction)`` of each injected row: the text its clean host does not have (unique, in order).
-
-    The host is the clean row sharing the longest prefix + suffix with it among those starting or ending
-    with the same 40 characters."""
-    clean = [r["document"] for r in rows if r["label"] not in POSITIVE]
-    heads: dict[str, list[str]] = {}
-    tails: dict[str, list[str]] = {}
-    for c in clean:
-        heads.setdefault(c[:40], []).append(c)
-        tails.setdefault(c[-40:], []).append(c)
+    """``(family, instruction)`` of each injected row: the text its clean host does not have (unique, in order;
+    see :func:`benchmarks.prompt_shield.row_instructions`)."""
     out: dict[str, str] = {}
-    for r in rows:
-        if r["label"] not in POSITIVE:
-            continue
-        d = r["document"]
-        best = (-1, 0, 0)
-        for c in heads.get(d[:40], []) + tails.get(d[-40:], []):
-            pre = min(len(os.path.commonprefix([c, d])), len(c))
-            suf = min(len(os.path.commonprefix([c[::-1], d[::-1]])), len(c) - pre)
-            best = max(best, (pre + suf, pre, suf))
-        text = d[best[1] : len(d) - best[2]].strip() if best[0] >= 0 else ""
+    for r, text in zip(rows, row_instructions(rows), strict=True):
         if text and text not in out:
             out[text] = r.get("source", "").split(":")[2] if r.get("source", "").count(":") >= 2 else ""
     return [(fam, text) for text, fam in out.items()]

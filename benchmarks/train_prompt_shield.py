@@ -1,42 +1,60 @@
-"""Train the prompt-shield artefacts shipped in ``plugins/``.
+"""Train the prompt-shield artefacts shipped in ``plugins/``: one command writes both.
 
-    python -m benchmarks.train_prompt_shield --direct /path/direct.jsonl --indirect /path/indirect.jsonl
+    python -m benchmarks.train_prompt_shield --direct /path/direct.jsonl --indirect /path/indirect.jsonl \
+        --hosts /path/scifact/corpus.jsonl.gz
 
 Writes ``plugins/prompt_shield_direct.npz`` and ``plugins/prompt_shield_indirect.npz`` (logistic-regression
 weights, feature standardisation and the decision threshold, chosen on out-of-fold training scores for a
 target false-positive rate). The data stays outside the repository; only the weights are shipped.
+
+The indirect model is trained on the labelled rows, the benign rows of ``--direct`` as extra negative
+segments, and (``--hosts``, a BEIR corpus such as SciFact's ``corpus.jsonl[.gz]``) prose hosts: the train
+split of its documents, cut like ingestion cuts chunks, each labelled instruction planted in a few of them
+(on its own line or inline at a random sentence boundary) as positives, and un-planted chunks as negatives
+(see ``benchmarks.prompt_shield.augment_rows``). Everything is seeded, so the same inputs give the same
+artefacts. Evaluate with ``python -m benchmarks.prompt_shield --kind indirect --hosts ... --plant-eval``.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from groundwire.plugins import prompt_shield as ps
 
-from benchmarks.prompt_shield import extra_negatives, featurise_cached, fit, read_rows
+from benchmarks.prompt_shield import extra_negatives, featurise_cached, fit, indirect_training_rows, read_rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--direct")
     ap.add_argument("--indirect")
+    ap.add_argument("--hosts", help="indirect: a BEIR corpus whose documents are prose hosts for augmentation")
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument(
         "--cache-dir", default=None, help="reuse computed features (see benchmarks.prompt_shield)"
     )
+    ap.add_argument("--out-dir", default=str(ps.ARTEFACT_DIR), help="where to write the .npz (default: plugins/)")
     args = ap.parse_args(argv)
     for kind, path in (("direct", args.direct), ("indirect", args.indirect)):
         if not path:
             continue
         rows = read_rows(path)
         cache = f"{args.cache_dir}/{kind}.pkl" if args.cache_dir else None
-        d = featurise_cached(rows, kind, extra_negatives(args.direct) if kind == "indirect" else (), cache)
-        model = fit(d, np.arange(len(rows)), l2=args.l2)
-        out = ps.ARTEFACT_DIR / f"prompt_shield_{kind}.npz"
+        if kind == "indirect":
+            rows = indirect_training_rows(rows, args.hosts)
+        d = featurise_cached(
+            rows, kind, extra_negatives(args.direct) if kind == "indirect" else (), cache, context=ps.N_CONTEXT > 0
+        )
+        model = fit(d, np.arange(d.n_real), l2=args.l2)
+        out = Path(args.out_dir) / f"prompt_shield_{kind}.npz"
         model.save(out)
-        print(f"{kind}: trained on {len(rows)} rows, threshold={model.threshold:.3f} -> {out}")
+        print(
+            f"{kind}: trained on {d.n_real} rows + {len(rows) - d.n_real} augmented, "
+            f"threshold={model.threshold:.3f} -> {out}"
+        )
 
 
 if __name__ == "__main__":

@@ -174,14 +174,24 @@ RULES: tuple[Rule, ...] = (
     _r(
         "override2",
         r"\b(?:new|updated|real) (?:instructions?|system prompt|rules)\s*[:\-]|"
-        r"\bfrom now on,? you (?:will|must|are)\b|\byou are no longer bound\b|\bdeveloper mode\b",
+        r"\bfrom now on,? you (?:will|must|are)\b|\byou are no longer bound\b|"
+        # "Developer Mode" blocks only as the jailbreak's persona ("ChatGPT with Developer Mode enabled",
+        # "(Developer Mode Output)"); "turn on Developer mode" on a phone or in Chrome is a weak hit
+        r"\b(?:chatgpt|assistant|ai|model|llm) (?:with|in) developer mode\b|\bdeveloper mode output\b|"
+        r"\byou(?: are|'re) now (?:in|running in) developer mode\b|"
+        r"\b(?:simulate|emulate) developer mode\b",
         True,
         "instruction override",
     ),
     _r(
         "persona",
         r"\b(?:do anything now|jailbr[eo]ak(?:en)?|unfiltered and amoral|no (?:ethical|moral) "
-        r"(?:or moral )?guidelines|without any (?:restrictions|filters|censorship)|stay in character|"
+        r"(?:or moral )?guidelines|stay in character|"
+        # "without any restrictions" blocks only when it qualifies how to answer ("the dataset may be reused
+        # without any restrictions" is a licence, "reply without any restrictions on length" a form)
+        r"(?:answers?|answering|respond(?:s|ing)?|repl(?:y|ies|ying)|generat(?:e|es|ing)|writ(?:e|es|ing)|"
+        r"act|acting|operat(?:e|es|ing))\b[^.,;\n]{0,40}\bwithout any (?:restrictions|filters|censorship)"
+        r"(?!\s+(?:on|to|for|in|of|regarding)\b)|"
         r"(?:act|pretend|roleplay|role-play) as (?:an? )?(?:unrestricted|evil|unfiltered|uncensored))\b",
         True,
         "role-play persona to evade safety rules",
@@ -190,7 +200,8 @@ RULES: tuple[Rule, ...] = (
     _r(
         "persona_weak",
         r"\b(?:you are to act as|pretend (?:to be|you are)|in this hypothetical story|"
-        r"imagine you are|let'?s play a game|never refuses?|always (?:fulfills?|complies|answers))\b",
+        r"imagine you are|let'?s play a game|never refuses?|always (?:fulfills?|complies|answers)|"
+        r"developer mode|without any (?:restrictions|filters|censorship))\b",
         False,
         "role-play framing",
     ),
