@@ -79,6 +79,7 @@ class RetrievalConfig(_Strict):
     rrf_k: int = Field(default=60, ge=1)
     dense_weight: float = Field(default=1.0, ge=0.0)
     bm25_weight: float = Field(default=1.0, ge=0.0)
+    blas_threads: int = Field(default=1, ge=0, description="BLAS threads during a scan (0: numpy's default)")
 
 
 class IndexConfig(_Strict):

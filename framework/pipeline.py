@@ -338,7 +338,7 @@ class Grounder:
             fast = FastRetriever(
                 tindex, exact_max_rows=rc.exact_max_rows, overfetch=rc.overfetch, hybrid=rc.hybrid,
                 rrf_k=rc.rrf_k, dense_weight=rc.dense_weight, bm25_weight=rc.bm25_weight,
-                candidates=rc.candidates, refresh_seconds=rc.refresh_seconds,
+                candidates=rc.candidates, refresh_seconds=rc.refresh_seconds, blas_threads=rc.blas_threads,
             )
             self._fast[tenant] = fast
         return fast

@@ -106,6 +106,21 @@ def test_planner_exact_for_small_permitted_set(client):
     assert (res.plan, res.permitted, len(res.hits)) == ("ann", 55, 3)
 
 
+def test_blas_limit_gives_the_same_results_and_restores_threads(client):
+    from threadpoolctl import threadpool_info
+
+    tindex = fresh_tenant(client)
+    rng = np.random.default_rng(3)
+    fill(tindex, [("kb", {"everyone"}, set()) for _ in range(300)], rng.normal(size=(300, DIM)))
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    q = rng.normal(size=DIM)
+    limited = FastRetriever(tindex, blas_threads=1).search(q, {"everyone"}, ["kb"], 10)
+    free = FastRetriever(tindex, blas_threads=0).search(q, {"everyone"}, ["kb"], 10)
+    assert [h.id for h in limited.hits] == [h.id for h in free.hits] and len(limited.hits) == 10
+    assert np.allclose([h.score for h in limited.hits], [h.score for h in free.hits], atol=1e-6)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
 def test_planner_falls_back_to_exact_when_ann_would_be_short(client):
     tindex = fresh_tenant(client)
     # the query points at the 40 public rows; the 4 rows user:bob may read point the other way
