@@ -354,10 +354,26 @@ def _hash01(key: str) -> float:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
 
 
+INSTALLED = "@installed"
+
+
 def read_hosts(path: str | Path, split: str = "train") -> list[tuple[str, str]]:
     """``(host id, chunk)`` of a BEIR-format corpus (``.jsonl`` or ``.jsonl.gz``: ``_id``, ``title``,
     ``text``), each document cut the way ingestion cuts it. Documents are split ``train`` / ``eval`` by a
-    hash of their id, so hosts planted for training are never the hosts of an evaluation."""
+    hash of their id, so hosts planted for training are never the hosts of an evaluation.
+
+    ``@installed``: the passages of the installed distributions' READMEs (``benchmarks.howto``), only the
+    distributions of the harvest's ``split`` (by a hash of the name; ``--plant-eval`` and ``benchmarks.howto``
+    use the ``eval`` split), host id ``pypi:<distribution>#<n>``."""
+    if str(path) == INSTALLED:
+        from benchmarks.howto import harvest_installed
+
+        count: dict[str, int] = {}
+        hosts = []
+        for p in harvest_installed(split).passages:
+            n = count[p.source] = count.get(p.source, -1) + 1
+            hosts.append((f"{p.source}#{n}", p.text))
+        return hosts
     opener = gzip.open if str(path).endswith(".gz") else open
     out = []
     with opener(path, "rt", encoding="utf-8") as fh:
@@ -403,8 +419,8 @@ def augment_rows(
     instrs = sorted({t for t in row_instructions(rows) if t})
     order = rng.permutation(len(hosts))
     need = len(instrs) * per_instruction
-    planted_hosts = [hosts[i] for i in order[:need]]
-    clean_hosts = [hosts[i] for i in order[: max(clean, min(need, clean))]]
+    planted_hosts = [hosts[order[j % len(hosts)]] for j in range(need)]  # a small pool: hosts are reused
+    clean_hosts = [hosts[i] for i in order[:clean]]
     out: list[dict[str, Any]] = []
     for (hid, text) in clean_hosts:
         out.append({"document": text, "label": "clean", "source": "aug:prose", "instruction": "",
@@ -417,13 +433,19 @@ def augment_rows(
 
 
 def indirect_training_rows(
-    rows: Sequence[dict[str, str]], hosts_path: str | Path | None, seed: int = 0
+    rows: Sequence[dict[str, str]], hosts_paths: str | Path | Sequence[str | Path] | None, seed: int = 0
 ) -> list[dict[str, Any]]:
-    """The labelled rows (each with its ``instruction``) followed by the prose-host augmentation."""
+    """The labelled rows (each with its ``instruction``) followed by the prose-host augmentation of each
+    host pool in turn (a BEIR corpus or ``@installed``, the harvest's train split; see :func:`read_hosts`),
+    every pool planted with every instruction (seed ``seed + its position``)."""
     real = [{**r, "instruction": t} for r, t in zip(rows, row_instructions(rows), strict=True)]
-    if not hosts_path:
+    if not hosts_paths:
         return real
-    return real + augment_rows(rows, read_hosts(hosts_path, "train"), seed=seed)
+    paths = [hosts_paths] if isinstance(hosts_paths, str | Path) else list(hosts_paths)
+    out = real
+    for i, path in enumerate(paths):
+        out = out + augment_rows(rows, read_hosts(path, "train"), seed=seed + i)
+    return out
 
 
 # --- cross-domain evaluation: held-out instructions planted in hosts never trained on ------------------
@@ -494,9 +516,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--cache", default=None, help="pickle of computed features to reuse between runs")
     ap.add_argument(
         "--hosts",
+        action="append",
         default=None,
         help="indirect: a BEIR corpus (e.g. SciFact corpus.jsonl[.gz]) whose train-split documents are prose "
-        "hosts for augmentation (each fold plants only its own training instructions)",
+        "hosts for augmentation (each fold plants only its own training instructions), or @installed: the "
+        "installed distributions' README passages, harvest train split (repeatable: one pool each)",
     )
     ap.add_argument(
         "--context",

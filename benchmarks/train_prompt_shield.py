@@ -11,27 +11,47 @@ The indirect model is trained on the labelled rows, the benign rows of ``--direc
 segments, and (``--hosts``, a BEIR corpus such as SciFact's ``corpus.jsonl[.gz]``) prose hosts: the train
 split of its documents, cut like ingestion cuts chunks, each labelled instruction planted in a few of them
 (on its own line or inline at a random sentence boundary) as positives, and un-planted chunks as negatives
-(see ``benchmarks.prompt_shield.augment_rows``). Everything is seeded, so the same inputs give the same
-artefacts. Evaluate with ``python -m benchmarks.prompt_shield --kind indirect --hosts ... --plant-eval``.
+(see ``benchmarks.prompt_shield.augment_rows``). ``--hosts`` is repeatable, one host pool each, and
+``--hosts @installed`` is the train split of the installed distributions' READMEs (``benchmarks.howto``'s
+harvest; its eval split stays out of training); the indirect artefact then depends on the environment, so the
+host pools and those distributions (name==version) are written to ``prompt_shield_indirect.manifest.json``
+next to it. Everything is seeded, so the same inputs give the same artefacts. Evaluate with
+``python -m benchmarks.prompt_shield --kind indirect --hosts ... --plant-eval``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as md
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from groundwire.plugins import prompt_shield as ps
 
-from benchmarks.prompt_shield import extra_negatives, featurise_cached, fit, indirect_training_rows, read_rows
+from benchmarks.howto import canonical
+from benchmarks.prompt_shield import (
+    INSTALLED,
+    extra_negatives,
+    featurise_cached,
+    fit,
+    indirect_training_rows,
+    read_rows,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--direct")
     ap.add_argument("--indirect")
-    ap.add_argument("--hosts", help="indirect: a BEIR corpus whose documents are prose hosts for augmentation")
+    ap.add_argument(
+        "--hosts",
+        action="append",
+        help="indirect: a BEIR corpus whose documents are prose hosts for augmentation, or @installed (the "
+        "installed distributions' READMEs, harvest train split); repeatable, one host pool each",
+    )
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument(
         "--cache-dir", default=None, help="reuse computed features (see benchmarks.prompt_shield)"
@@ -55,6 +75,26 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{kind}: trained on {d.n_real} rows + {len(rows) - d.n_real} augmented, "
             f"threshold={model.threshold:.3f} -> {out}"
         )
+        if kind == "indirect":
+            man = write_manifest(out, args.hosts or [], model.threshold)
+            print(f"  host pools: {', '.join(args.hosts or []) or 'none'}; manifest -> {man}")
+
+
+def write_manifest(artefact: Path, hosts: Sequence[str], threshold: float) -> Path:
+    """Next to the artefact: the host pools it was trained with and, for ``@installed``, the distributions
+    (name and version) of the harvest's train split whose READMEs were used, since those depend on the
+    environment the command ran in."""
+    manifest: dict[str, Any] = {"hosts": [Path(h).name if h != INSTALLED else h for h in hosts]}
+    manifest["threshold"] = round(threshold, 6)
+    if INSTALLED in hosts:
+        from benchmarks.howto import harvest_installed
+
+        used = sorted({p.source.removeprefix("pypi:") for p in harvest_installed("train").passages})
+        versions = {canonical(d.metadata["Name"] or ""): d.version for d in md.distributions()}
+        manifest["installed_train_distributions"] = [f"{n}=={versions.get(n, '?')}" for n in used]
+    path = artefact.with_suffix(".manifest.json")
+    path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":

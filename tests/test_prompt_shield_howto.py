@@ -95,3 +95,14 @@ def test_instruction_planted_in_a_howto_is_caught() -> None:
     assert sorted(v.target for v in verdicts) == sorted(c.id for c in chunks if c.id.startswith("planted"))
     assert all(v.action is Action.DROP and v.reason.startswith("possible planted instruction") for v in verdicts)
     assert not any("evil" in v.reason or "salary" in v.reason for v in verdicts)  # reasons never quote the text
+
+
+def test_installed_host_pool_is_the_harvest_train_split_only() -> None:
+    from benchmarks.howto import split_of
+    from benchmarks.prompt_shield import INSTALLED, read_hosts
+
+    hosts = read_hosts(INSTALLED, "train")
+    assert hosts, "no installed distribution with a README in the train split"
+    dists = {hid.split("#")[0].removeprefix("pypi:") for hid, _ in hosts}
+    assert all(split_of(d) == "train" for d in dists)
+    assert len({hid for hid, _ in hosts}) == len(hosts)
