@@ -172,8 +172,16 @@ class GroundwireConfig(_Strict):
         """The enabled connectors configured for ``tenant`` (the only ones it may search)."""
         return {n: c for n, c in self.connectors.items() if c.tenant == tenant and c.enabled}
 
-    def plugin_settings(self, plugin: str) -> dict[str, Any]:
-        return self.plugins.settings.get(plugin, {})
+    def plugin_settings(self, plugin: str, tenant: str | None = None) -> dict[str, Any]:
+        """``[plugins.settings.<plugin>]``; with ``tenant``, a copy with that tenant's overrides from
+        ``[plugins.settings.<plugin>.tenants.<tenant>]`` applied (and the ``tenants`` table removed)."""
+        settings = self.plugins.settings.get(plugin, {})
+        if tenant is None:
+            return settings
+        merged = dict(settings)
+        overrides = merged.pop("tenants", {}) or {}
+        merged.update(overrides.get(tenant, {}))
+        return merged
 
     def error(self, key: str, problem: str, hint: str = "") -> ConfigError:
         return ConfigError(self.source, key, problem, hint)

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from groundwire import Action, Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl
 from groundwire.models import Chunk
 
-__all__ = ["ENTITIES", "find_pii", "iban_valid", "luhn_valid", "settings_for"]
+__all__ = ["ENTITIES", "find_pii", "iban_valid", "luhn_valid"]
 
 PLUGIN = "pii"
 
@@ -109,19 +108,11 @@ def find_pii(text: str, entities: Sequence[str] | None = None) -> list[tuple[int
     return sorted(spans)
 
 
-def settings_for(config: GroundwireConfig, tenant: str) -> dict[str, Any]:
-    """The plugin settings with the tenant's overrides applied."""
-    base = dict(config.plugin_settings(PLUGIN))
-    overrides = base.pop("tenants", {}) or {}
-    base.update(overrides.get(tenant, {}))
-    return base
-
-
 @hookimpl
 def screen_output(
     request: GroundingRequest, draft: Draft, sources: Sequence[Chunk], config: GroundwireConfig
 ) -> Verdict | None:
-    s = settings_for(config, request.user.tenant)
+    s = config.plugin_settings(PLUGIN, request.user.tenant)
     if not s.get("enabled", True):
         return None
     unknown = set(s.get("entities", ())) - set(ENTITIES)

@@ -36,7 +36,7 @@ from groundwire import (
 )
 from groundwire.models import Chunk
 
-__all__ = ["DEFAULT_ENTITIES", "NER_ENTITIES", "analyzer", "find_pii", "settings_for"]
+__all__ = ["DEFAULT_ENTITIES", "NER_ENTITIES", "analyzer", "find_pii"]
 
 PLUGIN = "presidio"
 
@@ -83,14 +83,6 @@ def _other_language_notice(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Recognizer not added to registry because language is not supported")
 
 _ENGINES: dict[tuple[str, str], Any] = {}
-
-
-def settings_for(config: GroundwireConfig, tenant: str) -> dict[str, Any]:
-    """The plugin settings with the tenant's overrides applied."""
-    base = dict(config.plugin_settings(PLUGIN))
-    overrides = base.pop("tenants", {}) or {}
-    base.update(overrides.get(tenant, {}))
-    return base
 
 
 def _import_presidio() -> Any:
@@ -239,7 +231,7 @@ def find_pii(
 def screen_output(
     request: GroundingRequest, draft: Draft, sources: Sequence[Chunk], config: GroundwireConfig
 ) -> Verdict | None:
-    s = settings_for(config, request.user.tenant)
+    s = config.plugin_settings(PLUGIN, request.user.tenant)
     if s.get("enabled") is not True:
         return None
     action_name = str(s.get("action", "redact"))
