@@ -173,7 +173,7 @@ def report_documents(
     name: str, passages: Sequence[Passage], threshold: float | None, show: int, also: Sequence[float] = ()
 ) -> None:
     texts = [p.text for p in passages]
-    th = threshold if threshold is not None else ps.load_model("indirect").threshold
+    th = ps.effective_threshold("indirect", threshold, True)
     t0 = time.perf_counter()
     scores = ps.score_documents(texts, threshold=th)
     seg = segment_scores(texts)
@@ -201,7 +201,7 @@ def report_documents(
 def report_questions(path: Path, threshold: float | None, show: int) -> None:
     rows = read_rows(path)
     texts = [r["text"] for r in rows]
-    th = threshold if threshold is not None else ps.load_model("direct").threshold
+    th = ps.effective_threshold("direct", threshold, True)
     scores = ps.score_prompts(texts, threshold=th)
     flagged = [i for i, s in enumerate(scores) if s.score >= th]
     print(f"{path.name} (direct shield, threshold {th:.3f}): {len(texts)} questions")
@@ -234,7 +234,7 @@ def report_planted(
 ) -> None:
     inj = injections(read_rows(path))
     docs = [plant(articles[i % len(articles)].text, text) for i, (_, text) in enumerate(inj)]
-    th = threshold if threshold is not None else ps.load_model("indirect").threshold
+    th = ps.effective_threshold("indirect", threshold, True)
     scores = ps.score_documents(docs, threshold=th)
     caught = np.array([s.score >= th for s in scores])
     code = np.array(["```" in text for _, text in inj])

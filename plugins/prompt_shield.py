@@ -58,6 +58,7 @@ __all__ = [
     "char_features",
     "clear_cache",
     "doc_context",
+    "effective_threshold",
     "embed",
     "load_model",
     "rule_hits",
@@ -338,6 +339,13 @@ def load_model(kind: str) -> ShieldModel:
         return ShieldModel(z["w"], float(z["b"]), z["mu"], z["sd"], float(z["threshold"]))
 
 
+def effective_threshold(kind: str, threshold: float | None, use_model: bool) -> float:
+    """The configured threshold, else the artefact's; 0.5 when only the rules score (they give 0 or 0.99)."""
+    if threshold is not None:
+        return threshold
+    return load_model(kind).threshold if use_model else 0.5
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 25) -> tuple[np.ndarray, float]:
     """Class-balanced L2 logistic regression by Newton's method (IRLS); returns ``(w, b)``."""
     n, d = x.shape
@@ -429,7 +437,7 @@ def score_prompts(
 ) -> list[Score]:
     """Direct-injection scores for prompts (rules + classifier)."""
     model = load_model("direct") if use_model else None
-    th = threshold if threshold is not None else (model.threshold if model else 0.5)
+    th = effective_threshold("direct", threshold, use_model)
     probs: list[float | None] = [None] * len(texts)
     if model is not None and texts:
         chars = np.stack([char_features(t) for t in texts])
@@ -533,7 +541,7 @@ def score_documents(
     texts: Sequence[str], use_model: bool = True, threshold: float | None = None, backend: str = "auto"
 ) -> list[Score]:
     """Indirect-injection score per document: the worst of its segments (one embedding batch for all)."""
-    th = threshold if threshold is not None else (load_model("indirect").threshold if use_model else 0.5)
+    th = effective_threshold("indirect", threshold, use_model)
     return [_combine(r.p, r.hits, th) for r in raw_document_scores(texts, use_model, backend)]
 
 
@@ -557,7 +565,7 @@ def score_chunks(
 ) -> list[Score]:
     """:func:`score_documents` for retrieved chunks, using the scores precomputed at ingestion when they
     are current (same artefact, rules and segmenting); other chunks are scored now."""
-    th = threshold if threshold is not None else (load_model("indirect").threshold if use_model else 0.5)
+    th = effective_threshold("indirect", threshold, use_model)
     raw: list[RawScore | None] = [None] * len(chunks)
     if use_model:
         version = indirect_version()
@@ -596,12 +604,12 @@ def screen_prompt(request: GroundingRequest, config: GroundwireConfig) -> Verdic
     use_model = bool(s.get("use_model", True))
     try:
         sc = score_prompts([request.prompt], use_model, threshold, embedder_backend(config))[0]
-        th = threshold if threshold is not None else (load_model("direct").threshold if use_model else 0.5)
+        th = effective_threshold("direct", threshold, use_model)
     except (OSError, ImportError) as exc:  # model unavailable: rules still apply
         log.warning("prompt shield model unavailable, using rules only: %s", exc)
         sc = score_prompts([request.prompt], False)[0]
         sc = Score(sc.score, sc.reason + "; classifier unavailable")
-        th = 0.5
+        th = effective_threshold("direct", None, False)
     action = Action.BLOCK if sc.score >= th else Action.ALLOW
     return Verdict(stage="prompt", plugin=PLUGIN, action=action, score=round(sc.score, 4), reason=sc.reason)
 
@@ -639,14 +647,13 @@ def screen_documents(
     action = Action(name)
     threshold = s.get("document_threshold")
     use_model = bool(s.get("use_model", True))
-    texts = [c.text for c in chunks]
     try:
         scores = score_chunks(chunks, use_model, threshold, embedder_backend(config))
-        th = threshold if threshold is not None else (load_model("indirect").threshold if use_model else 0.5)
+        th = effective_threshold("indirect", threshold, use_model)
     except (OSError, ImportError) as exc:
         log.warning("document shield model unavailable, using rules only: %s", exc)
-        scores = score_documents(texts, False)
-        th = 0.5
+        scores = score_documents([c.text for c in chunks], False)
+        th = effective_threshold("indirect", None, False)
     return [
         Verdict(
             stage="documents",
