@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from groundwire import AccessControl, Grounder
-from groundwire.config import config_from_dict
+from groundwire import AccessControl
 from groundwire.index import Index, make_client, principal_filter
 from groundwire.models import Chunk
 from groundwire.retrieval import FastRetriever
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from .conftest import kb
 
 PRINCIPALS = ["everyone", "user:ann", "user:bob", "group:hr", "group:eng", "role:admin"]
 CONNECTORS = ["kb", "wiki"]
@@ -192,25 +193,14 @@ def test_hybrid_bm25_only_scores_permitted_rows(client):
     assert [h.id for h in res.hits] == ["c1"]
 
 
-def test_grounder_sync_revocation_in_auto_mode(tmp_path):
+def test_grounder_sync_revocation_in_auto_mode(tmp_path, make_grounder):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "pay.md").write_text("# Pay\n\nSalary is paid on the 25th of each month.\n")
     (corpus / "pay.md.acl.toml").write_text('allow = ["group:hr"]\n')
     (corpus / "open.md").write_text("# Office\n\nThe office opens at 8 and closes at 18.\n")
     (corpus / "open.md.acl.toml").write_text('allow = ["everyone"]\n')
-    cfg = config_from_dict(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "default_tenant": "acme",
-            "embedder": {"name": "hashing"},
-            "retrieval": {"mode": "auto", "refresh_seconds": 3600, "min_score": -1.0},
-            "plugins": {"load_entrypoints": False},
-            "connectors": {"kb": {"type": "knowledge_base", "tenant": "acme", "path": str(corpus)}},
-        },
-        base_dir=tmp_path,
-    )
-    g = Grounder(cfg)
+    g = make_grounder({"kb": kb(corpus)}, retrieval={"mode": "auto", "refresh_seconds": 3600, "min_score": -1.0})
     g.sync()
     request = g._request("When is salary paid?", g.make_user("hana", groups=["hr"]), "ask", 5, None)
     assert any(c.doc_id.endswith("pay.md") for c in g.retrieve(request))
@@ -221,23 +211,16 @@ def test_grounder_sync_revocation_in_auto_mode(tmp_path):
     assert g.fast_retriever("acme").reloads == 2
 
 
-def test_warm_up_loads_the_snapshot_before_the_first_request(tmp_path):
+def test_warm_up_loads_the_snapshot_before_the_first_request(tmp_path, make_grounder):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / ".groundwire-acl.toml").write_text('allow = ["everyone"]\n')
     (corpus / "open.md").write_text("# Office\n\nThe office opens at 8 and closes at 18.\n")
-    cfg = config_from_dict(
-        {
-            "data_dir": str(tmp_path / "data"),
-            "default_tenant": "acme",
-            "embedder": {"name": "hashing"},
-            "retrieval": {"refresh_seconds": 3600, "min_score": -1.0},
-            "plugins": {"load_entrypoints": False, "settings": {"prompt_shield": {"use_model": False}}},
-            "connectors": {"kb": {"type": "knowledge_base", "tenant": "acme", "path": str(corpus)}},
-        },
-        base_dir=tmp_path,
+    g = make_grounder(
+        {"kb": kb(corpus)},
+        retrieval={"refresh_seconds": 3600, "min_score": -1.0},
+        plugins={"load_entrypoints": False, "settings": {"prompt_shield": {"use_model": False}}},
     )
-    g = Grounder(cfg)
     g.sync()
     spent = g.warm_up()
     assert set(spent) == {"embedder", "screening:acme", "retrieval:acme"}
