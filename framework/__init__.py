@@ -12,6 +12,7 @@ from .connector import (
     ConnectorContext,
     ConnectorSettings,
     Delete,
+    FileSourceSettings,
     Skipped,
     Unchanged,
     Upsert,
@@ -47,6 +48,7 @@ from .models import (
 )
 from .pipeline import Grounder
 from .pluginmanager import make_plugin_manager
+from .sources import ConfinedRoot, SourceEntry, SourceRefused, SourceSkip, printable_name
 
 __all__ = [
     "EVERYONE",
@@ -57,6 +59,7 @@ __all__ = [
     "Checkpoint",
     "Chunk",
     "Citation",
+    "ConfinedRoot",
     "ConfigError",
     "Connector",
     "ConnectorContext",
@@ -68,6 +71,7 @@ __all__ = [
     "DraftStatus",
     "Embedder",
     "FeatureDisabled",
+    "FileSourceSettings",
     "Generation",
     "Generator",
     "GeneratorContext",
@@ -80,6 +84,9 @@ __all__ = [
     "PromptBlocked",
     "Section",
     "Skipped",
+    "SourceEntry",
+    "SourceRefused",
+    "SourceSkip",
     "Unchanged",
     "Upsert",
     "UserContext",
@@ -89,6 +96,7 @@ __all__ = [
     "hookimpl",
     "load_config",
     "make_plugin_manager",
+    "printable_name",
 ]
 
 __version__ = "0.1.0"

@@ -78,9 +78,14 @@ ask = ["*"]
 type = "knowledge_base"
 tenant = "{tenant}"
 path = "{path}"
+# Who may read a file that no sidecar or glob covers: every signed-in user of the tenant. It has the LOWEST
+# precedence: a folder's .groundwire-acl.toml or a file's <file>.acl.toml (allow = [...], deny = [...]) and
+# the globs below all outrank it, and a deny at any level always applies. Remove it to index only files that
+# have an ACL of their own (a file without one is then skipped: visible to nobody).
+default_allow = ["everyone"]
 
-[connectors.docs.acl]  # glob -> principals: everyone, user:<id>, group:<id>, role:<id>
-"*" = ["everyone"]
+# [connectors.docs.acl]  # glob -> principals (everyone, user:<id>, group:<id>, role:<id>); longest wins
+# "hr/*" = {{ allow = ["group:hr"], deny = ["user:intern@example.com"] }}
 """
 
 
@@ -91,7 +96,7 @@ def init(
     config: ConfigOpt = _DEFAULT_CONFIG,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a starter configuration that indexes one folder for everyone in one tenant."""
+    """Write a starter configuration: one folder, one tenant, readable by everyone unless a sidecar ACL narrows it."""
     if config.exists() and not force:
         raise ConfigError(str(config), "", "already exists", "pass --force to overwrite it")
     config.write_text(INIT_TEMPLATE.format(tenant=tenant, path=path.as_posix()), encoding="utf-8")

@@ -7,6 +7,6 @@ provide the ``source`` fixture (a :class:`SourceController` over a real or test-
 
 from __future__ import annotations
 
-from .contract import ConnectorContract, SourceController, run_changes
+from .contract import ConnectorContract, FileSourceController, SourceController, run_changes
 
-__all__ = ["ConnectorContract", "SourceController", "run_changes"]
+__all__ = ["ConnectorContract", "FileSourceController", "SourceController", "run_changes"]
