@@ -387,12 +387,17 @@ class Ingester:
                 out.append(vectors[offset : offset + len(ts)])
                 offset += len(ts)
             return out
-        except _ITEM_ERRORS:
-            out = []
+        except _ITEM_ERRORS as batch_exc:
+            first: Exception = batch_exc
+        out, failed = [], []
         for (doc, _, _), ts in zip(per_doc, texts, strict=True):  # find the bad one(s), keep the rest
             try:
                 out.append(self.embedder.embed_documents(ts) if ts else [])
             except _ITEM_ERRORS as exc:
                 out.append(None)
-                self._drop(tindex, name, doc.id, existing, report, f"embedding failed: {type(exc).__name__}: {exc}")
+                failed.append((doc, exc))
+        if len(failed) == len(per_doc) > 1:
+            raise first  # not one bad item: the embedder itself fails; end the sync with its error
+        for doc, err in failed:
+            self._drop(tindex, name, doc.id, existing, report, f"embedding failed: {type(err).__name__}: {err}")
         return out
