@@ -252,8 +252,8 @@ class Ingester:
         reason: str,
     ) -> None:
         """Skip one item with ``reason`` and make its old version (if any) invisible: fail closed."""
-        report.skipped.append((printable_name(doc_id), f"not indexed: {reason}"))
-        log.warning("%s: skipped %s: %s", name, printable_name(doc_id), reason)
+        report.skipped.append((printable_name(doc_id), printable_name(f"not indexed: {reason}")))
+        log.warning("%s: skipped %s: %s", name, printable_name(doc_id), printable_name(reason))
         if doc_id in existing:
             tindex.delete_documents(name, [doc_id])
             existing.pop(doc_id)
