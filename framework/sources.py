@@ -126,6 +126,9 @@ class ConfinedRoot:
     def walk(self, include: Callable[[str, bool], bool] | None = None) -> Iterator[SourceEntry | SourceSkip]:
         """Yield every regular file (sorted, depth first) and a :class:`SourceSkip` for every refused entry.
 
+        A sub-folder that cannot be read is a skip (its files count as gone); the root itself raises
+        :class:`SourceRefused`, so a caller never mistakes an unreadable root for an empty one.
+
         :param include: ``include(rel, is_dir)`` -> False drops an entry silently (hidden files, excludes)
         """
         yield from self._walk("", include or (lambda rel, is_dir: True))
@@ -134,7 +137,9 @@ class ConfinedRoot:
         try:
             fd = self._open_dir(rel_dir)
         except (OSError, SourceRefused) as exc:
-            yield SourceSkip(printable_name(rel_dir or "."), f"folder not read: {_reason(exc)}")
+            if not rel_dir:  # nothing can be enumerated: never let that look like "every file was deleted"
+                raise SourceRefused(f"the root folder {self.root} cannot be read: {_reason(exc)}") from exc
+            yield SourceSkip(printable_name(rel_dir), f"folder not read: {_reason(exc)}")
             return
         try:
             with os.scandir(fd) as it:

@@ -9,7 +9,7 @@ snippet, location), retrieved chunks or the sync report.
 
 The oracle is written from the documented rules (README, *ACL precedence* and *Hostile sources*), over the
 test's own model of the tree, never from the connector's code:
-- only regular files with UTF-8 names inside the root are ever readable; a link with ``follow_symlinks`` shows
+- only regular files with UTF-8 names inside the root are ever readable (folders are never entered through links); a link with ``follow_symlinks`` shows
   its in-root target's text under the target's ACL; outside text is never readable;
 - a file is unreadable for everyone when its own sidecar or any folder sidecar above it is malformed;
 - allow: file sidecar, else the longest matching glob that states one, else the nearest folder sidecar that
@@ -86,6 +86,7 @@ scenario_st = st.fixed_dictionaries({
     "follow": st.booleans(),
     "mutations": st.lists(mutation_st, max_size=4),
     "mode": st.sampled_from(["auto", "chroma"]),
+    "dir_links": st.booleans(),  # a/loop -> .. and c/globex -> the other tenant's folder
 })
 
 
@@ -189,6 +190,9 @@ def build(base: Path, sc: dict) -> Model:
     for f in FOLDERS:
         (m.root / f).mkdir(parents=True, exist_ok=True)
         _write_sidecar(m.root / f / ".groundwire-acl.toml", m.folders[f])
+    if sc["dir_links"]:
+        (m.root / "a" / "loop").symlink_to("..", target_is_directory=True)
+        (m.root / "c" / "globex").symlink_to(base / "globex", target_is_directory=True)
     regular = [f"{d}/{n}.md".lstrip("/") for d, n, k, _ in sc["files"] if k == "regular"]
     for folder, name, kind, sidecar in sc["files"]:
         rel = f"{folder}/{name}.md".lstrip("/")

@@ -68,3 +68,11 @@ def test_globs_overlap_agrees_with_brute_force(p: str, q: str) -> None:
     """Any common match is found, and a claimed overlap has a short witness (patterns are tiny)."""
     common = any(fnmatch.fnmatchcase(s, p) and fnmatch.fnmatchcase(s, q) for s in _WITNESSES)
     assert globs_overlap(p, q) == common
+
+
+def test_an_unreadable_root_raises_instead_of_looking_empty(tmp_path) -> None:
+    (tmp_path / "r").mkdir()
+    fs = ConfinedRoot(tmp_path / "r")
+    (tmp_path / "r").rmdir()  # gone between configuration and walk: must not read as "every file deleted"
+    with pytest.raises(SourceRefused, match="root folder"):
+        list(fs.walk())

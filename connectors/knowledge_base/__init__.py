@@ -28,6 +28,7 @@ from groundwire import (
     Checkpoint,
     ConfinedRoot,
     Connector,
+    ConnectorError,
     Delete,
     Document,
     FileSourceSettings,
@@ -89,14 +90,17 @@ class KnowledgeBaseConnector(Connector):
         fs = self.confined_root()
         acls = AclResolver(fs, s.acl, s.default_allow)
         seen: set[str] = set()
-        for entry in fs.walk(self._include):
-            if not isinstance(entry, SourceEntry):
-                yield Skipped(entry.item, entry.reason)
-                continue
-            change = self._change(fs, acls, entry)
-            if isinstance(change, (Upsert, Unchanged)):
-                seen.add(entry.rel)
-            yield change
+        try:
+            for entry in fs.walk(self._include):
+                if not isinstance(entry, SourceEntry):
+                    yield Skipped(entry.item, entry.reason)
+                    continue
+                change = self._change(fs, acls, entry)
+                if isinstance(change, (Upsert, Unchanged)):
+                    seen.add(entry.rel)
+                yield change
+        except SourceRefused as exc:  # the root itself: keep the index as it is, report the cause
+            raise ConnectorError(self.name, f"{exc.reason}; nothing was changed") from None
         for gone in sorted(set(self.context.indexed) - seen):
             yield Delete(gone)
         yield Checkpoint({"last_sync": datetime.now(UTC).isoformat(), "files": len(seen)})
@@ -119,6 +123,8 @@ class KnowledgeBaseConnector(Connector):
             return Skipped(rel, f"no ACL: visible to nobody, so not indexed; add {rel}{FILE_ACL_SUFFIX}, "
                                 f"an 'acl' pattern or a {FOLDER_ACL}")
         version = f"{entry.mtime_ns}:{entry.size}:{acl.fingerprint()}"
+        if entry.target != rel:  # a followed link: re-pointing it is a change too
+            version += f":{entry.target}"
         if self.context.indexed.get(rel) == version:
             return Unchanged(rel)
         try:
