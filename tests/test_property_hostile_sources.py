@@ -10,8 +10,8 @@ snippet, location), retrieved chunks or the sync report.
 The oracle is written from the documented rules (README, *ACL precedence* and *Hostile sources*), over the
 test's own model of the tree, never from the connector's code:
 - only regular files with UTF-8 names inside the root are ever readable (folders are never entered through
-  links); a link with ``follow_symlinks`` shows
-  its in-root target's text under the target's ACL; outside text is never readable;
+  links); a link with ``follow_symlinks`` shows its in-root target's text under the target's ACL; outside
+  text is never readable;
 - a file is unreadable for everyone when its own sidecar or any folder sidecar above it is malformed;
 - allow: file sidecar, else the longest matching glob that states one, else the nearest folder sidecar that
   states one, else ``default_allow``; deny: the union over every level; grant = allow hits and deny misses;
