@@ -5,7 +5,7 @@ folder, to /etc/passwd, to /dev/zero), links inside it, FIFOs, names that are no
 file and folder sidecars, configuration globs and ``default_allow``; syncs; mutates it (edits, ACL changes,
 broken sidecars, deletions, files replaced by links or renamed to undecodable names); syncs again. After
 each sync, for a fixed set of users, no text a user may not read appears in drafts, citations (title, URI,
-snippet, location), retrieved chunks or the sync report.
+snippet, location), retrieved chunks (``Grounder.retrieve`` and the LangChain retriever) or the sync report.
 
 The oracle is written from the documented rules (README, *ACL precedence* and *Hostile sources*), over the
 test's own model of the tree, never from the connector's code:
@@ -33,6 +33,7 @@ import pytest
 from chromadb.config import Settings
 from groundwire import Grounder, GroundingRequest, UserContext, config_from_dict
 from groundwire.index import Index
+from groundwire.langchain import GroundwireRetriever
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -282,8 +283,10 @@ def _check(g: Grounder, m: Model, reports, base: Path) -> None:
     for user in USERS:
         draft = g.ground(QUESTION, user)
         chunks = g.retrieve(GroundingRequest(user=user, prompt=QUESTION, top_k=20))
+        lc = GroundwireRetriever(grounder=g, user=user, top_k=20).invoke(QUESTION)
         seen = " ".join(
             [draft.text]
+            + [f"{d.page_content} {sorted(d.metadata.items())}" for d in lc]
             + [f"{c.title} {c.uri} {c.snippet} {c.location}" for c in draft.citations]
             + [f"{c.title} {c.uri} {c.text} {c.location}" for c in chunks]
         )

@@ -3,6 +3,9 @@
 :class:`ConnectorContract` is a pytest base class (langchain ``standard-tests`` style): subclass it,
 provide the ``source`` fixture (a :class:`SourceController` over a real or test-double source) and
 ``make_connector``, and every invariant of :mod:`groundwire.connector` is checked against your connector.
+Declare ``reads_local_files``: ``True`` (the source is then a :class:`FileSourceController` and the hostile
+local-source cases run: links out of the root, FIFOs, device links, link loops, undecodable names) or
+``False`` for a connector that reads no local files.
 """
 
 from __future__ import annotations
