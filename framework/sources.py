@@ -7,8 +7,9 @@ connector contract, ``groundwire.testing.ConnectorContract``):
   component at a time from a descriptor of the root with ``O_NOFOLLOW``, so no symbolic link (in any
   component, swapped in at any time) and no ``..`` can make a read leave the root.
 - **No links by default.** A symbolic link is skipped with a reason. With ``follow_symlinks=True`` a link to
-  a *file* whose resolved target stays inside the root is read (from its target, again confined); a link
-  that leaves the root, dangles or points at a folder is skipped. Folders are never entered through links,
+  a *file* whose resolved target stays inside the root, and which the walk's ``include`` filter would admit
+  (not hidden, not excluded), is read (from its target, again confined); a link that leaves the root,
+  dangles, points at a folder or at a filtered file is skipped. Folders are never entered through links,
   so a link loop cannot make a walk recurse.
 - **Regular files only.** FIFOs, sockets and devices are skipped before they are opened (``lstat``), and
   every open uses ``O_NONBLOCK`` and re-checks ``fstat``, so a FIFO named ``notes.md`` never blocks a sync.
@@ -164,7 +165,7 @@ class ConfinedRoot:
                 elif stat.S_ISREG(st.st_mode):
                     yield SourceEntry(rel, rel, st.st_size, st.st_mtime_ns)
                 elif stat.S_ISLNK(st.st_mode):
-                    yield self._link(rel)
+                    yield self._link(rel, include)
                 else:
                     yield SourceSkip(rel, f"{_kind(st.st_mode)}, not a regular file: never read")
         finally:
@@ -172,13 +173,19 @@ class ConfinedRoot:
         for sub in subdirs:
             yield from self._walk(sub, include)
 
-    def _link(self, rel: str) -> SourceEntry | SourceSkip:
+    def _link(self, rel: str, include: Callable[[str, bool], bool]) -> SourceEntry | SourceSkip:
         if not self.follow_symlinks:
             return SourceSkip(rel, "symbolic link: not followed (follow_symlinks = false)")
         real = os.path.realpath(self.root / rel)
-        if not self.contains(real):
+        if not self.contains(real) or real == str(self.root):
             return SourceSkip(rel, "symbolic link pointing outside the configured root: never read")
         target = Path(real).relative_to(self.root).as_posix()
+        parts = target.split("/")
+        if printable_name(target) != target:
+            return SourceSkip(rel, "symbolic link to a file whose name is not valid UTF-8: not followed")
+        dirs_ok = all(include("/".join(parts[: k + 1]), True) for k in range(len(parts) - 1))
+        if not dirs_ok or not include(target, False):
+            return SourceSkip(rel, "symbolic link to a file that is excluded or hidden: not followed")
         try:
             st = os.stat(real, follow_symlinks=False)
         except OSError:

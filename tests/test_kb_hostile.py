@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from groundwire import ConfigError, UserContext
+from groundwire import ConfigError, GroundingRequest, UserContext
 from groundwire.cli import main
 from groundwire.connectors.knowledge_base import KnowledgeBaseSettings
 
@@ -72,16 +72,21 @@ def test_follow_symlinks_allows_only_links_inside_the_root_and_keeps_the_targets
                                                                                       tmp_path) -> None:
     (corpus / "handbook" / "budget.md").symlink_to(corpus / "hr" / "salaries.md")  # public folder -> HR file
     (corpus / "handbook" / "passwd.md").symlink_to("/etc/passwd")
-    g = make_grounder({"kb": kb(corpus, follow_symlinks=True, exclude=["hr/*"])})  # read only via the link
+    g = make_grounder({"kb": kb(corpus, follow_symlinks=True)})
     r = g.sync()[0]
     assert r.ok, r.error
     assert "handbook/budget.md" in _docs(g) and "handbook/passwd.md" not in _docs(g)
     assert "outside the configured root" in dict(r.skipped)["handbook/passwd.md"]
-    assert not _sees(g, SAM, "salary review budget percent", "handbook/budget.md")  # the link cannot widen
-    hr_view = g.ground("salary review budget percent", "hana@example.com", groups=["hr"])
-    assert any(c.doc_id == "handbook/budget.md" for c in hr_view.citations)
-    for c in hr_view.citations:  # no uri_prefix: file URIs, always of a path inside the root
-        assert c.uri.startswith(corpus.resolve().as_uri() + "/")
+    q = "salary review budget percent"
+
+    def retrieved(user: UserContext) -> dict[str, str]:
+        return {c.doc_id: c.uri for c in g.retrieve(GroundingRequest(user=user, prompt=q, top_k=20))}
+
+    assert "handbook/budget.md" not in retrieved(UserContext.of(SAM, "acme"))  # the link cannot widen
+    hr_view = retrieved(UserContext.of("hana@example.com", "acme", groups=["hr"]))
+    assert "handbook/budget.md" in hr_view
+    for uri in hr_view.values():  # no uri_prefix: file URIs, always of a path inside the root
+        assert uri.startswith(corpus.resolve().as_uri() + "/")
 
 
 def test_fifo_named_md_and_link_to_dev_zero_do_not_hang_or_get_read(make_grounder, corpus) -> None:
@@ -281,3 +286,15 @@ def test_init_writes_no_blanket_rule_that_outranks_folder_acls(tmp_path, monkeyp
     assert "zqpay" in capsys.readouterr().out
     assert main(["ask", "when does the office open", "--user", "x@example.com", "--json"]) == 0
     assert "nine" in capsys.readouterr().out  # default_allow still makes the rest readable to everyone
+
+
+def test_a_followed_link_cannot_reach_excluded_or_hidden_files(make_grounder, corpus) -> None:
+    write(corpus / ".private" / "keys.md", "# Keys\n\nThe zqhidden vault code is 1234.\n")
+    write(corpus / "drafts" / "plan.md", "# Plan\n\nThe zqexcluded reorganisation plan.\n")
+    (corpus / "handbook" / "keys.md").symlink_to(corpus / ".private" / "keys.md")
+    (corpus / "handbook" / "plan.md").symlink_to(corpus / "drafts" / "plan.md")
+    g = make_grounder({"kb": kb(corpus, follow_symlinks=True, exclude=["drafts/*"])})
+    r = g.sync()[0]
+    reasons = dict(r.skipped)
+    assert "excluded or hidden" in reasons["handbook/keys.md"] and "excluded or hidden" in reasons["handbook/plan.md"]
+    assert not {"handbook/keys.md", "handbook/plan.md"} & _docs(g)
