@@ -298,3 +298,14 @@ def test_a_followed_link_cannot_reach_excluded_or_hidden_files(make_grounder, co
     reasons = dict(r.skipped)
     assert "excluded or hidden" in reasons["handbook/keys.md"] and "excluded or hidden" in reasons["handbook/plan.md"]
     assert not {"handbook/keys.md", "handbook/plan.md"} & _docs(g)
+
+
+def test_a_followed_link_keeps_the_denies_of_its_own_folder(make_grounder, corpus) -> None:
+    write(corpus / "shared" / ".groundwire-acl.toml", 'allow = ["everyone"]\ndeny = ["user:intern@example.com"]\n')
+    (corpus / "shared" / "leave.md").symlink_to(corpus / "handbook" / "leave.md")
+    g = make_grounder({"kb": kb(corpus, follow_symlinks=True)})
+    assert g.sync()[0].ok
+    q = "Every employee receives 25 days of paid annual leave per year"
+    got = {c.doc_id for c in g.retrieve(GroundingRequest(user=UserContext.of("intern@example.com", "acme"),
+                                                           prompt=q, top_k=20))}
+    assert "handbook/leave.md" in got and "shared/leave.md" not in got

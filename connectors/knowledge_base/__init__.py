@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from groundwire import (
+    AccessControl,
     Checkpoint,
     ConfinedRoot,
     Connector,
@@ -115,8 +116,11 @@ class KnowledgeBaseConnector(Connector):
         if entry.size > fs.max_bytes:
             return Skipped(rel, f"larger than max_file_mb={s.max_file_mb}")
         try:
-            # a followed link gets its target's ACL: a link can never widen who reads a file
+            # a followed link gets its target's ACL plus every deny at its own place: it can never widen access
             acl = acls.acl_for(entry.target)
+            if acl is not None and entry.target != rel:
+                here = acls.acl_for(rel)
+                acl = AccessControl.of(acl.allow, acl.deny | (here.deny if here else frozenset()))
         except AclError as exc:
             return Skipped(rel, f"invalid ACL, not indexed (fail closed): {exc}")
         if acl is None or not acl.allow:
