@@ -23,9 +23,11 @@ from .errors import (
     ConnectorError,
     FeatureDisabled,
     GroundwireError,
+    InvalidPrincipal,
     MissingExtra,
     PluginLoadError,
     PromptBlocked,
+    StaleConfig,
 )
 from .generation import Generation, Generator, GeneratorContext
 from .hookspecs import hookimpl
@@ -43,6 +45,7 @@ from .models import (
     Section,
     UserContext,
     Verdict,
+    canonical_id,
     severity_action,
 )
 from .pipeline import Grounder
@@ -75,17 +78,20 @@ __all__ = [
     "GroundingRequest",
     "GroundwireConfig",
     "GroundwireError",
+    "InvalidPrincipal",
     "MissingExtra",
     "PluginLoadError",
     "PromptBlocked",
     "Section",
     "Skipped",
+    "StaleConfig",
     "Unchanged",
     "Upsert",
     "UserContext",
     "Verdict",
-    "severity_action",
+    "canonical_id",
     "config_from_dict",
+    "severity_action",
     "hookimpl",
     "load_config",
     "make_plugin_manager",
