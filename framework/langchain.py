@@ -2,8 +2,8 @@
 
 :class:`GroundwireRetriever` carries the signed-in :class:`~groundwire.UserContext`; every call goes
 through the same steps as a request (tenant and feature authorization, prompt shield, pre-filtered
-search, the fail-closed access re-check, document screening), so a chain built on it can never see
-more than the user could. :func:`grounding_runnable` wraps :meth:`Grounder.ground`: prompt in, Draft out.
+search, the fail-closed access re-check, document screening, the audit record: it calls
+:meth:`Grounder.retrieve`), so a chain built on it can never see more than the user could. :func:`grounding_runnable` wraps :meth:`Grounder.ground`: prompt in, Draft out.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 from pydantic import ConfigDict
 
-from .errors import PromptBlocked
 from .models import Draft, UserContext
 
 if TYPE_CHECKING:
@@ -44,11 +43,8 @@ class GroundwireRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[LCDocument]:
         g: Grounder = self.grounder
-        request = g._request(query, self.user, self.feature, self.top_k, self.connectors)
-        blocked, _ = g._before_retrieval(request)  # raises AccessDenied / FeatureDisabled
-        if blocked is not None:
-            raise PromptBlocked(blocked.text)
-        sources, _, _ = g._retrieve_and_screen(request)
+        # the audited, screened public path (raises AccessDenied / FeatureDisabled / PromptBlocked)
+        sources = g.retrieve(query, self.user, feature=self.feature, top_k=self.top_k, connectors=self.connectors)
         return [
             LCDocument(
                 page_content=c.text,
