@@ -178,8 +178,12 @@ def print_draft(draft: Draft, heading: str = "") -> None:
 def ask(
     prompt: Annotated[str, typer.Argument(help="The question or instruction.")],
     user: Annotated[str, typer.Option("--user", "-u", help="The signed-in user's id.")],
-    groups: Annotated[list[str] | None, typer.Option("--groups", "-g", help="One of the user's groups; repeat for more (no commas).")] = None,
-    roles: Annotated[list[str] | None, typer.Option("--roles", "-r", help="One of the user's roles; repeat for more (no commas).")] = None,
+    groups: Annotated[
+        list[str] | None, typer.Option("--groups", "-g", help="One of the user's groups; repeat for more (no commas).")
+    ] = None,
+    roles: Annotated[
+        list[str] | None, typer.Option("--roles", "-r", help="One of the user's roles; repeat for more (no commas).")
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="The user's tenant (default: default_tenant).")] = None,
     feature: Annotated[str, typer.Option(help="The feature used.")] = "ask",
     top_k: Annotated[int | None, typer.Option(help="Sources to retrieve.")] = None,

@@ -2,8 +2,8 @@
 
 :class:`GroundwireRetriever` carries the signed-in :class:`~groundwire.UserContext`; every call goes
 through the same steps as a request (tenant and feature authorization, prompt shield, pre-filtered
-search, the fail-closed access re-check, document screening, the audit record: it calls
-:meth:`Grounder.retrieve`), so a chain built on it can never see more than the user could. :func:`grounding_runnable` wraps :meth:`Grounder.ground`: prompt in, Draft out.
+search, the fail-closed access re-check, document screening), so a chain built on it can never see
+more than the user could. :func:`grounding_runnable` wraps :meth:`Grounder.ground`: prompt in, Draft out.
 """
 
 from __future__ import annotations

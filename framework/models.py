@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -115,6 +116,13 @@ def canonical_id(value: object, what: str = "identity") -> str:
     text = value.strip(" ")
     if not text:
         raise InvalidPrincipal(f"the {what} must not be empty, got {value!r}")
+    if text.isascii() and text.isprintable():  # the common case: no ASCII printable character is refused
+        return text.lower()
+    return _canonical_unicode(value, text, what)
+
+
+@functools.lru_cache(maxsize=16384)
+def _canonical_unicode(value: str, text: str, what: str) -> str:
     for i, ch in enumerate(text):  # checked before NFC, which would turn the Kelvin sign into "K"
         why = _bad_char(ch)
         if why is not None:
@@ -133,6 +141,11 @@ def normalize_principal(token: str) -> str:
     """
     if not isinstance(token, str):
         raise InvalidPrincipal(f"a principal must be a string, got {type(token).__name__} {token!r}")
+    return _normalize_principal(token)
+
+
+@functools.lru_cache(maxsize=65536)  # ACL tokens repeat across every chunk of a document and snapshot
+def _normalize_principal(token: str) -> str:
     raw = token.strip(" ")
     if raw.translate(_ASCII_LOWER) == EVERYONE:
         return EVERYONE

@@ -208,7 +208,9 @@ class Grounder:
         if not expected:
             return  # built from a dict: there is no file to compare with
         try:
-            current = hashlib.sha256(Path(self.config.source).read_bytes()).hexdigest()
+            # base_dir is the file's resolved folder: still right if the app changed directory since
+            path = self.config.base_dir / Path(self.config.source).name
+            current = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
             current = ""
         if current != expected:

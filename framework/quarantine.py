@@ -370,7 +370,7 @@ class QuarantineStore:
         g.check_config_current()
         not_found = QuarantineNotFound(
             f"no quarantined chunk {chunk_id!r} that you may release in tenant {tenant!r}; "
-            f"see 'groundwire quarantine list --tenant {tenant}' for the ids you can read"
+            f"see 'groundwire quarantine list --by <you> --roles <role> --tenant {tenant}' for the ids you can read"
         )
         readable = chunk_id in self._readable(admin_user, [chunk_id])
         with self._lock, self._tx() as db:

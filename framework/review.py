@@ -22,8 +22,8 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
 import builtins
+import hashlib
 import json
 import sqlite3
 import threading
@@ -192,6 +192,15 @@ class ReviewQueue:
             )
         if cur.rowcount != 1:  # another reviewer (another process) decided first
             raise ReviewStateError(f"draft {item.id} was changed by another reviewer; reload it and decide again")
+
+    def count(self, tenant: str, status: str | None = None) -> int:
+        """How many drafts ``tenant`` has (optionally in ``status``): a number, no ids (for the trust report)."""
+        sql, args = "SELECT COUNT(*) FROM drafts WHERE tenant = ?", [tenant]
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        with self._db() as db:
+            return int(db.execute(sql, args).fetchone()[0])
 
     def list(self, reviewer: UserContext, status: str | None = None) -> builtins.list[ReviewItem]:
         """Drafts of the reviewer's tenant that they may review (ids, author, status, times only; no text),

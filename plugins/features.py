@@ -1,7 +1,8 @@
 """Per-role feature enablement from ``[features]``: ``feature = ["role", ...]``, ``"*"`` = everyone.
 
 A feature missing from the table is disabled (fail closed). Role names compare in the canonical id form
-(NFC, ASCII letters lower-cased), the same as the roles of a :class:`~groundwire.UserContext`. Denials are audited by the pipeline.
+(NFC, ASCII letters lower-cased), the same as the roles of a :class:`~groundwire.UserContext`. Denials are
+audited by the pipeline.
 """
 
 from __future__ import annotations

@@ -161,14 +161,18 @@ def test_index_and_query_use_the_same_form(tmp_path, make_grounder):
     nfd = unicodedata.normalize("NFD", "josé")
     write(root / "jose.md", "# Jose\n\nThe garden fund pays for the spring flowers in April.\n")
     write(root / "jose.md.acl.toml", f'allow = ["user:{nfd}"]\n')
+    write(root / "odd.md", "# Odd\n\nThe odd fund pays for the winter lights too.\n")
+    write(root / "odd.md.acl.toml", 'allow = ["group:straße\u3000"]\n')  # a real U+3000 in the file
     g = make_grounder({"kb": kb(root)})
-    g.sync()
+    (report,) = g.sync()
+    (skip,) = [reason for item, reason in report.skipped if item == "odd.md"]
+    assert "U+3000" in skip and "fail closed" in skip
 
     def docs(user: UserContext, prompt: str) -> set[str]:
         return {c.doc_id for c in g.retrieve(GroundingRequest(user=user, prompt=prompt, top_k=5))}
 
     street = "Who pays for the winter lights?"
-    assert docs(UserContext.of("a", "acme", groups=["straße"]), street) == {"strasse.md"}
+    assert docs(UserContext.of("a", "acme", groups=["straße"]), street) == {"strasse.md"}  # odd.md not indexed
     assert "strasse.md" not in docs(UserContext.of("a", "acme", groups=["STRASSE"]), street)
     assert "strasse.md" not in docs(UserContext.of("a", "acme", groups=["strasse"]), street)
     garden = "Who pays for the spring flowers?"

@@ -65,7 +65,7 @@ def test_retrieve_checks_the_feature(g):
 
 
 def test_retrieve_runs_the_prompt_shield_and_audits_the_block(g):
-    for name, fn in _retrievers(g, UserContext.of("sam", "acme")).items():
+    for fn in _retrievers(g, UserContext.of("sam", "acme")).values():
         with pytest.raises(PromptBlocked):
             fn(ATTACK)
     blocked = _events(g, "prompt_blocked")
