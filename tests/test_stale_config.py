@@ -51,3 +51,21 @@ def test_deleted_config_file_also_refuses_and_dict_configs_are_not_checked(tmp_p
         app.sync()
     g = make_grounder({})
     assert g.config.source_hash == "" and g.sync() == []
+
+
+def test_review_decisions_and_releases_refuse_too_but_requests_keep_serving(tmp_path):
+    cfg = make_config(tmp_path, features={"ask": ["*"], "quarantine_admin": ["security-admin"]})
+    path = tmp_path / "g.toml"
+    _write_toml(path, cfg)
+    app = Grounder.from_config(path)
+    app.sync()
+    draft = app.ground(QUESTION, "hana", groups=["hr"])
+    _write_toml(path, dict(cfg, features={"ask": ["*"]}))  # the administrator removes quarantine_admin
+    rita = UserContext.of("rita", "acme", groups=["hr"])
+    with pytest.raises(StaleConfig):
+        app.reviews.approve(draft.id, rita)
+    with pytest.raises(StaleConfig):
+        app.quarantine.release("acme-docs:payday.md:0", UserContext.of("sec", "acme", roles=["security-admin"]))
+    assert app.reviews.get(draft.id, rita).status == "pending_review"
+    assert app.ground("When is payday?", "sam").status == "pending_review"
+    assert Grounder.from_config(path).reviews.approve(draft.id, rita).status == "approved"
