@@ -90,6 +90,7 @@ def test_ascii_case_and_plain_surrounding_spaces_still_match():
     assert normalize_principal("EVERYONE") == "everyone"
     assert UserContext.of(" Alice@Example.COM ", "acme").user_id == "alice@example.com"
     assert normalize_principal("group:Domain Users") == "group:domain users"  # inner spaces are kept
+    assert normalize_principal("group:ÉQUIPE") == "group:Équipe"  # only A-Z change case
 
 
 def test_error_names_the_character():
