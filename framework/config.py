@@ -33,7 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
-from .models import validate_tenant
+from .models import canonical_id, validate_tenant
 
 __all__ = [
     "AuditConfig",
@@ -149,6 +149,15 @@ class GroundwireConfig(_Strict):
     # with a configuration whose file has changed since (see Grounder.check_config_current)
     source_hash: str = Field(default="", exclude=True)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @field_validator("features")
+    @classmethod
+    def _feature_roles(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for feature, roles in v.items():
+            for role in roles:
+                if role.strip(" ") != "*":
+                    canonical_id(role, f"role id in [features] {feature}")  # raises InvalidPrincipal (a ValueError)
+        return v
 
     @field_validator("connectors")
     @classmethod

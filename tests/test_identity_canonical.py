@@ -229,3 +229,16 @@ def test_retrieved_documents_follow_the_documented_rule(id_index, groups):
     allowed = {f"d{n}.md" for n, ident in enumerate(ACL_IDS) if any(_same_by_rule(ident, g) for g in groups)}
     got = id_index.retrieve(GroundingRequest(user=user, prompt="shared fund note marker", top_k=len(ACL_IDS)))
     assert {c.doc_id for c in got} == allowed
+
+
+def test_a_feature_role_without_a_canonical_form_is_a_config_error(make_grounder):
+    from groundwire import ConfigError, FeatureDisabled, config_from_dict
+
+    with pytest.raises(ConfigError, match=r"features.*U\+00A0"):
+        config_from_dict({"features": {"ask": ["*"], "quarantine_admin": ["security-admin\u00a0"]}})
+    cfg = config_from_dict({"features": {"ask": ["Manager"]}})
+    assert cfg.features == {"ask": ["Manager"]}  # kept as written; compared in canonical form
+    g = make_grounder({}, features={"ask": ["Manager", "Straße"]})
+    assert g.retrieve("q", "u", roles=["MANAGER"]) == []  # allowed (no connectors, so nothing to return)
+    with pytest.raises(FeatureDisabled):
+        g.retrieve("q", "u", roles=["STRASSE"])
