@@ -9,7 +9,8 @@ Invariants:
 - Every public path that returns document text (:meth:`Grounder.ground`, :meth:`Grounder.aground`,
   :meth:`Grounder.retrieve` and the LangChain retriever built on it) authorizes the tenant and the
   feature, runs the prompt shield, the access re-check and document screening (quarantine included), and
-  writes an audit record. ``_search`` (steps 3-4 only) is internal.
+  writes an audit record. ``_search`` (steps 3-4 only), :attr:`Grounder.index` and
+  :meth:`Grounder.fast_retriever` are internals that do none of that.
 - A Grounder loaded from a file refuses to write (``sync``, review decisions, quarantine releases) once that
   file's bytes differ from what it loaded (:class:`~groundwire.errors.StaleConfig`): a long-lived app never
   re-applies an old ACL glob over one an administrator narrowed. It does not reload by itself.
