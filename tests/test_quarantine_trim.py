@@ -31,10 +31,10 @@ def setup(tmp_path):
     _write_toml(path, cfg)
     g = Grounder.from_config(path)
     g.sync()
-    g.ground("When do salaries arrive on payday?", "hana", tenant="acme", groups=["hr"])
-    (entry,) = g.quarantine.entries("acme")
-    assert entry.doc_id == "hr/notice.md"
-    return g, path, entry.chunk_id
+    draft = g.ground("When do salaries arrive on payday?", "hana", tenant="acme", groups=["hr"])
+    (cid,) = {v.target for v in draft.verdicts if v.action == "quarantine"}
+    assert g.quarantine.get("acme", cid).doc_id == "hr/notice.md"
+    return g, path, cid
 
 
 def test_list_needs_the_admin_feature(setup, capsys):

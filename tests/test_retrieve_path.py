@@ -83,7 +83,7 @@ def test_retrieve_screens_documents_and_applies_the_quarantine(g):
 
 def test_retrieve_and_the_langchain_retriever_are_audited(g):
     user = UserContext.of("hana", "acme", groups=["hr"])
-    chunks = g.retrieve("When do salary increases take effect?", user, top_k=5)
+    chunks = g.retrieve(GroundingRequest(user=user, prompt="When do salary increases take effect?", top_k=5))
     docs = GroundwireRetriever(grounder=g, user=user, top_k=5).invoke("When do salary increases take effect?")
     events = _events(g, "retrieve")
     assert len(events) == 2 and {e["actor"] for e in events} == {"hana"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from groundwire import AccessDenied, DraftStatus, UserContext
+from groundwire import AccessDenied, DraftStatus, GroundingRequest, UserContext
 from groundwire.cli import main
 
 from .test_trust_audit import _write_toml
@@ -35,7 +35,6 @@ def _hr_draft(g):
 
 
 def _refused_everywhere(g, draft, reviewer) -> None:
-    assert draft.id not in {i.id for i in g.reviews.list(reviewer)}
     for action in (
         lambda: g.reviews.get(draft.id, reviewer),
         lambda: g.reviews.approve(draft.id, reviewer),
@@ -46,6 +45,7 @@ def _refused_everywhere(g, draft, reviewer) -> None:
             action()
         msg = str(exc.value)
         assert "secret" not in msg and "raises" not in msg.lower() and "Raises" not in msg
+    assert draft.id not in {i.id for i in g.reviews.list(reviewer)}
 
 
 def _publish(root, text: str | None = None) -> None:
@@ -60,7 +60,7 @@ def test_redact_and_publish_does_not_reveal_the_original_draft(g, tmp_path):
     _publish(tmp_path, REDACTED)
     g.sync()
     # sam can read the new version of the same chunk id ...
-    assert any(REDACTED in c.text for c in g.retrieve(QUESTION, SAM, top_k=5))
+    assert any(REDACTED in c.text for c in g.retrieve(GroundingRequest(user=SAM, prompt=QUESTION, top_k=5)))
     # ... but not the version the draft was written from
     _refused_everywhere(g, draft, SAM)
     _refused_everywhere(g, draft, RITA)  # nobody can read the old text any more
@@ -71,7 +71,7 @@ def test_a_wider_acl_on_the_same_text_does_not_count(g, tmp_path):
     draft = _hr_draft(g)
     _publish(tmp_path)  # same text, now shared with everyone
     g.sync()
-    assert any(ACME_HR in c.text for c in g.retrieve(QUESTION, SAM, top_k=5))
+    assert any(ACME_HR in c.text for c in g.retrieve(GroundingRequest(user=SAM, prompt=QUESTION, top_k=5)))
     _refused_everywhere(g, draft, SAM)  # the version the draft used was for group hr only
     assert g.reviews.get(draft.id, RITA).id == draft.id  # hr could read that version and still can
     assert draft.id in {i.id for i in g.reviews.list(RITA)}

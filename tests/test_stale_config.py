@@ -5,7 +5,7 @@ widens. Real files, real embedded Chroma, the real CLI, hashing embedder."""
 from __future__ import annotations
 
 import pytest
-from groundwire import Grounder, StaleConfig, UserContext
+from groundwire import Grounder, GroundingRequest, StaleConfig, UserContext
 from groundwire.cli import main
 
 from .test_trust_audit import _write_toml
@@ -17,7 +17,7 @@ QUESTION = "When do salary increases take effect?"
 
 def _sam_sees_secret(path) -> bool:
     fresh = Grounder.from_config(path)
-    return any(ACME_HR in c.text for c in fresh.retrieve(QUESTION, SAM, top_k=10))
+    return any(ACME_HR in c.text for c in fresh.retrieve(GroundingRequest(user=SAM, prompt=QUESTION, top_k=10)))
 
 
 def test_app_sync_after_admin_narrowed_the_acl_refuses_and_nothing_widens(tmp_path, capsys):
