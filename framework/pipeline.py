@@ -427,6 +427,24 @@ class Grounder:
         self._audit_retrieval(request, "retrieve", sources, prompt_verdicts + verdicts, withheld, t0)
         return sources
 
+    async def aretrieve(
+        self,
+        request: GroundingRequest | str,
+        user: UserContext | str | None = None,
+        *,
+        tenant: str | None = None,
+        groups: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        feature: str = "ask",
+        top_k: int | None = None,
+        connectors: Sequence[str] | None = None,
+    ) -> list[Chunk]:
+        """Async :meth:`retrieve` (the same controls and audit record; runs in a worker thread)."""
+        return await asyncio.to_thread(
+            self.retrieve, request, user, tenant=tenant, groups=groups, roles=roles, feature=feature, top_k=top_k,
+            connectors=connectors,
+        )
+
     def _audit_retrieval(
         self, request: GroundingRequest, kind: str, sources: list[Chunk], verdicts: list[Verdict], withheld: int,
         t0: float,

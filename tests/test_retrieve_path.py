@@ -4,6 +4,7 @@ Real embedded Chroma, hashing embedder, prompt shield rules only; the CLI's ``--
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ def _retrievers(g: Grounder, user: UserContext, feature: str = "ask"):
         "retrieve(prompt, user)": lambda q: [(c.doc_id, c.text) for c in g.retrieve(
             q, user, feature=feature, top_k=5)],
         "langchain": lambda q: [(d.metadata["doc_id"], d.page_content) for d in lc.invoke(q)],
+        "aretrieve": lambda q: [(c.doc_id, c.text) for c in asyncio.run(g.aretrieve(
+            q, user, feature=feature, top_k=5))],
     }
 
 
@@ -69,7 +72,7 @@ def test_retrieve_runs_the_prompt_shield_and_audits_the_block(g):
         with pytest.raises(PromptBlocked):
             fn(ATTACK)
     blocked = _events(g, "prompt_blocked")
-    assert len(blocked) == 3 and all(e["data"]["sources"] == [] for e in blocked)
+    assert len(blocked) == 4 and all(e["data"]["sources"] == [] for e in blocked)
 
 
 def test_retrieve_screens_documents_and_applies_the_quarantine(g):
@@ -78,7 +81,7 @@ def test_retrieve_screens_documents_and_applies_the_quarantine(g):
         got = fn("When do salaries arrive on payday notice?")
         assert got and not any(doc == "notice.md" or "bitcoin" in text for doc, text in got), (name, got)
     (entry,) = g.quarantine.entries("acme")  # screened on the first call, held without screening after
-    assert entry.doc_id == "notice.md" and entry.hits == 3
+    assert entry.doc_id == "notice.md" and entry.hits == 4
 
 
 def test_retrieve_and_the_langchain_retriever_are_audited(g):
