@@ -24,9 +24,11 @@ from .errors import (
     ConnectorError,
     FeatureDisabled,
     GroundwireError,
+    InvalidPrincipal,
     MissingExtra,
     PluginLoadError,
     PromptBlocked,
+    StaleConfig,
 )
 from .generation import Generation, Generator, GeneratorContext
 from .hookspecs import hookimpl
@@ -44,6 +46,7 @@ from .models import (
     Section,
     UserContext,
     Verdict,
+    canonical_id,
     severity_action,
 )
 from .pipeline import Grounder
@@ -79,6 +82,7 @@ __all__ = [
     "GroundingRequest",
     "GroundwireConfig",
     "GroundwireError",
+    "InvalidPrincipal",
     "MissingExtra",
     "PluginLoadError",
     "PromptBlocked",
@@ -87,12 +91,14 @@ __all__ = [
     "SourceEntry",
     "SourceRefused",
     "SourceSkip",
+    "StaleConfig",
     "Unchanged",
     "Upsert",
     "UserContext",
     "Verdict",
-    "severity_action",
+    "canonical_id",
     "config_from_dict",
+    "severity_action",
     "hookimpl",
     "load_config",
     "make_plugin_manager",

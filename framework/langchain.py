@@ -17,7 +17,6 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 from pydantic import ConfigDict
 
-from .errors import PromptBlocked
 from .models import Draft, UserContext
 
 if TYPE_CHECKING:
@@ -44,11 +43,8 @@ class GroundwireRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[LCDocument]:
         g: Grounder = self.grounder
-        request = g._request(query, self.user, self.feature, self.top_k, self.connectors)
-        blocked, _ = g._before_retrieval(request)  # raises AccessDenied / FeatureDisabled
-        if blocked is not None:
-            raise PromptBlocked(blocked.text)
-        sources, _, _ = g._retrieve_and_screen(request)
+        # the audited, screened public path (raises AccessDenied / FeatureDisabled / PromptBlocked)
+        sources = g.retrieve(query, self.user, feature=self.feature, top_k=self.top_k, connectors=self.connectors)
         return [
             LCDocument(
                 page_content=c.text,

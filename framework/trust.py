@@ -179,7 +179,7 @@ def trust_checks(g: Grounder) -> list[Check]:
     def shield() -> tuple[bool, str]:
         impls = [i.plugin_name for i in pm.hook.screen_prompt.get_hookimpls()]
         docs = [i.plugin_name for i in pm.hook.screen_documents.get_hookimpls()]
-        held = sum(len(g.quarantine.list(t, "quarantined")) for t in c.tenants())
+        held = sum(len(g.quarantine.entries(t, "quarantined")) for t in c.tenants())
         detail = (f"screen_prompt plugins: {', '.join(impls) or 'none installed'}; screen_documents plugins: "
                   f"{', '.join(docs) or 'none installed'}; {held} chunk(s) held in quarantine")
         return bool(impls) and bool(docs), detail
@@ -190,7 +190,7 @@ def trust_checks(g: Grounder) -> list[Check]:
         from .models import Draft, DraftStatus
 
         d = Draft(request_id="x", text="")
-        pending = len(g.reviews.list(c.tenants()[0], "pending_review")) if c.tenants() else 0
+        pending = g.reviews.count(c.tenants()[0], "pending_review") if c.tenants() else 0
         ok = d.status is DraftStatus.PENDING_REVIEW and bool(d.notice) and g.reviews.path.exists()
         return ok, f"drafts start pending_review with a notice; {pending} awaiting review"
 
