@@ -29,8 +29,9 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -161,20 +162,39 @@ def _persist_dir(client: Any) -> Path | None:
     return None
 
 
-def _reopen_embedded(client: Any) -> Any:
-    """A fresh embedded client for the same directory: chromadb caches one ``System`` per path
-    (``SharedSystemClient``), whose segments do not see other processes' writes, so drop it from the
-    cache first. The old system is left to the garbage collector (not stopped), so a read running in
-    another thread on the old client finishes."""
+def _reopen_embedded(client: Any) -> tuple[Any, Any]:
+    """A fresh embedded client for the same directory. chromadb caches one ``System`` per path
+    (``SharedSystemClient``) whose segments do not see other processes' writes, so drop it from that
+    cache first. Returns the new client and the old system, which the caller stops (else its memory
+    stays: ~2 MB per reopen at 5k rows). ``client._system`` looks the cache up, so it is taken here."""
     import chromadb
     from chromadb.api.shared_system_client import SharedSystemClient
 
     settings = client.get_settings()
     ident = SharedSystemClient._get_identifier_from_settings(settings)
     with SharedSystemClient._refcount_lock:
-        SharedSystemClient._identifier_to_system.pop(ident, None)
+        old = SharedSystemClient._identifier_to_system.pop(ident, None)
         SharedSystemClient._identifier_to_refcount.pop(ident, None)
-    return chromadb.PersistentClient(path=settings.persist_directory, settings=settings)
+    return chromadb.PersistentClient(path=settings.persist_directory, settings=settings), old
+
+
+@dataclass
+class _Embedded:
+    """The current embedded client of one directory in this process, shared by every :class:`Index` on it
+    (they share chromadb's ``System`` anyway); ``epoch`` counts reopenings."""
+
+    client: Any
+    epoch: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_EMBEDDED: dict[str, _Embedded] = {}
+_EMBEDDED_LOCK = threading.Lock()
+
+
+def _embedded_for(path: Path, client: Any) -> _Embedded:
+    with _EMBEDDED_LOCK:
+        return _EMBEDDED.setdefault(str(path.resolve()), _Embedded(client))
 
 
 class Index:
@@ -192,26 +212,59 @@ class Index:
         self.model_id = model_id
         self.dimension = dimension
         self.codec: Codec = codec or IdentityCodec()
-        self._embedded_dir = _persist_dir(client)
-        self.state_dir = state_dir or self._embedded_dir
+        embedded_dir = _persist_dir(client)
+        self._embedded = _embedded_for(embedded_dir, client) if embedded_dir is not None else None
+        if self._embedded is not None and self._embedded.epoch:  # reopened before: the given one is stopped
+            self.client = self._embedded.client
+        self._epoch = self._embedded.epoch if self._embedded is not None else 0
+        self.state_dir = state_dir or embedded_dir
         self._tenants: dict[str, TenantIndex] = {}
-        self._reopen_lock = threading.Lock()
+        self._lock = threading.Lock()
         self.reopens = 0
 
     def generation_file(self, tenant: str) -> GenerationFile | None:
         return None if self.state_dir is None else GenerationFile(self.state_dir / f"gw-{tenant}.generation")
 
-    def reopen(self) -> None:
-        """Reopen the embedded client and rebind every tenant's collection (another process wrote)."""
-        with self._reopen_lock:
-            if self._embedded_dir is not None:
-                self.client = _reopen_embedded(self.client)
+    @property
+    def epoch(self) -> int:
+        return self._embedded.epoch if self._embedded is not None else self._epoch
+
+    def current(self) -> None:
+        """Adopt the directory's current client if another Index of this process reopened it (cheap)."""
+        shared = self._embedded
+        if shared is not None and self._epoch != shared.epoch:
+            with self._lock:
+                if self._epoch != shared.epoch:
+                    self.client, epoch = shared.client, shared.epoch
+                    self._rebind()
+                    self._epoch = epoch
+
+    def reopen(self, seen_epoch: int) -> None:
+        """Reopen the embedded client (another process wrote, or a read failed) unless someone in this
+        process already did since ``seen_epoch``; then rebind every tenant's collection."""
+        shared = self._embedded
+        if shared is None:
+            with self._lock:
+                self._rebind()
+                self._epoch += 1
+            return
+        with shared.lock:
+            if shared.epoch == seen_epoch:
+                shared.client, old = _reopen_embedded(shared.client)
+                shared.epoch += 1
                 self.reopens += 1
-            for t in self._tenants.values():
-                t.collection = self.client.get_collection(f"gw-{t.tenant}", embedding_function=None)
+                if old is not None:
+                    with contextlib.suppress(Exception):  # in-flight reads on it fail and are retried
+                        old.stop()
+        self.current()
+
+    def _rebind(self) -> None:
+        for t in self._tenants.values():
+            t.collection = self.client.get_collection(f"gw-{t.tenant}", embedding_function=None)
 
     def tenant(self, tenant: str) -> TenantIndex:
         validate_tenant(tenant)
+        self.current()
         if tenant not in self._tenants:
             name = f"gw-{tenant}"
             col = self.client.get_or_create_collection(
@@ -320,15 +373,23 @@ class TenantIndex:
             return str(self._local)
         return self.gen_file.read()
 
-    def _fresh(self) -> None:
-        """Reopen the client when another process wrote since this process last looked."""
-        if self.gen_file is None:
-            return
-        current = self.gen_file.read()
-        if current != self._seen:
-            if self._owner is not None:
-                self._owner.reopen()
-            self._seen = current
+    def _fresh(self) -> int:
+        """Reopen the client when another process wrote since this process last looked; returns the
+        client epoch the next operation runs on."""
+        owner = self._owner
+        if owner is None:
+            return 0
+        owner.current()
+        if self.gen_file is not None:
+            current = self.gen_file.read()
+            if current != self._seen:
+                owner.reopen(owner.epoch)
+                self._seen = current
+        return owner.epoch
+
+    def _retryable(self, exc: BaseException, epoch: int) -> bool:
+        # chromadb's own errors, or anything raised by a client another thread stopped meanwhile
+        return self._owner is not None and (_is_chroma_error(exc) or self._owner.epoch != epoch)
 
     def _wrote(self) -> None:
         self._local += 1
@@ -337,31 +398,40 @@ class TenantIndex:
             # someone else wrote between our last look and our bump: reopen before the next operation
             self._seen = after if before == self._seen else f"stale-{before}"
 
+    def _run(self, op: Callable[[], _T], what: str) -> _T:
+        """Run an operation on a fresh client; on a chromadb error reopen and retry (twice, after 50 and
+        250 ms: while another process is in the middle of a write, a freshly opened embedded client can
+        still miss ids that process has not persisted yet), then raise IndexError_. Every operation
+        here is idempotent (reads, upserts, deletes by key), so a retry cannot double a write."""
+        epoch = self._fresh()
+        errors: list[BaseException] = []
+        for pause in (0.05, 0.25, None):
+            try:
+                return op()
+            except Exception as exc:  # noqa: BLE001 - only chromadb's own errors are retried
+                if not self._retryable(exc, epoch):
+                    raise
+                errors.append(exc)
+            if pause is None:
+                break
+            time.sleep(pause)
+            assert self._owner is not None
+            self._owner.reopen(epoch)
+            self._seen = self.gen_file.read() if self.gen_file is not None else self._seen
+            epoch = self._owner.epoch
+        first, last = errors[0], errors[-1]
+        raise IndexError_(
+            f"could not {what} the index of tenant {self.tenant!r} ({type(first).__name__}: {first}; still "
+            f"after reopening it {len(errors) - 1} times: {last}); if another process is writing to it, "
+            "retry when that process has finished"
+        ) from last
+
     def _read(self, op: Callable[[], _T]) -> _T:
-        """Run a read on a fresh client; on a chromadb error reopen and retry once, then fail closed."""
-        self._fresh()
-        try:
-            return op()
-        except Exception as exc:  # noqa: BLE001 - only chromadb's own errors are retried
-            if not _is_chroma_error(exc) or self._owner is None:
-                raise
-            first = exc
-        self._owner.reopen()
-        self._seen = self.gen_file.read() if self.gen_file is not None else self._seen
-        try:
-            return op()
-        except Exception as exc:  # noqa: BLE001
-            if not _is_chroma_error(exc):
-                raise
-            raise IndexError_(
-                f"the index of tenant {self.tenant!r} could not be read ({type(first).__name__}: {first}; "
-                f"again after reopening: {exc}); if another process is writing, retry when it has finished"
-            ) from exc
+        return self._run(op, "read")
 
     def _write(self, op: Callable[[], _T]) -> _T:
-        self._fresh()
         try:
-            return op()
+            return self._run(op, "write")
         finally:
             self._wrote()  # after the write (also a failed one: it may have written part)
 
