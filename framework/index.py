@@ -27,11 +27,10 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -39,6 +38,7 @@ import numpy as np
 
 from .embedding import Vectors
 from .errors import IndexError_
+from .freshness import GenerationFile, embedded_for, persist_dir, reopen_embedded
 from .models import AccessControl, Chunk, validate_tenant
 
 __all__ = [
@@ -102,101 +102,6 @@ def make_client(
     raise IndexError_(f"unknown index backend {backend!r}: use 'embedded' or 'http'")
 
 
-class GenerationFile:
-    """The persisted write generation of one tenant: ``"<counter>-<random>"`` in one small file.
-
-    :meth:`bump` replaces the file atomically (temp file + ``os.replace``) under an ``flock`` so two
-    writers never reuse a counter; the random suffix keeps the value unique even if a crash lost the
-    last replacement. Readers only compare values for equality; a missing file reads as ``"0"``.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def read(self) -> str:
-        try:
-            return self.path.read_text(encoding="ascii").strip() or "0"
-        except FileNotFoundError:
-            return "0"
-        except (OSError, UnicodeDecodeError):
-            return f"unreadable-{secrets.token_hex(8)}"  # never equal to a cached value: reload
-
-    def bump(self) -> tuple[str, str]:
-        """Advance the generation; returns (value before, value after)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _flock(self.path.with_name(self.path.name + ".lock")):
-            before = self.read()
-            try:
-                counter = int(before.split("-", 1)[0]) + 1
-            except ValueError:
-                counter = 1
-            after = f"{counter}-{secrets.token_hex(6)}"
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-            tmp.write_text(after, encoding="ascii")
-            os.replace(tmp, self.path)
-        return before, after
-
-
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: the random suffix still keeps values unique
-        yield
-        return
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _persist_dir(client: Any) -> Path | None:
-    try:
-        settings = client.get_settings()
-    except Exception:  # noqa: BLE001 - a client without settings (test double): no persisted state
-        return None
-    if getattr(settings, "is_persistent", False) and getattr(settings, "persist_directory", None):
-        return Path(settings.persist_directory)
-    return None
-
-
-def _reopen_embedded(client: Any) -> tuple[Any, Any]:
-    """A fresh embedded client for the same directory. chromadb caches one ``System`` per path
-    (``SharedSystemClient``) whose segments do not see other processes' writes, so drop it from that
-    cache first. Returns the new client and the old system, which the caller stops (else its memory
-    stays: ~2 MB per reopen at 5k rows). ``client._system`` looks the cache up, so it is taken here."""
-    import chromadb
-    from chromadb.api.shared_system_client import SharedSystemClient
-
-    settings = client.get_settings()
-    ident = SharedSystemClient._get_identifier_from_settings(settings)
-    with SharedSystemClient._refcount_lock:
-        old = SharedSystemClient._identifier_to_system.pop(ident, None)
-        SharedSystemClient._identifier_to_refcount.pop(ident, None)
-    return chromadb.PersistentClient(path=settings.persist_directory, settings=settings), old
-
-
-@dataclass
-class _Embedded:
-    """The current embedded client of one directory in this process, shared by every :class:`Index` on it
-    (they share chromadb's ``System`` anyway); ``epoch`` counts reopenings."""
-
-    client: Any
-    epoch: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_EMBEDDED: dict[str, _Embedded] = {}
-_EMBEDDED_LOCK = threading.Lock()
-
-
-def _embedded_for(path: Path, client: Any) -> _Embedded:
-    with _EMBEDDED_LOCK:
-        return _EMBEDDED.setdefault(str(path.resolve()), _Embedded(client))
-
-
 class Index:
     """Entry point to the store; hands out one :class:`TenantIndex` per tenant.
 
@@ -212,8 +117,8 @@ class Index:
         self.model_id = model_id
         self.dimension = dimension
         self.codec: Codec = codec or IdentityCodec()
-        embedded_dir = _persist_dir(client)
-        self._embedded = _embedded_for(embedded_dir, client) if embedded_dir is not None else None
+        embedded_dir = persist_dir(client)
+        self._embedded = embedded_for(embedded_dir, client) if embedded_dir is not None else None
         if self._embedded is not None and self._embedded.epoch:  # reopened before: the given one is stopped
             self.client = self._embedded.client
         self._epoch = self._embedded.epoch if self._embedded is not None else 0
@@ -250,7 +155,7 @@ class Index:
             return
         with shared.lock:
             if shared.epoch == seen_epoch:
-                shared.client, old = _reopen_embedded(shared.client)
+                shared.client, old = reopen_embedded(shared.client)
                 shared.epoch += 1
                 self.reopens += 1
                 if old is not None:

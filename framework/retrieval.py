@@ -13,18 +13,23 @@ removes deny hits and foreign connectors, and merges the surviving groups into c
 
 Planning by selectivity: when the permitted set has at most ``exact_max_rows`` rows, an exact
 dot-product over the runs (no copy of the matrix) ranks them. Otherwise Chroma's unfiltered ANN query
-is asked for ``k * overfetch / selectivity`` ids (ids and distances only, never payloads), the same
-permission filter is applied in memory, and if fewer than ``k`` survive while ``k`` are permitted the
-exact scan runs instead, so results are never short.
+is asked for ``max(k, ann_min_candidates) * overfetch / selectivity`` ids (ids only, never payloads),
+the same permission filter is applied in memory, the survivors are re-scored exactly from the
+snapshot, and if fewer than ``k`` survive while ``k`` are permitted the exact scan runs instead, so
+results are never short.
 
 Invariants:
 - Payloads are fetched only via :meth:`TenantIndex.get_chunks`, which filters by principals again in
   Chroma: a stale cache can drop a result, never leak one.
-- Freshness: :class:`~groundwire.index.TenantIndex` bumps ``generation`` after every write made
-  through it, and the cache reloads before the next query when the number differs (immediate for
-  syncs in this process). Writes from another process are caught by comparing ``collection.count()``
-  every ``refresh_seconds`` and by :meth:`FastRetriever.retrieve` reloading when Chroma rejects an id
-  the cache thought permitted. ACL grants made by another process appear after the next reload.
+- Freshness: every write bumps the tenant's generation (persisted in the data dir when there is one,
+  see groundwire.freshness), and :meth:`FastRetriever.snapshot` compares it on every query, so writes
+  by this or any other process sharing the data dir (ACL-only updates too) apply to the next query.
+  Without a state dir, other processes' writes are caught by comparing ``collection.count()`` every
+  ``refresh_seconds``, and :meth:`FastRetriever.retrieve` reloads when Chroma rejects an id.
+- Snapshots are loaded from the memory-mapped file of the current generation when one is intact
+  (groundwire.snapfile), else from Chroma, which then writes that file for the next process.
+- Hybrid mode: BM25 statistics come from the permitted rows only (groundwire.lexical), so rows a
+  caller cannot read cannot change that caller's ranking on the exact plan.
 - Scores are cosine similarities (``1 - chroma cosine distance``), also in hybrid mode, where the
   fused rank decides the order but ``score`` stays the dense cosine so ``min_score`` keeps its meaning.
 """
@@ -50,7 +55,10 @@ from .index import NOBODY, TenantIndex
 from .lexical import LexicalIndex
 from .models import Chunk
 
-__all__ = ["FastRetriever", "Hit", "SearchResult", "Snapshot", "load_snapshot", "snapshot_from_chroma"]
+__all__ = [
+    "FastRetriever", "Hit", "SearchResult", "Snapshot", "load_snapshot", "snapshot_from_chroma", "snapshot_from_rows",
+    "write_snapshot_file",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -275,7 +283,16 @@ def snapshot_from_chroma(tindex: TenantIndex, with_text: bool = False) -> Snapsh
     """Read the whole collection (paged) and build the in-memory layout."""
     include = ["embeddings", "metadatas"] + (["documents"] if with_text else [])
     generation, got = _read_chroma(tindex, include)
-    ids, metas = got["ids"], got["metadatas"]
+    return snapshot_from_rows(tindex, generation, got["ids"], got["embeddings"], got["metadatas"],
+                              got["documents"] if with_text else None)
+
+
+def snapshot_from_rows(
+    tindex: TenantIndex, generation: str, ids: list[str], vecs: list[Any], metas: list[Any],
+    docs: list[str] | None,
+) -> Snapshot:
+    """The layout of rows as Chroma returns them (``vecs``: pages of vectors; ``docs``: stored payloads,
+    for hybrid mode)."""
     keys = [_group_key(m) for m in metas]
     # deny lists first (rare), then allow lists: the rows a principal may read form few contiguous runs
     order = sorted(range(len(ids)), key=lambda i: (keys[i][2], keys[i][1], keys[i][0], ids[i]))
@@ -288,13 +305,11 @@ def snapshot_from_chroma(tindex: TenantIndex, with_text: bool = False) -> Snapsh
             starts.append(row)
         row_group[row] = gid
     ends = starts[1:] + [len(ids)]
-    vecs = got["embeddings"]
     dim = vecs[0].shape[1] if vecs else 0
     matrix = _unit(np.concatenate(vecs)[order]) if vecs else np.zeros((0, dim), dtype=np.float32)
     snap = _layout(generation, [ids[i] for i in order], matrix, row_group, np.asarray(starts, dtype=np.int64),
                    np.asarray(ends, dtype=np.int64), list(group_of))
-    if with_text:
-        docs = got["documents"]
+    if docs is not None:
         texts = _payload_texts(tindex, [ids[i] for i in order], [docs[i] for i in order])
         snap.lexical = LexicalIndex.build(texts)
     return snap
@@ -315,11 +330,12 @@ def load_snapshot(tindex: TenantIndex, with_text: bool = False) -> Snapshot:
             return snap
         snap = snapshot_from_chroma(tindex, with_text)
         if snap.generation == tindex.generation:  # still current: worth sharing
-            _to_file(tindex, base, snap)
+            write_snapshot_file(tindex, base, snap)
         return snap
 
 
-def _to_file(tindex: TenantIndex, base: Path, snap: Snapshot) -> None:
+def write_snapshot_file(tindex: TenantIndex, base: Path, snap: Snapshot) -> None:
+    """Write ``snap`` as the tenant's snapshot file at ``snap.generation`` (see groundwire.snapfile)."""
     arrays: dict[str, np.ndarray] = {
         "vectors": snap.vectors, "row_group": snap.row_group, "group_start": snap.group_start,
         "group_end": snap.group_end,
@@ -408,7 +424,7 @@ class FastRetriever:
         candidates: int = 50,
         refresh_seconds: float = 2.0,
         blas_threads: int = 1,
-        ann_min_candidates: int = 100,
+        ann_min_candidates: int = 25,
     ) -> None:
         self.tindex = tindex
         self.blas_threads = blas_threads
