@@ -163,7 +163,8 @@ class Grounder:
         if self._index is None:
             ic = self.config.index
             client = make_client(ic.backend, self.config.data_path / "chroma", ic.host, ic.port, ic.ssl)
-            self._index = Index(client, self.embedder.model_id, self.embedder.dimension, codec=self.codec)
+            self._index = Index(client, self.embedder.model_id, self.embedder.dimension, codec=self.codec,
+                                state_dir=self.config.data_path / "chroma")  # generation files, snapshots
         return self._index
 
     @property
