@@ -135,7 +135,7 @@ RULES: tuple[Rule, ...] = (
         r"\b(?:system|admin|administrator|developer|sysadmin)\s+(?:note|request|message|override|instruction|"
         r"command|notice|directive|update|alert)\s*(?::{1,2}|-|—)|"
         rf"\b(?:note|message|instructions?|reminder|attention|important)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
-        rf"{_AI}s?\b|"
+        rf"{_AI}s?\b\s*(?:[:(\-—]|reading|processing|summari[sz]ing)|"
         rf"\b(?:dear|hey|attention|hello),?\s+(?:the\s+)?{_AI}\b|"
         r"\b(?:before|when|while|after) (?:you )?(?:answer(?:ing)?|respond(?:ing)?|repl(?:y|ying)) (?:to )?the "
         r"user\b|\bif you are an? (?:ai|assistant|language model|llm|chatbot)\b|"
