@@ -75,6 +75,7 @@ def server_config(tmp: Path, issuer: OIDCIssuer, port: int, **server: Any) -> di
         "data_dir": str(tmp / "data"),
         "default_tenant": "acme",
         "embedder": {"name": "hashing"},
+        "generator": {"name": "extractive", "options": {"min_similarity": 0.1}},
         "plugins": {"load_entrypoints": False},
         "features": {"ask": ["*"], "review": ["reviewer"], "quarantine_admin": ["security-admin"],
                      "trust_report": ["security-admin"]},
@@ -124,6 +125,7 @@ def make_service(tmp_path: Path, issuer: OIDCIssuer) -> Iterator[Callable[..., S
     def _make(**server: Any) -> Service:
         port = free_port()
         data = server_config(tmp_path / f"svc{len(started)}", issuer, port, **server)
+        issuer.clients.setdefault("groundwire-review", set()).add(data["server"]["review"]["redirect_uri"])
         g = Grounder(config_from_dict(data, base_dir=tmp_path))
         g.sync()
         app = create_app(g)
