@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from http.cookies import SimpleCookie
-
 from collections.abc import Iterator
+from http.cookies import SimpleCookie
 
 import httpx
 import pytest
