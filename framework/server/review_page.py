@@ -48,7 +48,9 @@ PAGE_CSP = (
     "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-_PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store"}
+# same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form posts, and the Origin
+# check below needs the real one; nothing leaks to other sites either way
+_PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 
 
 def _b64(data: bytes) -> str:
