@@ -250,3 +250,19 @@ def test_property_any_altered_token_is_refused(service: Service, data: st.DataOb
                 await validator.identity(altered)
 
     asyncio.run(check())
+
+
+def test_concurrency_gate_refuses_when_full() -> None:
+    from groundwire.server.http import ConcurrencyGate, Problem
+
+    async def scenario() -> int:
+        gate = ConcurrencyGate(limit=1, timeout=0.05)
+        async with gate:
+            with pytest.raises(Problem) as refused:
+                async with gate:
+                    pass
+            assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
+        async with gate:  # released again
+            return gate.in_flight
+
+    assert asyncio.run(scenario()) == 1

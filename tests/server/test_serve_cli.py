@@ -100,6 +100,10 @@ def test_groundwire_serve_runs_two_workers_on_loopback(tmp_path: Path, issuer: O
             assert len(ids) == 6
             assert c.get("/readyz").status_code == 200
             assert c.get("/v1/reviews").status_code == 200
+        admin = {"Authorization": f"Bearer {issuer.mint(issuer.claims('admin'))}"}
+        metrics = httpx.get(f"{url}/metrics", headers=admin, trust_env=False, timeout=30).text
+        # both workers' counts, aggregated (prometheus-client multiprocess mode)
+        assert 'groundwire_http_requests_total{method="POST",route="/v1/drafts",status="201"} 6.0' in metrics
         assert httpx.get(f"{url}/v1/reviews", trust_env=False).status_code == 401
     finally:
         proc.terminate()
@@ -107,7 +111,7 @@ def test_groundwire_serve_runs_two_workers_on_loopback(tmp_path: Path, issuer: O
         if proc.stdout:
             proc.stdout.close()
     events = [e for e in _audit(g) if e["kind"] == "http_request"]
-    assert len(events) == 10 and sum(e["data"]["route"] == "/v1/drafts" for e in events) == 6
+    assert len(events) == 11 and sum(e["data"]["route"] == "/v1/drafts" for e in events) == 6
 
 
 def _audit(g: Grounder) -> list[dict[str, Any]]:
