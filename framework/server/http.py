@@ -13,7 +13,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -143,7 +142,7 @@ class AuditMiddleware:
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
             st["refused"] = "body_too_large"
-            await self._refuse(scope, receive, send, finish, 413, "body_too_large",
+            await self._refuse(send, finish, 413, "body_too_large",
                                f"the request body is larger than {self.max_body_bytes} bytes", rid)
             return
         body = b""
@@ -156,7 +155,7 @@ class AuditMiddleware:
             more = bool(message.get("more_body", False))
             if len(body) > self.max_body_bytes:
                 st["refused"] = "body_too_large"
-                await self._refuse(scope, receive, send, finish, 413, "body_too_large",
+                await self._refuse(send, finish, 413, "body_too_large",
                                    f"the request body is larger than {self.max_body_bytes} bytes", rid)
                 return
         replayed = False
@@ -192,13 +191,13 @@ class AuditMiddleware:
         except Exception:
             log.exception("unhandled error in request %s", rid)
             if not sent_start and not replaced:
-                await self._refuse(scope, receive, send, finish, 500, "internal", "", rid, read=False)
+                await self._refuse(send, finish, 500, "internal", "", rid)
             else:
                 raise
 
+    @staticmethod
     async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, finish: Callable[[int], Awaitable[bool]],
-        status: int, code: str, detail: str, rid: str, read: bool = True,
+        send: Send, finish: Callable[[int], Awaitable[bool]], status: int, code: str, detail: str, rid: str
     ) -> None:
         ok = await finish(status)
         response = problem_response(status, code, detail, rid) if ok else problem_response(500, "audit_failed", "", rid)
@@ -274,7 +273,3 @@ class ConcurrencyGate:
     async def __aexit__(self, *exc: object) -> None:
         self.in_flight -= 1
         self._sem.release()
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)

@@ -266,3 +266,21 @@ def test_concurrency_gate_refuses_when_full() -> None:
             return gate.in_flight
 
     assert asyncio.run(scenario()) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(tid=st.one_of(st.text(max_size=40), st.integers(), st.none(), st.lists(st.text(max_size=5), max_size=2)))
+def test_property_only_mapped_tenants_are_admitted(tid: object) -> None:
+    from groundwire.server.auth import AuthFailure, map_claims
+    from groundwire.server.settings import ServerSettings
+
+    mapped = "9188040d-6c67-4c5b-b112-36a304b66dad"
+    s = ServerSettings.model_validate({"oidc": {"issuer": "https://id.example", "audience": ["a"]},
+                                       "tenants": {mapped: "acme"}, "review": {"enabled": False}})
+    claims = {"oid": "u1", "tid": tid, "groups": ["g"], "roles": []}
+    if tid == mapped:
+        assert map_claims(claims, s).tenant == "acme"
+    else:
+        with pytest.raises(AuthFailure) as refused:
+            map_claims(claims, s)
+        assert refused.value.status == 403 and refused.value.reason == "tenant_not_mapped"
