@@ -122,9 +122,14 @@ class Service:
 def make_service(tmp_path: Path, issuer: OIDCIssuer) -> Iterator[Callable[..., Service]]:
     started: list[LiveServer] = []
 
-    def _make(**server: Any) -> Service:
+    def _make(core: dict[str, Any] | None = None, files: dict[str, str] | None = None, **server: Any) -> Service:
+        """``core`` overrides top-level configuration keys, ``files`` adds corpus files, ``server`` [server]."""
         port = free_port()
-        data = server_config(tmp_path / f"svc{len(started)}", issuer, port, **server)
+        root = tmp_path / f"svc{len(started)}"
+        for name, text in (files or {}).items():
+            _write(root / "corpus" / name, text)
+        data = server_config(root, issuer, port, **server)
+        data.update(core or {})
         issuer.clients.setdefault("groundwire-review", set()).add(data["server"]["review"]["redirect_uri"])
         g = Grounder(config_from_dict(data, base_dir=tmp_path))
         g.sync()
