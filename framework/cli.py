@@ -235,6 +235,23 @@ def plugins_cmd(
     console.print(t)
 
 
+@app.command()
+def serve(
+    config: ConfigOpt = _DEFAULT_CONFIG,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: [server] host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: [server] port, 8080).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: [server] workers).")] = None,
+) -> None:
+    """Run the HTTP service and the reviewer page (needs groundwire[server]; see README 'HTTP service')."""
+    try:
+        from .server.app import run
+    except ImportError as exc:
+        from .errors import MissingExtra
+
+        raise MissingExtra("groundwire serve", "server") from exc
+    run(config, host=host, port=port, workers=workers)
+
+
 def _register_plugin_commands() -> None:
     try:
         from .pluginmanager import make_plugin_manager

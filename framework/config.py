@@ -142,6 +142,9 @@ class GroundwireConfig(_Strict):
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     # data residency: tenant (or "*") -> model endpoint regions allowed; empty = no restriction
     tenant_regions: dict[str, list[str]] = Field(default_factory=dict)
+    # ``[server]`` of ``groundwire serve``: validated strictly by groundwire.server.settings (the core
+    # does not import the server extra)
+    server: dict[str, Any] = Field(default_factory=dict)
 
     # where it came from, for error messages and relative paths
     source: str = Field(default="<dict>", exclude=True)
