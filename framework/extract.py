@@ -24,8 +24,8 @@ from .errors import GroundwireError, MissingExtra
 from .models import Section
 
 __all__ = [
-    "EXTRACTORS", "ExtractionError", "UnsupportedFormat", "decode_text", "extract", "html_sections", "push_heading",
-    "slugify",
+    "EXTRACTORS", "ExtractionError", "Slugger", "UnsupportedFormat", "decode_text", "extract", "html_sections",
+    "markdown_headings", "push_heading", "slugify",
 ]
 
 
@@ -41,10 +41,27 @@ Extracted = tuple[str, list[Section]]
 
 
 def slugify(text: str) -> str:
-    """GitHub-style heading anchor: lower case, punctuation removed, spaces to '-'."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
-    text = re.sub(r"[^\w\s-]", "", text).strip()
-    return re.sub(r"[\s]+", "-", text)
+    """GitHub-style heading anchor: lower case, punctuation removed (letters of any script and digits
+    kept), each space to '-'. ``## Grüße & Co.`` -> ``grüße--co``."""
+    text = unicodedata.normalize("NFC", text).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+class Slugger:
+    """Unique anchors within one document, as GitHub makes them: the second ``Setup`` is ``setup-1``."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def slug(self, text: str) -> str:
+        base = slugify(text)
+        slug, n = base, self.seen.get(base, 0)
+        while slug in self.seen:
+            n += 1
+            slug = f"{base}-{n}"
+        self.seen[base] = n
+        self.seen.setdefault(slug, 0)
+        return slug
 
 
 def decode_text(data: bytes, charset: str | None = None) -> str:
@@ -60,9 +77,6 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
 
 def _stem(name: str) -> str:
     return PurePosixPath(name).stem.replace("-", " ").replace("_", " ")
-
-
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
 def push_heading(path: list[tuple[int, str]], level: int, heading: str) -> None:
@@ -83,8 +97,9 @@ class _HeadingSections:
     nearest heading. The first level-1 heading becomes the title when none is known.
     """
 
-    def __init__(self, title: str = "") -> None:
+    def __init__(self, title: str = "", slugger: Slugger | None = None) -> None:
         self.title = title
+        self.slugger = slugger
         self.sections: list[Section] = []
         self.path: list[tuple[int, str]] = []
         self.anchor = ""
@@ -95,7 +110,7 @@ class _HeadingSections:
         if level == 1 and not self.title:
             self.title = text
         push_heading(self.path, level, text)
-        self.anchor = "#" + slugify(text)
+        self.anchor = "#" + (self.slugger.slug(text) if self.slugger else slugify(text))
 
     def flush(self) -> None:
         body = "\n".join(self.buf).strip()
@@ -109,17 +124,53 @@ class _HeadingSections:
         return self.title or _stem(name), self.sections
 
 
+# YAML (---) or TOML (+++) front matter: only at the very start, closed by the same fence (or ``...``)
+_FRONT_MATTER = re.compile(r"\A(---|\+\+\+)[ \t]*\r?\n(?:.*?\r?\n)?(?:\1|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+def _inline_text(token: Any) -> str:
+    """The visible text of an inline token (emphasis, links and code spans reduced to their text)."""
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(child.content)
+    return " ".join("".join(parts).split())
+
+
+def markdown_headings(text: str) -> list[tuple[int, int, int, str]]:
+    """``(level, first line, end line, text)`` of the top-level ATX and setext headings of ``text``.
+
+    Parsed by markdown-it-py (CommonMark), so ``#`` lines inside fenced (`````` or ``~~~``) or indented code
+    blocks, HTML blocks and block quotes are not headings; line numbers are 0-based, ``end`` exclusive.
+    """
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(text)
+    out: list[tuple[int, int, int, str]] = []
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and tok.map is not None:
+            out.append((int(tok.tag[1]), tok.map[0], tok.map[1], _inline_text(tokens[i + 1])))
+    return out
+
+
 def _markdown(name: str, data: bytes) -> Extracted:
-    out = _HeadingSections()
-    in_fence = False
-    for line in decode_text(data).splitlines():
-        if line.lstrip().startswith("```"):
-            in_fence = not in_fence
-        m = None if in_fence else _MD_HEADING.match(line)
-        if m:
-            out.heading(len(m.group(1)), m.group(2).strip())
-        else:
-            out.buf.append(line)
+    """Sections at headings; front matter is skipped; the body of a section is its raw Markdown lines."""
+    text = decode_text(data)
+    m = _FRONT_MATTER.match(text)
+    if m:  # keep the line count so line numbers stay those of the file
+        text = "\n" * m.group(0).count("\n") + text[m.end():]
+    lines = text.splitlines()
+    out = _HeadingSections(slugger=Slugger())
+    pos = 0
+    for level, start, end, heading in markdown_headings(text):
+        out.buf.extend(lines[pos:start])
+        out.heading(level, heading)
+        pos = end
+    out.buf.extend(lines[pos:])
     return out.result(name)
 
 
