@@ -47,6 +47,7 @@ from .models import (
 )
 from .pipeline import Grounder
 from .pluginmanager import make_plugin_manager
+from .sentences import sentence_spans, split_sentences
 
 __all__ = [
     "EVERYONE",
@@ -84,7 +85,9 @@ __all__ = [
     "Upsert",
     "UserContext",
     "Verdict",
+    "sentence_spans",
     "severity_action",
+    "split_sentences",
     "config_from_dict",
     "hookimpl",
     "load_config",

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from groundwire import Generation, Generator, GeneratorContext, GroundingRequest, hookimpl
-from groundwire.chunking import split_sentences
+from groundwire import Generation, Generator, GeneratorContext, GroundingRequest, hookimpl, split_sentences
 from groundwire.models import Chunk
 
 _WORD_RE = re.compile(r"\w+")
