@@ -12,6 +12,7 @@ it they fail with an :class:`ExtractionError` naming the extra. Unsupported type
 
 from __future__ import annotations
 
+import codecs
 import importlib
 import io
 import re
@@ -24,8 +25,8 @@ from .errors import GroundwireError, MissingExtra
 from .models import Section
 
 __all__ = [
-    "EXTRACTORS", "ExtractionError", "Slugger", "UnsupportedFormat", "decode_text", "extract", "html_sections",
-    "markdown_headings", "push_heading", "slugify",
+    "EXTRACTORS", "ExtractionError", "Slugger", "UnsupportedFormat", "binary_reason", "decode_text",
+    "document_text", "extract", "html_sections", "markdown_headings", "push_heading", "slugify",
 ]
 
 
@@ -64,15 +65,71 @@ class Slugger:
         return slug
 
 
+# longest first: the UTF-32 LE mark begins with the UTF-16 LE one
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_SNIFF = 8000  # bytes looked at for NULs, as git does to tell binary from text
+
+
 def decode_text(data: bytes, charset: str | None = None) -> str:
-    """Decode bytes: declared charset, then UTF-8 (with BOM), then cp1252 as the last resort."""
-    for enc in [charset, "utf-8-sig"]:
+    """Decode bytes: a byte-order mark (UTF-8/16/32) first, then the declared charset, then strict UTF-8,
+    then charset-normalizer's best guess (windows-1252 on a tie); cp1252 with replacement characters as
+    the last resort.
+    Never raises (use :func:`document_text` for files, which refuses binary content)."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(enc, errors="replace")
+    for enc in (charset, "utf-8"):
         if enc:
             try:
                 return data.decode(enc)
             except (LookupError, UnicodeDecodeError):
                 continue
+    from charset_normalizer import from_bytes
+
+    # UTF-16/32 without a mark is not guessed (real UTF-16 text has NULs and is refused as binary);
+    # among equally plausible guesses windows-1252 wins, the WHATWG default for legacy Western text
+    guesses = [m for m in from_bytes(data) if not m.encoding.startswith(("utf_16", "utf_32"))]
+    if guesses:
+        least = min(m.chaos for m in guesses)
+        tied = [m for m in guesses if m.chaos <= least + 0.01]
+        western: str | None
+        try:
+            western = data.decode("cp1252")
+        except UnicodeDecodeError:
+            western = None
+        texts = [str(m) for m in tied]  # charset-normalizer merges codecs that decode alike
+        return western if western in texts else texts[0]
     return data.decode("cp1252", errors="replace")
+
+
+def binary_reason(data: bytes) -> str | None:
+    """Why ``data`` is not text (NUL bytes without a UTF-16/32 byte-order mark, or mostly control
+    characters once decoded), or ``None``."""
+    if any(data.startswith(bom) for bom, _ in _BOMS):
+        return None
+    if b"\x00" in data[:_SNIFF]:
+        return "binary content (NUL bytes, no UTF-16/32 byte-order mark)"
+    return None
+
+
+def document_text(data: bytes, charset: str | None = None) -> str:
+    """The text of a file's bytes (:func:`decode_text`); binary content raises :class:`ExtractionError`."""
+    reason = binary_reason(data)
+    if reason is None:
+        text = decode_text(data, charset)
+        sample = text[:_SNIFF]
+        controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v")
+        if sample and controls > len(sample) // 10:
+            reason = f"binary content ({controls} control characters in the first {len(sample)})"
+        else:
+            return text
+    raise ExtractionError(f"{reason}: not indexed as text; check the file's type or extension")
 
 
 def _stem(name: str) -> str:
@@ -159,7 +216,7 @@ def markdown_headings(text: str) -> list[tuple[int, int, int, str]]:
 
 def _markdown(name: str, data: bytes) -> Extracted:
     """Sections at headings; front matter is skipped; the body of a section is its raw Markdown lines."""
-    text = decode_text(data)
+    text = document_text(data)
     m = _FRONT_MATTER.match(text)
     if m:  # keep the line count so line numbers stay those of the file
         text = "\n" * m.group(0).count("\n") + text[m.end():]
@@ -175,7 +232,7 @@ def _markdown(name: str, data: bytes) -> Extracted:
 
 
 def _plain(name: str, data: bytes) -> Extracted:
-    text = decode_text(data).strip()
+    text = document_text(data).strip()
     return _stem(name), [Section(text=text)] if text else []
 
 
@@ -221,7 +278,7 @@ def html_sections(html: str, fallback_title: str) -> Extracted:
 
 def _html(name: str, data: bytes) -> Extracted:
     m = re.search(rb"<meta[^>]+charset=[\"']?([\w-]+)", data[:4096], re.I)
-    html = decode_text(data, m.group(1).decode() if m else None)
+    html = document_text(data, m.group(1).decode(errors="replace") if m else None)
     return html_sections(html, PurePosixPath(name).stem)
 
 
