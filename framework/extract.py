@@ -81,9 +81,9 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
     then charset-normalizer's best guess (windows-1252 on a tie); cp1252 with replacement characters as
     the last resort.
     Never raises (use :func:`document_text` for files, which refuses binary content)."""
-    for bom, enc in _BOMS:
+    for bom, mark_enc in _BOMS:
         if data.startswith(bom):
-            return data[len(bom) :].decode(enc, errors="replace")
+            return data[len(bom) :].decode(mark_enc, errors="replace")
     for enc in (charset, "utf-8"):
         if enc:
             try:
