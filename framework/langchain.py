@@ -32,7 +32,9 @@ from .models import Chunk, Draft, UserContext
 if TYPE_CHECKING:
     from .pipeline import Grounder
 
-__all__ = ["GroundwireRetriever", "RetrieverInputError", "draft_text", "grounding_runnable"]
+__all__ = [
+    "GroundwireRetriever", "RetrieverInputError", "draft_text", "grounding_runnable", "permitted_chunks", "to_document",
+]
 
 
 class RetrieverInputError(GroundwireError, TypeError):
@@ -56,6 +58,19 @@ def _positive(value: object, name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def permitted_chunks(
+    g: Grounder, user: UserContext, query: str, top_k: int | None, connectors: Sequence[str] | None, feature: str
+) -> list[Chunk]:
+    """The chunks ``user`` may read for ``query``, through the request's steps (shared by the LangChain
+    and LlamaIndex retrievers). Raises ``AccessDenied`` / ``FeatureDisabled`` / ``PromptBlocked``."""
+    request = g._request(_query(query), user, feature, top_k, connectors)
+    blocked, _ = g._before_retrieval(request)
+    if blocked is not None:
+        raise PromptBlocked(blocked.text)
+    sources, _, _ = g._retrieve_and_screen(request)
+    return sources[: request.top_k]
 
 
 def to_document(c: Chunk) -> LCDocument:
@@ -106,13 +121,8 @@ class GroundwireRetriever(BaseRetriever):
         if unknown:
             raise TypeError(f"unexpected retriever arguments {sorted(unknown)}; only k (or top_k) is accepted")
         top_k = _positive(kwargs.get("k", kwargs.get("top_k", self.top_k)), "k")
-        g: Grounder = self.grounder
-        request = g._request(query, self.user, self.feature, top_k, self.connectors)
-        blocked, _ = g._before_retrieval(request)  # raises AccessDenied / FeatureDisabled
-        if blocked is not None:
-            raise PromptBlocked(blocked.text)
-        sources, _, _ = g._retrieve_and_screen(request)
-        return [to_document(c) for c in sources[: request.top_k]]
+        chunks = permitted_chunks(self.grounder, self.user, query, top_k, self.connectors, self.feature)
+        return [to_document(c) for c in chunks]
 
 
 def _cited_documents(draft: Draft) -> list[LCDocument]:
