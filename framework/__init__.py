@@ -52,6 +52,7 @@ from .models import (
 from .pipeline import Grounder
 from .pluginmanager import make_plugin_manager
 from .sources import ConfinedRoot, SourceEntry, SourceRefused, SourceSkip, printable_name
+from .sentences import sentence_spans, split_sentences
 
 __all__ = [
     "EVERYONE",
@@ -97,6 +98,8 @@ __all__ = [
     "UserContext",
     "Verdict",
     "canonical_id",
+    "sentence_spans",
+    "split_sentences",
     "config_from_dict",
     "severity_action",
     "hookimpl",
