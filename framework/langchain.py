@@ -26,7 +26,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import get_async_callback_manager_for_config, get_callback_manager_for_config
 from pydantic import AliasChoices, ConfigDict, Field
 
-from .errors import GroundwireError, PromptBlocked
+from .errors import GroundwireError
 from .models import Chunk, Draft, UserContext
 
 if TYPE_CHECKING:
