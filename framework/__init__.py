@@ -51,8 +51,8 @@ from .models import (
 )
 from .pipeline import Grounder
 from .pluginmanager import make_plugin_manager
-from .sources import ConfinedRoot, SourceEntry, SourceRefused, SourceSkip, printable_name
 from .sentences import sentence_spans, split_sentences
+from .sources import ConfinedRoot, SourceEntry, SourceRefused, SourceSkip, printable_name
 
 __all__ = [
     "EVERYONE",
