@@ -57,7 +57,9 @@ def add_key(path: Path, key_id: str, key_b64: str) -> None:
             raise EncryptionError(problem) from None
         existing = path.read_text(encoding="utf-8")
         if any(ln.split(":", 1)[0].strip() == key_id for ln in existing.splitlines() if ":" in ln):
-            raise EncryptionError(f"the key file {path} already has a key with id {key_id!r}; choose another --id")
+            raise EncryptionError(
+                f"the key file {path} already has a key with id {key_id!r}; choose another --id"
+            ) from None
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
         if existing and not existing.endswith("\n"):
             line = b"\n" + line
