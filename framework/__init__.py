@@ -24,9 +24,11 @@ from .errors import (
     ConnectorError,
     FeatureDisabled,
     GroundwireError,
+    InvalidPrincipal,
     MissingExtra,
     PluginLoadError,
     PromptBlocked,
+    StaleConfig,
 )
 from .generation import Generation, Generator, GeneratorContext
 from .hookspecs import hookimpl
@@ -44,10 +46,12 @@ from .models import (
     Section,
     UserContext,
     Verdict,
+    canonical_id,
     severity_action,
 )
 from .pipeline import Grounder
 from .pluginmanager import make_plugin_manager
+from .sentences import sentence_spans, split_sentences
 from .sources import ConfinedRoot, SourceEntry, SourceRefused, SourceSkip, printable_name
 
 __all__ = [
@@ -79,6 +83,7 @@ __all__ = [
     "GroundingRequest",
     "GroundwireConfig",
     "GroundwireError",
+    "InvalidPrincipal",
     "MissingExtra",
     "PluginLoadError",
     "PromptBlocked",
@@ -87,12 +92,16 @@ __all__ = [
     "SourceEntry",
     "SourceRefused",
     "SourceSkip",
+    "StaleConfig",
     "Unchanged",
     "Upsert",
     "UserContext",
     "Verdict",
-    "severity_action",
+    "canonical_id",
+    "sentence_spans",
+    "split_sentences",
     "config_from_dict",
+    "severity_action",
     "hookimpl",
     "load_config",
     "make_plugin_manager",
