@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,8 @@ from .errors import IndexError_
 from .models import AccessControl, Chunk, validate_tenant
 
 __all__ = ["NOBODY", "Codec", "DocState", "IdentityCodec", "Index", "TenantIndex", "doc_key", "make_client"]
+
+log = logging.getLogger("groundwire.index")
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -86,52 +91,156 @@ def make_client(
 
 
 class Index:
-    """Entry point to the store; hands out one :class:`TenantIndex` per tenant."""
+    """Entry point to the store; hands out one :class:`TenantIndex` per tenant.
 
-    def __init__(self, client: Any, model_id: str, dimension: int, codec: Codec | None = None) -> None:
+    Live pointer (rebuild without loss): the collection ``gw-<tenant>`` is the tenant's anchor. When its
+    metadata holds ``gw_live``, the tenant's chunks live in that collection (``gw-<tenant>.r<n>``, made
+    by :meth:`begin_rebuild` and switched to by :meth:`commit_rebuild`, one metadata update); otherwise
+    they live in the anchor itself. The live collection must name the same tenant in its own metadata.
+    A handle re-reads the pointer at most every ``pointer_seconds``, so another process's rebuild is
+    picked up; the previous generation is kept until the next rebuild, so a reader that opened it
+    finishes on the old state instead of failing.
+    """
+
+    def __init__(
+        self, client: Any, model_id: str, dimension: int, codec: Codec | None = None, pointer_seconds: float = 2.0
+    ) -> None:
         self.client = client
         self.model_id = model_id
         self.dimension = dimension
         self.codec: Codec = codec or IdentityCodec()
+        self.pointer_seconds = pointer_seconds
         self._tenants: dict[str, TenantIndex] = {}
+        self._checked: dict[str, float] = {}
+        self._lock = threading.RLock()  # get_or_create_collection from several threads at once races
+
+    def _metadata(self, tenant: str) -> dict[str, Any]:
+        return {
+            "hnsw:space": "cosine",
+            "gw_tenant": tenant,
+            "gw_model": self.model_id,
+            "gw_codec": self.codec.name,
+        }
+
+    def _anchor(self, tenant: str) -> Any:
+        return self.client.get_or_create_collection(
+            f"gw-{tenant}", metadata=self._metadata(tenant), embedding_function=None
+        )
+
+    def live_name(self, tenant: str) -> str:
+        """The name of the collection holding ``tenant``'s chunks now (see the class docstring)."""
+        validate_tenant(tenant)
+        meta = self._anchor(tenant).metadata or {}
+        live = meta.get("gw_live")
+        if not live:
+            return f"gw-{tenant}"
+        if not str(live).startswith(f"gw-{tenant}.r"):
+            raise IndexError_(f"the live pointer of tenant {tenant!r} names {live!r}; refusing to use it")
+        return str(live)
 
     def tenant(self, tenant: str) -> TenantIndex:
         validate_tenant(tenant)
-        if tenant not in self._tenants:
-            name = f"gw-{tenant}"
-            col = self.client.get_or_create_collection(
-                name,
-                metadata={
-                    "hnsw:space": "cosine",
-                    "gw_tenant": tenant,
-                    "gw_model": self.model_id,
-                    "gw_codec": self.codec.name,
-                },
-                embedding_function=None,
-            )
-            meta = col.metadata or {}
-            if meta.get("gw_tenant") != tenant:
-                raise IndexError_(f"collection {name} does not belong to tenant {tenant!r}; refusing to use it")
-            if meta.get("gw_model") != self.model_id:
-                raise IndexError_(
-                    f"the index for tenant {tenant!r} was built with embedder {meta.get('gw_model')!r}, "
-                    f"not {self.model_id!r}; run 'groundwire sync --rebuild' to re-index"
-                )
-            if meta.get("gw_codec", "identity") != self.codec.name:
-                raise IndexError_(
-                    f"the index for tenant {tenant!r} is stored with codec {meta.get('gw_codec')!r} but "
-                    f"{self.codec.name!r} is configured; configure the same key provider"
-                )
-            self._tenants[tenant] = TenantIndex(tenant, col, self.codec)
+        found = self._tenants.get(tenant)
+        if found is not None and time.monotonic() - self._checked.get(tenant, 0.0) < self.pointer_seconds:
+            return found
+        with self._lock:
+            return self._open_tenant(tenant)
+
+    def _open_tenant(self, tenant: str) -> TenantIndex:
+        found = self._tenants.get(tenant)
+        if found is not None and time.monotonic() - self._checked.get(tenant, 0.0) < self.pointer_seconds:
+            return found
+        name = self.live_name(tenant)
+        self._checked[tenant] = time.monotonic()
+        if found is not None and found.collection.name == name:
+            return found
+        col = self._anchor(tenant) if name == f"gw-{tenant}" else self.client.get_collection(
+            name, embedding_function=None
+        )
+        self._check(tenant, col)
+        self._tenants[tenant] = TenantIndex(tenant, col, self.codec)
         return self._tenants[tenant]
 
-    def drop_tenant(self, tenant: str) -> None:
+    def _check(self, tenant: str, col: Any, check_model: bool = True) -> None:
+        meta = col.metadata or {}
+        if meta.get("gw_tenant") != tenant:
+            raise IndexError_(f"collection {col.name} does not belong to tenant {tenant!r}; refusing to use it")
+        if check_model and meta.get("gw_model") != self.model_id:
+            raise IndexError_(
+                f"the index for tenant {tenant!r} was built with embedder {meta.get('gw_model')!r}, "
+                f"not {self.model_id!r}; run 'groundwire sync --rebuild' to re-index"
+            )
+        if meta.get("gw_codec", "identity") != self.codec.name:
+            raise IndexError_(
+                f"the index for tenant {tenant!r} is stored with codec {meta.get('gw_codec')!r} but "
+                f"{self.codec.name!r} is configured; configure the same key provider"
+            )
+
+    def live_model(self, tenant: str) -> str | None:
+        """The embedder model id the tenant's live collection was built with (None: no chunks yet)."""
+        name = self.live_name(tenant)
+        col = self._anchor(tenant) if name == f"gw-{tenant}" else self.client.get_collection(
+            name, embedding_function=None
+        )
+        if col.count() == 0:
+            return None
+        model = (col.metadata or {}).get("gw_model")
+        return str(model) if model is not None else None
+
+    # --- rebuild without loss --------------------------------------------------------------------------
+
+    def begin_rebuild(self, tenant: str) -> TenantIndex:
+        """A new, empty collection beside the live one; fill it, then :meth:`commit_rebuild` or
+        :meth:`abort_rebuild`. Readers keep using the live collection meanwhile."""
         validate_tenant(tenant)
-        self._tenants.pop(tenant, None)
+        with self._lock:
+            name = f"gw-{tenant}.r{time.time_ns()}"
+            col = self.client.create_collection(name, metadata=self._metadata(tenant), embedding_function=None)
+            return TenantIndex(tenant, col, self.codec)
+
+    def commit_rebuild(self, staged: TenantIndex) -> None:
+        """Make ``staged`` the live collection (one metadata update of the anchor), then delete the
+        generations older than the one it replaces."""
+        tenant = staged.tenant
+        with self._lock:
+            anchor = self._anchor(tenant)
+            previous = self.live_name(tenant)
+            meta = {k: v for k, v in (anchor.metadata or {}).items() if k != "hnsw:space"}
+            meta.update(gw_live=staged.collection.name, gw_model=self.model_id, gw_codec=self.codec.name)
+            anchor.modify(metadata=meta)
+            self._tenants[tenant] = staged
+            self._checked[tenant] = time.monotonic()
+            keep = {staged.collection.name, previous, f"gw-{tenant}"}
+            for col in self.client.list_collections():
+                name = col if isinstance(col, str) else col.name
+                if name.startswith(f"gw-{tenant}.r") and name not in keep:
+                    self.client.delete_collection(name)
+            if previous != f"gw-{tenant}":
+                # the anchor's own pre-pointer chunks are two generations old now
+                got = anchor.get(include=[], limit=1)
+                if got["ids"]:
+                    anchor.delete(where={"connector": {"$ne": ""}})
+
+    def abort_rebuild(self, staged: TenantIndex) -> None:
+        """Delete a staged collection that will not be used (the live one is untouched)."""
         try:
-            self.client.delete_collection(f"gw-{tenant}")
-        except Exception:  # noqa: BLE001 - absent collection: nothing to drop
-            pass
+            self.client.delete_collection(staged.collection.name)
+        except Exception:  # noqa: BLE001 - best effort: an orphan is deleted by the next rebuild
+            log.warning("could not delete the staged collection %s", staged.collection.name)
+
+    def drop_tenant(self, tenant: str) -> None:
+        """Delete every collection of ``tenant`` (tests and tools; ``sync --rebuild`` never calls it)."""
+        validate_tenant(tenant)
+        with self._lock:
+            self._tenants.pop(tenant, None)
+            self._checked.pop(tenant, None)
+            for col in self.client.list_collections():
+                name = col if isinstance(col, str) else col.name
+                if name == f"gw-{tenant}" or name.startswith(f"gw-{tenant}.r"):
+                    try:
+                        self.client.delete_collection(name)
+                    except Exception:  # noqa: BLE001 - already gone
+                        pass
 
 
 def _acl_meta(acl: AccessControl) -> dict[str, list[str]]:

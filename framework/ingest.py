@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,6 +35,8 @@ from .models import Chunk, Document
 __all__ = ["Ingester", "SyncReport", "StateStore"]
 
 log = logging.getLogger("groundwire.ingest")
+
+_PAGE = 5000
 
 
 @dataclass(slots=True)
@@ -141,7 +144,8 @@ class Ingester:
         self.state = StateStore(config.data_path / "state")
         self.on_event = on_event or (lambda kind, data: None)
 
-    def build_connector(self, name: str, indexed: Mapping[str, str]) -> Connector:
+    def validate(self, name: str) -> tuple[type[Connector], Any]:
+        """The connector class and validated settings of ``name``; :class:`ConfigError` if either is wrong."""
         cc = self.config.connectors.get(name)
         if cc is None:
             raise self.config.error(f"connectors.{name}", "no such connector is configured")
@@ -163,6 +167,11 @@ class Ingester:
                 msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
                 raise ConfigError(self.config.source, f"connectors.{name}.{key}", msg) from None
             raise
+        return cls, settings
+
+    def build_connector(self, name: str, indexed: Mapping[str, str]) -> Connector:
+        cls, settings = self.validate(name)
+        cc = self.config.connectors[name]
         ctx = ConnectorContext(
             indexed=indexed,
             data_dir=self.config.data_path / "cache" / cc.tenant / name,
@@ -170,10 +179,7 @@ class Ingester:
         )
         return cls(name, cc.tenant, settings, ctx)
 
-    def sync(
-        self, names: list[str] | None = None, full: bool = False, progress: ProgressFn | None = None
-    ) -> list[SyncReport]:
-        """Sync the named (default: all enabled) connectors; returns one report per connector."""
+    def _names(self, names: list[str] | None) -> list[str]:
         enabled = [n for n, c in self.config.connectors.items() if c.enabled]
         if names:
             unknown = [n for n in names if n not in self.config.connectors]
@@ -181,28 +187,130 @@ class Ingester:
                 raise self.config.error(
                     "connectors", f"not configured: {', '.join(unknown)}", f"configured: {', '.join(enabled)}"
                 )
-        reports = []
-        for name in names or enabled:
-            reports.append(self.sync_one(name, full=full, progress=progress))
+        return list(names or enabled)
+
+    def sync(
+        self, names: list[str] | None = None, full: bool = False, progress: ProgressFn | None = None
+    ) -> list[SyncReport]:
+        """Sync the named (default: all enabled) connectors; returns one report per connector."""
+        return [self.sync_one(name, full=full, progress=progress) for name in self._names(names)]
+
+    def rebuild(self, names: list[str] | None = None, progress: ProgressFn | None = None) -> list[SyncReport]:
+        """Re-embed the named (default: all enabled) connectors without losing the live data on failure.
+
+        Every named connector's settings are validated first (a :class:`ConfigError` before anything is
+        written). Per tenant: when every enabled connector of the tenant is named, they are synced in full
+        into a new collection beside the live one, which becomes live only if all of them succeed (so a
+        changed embedder works). Otherwise (``--connector``) the named connectors are synced into a
+        scratch collection, and only on success are their chunks upserted into the live collection and
+        their stale chunks deleted (readers see each chunk old or new; the live embedder must not have
+        changed). Connector state goes to a scratch folder and replaces the saved state only on success;
+        a failed rebuild leaves the live collection and the saved state as they were.
+        """
+        targets = self._names(names)
+        for name in targets:
+            self.validate(name)
+        by_tenant: dict[str, list[str]] = {}
+        for name in targets:
+            by_tenant.setdefault(self.config.connectors[name].tenant, []).append(name)
+        reports: list[SyncReport] = []
+        for tenant, tnames in by_tenant.items():
+            reports.extend(self._rebuild_tenant(tenant, tnames, progress))
         return reports
 
-    def sync_one(self, name: str, full: bool = False, progress: ProgressFn | None = None) -> SyncReport:
+    def _rebuild_tenant(self, tenant: str, names: list[str], progress: ProgressFn | None) -> list[SyncReport]:
+        whole = set(self.config.connectors_for(tenant)) <= set(names)
+        if not whole:
+            model = self.index.live_model(tenant)
+            if model is not None and model != self.index.model_id:
+                problem = (
+                    f"the index of tenant {tenant!r} was built with embedder {model!r}, not "
+                    f"{self.index.model_id!r}: rebuild all of the tenant's connectors together "
+                    "(sync --rebuild without --connector)"
+                )
+                return [SyncReport(connector=n, tenant=tenant, error=problem) for n in names]
+        scratch = self.config.data_path / "state-rebuild" / f"{os.getpid()}-{time.time_ns()}"
+        staged_state = StateStore(scratch)
+        staged = self.index.begin_rebuild(tenant)
+        try:
+            reports = [
+                self.sync_one(n, full=True, progress=progress, tindex=staged, state=staged_state) for n in names
+            ]
+            if all(r.ok for r in reports):
+                if whole:
+                    self.index.commit_rebuild(staged)
+                else:
+                    self._merge_into_live(staged, names)
+                for n in names:
+                    data = staged_state.load(tenant, n)
+                    if data:
+                        self.state.save(tenant, n, data)
+                    else:
+                        self.state.clear(tenant, n)
+                staged = None if whole else staged
+            else:
+                for r in reports:
+                    if r.ok:
+                        r.error = "not applied: another connector of the rebuild failed; the live index is unchanged"
+            return reports
+        finally:
+            if staged is not None:
+                self.index.abort_rebuild(staged)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _merge_into_live(self, staged: TenantIndex, names: list[str]) -> None:
+        """Upsert ``staged``'s chunks into the live collection, then delete the named connectors' live
+        chunks that the rebuild did not produce (upsert first: a reader never sees a document missing)."""
+        live = self.index.tenant(staged.tenant)
+        fresh: set[str] = set()
+        offset = 0
+        while True:
+            got = staged.collection.get(
+                include=["embeddings", "documents", "metadatas"], limit=_PAGE, offset=offset
+            )
+            ids = got["ids"]
+            if ids:
+                live.collection.upsert(
+                    ids=ids, embeddings=got["embeddings"], documents=got["documents"], metadatas=got["metadatas"]
+                )
+                fresh.update(ids)
+            if len(ids) < _PAGE:
+                break
+            offset += _PAGE
+        for name in names:
+            old = set(live.collection.get(where={"connector": name}, include=[])["ids"])
+            stale = sorted(old - fresh)
+            for i in range(0, len(stale), 500):
+                live.collection.delete(ids=stale[i : i + 500])
+        live.generation += 1
+
+    def sync_one(
+        self,
+        name: str,
+        full: bool = False,
+        progress: ProgressFn | None = None,
+        tindex: TenantIndex | None = None,
+        state: StateStore | None = None,
+    ) -> SyncReport:
+        """Sync one connector into ``tindex`` (default: the live index of its tenant), saving connector
+        state in ``state`` (default: the data dir's state store)."""
         cc = self.config.connectors[name]
         report = SyncReport(connector=name, tenant=cc.tenant)
+        store = state or self.state
         t0 = time.perf_counter()
         try:
-            tindex = self.index.tenant(cc.tenant)
+            tindex = tindex or self.index.tenant(cc.tenant)
             existing = tindex.documents(name)
             connector = self.build_connector(name, {d: s.version for d, s in existing.items()})
         except GroundwireError as exc:
             report.error = str(exc)
             return report
         if full:
-            self.state.clear(cc.tenant, name)
-        state = self.state.load(cc.tenant, name)
+            store.clear(cc.tenant, name)
+        saved = store.load(cc.tenant, name)
         batch = _Batch()
         try:
-            for change in connector.changes(state):
+            for change in connector.changes(saved):
                 if isinstance(change, Upsert):
                     doc = change.document
                     old = existing.get(doc.id)
@@ -235,7 +343,7 @@ class Ingester:
                     log.info("%s: skipped %s: %s", name, change.item, change.reason)
                 elif isinstance(change, Checkpoint):
                     self._flush(tindex, name, batch, existing, report)
-                    self.state.save(cc.tenant, name, change.state)
+                    store.save(cc.tenant, name, change.state)
                 if progress:
                     progress(name, report)
             self._flush(tindex, name, batch, existing, report)
