@@ -90,6 +90,56 @@ def make_client(
     raise IndexError_(f"unknown index backend {backend!r}: use 'embedded' or 'http'")
 
 
+_TRANSIENT = ("Error finding id", "database is locked", "database table is locked")
+
+
+def _transient(exc: BaseException) -> bool:
+    """A read that raced a write of another process (Chroma reads its metadata and vector segments
+    separately, so an id deleted in between is "not found"); the same read a moment later succeeds."""
+    return any(t in str(exc) for t in _TRANSIENT)
+
+
+class RetryingCollection:
+    """A Chroma collection whose reads are retried while they race a concurrent write.
+
+    Why: ``groundwire ask`` in one process while ``groundwire sync`` writes in another made Chroma raise
+    ``InternalError: Error finding id`` in 4 of 5 asks (issue 12). Reads (``get``, ``query``, ``count``,
+    ``peek``) are retried up to ``attempts`` times with a growing pause; if the race persists the caller
+    gets :class:`~groundwire.errors.IndexError_` with a message, never the raw Chroma error. Writes are
+    passed through unchanged (the sync lock keeps them to one process). Any other attribute is the
+    collection's own.
+    """
+
+    _READS = frozenset({"get", "query", "count", "peek"})
+
+    def __init__(self, collection: Any, attempts: int = 8, pause: float = 0.02) -> None:
+        self._collection = collection
+        self._attempts = attempts
+        self._pause = pause
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._collection, name)
+        if name not in self._READS:
+            return attr
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            for attempt in range(self._attempts):
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:  # noqa: BLE001 - chromadb raises several types for the same race
+                    if not _transient(exc):
+                        raise
+                    if attempt == self._attempts - 1:
+                        raise IndexError_(
+                            f"the index of collection {self._collection.name} kept changing under a read "
+                            f"({exc}); a sync is writing it: try again in a moment"
+                        ) from exc
+                    time.sleep(self._pause * (2**attempt))
+            raise AssertionError("unreachable")
+
+        return read
+
+
 class Index:
     """Entry point to the store; hands out one :class:`TenantIndex` per tenant.
 
@@ -267,7 +317,9 @@ class TenantIndex:
 
     def __init__(self, tenant: str, collection: Any, codec: Codec) -> None:
         self.tenant = tenant
-        self.collection = collection
+        self.collection: Any = collection if isinstance(collection, RetryingCollection) else RetryingCollection(
+            collection
+        )
         self.codec = codec
         # bumped by every write through this object; in-memory caches (groundwire.retrieval) compare it
         self.generation = 0
@@ -308,6 +360,19 @@ class TenantIndex:
             ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), documents=docs, metadatas=metas
         )
         self.generation += 1  # after the write: a cache loaded during it sees the old number and reloads
+
+    def chunk_ids(self, connector: str, doc_ids: Iterable[str]) -> set[str]:
+        """The ids of every stored chunk of these documents."""
+        keys = [doc_key(connector, d) for d in doc_ids]
+        out: set[str] = set()
+        for i in range(0, len(keys), 500):
+            out.update(self.collection.get(where={"doc_key": {"$in": keys[i : i + 500]}}, include=[])["ids"])
+        return out
+
+    def delete_ids(self, ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), 500):
+            self.collection.delete(ids=list(ids[i : i + 500]))
+        self.generation += 1
 
     def delete_documents(self, connector: str, doc_ids: Iterable[str]) -> None:
         keys = [doc_key(connector, d) for d in doc_ids]

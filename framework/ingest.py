@@ -3,7 +3,10 @@
 Invariants:
 - Incremental: a document whose content hash and ACL are unchanged is not re-embedded (a new version
   is recorded, so the connector's cheap change detection works next time); an ACL-only change updates
-  metadata in place; a changed document's old chunks are replaced.
+  metadata in place; a changed document's old chunks are replaced (new chunks upserted first, then the
+  old ones it no longer has deleted, so a concurrent reader never finds the document missing).
+- One sync per data dir at a time (:mod:`groundwire.synclock`, taken by :meth:`Grounder.sync`).
+- ``--rebuild`` writes beside the live data and swaps only on success (:meth:`Ingester.rebuild`).
 - Deletions and revocations take effect in this sync.
 - Nothing lost, nothing duplicated: connector state is saved only at a :class:`Checkpoint`, after every
   change before it is in the index. A sync that dies resumes from the last checkpoint; replayed changes
@@ -231,12 +234,14 @@ class Ingester:
                 return [SyncReport(connector=n, tenant=tenant, error=problem) for n in names]
         scratch = self.config.data_path / "state-rebuild" / f"{os.getpid()}-{time.time_ns()}"
         staged_state = StateStore(scratch)
-        staged = self.index.begin_rebuild(tenant)
+        staged: TenantIndex | None = self.index.begin_rebuild(tenant)
+        assert staged is not None
         try:
             reports = [
                 self.sync_one(n, full=True, progress=progress, tindex=staged, state=staged_state) for n in names
             ]
             if all(r.ok for r in reports):
+                assert staged is not None
                 if whole:
                     self.index.commit_rebuild(staged)
                 else:
@@ -401,9 +406,11 @@ class Ingester:
         texts = [f"{c.title}\n{c.text}" if c.title else c.text for c in chunks]
         vectors = self.embedder.embed_documents(texts) if texts else None
         t1 = time.perf_counter()
+        # replace = upsert the new chunks (stable ids overwrite in place), then delete the old chunks the
+        # new version no longer has: a concurrent reader sees each chunk old or new, never a gap
         replaced = [doc.id for doc, _, replaces in per_doc if replaces]
-        if replaced:
-            tindex.delete_documents(name, replaced)
+        old_ids = tindex.chunk_ids(name, replaced) if replaced else set()
+        written: set[str] = set()
         offset = 0
         for doc, cs, replaces in per_doc:
             if not cs:
@@ -412,6 +419,7 @@ class Ingester:
                 continue
             assert vectors is not None
             tindex.add_document_chunks(cs, vectors[offset : offset + len(cs)], doc.version, doc.content_hash())
+            written.update(c.id for c in cs)
             offset += len(cs)
             report.chunks += len(cs)
             if replaces:
@@ -419,6 +427,9 @@ class Ingester:
             else:
                 report.added += 1
             existing[doc.id] = DocState(doc.version, doc.content_hash(), doc.acl.fingerprint(), len(cs))
+        stale = sorted(old_ids - written)
+        if stale:
+            tindex.delete_ids(stale)
         report.embed_seconds += t1 - t0
         report.write_seconds += time.perf_counter() - t1
         batch.docs.clear()

@@ -19,10 +19,10 @@ from typing import Any
 import pluggy
 
 from .audit_event import AuditEvent
-from .config import GroundwireConfig, load_config
+from .config import GroundwireConfig, load_config, validate_options, validate_plugin_settings
 from .connector import Connector
 from .embedding import CachedEmbedder, Embedder
-from .errors import AccessDenied, ConfigError, FeatureDisabled
+from .errors import AccessDenied, ConfigError, FeatureDisabled, InputError, explain
 from .generation import Generation, Generator, GeneratorContext
 from .index import Index, make_client
 from .ingest import Ingester, SyncReport
@@ -132,6 +132,10 @@ class Grounder:
         if c.generator.name not in self.generator_types:
             raise c.error("generator.name", f"unknown generator {c.generator.name!r}",
                           f"installed: {', '.join(sorted(self.generator_types))}")
+        models: dict[str, Any] = {}
+        for plugin in self.pm.get_plugins():
+            models.update(getattr(plugin, "SETTINGS_MODELS", None) or {})
+        validate_plugin_settings(c, models)
         for name, cc in c.connectors.items():
             if cc.type not in self.connector_types:
                 raise c.error(f"connectors.{name}.type", f"unknown connector type {cc.type!r}",
@@ -147,8 +151,9 @@ class Grounder:
 
     def _build_embedder(self) -> Embedder:
         cls = self.embedder_types[self.config.embedder.name]
+        options = validate_options(cls, self.config.embedder.options, self.config.source, "embedder.options")
         try:
-            inner = cls(**self.config.embedder.options)
+            inner = cls(**options)
         except (TypeError, ValueError) as exc:
             raise self.config.error(
                 "embedder.options", str(exc).splitlines()[0],
@@ -163,7 +168,17 @@ class Grounder:
             with self._lock:
                 if self._index is None:
                     ic = self.config.index
-                    client = make_client(ic.backend, self.config.data_path / "chroma", ic.host, ic.port, ic.ssl)
+                    try:
+                        client = make_client(
+                            ic.backend, self.config.data_path / "chroma", ic.host, ic.port, ic.ssl
+                        )
+                    except (KeyboardInterrupt, SystemExit):
+                        raise
+                    except BaseException as exc:  # Chroma's Rust bindings panic on a corrupt store
+                        known = explain(exc, self.config.data_path)
+                        if known is None:
+                            raise
+                        raise known from exc
                     self._index = Index(client, self.embedder.model_id, self.embedder.dimension, codec=self.codec)
         return self._index
 
@@ -208,8 +223,11 @@ class Grounder:
                 if self._generator is None:
                     cls = self.generator_types[self.config.generator.name]
                     context = GeneratorContext(self.embedder, tenant_regions=dict(self.config.tenant_regions))
+                    options = validate_options(
+                        cls, self.config.generator.options, self.config.source, "generator.options"
+                    )
                     try:
-                        self._generator = cls(context, **self.config.generator.options)
+                        self._generator = cls(context, **options)
                     except (TypeError, ValueError) as exc:
                         raise self.config.error(
                             "generator.options", str(exc).splitlines()[0],
@@ -269,7 +287,16 @@ class Grounder:
         if not t:
             raise ConfigError(self.config.source, "default_tenant", "no tenant given for the user",
                               "pass tenant=... or set default_tenant in the configuration")
-        return UserContext.of(user, t, groups, roles)
+        if not isinstance(user, str) or not user.strip():
+            raise InputError("the user id is empty -> pass the signed-in user's id (e.g. --user alice@example.com)")
+        if t != t.lower() and t.lower() in self.config.tenants():
+            # refused, not canonicalised: a tenant id is a security boundary and a storage name, and
+            # silently mapping one spelling onto another would hide a misconfigured caller
+            raise InputError(f"invalid tenant id {t!r}: tenant ids are lower case -> use {t.lower()!r}")
+        try:
+            return UserContext.of(user, t, groups, roles)
+        except ValueError as exc:
+            raise InputError(f"{str(exc).splitlines()[0]} -> check the user, tenant, groups and roles") from None
 
     def ground(
         self,
@@ -321,7 +348,7 @@ class Grounder:
         self, prompt: str, user: UserContext, feature: str, top_k: int | None, connectors: Sequence[str] | None
     ) -> GroundingRequest:
         if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("the prompt is empty: ask a question")
+            raise InputError("the prompt is empty -> ask a question")
         return GroundingRequest(
             user=user,
             prompt=prompt,

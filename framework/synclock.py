@@ -21,13 +21,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .errors import GroundwireError
+from .errors import SyncBusy
 
 __all__ = ["SyncBusy", "sync_lock"]
-
-
-class SyncBusy(GroundwireError):
-    """Another sync holds the data dir's sync lock."""
 
 
 def _owner(path: Path) -> str:
