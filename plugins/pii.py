@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Literal
 
-from groundwire import Action, Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl
+from groundwire import Action, Draft, GroundingRequest, GroundwireConfig, PluginSettings, Verdict, hookimpl
 from groundwire.models import Chunk
 
 __all__ = ["ENTITIES", "find_pii", "iban_valid", "luhn_valid"]
@@ -108,24 +109,35 @@ def find_pii(text: str, entities: Sequence[str] | None = None) -> list[tuple[int
     return sorted(spans)
 
 
+class PiiSettings(PluginSettings):
+    """``[plugins.settings.pii]`` (and each ``tenants.<tenant>`` override)."""
+
+    enabled: bool = True
+    entities: list[str] | None = None  # None: all of ENTITIES
+    action: Literal["redact", "flag"] = "redact"
+
+
+SETTINGS_MODELS = {PLUGIN: PiiSettings}
+
+
 @hookimpl
 def screen_output(
     request: GroundingRequest, draft: Draft, sources: Sequence[Chunk], config: GroundwireConfig
 ) -> Verdict | None:
-    s = config.plugin_settings(PLUGIN, request.user.tenant)
-    if not s.get("enabled", True):
+    s = config.plugin_settings(PLUGIN, request.user.tenant, PiiSettings)
+    if not s.enabled:
         return None
-    unknown = set(s.get("entities", ())) - set(ENTITIES)
+    unknown = set(s.entities or ()) - set(ENTITIES)
     if unknown:
         raise config.error(
             f"plugins.settings.{PLUGIN}.entities",
             f"unknown entities {sorted(unknown)}",
             f"choose from {', '.join(ENTITIES)}",
         )
-    spans = find_pii(draft.text, s.get("entities"))
+    spans = find_pii(draft.text, s.entities)
     if not spans:
         return None
-    action = Action.FLAG if s.get("action", "redact") == "flag" else Action.REDACT
+    action = Action.FLAG if s.action == "flag" else Action.REDACT
     counts: dict[str, int] = {}
     for _, _, label in spans:
         counts[label] = counts.get(label, 0) + 1
