@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from groundwire import ConfigError, Draft, GroundingRequest, Grounder, UserContext, config_from_dict
+from groundwire import ConfigError, Draft, Grounder, GroundingRequest, UserContext, config_from_dict
 from groundwire.plugins import groundedness, pii
 
 from .conftest import kb, make_chunk
@@ -32,7 +32,10 @@ def _grounder(tmp_path: Path, corpus: Path, settings: dict[str, Any]) -> Grounde
         ({"groundedness": {"min_words": "3"}}, "plugins.settings.groundedness.min_words"),
         ({"pii": {"action": "shout"}}, "plugins.settings.pii.action"),
         ({"pii": {"tenants": {"acme": {"enabled": "no"}}}}, "plugins.settings.pii.tenants.acme.enabled"),
-        ({"content_safety": {"tenants": {"acme": {"blok_at": 4}}}}, "plugins.settings.content_safety.tenants.acme.blok_at"),
+        (
+            {"content_safety": {"tenants": {"acme": {"blok_at": 4}}}},
+            "plugins.settings.content_safety.tenants.acme.blok_at",
+        ),
         ({"presidio": {"score_threshold": 2.0}}, "plugins.settings.presidio.score_threshold"),
         ({"azure_content_safety": {"fail_closed": "yes"}}, "plugins.settings.azure_content_safety.fail_closed"),
     ],
