@@ -57,10 +57,14 @@ def keys_generate(key_id: Annotated[str, typer.Option("--id", help="Key id.")] =
 @keys_app.command("rotate")
 def keys_rotate(config: ConfigOpt = _CFG) -> None:
     """Re-encrypt stored chunk payloads, audit lines and drafts with the current key."""
+    from .synclock import sync_lock
     from .trust import rotate_keys
 
     g = _grounder(config)
-    counts = rotate_keys(g)
+    # re-encrypting chunk payloads while a sync writes them would lose one side's writes
+    with sync_lock(g.config.data_path, wait=True,
+                   on_wait=lambda msg: err_console.print(f"waiting: {escape(msg)}")):
+        counts = rotate_keys(g)
     console.print(
         f"re-encrypted with key {g.codec.current!r}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
     )
