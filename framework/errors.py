@@ -10,7 +10,10 @@
     ├── AccessDenied         the user may not do this (says nothing about what exists)
     ├── FeatureDisabled      the feature is not enabled for any of the user's roles
     ├── PromptBlocked        the prompt shield refused the request
-    └── MissingExtra         an optional dependency is not installed (names the pip extra)
+    ├── MissingExtra         an optional dependency is not installed (names the pip extra)
+    └── StorageError         a file or database under the data dir could not be written or read
+        │                    (names the path and the cause: disk full, read-only, permissions)
+        └── AuditWriteError  the audit record of a request could not be written: the request fails
 
 Messages must never contain text from documents the caller may not read.
 """
@@ -27,7 +30,12 @@ __all__ = [
     "MissingExtra",
     "PluginLoadError",
     "PromptBlocked",
+    "StorageError",
+    "AuditWriteError",
+    "storage_error",
 ]
+
+import errno as _errno
 
 
 class GroundwireError(Exception):
@@ -97,3 +105,54 @@ class MissingExtra(GroundwireError):
     def __init__(self, what: str, extra: str) -> None:
         self.extra = extra
         super().__init__(f"{what} needs an optional dependency: pip install 'groundwire[{extra}]'")
+
+
+_CAUSES = {
+    _errno.ENOSPC: "there is no space left on the disk",
+    _errno.EDQUOT: "the disk quota is exhausted",
+    _errno.EROFS: "the file system is read-only",
+    _errno.EACCES: "permission denied",
+    _errno.EPERM: "permission denied",
+}
+_HINTS = {
+    _errno.ENOSPC: "free disk space (or move data_dir to a larger disk), then retry",
+    _errno.EDQUOT: "free space within the quota (or raise it), then retry",
+    _errno.EROFS: "mount it read-write or point data_dir at a writable directory",
+    _errno.EACCES: "give the process write access to it or point data_dir elsewhere",
+    _errno.EPERM: "give the process write access to it or point data_dir elsewhere",
+}
+
+
+class StorageError(GroundwireError):
+    """Persistent state under the data directory could not be written (or read).
+
+    :param what: what was being written, e.g. ``the audit log``
+    :param path: the file or directory
+    :param cause: the underlying :class:`OSError` (its ``errno`` picks the wording: ENOSPC says disk space)
+    """
+
+    def __init__(self, what: str, path: object, cause: BaseException | str) -> None:
+        self.what, self.path = what, str(path)
+        code = getattr(cause, "errno", None)
+        self.errno = code if isinstance(code, int) else None
+        self.disk_full = code in (_errno.ENOSPC, _errno.EDQUOT)
+        reason = _CAUSES.get(code or -1) or (
+            cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+        )
+        hint = _HINTS.get(code or -1, "check the disk and the permissions of the data directory, then retry")
+        super().__init__(f"could not write {what} at {self.path}: {reason} -> {hint}")
+
+
+class AuditWriteError(StorageError):
+    """The audit record could not be written; the operation it records is refused (fail closed)."""
+
+
+def storage_error(what: str, path: object, exc: BaseException, cls: type[StorageError] = StorageError) -> StorageError:
+    """A :class:`StorageError` (or ``cls``) for ``exc``, with ``disk space`` named when the disk is full.
+
+    SQLite reports a full disk as ``sqlite3.OperationalError('database or disk is full')`` without an errno;
+    that wording is mapped to ENOSPC here so callers get the same message.
+    """
+    if not isinstance(exc, OSError) and "disk is full" in str(exc):
+        exc = OSError(_errno.ENOSPC, "No space left on device")
+    return cls(what, path, exc)
