@@ -29,6 +29,7 @@ from .connector import Checkpoint, Connector, ConnectorContext, Delete, Skipped,
 from .embedding import Embedder
 from .errors import ConfigError, ConnectorError, GroundwireError, storage_error
 from .index import DocState, Index, TenantIndex
+from .keycheck import check_index
 from .models import Chunk, Document
 from .stores.fs import disk_full_error
 
@@ -257,6 +258,12 @@ class Ingester:
             report.error = str(exc)
             return report
         collection = str(getattr(tindex.collection, "id", ""))
+        try:
+            check_index([tindex], tindex.codec)  # a keyring that cannot read this index writes nothing
+        except GroundwireError as exc:
+            connector.close()
+            report.error = str(exc)
+            return report
         if full:
             self.state.clear(cc.tenant, name)
         state = self.state.load_for(cc.tenant, name, collection, len(existing))

@@ -70,6 +70,9 @@ def rotate_keys(g: Grounder) -> dict[str, int]:
         raise EncryptionError(
             "encryption is not enabled: set [encryption] enabled = true and a key provider first"
         )
+    from .keycheck import check_index
+
+    check_index([g.index.tenant(t) for t in g.config.tenants()], codec)  # refuse before re-encrypting
     counts = {"chunks": 0, "audit_lines": 0, "drafts": 0, "quarantined": 0}
     for tenant in g.config.tenants():
         col = g.index.tenant(tenant).collection
