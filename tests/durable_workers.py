@@ -56,3 +56,13 @@ def die_mid_write(path: str) -> None:
     audit_mod.os.write = half_then_die  # type: ignore[assignment]
     AuditLog(Path(path)).append({"kind": "test", "tenant": "t", "actor": "victim", "request_id": "killed",
                                  "at": "", "data": {}})
+
+
+def sync_and_ask(root: str) -> tuple[list[tuple[str, bool, int, str]], int]:
+    """In a fresh process: sync the trust-helpers corpus under ``root`` and ask once; returns
+    ``[(connector, ok, added, error)]`` and the number of citations."""
+    from .trust_helpers import grounder
+
+    g = grounder(Path(root))
+    reports = [(r.connector, r.ok, r.added, r.error) for r in g.sync()]
+    return reports, len(g.ground("When is payday?", "alice", tenant="acme").citations)
