@@ -75,16 +75,18 @@ def audit_verify(
     config: ConfigOpt = _CFG, tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None
 ) -> None:
     """Check the hash chain of every audit log; exit 1 naming the file and line of any tampering."""
-    from .trust import verify_audit
+    from .trust import audit_reports
 
-    results = verify_audit(_grounder(config), tenant)
+    results = audit_reports(_grounder(config), tenant)
     bad = 0
-    for path, problems in results.items():
-        for p in problems:
+    for path, report in results.items():
+        for p in report.notes:
+            console.print(f"[yellow]note[/] {escape(str(path))}:{p.line}: {escape(p.problem)}")
+        for p in report.problems:
             bad += 1
             err_console.print(f"[red]TAMPERED[/] {escape(str(path))}:{p.line}: {escape(p.problem)}")
-        if not problems:
-            console.print(f"ok {escape(str(path))}")
+        if report.ok:
+            console.print(f"ok {escape(str(path))} ({report.records} records)")
     if not results:
         console.print("no audit logs yet")
     if bad:

@@ -120,6 +120,11 @@ class AuditConfig(_Strict):
 
     store_prompts: bool = False
     store_drafts: bool = False
+    #: fsync every audit line and checkpoint before the request returns (off: a power loss may lose lines)
+    fsync: bool = True
+    #: where the keyed checkpoints of the logs live (default ``<data_dir>/audit/.checkpoints``); relative to
+    #: the configuration file. Put it on another volume to keep it apart from the logs.
+    checkpoint_dir: str = ""
 
 
 class PluginsConfig(_Strict):

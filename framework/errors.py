@@ -11,8 +11,11 @@
     ├── FeatureDisabled      the feature is not enabled for any of the user's roles
     ├── PromptBlocked        the prompt shield refused the request
     ├── MissingExtra         an optional dependency is not installed (names the pip extra)
+    ├── StorageError         a file or database under the data dir could not be written or read
+    │   │                    (names the path and the cause: disk full, read-only, permissions)
+    │   ├── AuditWriteError  the audit record of a request could not be written: the request fails
+    │   └── CorruptStore     a store cannot be opened (names the recovery command)
     ├── InputError           a request argument is wrong (empty prompt or user, malformed tenant id)
-    ├── StorageError         the disk is full, the data dir is read-only, or a store is corrupt
     └── SyncBusy             another sync holds the data dir's sync lock (groundwire.synclock)
 
 Every class has ``exit_code``: 2 for usage and configuration errors, 1 for refusals and failures (the
@@ -30,6 +33,8 @@ from pathlib import Path as _Path
 
 __all__ = [
     "AccessDenied",
+    "AuditWriteError",
+    "CorruptStore",
     "InputError",
     "StorageError",
     "SyncBusy",
@@ -42,6 +47,7 @@ __all__ = [
     "MissingExtra",
     "PluginLoadError",
     "PromptBlocked",
+    "storage_error",
 ]
 
 
@@ -122,25 +128,73 @@ class MissingExtra(GroundwireError):
         super().__init__(f"{what} needs an optional dependency: pip install 'groundwire[{extra}]'")
 
 
+_CAUSES = {
+    _errno.ENOSPC: "there is no space left on the disk",
+    _errno.EDQUOT: "the disk quota is exhausted",
+    _errno.EROFS: "the file system is read-only",
+    _errno.EACCES: "permission denied",
+    _errno.EPERM: "permission denied",
+}
+_HINTS = {
+    _errno.ENOSPC: "free disk space (or move data_dir to a larger disk), then retry",
+    _errno.EDQUOT: "free space within the quota (or raise it), then retry",
+    _errno.EROFS: "mount it read-write or point data_dir at a writable directory",
+    _errno.EACCES: "give the process write access to it or point data_dir elsewhere",
+    _errno.EPERM: "give the process write access to it or point data_dir elsewhere",
+}
+
+
+class StorageError(GroundwireError):
+    """Persistent state under the data directory could not be written (or read).
+
+    :param what: what was being written, e.g. ``the audit log``
+    :param path: the file or directory
+    :param cause: the underlying :class:`OSError` (its ``errno`` picks the wording: ENOSPC says disk space)
+    """
+
+    def __init__(self, what: str, path: object, cause: BaseException | str) -> None:
+        self.what, self.path = what, str(path)
+        code = getattr(cause, "errno", None)
+        self.errno = code if isinstance(code, int) else None
+        self.disk_full = code in (_errno.ENOSPC, _errno.EDQUOT)
+        reason = _CAUSES.get(code or -1) or (
+            cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+        )
+        hint = _HINTS.get(code or -1, "check the disk and the permissions of the data directory, then retry")
+        super().__init__(f"could not write {what} at {self.path}: {reason} -> {hint}")
+
+
+class AuditWriteError(StorageError):
+    """The audit record could not be written; the operation it records is refused (fail closed)."""
+
+
+def storage_error(what: str, path: object, exc: BaseException, cls: type[StorageError] = StorageError) -> StorageError:
+    """A :class:`StorageError` (or ``cls``) for ``exc``, with ``disk space`` named when the disk is full.
+
+    SQLite reports a full disk as ``sqlite3.OperationalError('database or disk is full')`` without an errno;
+    that wording is mapped to ENOSPC here so callers get the same message.
+    """
+    if not isinstance(exc, OSError) and "disk is full" in str(exc):
+        exc = OSError(_errno.ENOSPC, "No space left on device")
+    return cls(what, path, exc)
+
+
 class InputError(GroundwireError):
     """A request argument is wrong (what the caller typed, not the configuration)."""
 
     exit_code = 2
 
 
-class StorageError(GroundwireError):
-    """Persistent state cannot be written or read: disk full, read-only data dir, corrupt store.
-
-    :param path: the file or folder concerned
-    """
-
-    def __init__(self, path: str | _Path, problem: str, hint: str) -> None:
-        self.path = str(path)
-        super().__init__(f"{path}: {problem} -> {hint}")
-
-
 class SyncBusy(GroundwireError):
     """Another sync holds the data dir's sync lock."""
+
+
+class CorruptStore(StorageError):
+    """A store cannot be opened because its files are damaged; the message names the recovery."""
+
+    def __init__(self, what: str, path: object, problem: str, recovery: str) -> None:
+        self.what, self.path, self.errno, self.disk_full = what, str(path), None, False
+        GroundwireError.__init__(self, f"{what} at {self.path} {problem} -> {recovery}")
 
 
 _NO_SPACE = ("No space left", "Error in compaction", "database or disk is full", "SQLITE_FULL")
@@ -166,21 +220,18 @@ def explain(exc: BaseException, data_dir: str | _Path | None = None) -> Groundwi
     where = str(data_dir) if data_dir is not None else "the data dir"
     text = str(exc)
     cause = exc.__cause__ or exc.__context__
-    if isinstance(exc, OSError) and exc.errno == _errno.ENOSPC or any(t in text for t in _NO_SPACE):
-        return StorageError(getattr(exc, "filename", None) or where, "no space left on the device",
-                            "free disk space (or move data_dir to a larger disk) and run the command again")
-    if isinstance(exc, OSError) and exc.errno in (_errno.EROFS, _errno.EACCES, _errno.EPERM) or any(
-        t in text for t in _READ_ONLY
-    ):
-        return StorageError(getattr(exc, "filename", None) or where, "cannot write here (read-only or "
-                            "permission denied)", "make data_dir writable by this user, or set data_dir "
-                            "to a writable folder in the configuration")
+    if isinstance(exc, OSError) and exc.errno in _CAUSES:
+        return storage_error("data", exc.filename or where, exc)
+    if any(t in text for t in _NO_SPACE):
+        return storage_error("data", where, OSError(_errno.ENOSPC, "No space left on device"))
+    if any(t in text for t in _READ_ONLY):
+        return storage_error("data", where, OSError(_errno.EROFS, "Read-only file system"))
     if isinstance(exc, _sqlite3.DatabaseError) and any(t in text for t in _CORRUPT):
-        return StorageError(where, f"a store is corrupt ({_first_line(exc)})",
+        return CorruptStore("a store", where, f"is corrupt ({_first_line(exc)})",
                             "restore it from a backup, or move it aside and run the command again")
     if type(exc).__name__ == "PanicException" or any(t in text for t in _CORRUPT):
         chroma = _Path(where) / "chroma" if data_dir is not None else _Path("<data_dir>/chroma")
-        return StorageError(chroma, f"the index store is corrupt or unreadable ({_first_line(exc)})",
+        return CorruptStore("the index store", chroma, f"is corrupt or unreadable ({_first_line(exc)})",
                             f"move it aside (mv {chroma} {chroma}.corrupt) and run 'groundwire sync --full' "
                             "to rebuild it from the sources")
     if type(exc).__name__ == "PluginValidationError":

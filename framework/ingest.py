@@ -31,9 +31,11 @@ from .chunking import chunk_document
 from .config import GroundwireConfig
 from .connector import Checkpoint, Connector, ConnectorContext, Delete, Skipped, Unchanged, Upsert
 from .embedding import Embedder
-from .errors import ConfigError, ConnectorError, GroundwireError
+from .errors import ConfigError, ConnectorError, GroundwireError, storage_error
 from .index import DocState, Index, TenantIndex
+from .keycheck import check_index
 from .models import Chunk, Document
+from .stores.fs import disk_full_error
 
 __all__ = ["Ingester", "SyncReport", "StateStore"]
 
@@ -83,7 +85,17 @@ class SyncReport:
 
 
 class StateStore:
-    """Connector state files under ``<data_dir>/state/<tenant>/<connector>.json``, written atomically."""
+    """Connector state files under ``<data_dir>/state/<tenant>/<connector>.json``.
+
+    Invariants: a file is replaced atomically (temp file + fsync + rename + directory fsync), so a crash
+    leaves the old state or the new one, never a torn file. Each file also records which index data the
+    state describes (``{"format": 2, "index": {"collection", "documents"}, "state": {...}}``);
+    :meth:`load_for` returns an empty state (a full sync) when that index data is gone, so a delta token
+    never says "no changes" about documents the index no longer holds. A write that fails raises
+    :class:`~groundwire.errors.StorageError` (naming disk space when the disk is full).
+    """
+
+    FORMAT = 2
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -91,26 +103,74 @@ class StateStore:
     def path(self, tenant: str, connector: str) -> Path:
         return self.root / tenant / f"{connector}.json"
 
-    def load(self, tenant: str, connector: str) -> dict[str, Any]:
+    def _read(self, tenant: str, connector: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
         p = self.path(tenant, connector)
         if not p.exists():
-            return {}
+            return {}, None
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             log.warning("state file %s is unreadable (%s); doing a full sync of %s", p, exc, connector)
-            return {}
-        return data if isinstance(data, dict) else {}
+            return {}, None
+        if not isinstance(data, dict):
+            return {}, None
+        if data.get("format") == self.FORMAT and isinstance(data.get("state"), dict):
+            marker = data.get("index")
+            return dict(data["state"]), dict(marker) if isinstance(marker, dict) else None
+        return data, None  # format 1: the bare connector state, no index marker
 
-    def save(self, tenant: str, connector: str, state: Mapping[str, Any]) -> None:
+    def load(self, tenant: str, connector: str) -> dict[str, Any]:
+        """The saved connector state (empty: none, or unreadable)."""
+        return self._read(tenant, connector)[0]
+
+    def load_for(self, tenant: str, connector: str, collection: str, documents: int) -> dict[str, Any]:
+        """The saved state if the index still holds what it describes, else ``{}`` (and the file removed).
+
+        :param collection: the id of the tenant's collection now (a deleted or rebuilt index has a new one)
+        :param documents: how many documents of ``connector`` the index holds now
+        """
+        state, marker = self._read(tenant, connector)
+        if not state:
+            return state
+        if marker is None:
+            stale = documents == 0  # format 1: only a state over an empty index is known to be stale
+        else:
+            stale = str(marker.get("collection", "")) != collection or (
+                int(marker.get("documents", 0)) > 0 and documents == 0
+            )
+        if stale:
+            log.warning("the index no longer holds the documents the saved state of %s/%s describes; "
+                        "doing a full sync", tenant, connector)
+            self.clear(tenant, connector)
+            return {}
+        return state
+
+    def save(
+        self, tenant: str, connector: str, state: Mapping[str, Any], collection: str = "", documents: int = 0
+    ) -> None:
         p = self.path(tenant, connector)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{connector}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
+        body = {"format": self.FORMAT, "index": {"collection": collection, "documents": documents},
+                "state": dict(state)}
+        tmp = ""
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{connector}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(body, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+            tmp = ""
+            dfd = os.open(p.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            raise storage_error(f"the sync state of connector {connector!r}", p, exc) from exc
+        finally:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
 
     def clear(self, tenant: str, connector: str) -> None:
         self.path(tenant, connector).unlink(missing_ok=True)
@@ -246,10 +306,12 @@ class Ingester:
                     self.index.commit_rebuild(staged)
                 else:
                     self._merge_into_live(staged, names)
+                live = staged if whole else self.index.tenant(tenant)
                 for n in names:
                     data = staged_state.load(tenant, n)
-                    if data:
-                        self.state.save(tenant, n, data)
+                    if data:  # re-recorded against the live collection (see StateStore.load_for)
+                        self.state.save(tenant, n, data, str(getattr(live.collection, "id", "")),
+                                        len(live.documents(n)))
                     else:
                         self.state.clear(tenant, n)
                 staged = None if whole else staged
@@ -310,9 +372,16 @@ class Ingester:
         except GroundwireError as exc:
             report.error = str(exc)
             return report
+        collection = str(getattr(tindex.collection, "id", ""))
+        try:
+            check_index([tindex], tindex.codec)  # a keyring that cannot read this index writes nothing
+        except GroundwireError as exc:
+            connector.close()
+            report.error = str(exc)
+            return report
         if full:
             store.clear(cc.tenant, name)
-        saved = store.load(cc.tenant, name)
+        saved = store.load_for(cc.tenant, name, collection, len(existing))
         batch = _Batch()
         try:
             for change in connector.changes(saved):
@@ -348,15 +417,19 @@ class Ingester:
                     log.info("%s: skipped %s: %s", name, change.item, change.reason)
                 elif isinstance(change, Checkpoint):
                     self._flush(tindex, name, batch, existing, report)
-                    store.save(cc.tenant, name, change.state)
+                    store.save(cc.tenant, name, change.state, collection, len(existing))
                 if progress:
                     progress(name, report)
             self._flush(tindex, name, batch, existing, report)
         except GroundwireError as exc:
             report.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a connector bug must not stop the other connectors
-            log.exception("connector %s failed", name)
-            report.error = str(ConnectorError(name, f"{type(exc).__name__}: {exc}"))
+            full_disk = disk_full_error(exc, self.config.data_path, "the index")
+            if full_disk is not None:
+                report.error = str(full_disk)
+            else:
+                log.exception("connector %s failed", name)
+                report.error = str(ConnectorError(name, f"{type(exc).__name__}: {exc}"))
         finally:
             connector.close()
         report.seconds = time.perf_counter() - t0

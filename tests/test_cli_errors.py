@@ -157,4 +157,4 @@ def test_full_disk_names_disk_space(tmp_path: Path, tmpfs: Path) -> None:
     p = gw(root, "sync")
     assert p.returncode == 1
     assert "Traceback" not in p.stderr, p.stderr
-    assert "no space left on the device" in p.stderr, p.stderr
+    assert "no space left on the disk" in p.stderr, p.stderr
