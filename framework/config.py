@@ -28,7 +28,7 @@ import inspect
 import logging
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -239,15 +239,20 @@ def _validate_model(model: type[M], data: Mapping[str, Any], source: str, where:
         raise ConfigError(source, key, err["msg"], f"got {err.get('input')!r}") from None
 
 
-def validate_plugin_settings(config: GroundwireConfig, models: Mapping[str, type[BaseModel]]) -> None:
+def validate_plugin_settings(
+    config: GroundwireConfig, models: Mapping[str, type[BaseModel]], plugin_names: Iterable[str] = ()
+) -> None:
     """Check every ``[plugins.settings.<section>]`` a plugin declared a model for, and each of its
-    ``tenants.<tenant>`` overrides (merged over the section, as the plugin will read them). Sections no
-    loaded plugin declares are logged (a plugin without a model, or a misspelt section name)."""
+    ``tenants.<tenant>`` overrides (merged over the section, as the plugin will read them). A section
+    that neither a model nor a registered plugin's name covers is logged (a misspelt section name, or a
+    plugin that is not installed); a plugin without a model reads its section unchecked."""
+    names = set(plugin_names)
     for section, data in config.plugins.settings.items():
         model = models.get(section)
         if model is None:
-            log.warning("%s: [plugins.settings.%s] is not declared by any loaded plugin; is the name right?",
-                        config.source, section)
+            if section not in names:
+                log.warning("%s: [plugins.settings.%s] is not read by any loaded plugin; is the name right?",
+                            config.source, section)
             continue
         tenants = data.get("tenants", {}) or {}
         if not isinstance(tenants, Mapping):

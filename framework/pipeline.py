@@ -135,7 +135,7 @@ class Grounder:
         models: dict[str, Any] = {}
         for plugin in self.pm.get_plugins():
             models.update(getattr(plugin, "SETTINGS_MODELS", None) or {})
-        validate_plugin_settings(c, models)
+        validate_plugin_settings(c, models, [name for name, _ in self.pm.list_name_plugin()])
         for name, cc in c.connectors.items():
             if cc.type not in self.connector_types:
                 raise c.error(f"connectors.{name}.type", f"unknown connector type {cc.type!r}",
