@@ -16,7 +16,7 @@ from pathlib import Path
 from .conftest import write
 from .test_cli_errors import ENV, gw, one_line, project
 
-DOCS = 10
+DOCS = 12
 
 
 def _text(i: int, version: int) -> str:
@@ -46,7 +46,8 @@ def test_second_sync_and_readers_during_a_sync(tmp_path: Path) -> None:
         while _owner_pid(data) != first.pid and first.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _owner_pid(data) == first.pid, "the first sync never took the lock"
-        busy = gw(root, "sync")
+        busy_p = subprocess.Popen([sys.executable, "-m", "groundwire", "sync"], cwd=root, env=ENV,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         waiter = subprocess.Popen([sys.executable, "-m", "groundwire", "sync", "--wait", "--json"], cwd=root,
                                   env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         asks, during = [], 0
@@ -54,6 +55,8 @@ def test_second_sync_and_readers_during_a_sync(tmp_path: Path) -> None:
             p = gw(root, "ask", "annual leave policy", "--user", "alice", "--json")
             during += first.poll() is None  # this ask finished while the sync was still writing
             asks.append(p)
+        b_out, b_err = busy_p.communicate(timeout=300)
+        busy = subprocess.CompletedProcess(busy_p.args, busy_p.returncode, b_out, b_err)
         out, err = first.communicate(timeout=300)
         w_out, w_err = waiter.communicate(timeout=300)
     finally:
