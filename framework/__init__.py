@@ -5,7 +5,7 @@ The public API plugins and apps import. See ``groundwire.hookspecs`` for the plu
 
 from __future__ import annotations
 
-from .config import GroundwireConfig, config_from_dict, load_config
+from .config import GroundwireConfig, PluginSettings, config_from_dict, load_config
 from .connector import (
     Checkpoint,
     Connector,
@@ -82,6 +82,7 @@ __all__ = [
     "Grounder",
     "GroundingRequest",
     "GroundwireConfig",
+    "PluginSettings",
     "GroundwireError",
     "InvalidPrincipal",
     "MissingExtra",

@@ -1,12 +1,15 @@
 """The ``groundwire`` command line: init, sync, ask, plugins (plugins add more via ``register_commands``).
 
-Errors are printed as one clear line (what is wrong, what to do) with exit code 2 for configuration
-problems and 1 for other failures; ``--debug`` shows the traceback.
+Errors are printed as one line on stderr (what is wrong -> what to do), never a traceback, with exit
+code 2 for usage and configuration problems and 1 for refusals and failures (``GroundwireError.exit_code``;
+foreign exceptions are mapped by :func:`groundwire.errors.explain`, anything else is reported as an
+internal error with its type). ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -21,7 +24,7 @@ from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import ConfigError, GroundwireError
+from .errors import ConfigError, explain
 from .ingest import SyncReport
 from .models import Draft
 
@@ -33,9 +36,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 ConfigOpt = Annotated[
     Path,
@@ -45,9 +49,25 @@ _DEFAULT_CONFIG = Path("groundwire.toml")
 _STATE: dict[str, Any] = {"debug": False}
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("groundwire")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"groundwire {_version()}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
 ) -> None:
     _STATE["debug"] = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -56,7 +76,9 @@ def _root(
 def _grounder(config: Path) -> Any:
     from .pipeline import Grounder
 
-    return Grounder.from_config(config)
+    g = Grounder.from_config(config)
+    _STATE["data_dir"] = g.config.data_path  # named in storage error messages
+    return g
 
 
 INIT_TEMPLATE = """\
@@ -143,8 +165,18 @@ def sync(
         bool, typer.Option(help="Drop the index and re-embed everything (after an embedder change).")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="If another sync is running on the data dir, wait for it (default: exit 1).")
+    ] = False,
+    timeout: Annotated[
+        float | None, typer.Option(help="With --wait: give up after this many seconds (default: no limit).")
+    ] = None,
 ) -> None:
-    """Fetch documents from the configured connectors and update the index."""
+    """Fetch documents from the configured connectors and update the index.
+
+    One sync per data dir at a time: a second one exits 1 naming the running one, or with --wait waits.
+    --rebuild re-embeds into a new collection and switches to it only if every connector succeeded.
+    """
     g = _grounder(config)
     with Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[status]}"),
@@ -164,7 +196,10 @@ def sync(
                 f"skipped {len(r.skipped)} | {r.chunks} chunks",
             )
 
-        reports = g.sync(connector or None, full=full, progress=on_progress, rebuild=rebuild)
+        reports = g.sync(
+            connector or None, full=full, progress=on_progress, rebuild=rebuild, wait=wait, timeout=timeout,
+            on_wait=lambda msg: err_console.print(f"[yellow]waiting:[/] {escape(msg)}"),
+        )
     if as_json:
         console.print_json(json.dumps([r.to_dict() | {"skipped_items": r.skipped} for r in reports]))
     else:
@@ -271,39 +306,65 @@ def serve(
 
 
 def _register_plugin_commands() -> None:
-    try:
-        from .pluginmanager import make_plugin_manager
+    """Add the commands of the built-in plugins (keys, audit, review, ...) and of installed plugins.
 
+    If the installed plugins cannot be loaded at all (strict mode), the built-in commands are still
+    registered from a manager without entry points, so ``groundwire`` always works.
+    """
+    from .pluginmanager import make_plugin_manager
+
+    try:
         pm = make_plugin_manager(load_entrypoints=os.environ.get("GROUNDWIRE_NO_PLUGIN_COMMANDS") is None)
         pm.hook.register_commands(cli=app)
-    except GroundwireError as exc:
-        err_console.print(f"[yellow]warning[/] plugin commands not loaded: {escape(str(exc))}")
+        return
+    except Exception as exc:  # noqa: BLE001 - a plugin's command must not hide the built-in ones
+        err_console.print(f"[yellow]warning:[/] plugin commands not loaded: {escape(_error_line(exc)[0])}")
+    make_plugin_manager(load_entrypoints=False).hook.register_commands(cli=app)
+
+
+def _error_line(exc: BaseException) -> tuple[str, int]:
+    """The one line and exit code for ``exc`` (see the module docstring)."""
+    known = explain(exc, _STATE.get("data_dir"))
+    if isinstance(known, ConfigError):
+        return f"configuration error: {known}", known.exit_code
+    if known is not None:
+        return f"error: {known}", known.exit_code
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return (
+        f"internal error: {type(exc).__name__}: {first} -> run again with --debug for the traceback and "
+        "report it",
+        1,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    _register_plugin_commands()
+    """Run the CLI; returns the exit status. Never lets an exception out (except with --debug)."""
+    try:
+        _register_plugin_commands()
+    except Exception as exc:  # noqa: BLE001 - the built-in commands must work whatever a plugin does
+        err_console.print(f"[yellow]warning:[/] plugin commands not loaded: {escape(_error_line(exc)[0])}")
     try:
         rv = app(args=argv, standalone_mode=False)
         if isinstance(rv, int) and rv:
             return rv  # click returns a typer.Exit code instead of raising it when standalone_mode=False
-    except ConfigError as exc:
-        err_console.print(f"[red]configuration error:[/] {escape(str(exc))}")
-        return 2
-    except GroundwireError as exc:
-        if _STATE["debug"]:
-            raise
-        err_console.print(f"[red]error:[/] {escape(str(exc))}")
-        return 1
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         return 130
-    except Exception as exc:  # click usage errors (typer may bundle its own click)
-        if isinstance(exc, _click_exceptions()):
-            exc.show()  # type: ignore[attr-defined]
-            return int(exc.exit_code)  # type: ignore[attr-defined]
+    except SystemExit:
         raise
+    except BaseException as exc:  # noqa: BLE001 - includes the Rust PanicException (a BaseException)
+        if isinstance(exc, _click_exceptions()):
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            cmd = getattr(getattr(exc, "ctx", None), "command_path", "groundwire")
+            err_console.print(f"usage error: {escape(message)} -> see '{escape(cmd)} -h'")
+            return int(getattr(exc, "exit_code", 2))
+        if _STATE["debug"]:
+            raise
+        line, code = _error_line(exc)
+        err_console.print(escape(line.replace("\n", " ")))
+        return code
     return 0
 
 

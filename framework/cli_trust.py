@@ -81,10 +81,14 @@ def keys_generate(
 @keys_app.command("rotate")
 def keys_rotate(config: ConfigOpt = _CFG) -> None:
     """Re-encrypt stored chunk payloads, audit lines and drafts with the current key."""
+    from .synclock import sync_lock
     from .trust import rotate_keys
 
     g = _grounder(config)
-    counts = rotate_keys(g)
+    # re-encrypting chunk payloads while a sync writes them would lose one side's writes
+    with sync_lock(g.config.data_path, wait=True,
+                   on_wait=lambda msg: err_console.print(f"waiting: {escape(msg)}")):
+        counts = rotate_keys(g)
     console.print(
         f"re-encrypted with key {g.codec.current!r}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
     )
@@ -95,16 +99,18 @@ def audit_verify(
     config: ConfigOpt = _CFG, tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None
 ) -> None:
     """Check the hash chain of every audit log; exit 1 naming the file and line of any tampering."""
-    from .trust import verify_audit
+    from .trust import audit_reports
 
-    results = verify_audit(_grounder(config), tenant)
+    results = audit_reports(_grounder(config), tenant)
     bad = 0
-    for path, problems in results.items():
-        for p in problems:
+    for path, report in results.items():
+        for p in report.notes:
+            console.print(f"[yellow]note[/] {escape(str(path))}:{p.line}: {escape(p.problem)}")
+        for p in report.problems:
             bad += 1
             err_console.print(f"[red]TAMPERED[/] {escape(str(path))}:{p.line}: {escape(p.problem)}")
-        if not problems:
-            console.print(f"ok {escape(str(path))}")
+        if report.ok:
+            console.print(f"ok {escape(str(path))} ({report.records} records)")
     if not results:
         console.print("no audit logs yet")
     if bad:

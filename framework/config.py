@@ -25,12 +25,15 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import inspect
+import logging
 import tomllib
-from collections.abc import Mapping
+import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from .errors import ConfigError
 from .models import canonical_id, validate_tenant
@@ -43,10 +46,25 @@ __all__ = [
     "GeneratorConfig",
     "GroundwireConfig",
     "IndexConfig",
+    "PluginSettings",
     "PluginsConfig",
     "RetrievalConfig",
     "load_config",
+    "validate_options",
+    "validate_plugin_settings",
 ]
+
+log = logging.getLogger("groundwire.config")
+M = TypeVar("M", bound=BaseModel)
+
+
+class PluginSettings(BaseModel):
+    """Base of a plugin's ``[plugins.settings.<name>]`` model: unknown keys and wrong types are errors
+    (strict: ``"false"`` is not a bool, ``"3"`` is not an int). A plugin module declares its models as
+    ``SETTINGS_MODELS = {"<section>": Model}``; they are checked at start-up (every section and every
+    ``tenants.<tenant>`` override) and read with :meth:`GroundwireConfig.plugin_settings`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class _Strict(BaseModel):
@@ -103,6 +121,11 @@ class AuditConfig(_Strict):
 
     store_prompts: bool = False
     store_drafts: bool = False
+    #: fsync every audit line and checkpoint before the request returns (off: a power loss may lose lines)
+    fsync: bool = True
+    #: where the keyed checkpoints of the logs live (default ``<data_dir>/audit/.checkpoints``); relative to
+    #: the configuration file. Put it on another volume to keep it apart from the logs.
+    checkpoint_dir: str = ""
 
 
 class PluginsConfig(_Strict):
@@ -188,16 +211,29 @@ class GroundwireConfig(_Strict):
         """The enabled connectors configured for ``tenant`` (the only ones it may search)."""
         return {n: c for n, c in self.connectors.items() if c.tenant == tenant and c.enabled}
 
-    def plugin_settings(self, plugin: str, tenant: str | None = None) -> dict[str, Any]:
-        """``[plugins.settings.<plugin>]``; with ``tenant``, a copy with that tenant's overrides from
-        ``[plugins.settings.<plugin>.tenants.<tenant>]`` applied (and the ``tenants`` table removed)."""
+    @typing.overload
+    def plugin_settings(self, plugin: str, tenant: str | None = None) -> dict[str, Any]: ...
+
+    @typing.overload
+    def plugin_settings(self, plugin: str, tenant: str | None, model: type[M]) -> M: ...
+
+    def plugin_settings(self, plugin: str, tenant: str | None = None, model: type[M] | None = None) -> Any:
+        """``[plugins.settings.<plugin>]``; with ``tenant``, with that tenant's overrides from
+        ``[plugins.settings.<plugin>.tenants.<tenant>]`` applied (and the ``tenants`` table removed).
+
+        With ``model`` (a :class:`PluginSettings` subclass): the merged settings validated into it
+        (:class:`ConfigError` naming the file and key); without: a plain dict (no validation)."""
         settings = self.plugins.settings.get(plugin, {})
-        if tenant is None:
-            return settings
         merged = dict(settings)
         overrides = merged.pop("tenants", {}) or {}
-        merged.update(overrides.get(tenant, {}))
-        return merged
+        if tenant is None and model is None:
+            return settings
+        if tenant is not None:
+            merged.update(overrides.get(tenant, {}) or {})
+        if model is None:
+            return merged
+        where = f"plugins.settings.{plugin}" + (f".tenants.{tenant}" if tenant in overrides else "")
+        return _validate_model(model, merged, self.source, where)
 
     def error(self, key: str, problem: str, hint: str = "") -> ConfigError:
         return ConfigError(self.source, key, problem, hint)
@@ -205,6 +241,71 @@ class GroundwireConfig(_Strict):
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
+
+
+def _validate_model(model: type[M], data: Mapping[str, Any], source: str, where: str) -> M:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(filter(None, [where, _format_loc(err["loc"])]))
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(sorted(model.model_fields)) or "(none)"
+            raise ConfigError(source, key, "unknown key", f"known keys: {known}") from None
+        raise ConfigError(source, key, err["msg"], f"got {err.get('input')!r}") from None
+
+
+def validate_plugin_settings(
+    config: GroundwireConfig, models: Mapping[str, type[BaseModel]], plugin_names: Iterable[str] = ()
+) -> None:
+    """Check every ``[plugins.settings.<section>]`` a plugin declared a model for, and each of its
+    ``tenants.<tenant>`` overrides (merged over the section, as the plugin will read them). A section
+    that neither a model nor a registered plugin's name covers is logged (a misspelt section name, or a
+    plugin that is not installed); a plugin without a model reads its section unchecked."""
+    names = set(plugin_names)
+    for section, data in config.plugins.settings.items():
+        model = models.get(section)
+        if model is None:
+            if section not in names:
+                log.warning("%s: [plugins.settings.%s] is not read by any loaded plugin; is the name right?",
+                            config.source, section)
+            continue
+        tenants = data.get("tenants", {}) or {}
+        if not isinstance(tenants, Mapping):
+            raise ConfigError(config.source, f"plugins.settings.{section}.tenants", "must be a table of tenants")
+        base = {k: v for k, v in data.items() if k != "tenants"}
+        _validate_model(model, base, config.source, f"plugins.settings.{section}")
+        for tenant, override in tenants.items():
+            if not isinstance(override, Mapping):
+                raise ConfigError(config.source, f"plugins.settings.{section}.tenants.{tenant}", "must be a table")
+            _validate_model(model, {**base, **override}, config.source, f"plugins.settings.{section}.tenants.{tenant}")
+
+
+def validate_options(cls: Any, options: Mapping[str, Any], source: str, key: str) -> dict[str, Any]:
+    """Check ``options`` against the keyword parameters of ``cls.__init__`` (strict types, unknown keys
+    are errors unless it takes ``**kwargs``); used for ``[embedder] options`` and ``[generator] options``.
+    Parameters without an annotation accept anything; ``context`` (a generator's) is not an option."""
+    sig = inspect.signature(cls.__init__)
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to unchecked types
+        hints = {}
+    fields: dict[str, Any] = {}
+    extra: Literal["allow", "forbid"] = "forbid"
+    for name, param in list(sig.parameters.items())[1:]:
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            extra = "allow"
+            continue
+        if param.kind is inspect.Parameter.VAR_POSITIONAL or name == "context":
+            continue
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[name] = (hints.get(name, Any), default)
+    model = create_model(
+        f"{cls.__name__}Options", __config__=ConfigDict(extra=extra, strict=True, arbitrary_types_allowed=True),
+        **fields,
+    )
+    _validate_model(model, options, source, key)
+    return dict(options)
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<dict>", base_dir: Path | None = None) -> GroundwireConfig:

@@ -9,7 +9,9 @@ Invariants:
   decryption uses any key the provider knows, encryption always the *current* key, so keys rotate
   without downtime (``groundwire keys rotate`` re-encrypts stored payloads with the current key).
 - Without the right key nothing is readable and the error names what to configure; key material is
-  never printed or logged.
+  never printed or logged. A keyring that cannot decrypt the data already stored is refused by
+  :func:`codec_for` before anything is written (:class:`KeyringMismatch`, naming the key ids found and
+  provided; see :mod:`groundwire.keycheck`).
 
 Key providers are classes registered through the ``register_key_providers`` hook; the built-ins are
 ``env`` (``GROUNDWIRE_KEYS`` = ``id:base64key[,id:base64key...]``) and ``file`` (one ``id:base64key``
@@ -43,6 +45,7 @@ __all__ = [
     "FileKeyProvider",
     "KeyProvider",
     "Keyring",
+    "KeyringMismatch",
     "codec_for",
     "generate_key",
     "parse_keys",
@@ -59,6 +62,11 @@ class EncryptionError(GroundwireError):
 
 class DecryptionError(EncryptionError):
     """A stored value could not be decrypted (no such key, wrong key, or tampered data)."""
+
+
+class KeyringMismatch(DecryptionError):
+    """The configured keyring cannot read the data already stored; refused before anything is written
+    (see :mod:`groundwire.keycheck`). The message names the key ids found and the ids provided."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +252,13 @@ def _plugin_provider_types(load_entrypoints: bool, disabled: tuple[str, ...]) ->
 def codec_for(config: GroundwireConfig, providers: Mapping[str, type[KeyProvider]] | None = None) -> Any:
     """The codec configured by ``[encryption]``: AES-GCM when enabled, else the identity codec."""
     from .index import IdentityCodec
+    from .keycheck import check_data_keys
 
     enc = config.encryption
     if not enc.enabled:
-        return IdentityCodec()
+        identity = IdentityCodec()
+        check_data_keys(config.data_path, identity)  # encrypted data while encryption is off: refused
+        return identity
     if providers is not None:
         _SEEN.update(providers)
     types = dict(providers) if providers is not None else provider_types(config)
@@ -261,4 +272,6 @@ def codec_for(config: GroundwireConfig, providers: Mapping[str, type[KeyProvider
     options = dict(enc.options)
     if "path" in options:
         options["path"] = str(config.resolve(options["path"]))
-    return AesGcmCodec(cls(**options).keyring())
+    codec = AesGcmCodec(cls(**options).keyring())
+    check_data_keys(config.data_path, codec)
+    return codec

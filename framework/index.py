@@ -19,6 +19,12 @@ Invariants:
   then raises :class:`~groundwire.errors.IndexError_`; raw chromadb errors never escape a read.
 - Writers must be serialized (``groundwire sync`` holds the sync lock); readers may be any number of
   processes sharing the data dir.
+- Rebuild without loss (live pointer): the collection ``gw-<tenant>`` is the tenant's anchor. When its
+  metadata holds ``gw_live``, the tenant's chunks live in that collection (``gw-<tenant>.r<n>``, made by
+  :meth:`Index.begin_rebuild` and switched to by :meth:`Index.commit_rebuild`, one metadata update and a
+  generation bump); otherwise in the anchor itself. The live collection must name the same tenant in
+  its own metadata. A handle re-reads the pointer at most every ``pointer_seconds`` (and on every
+  reopen); the previous generation is kept until the next rebuild, so a reader that opened it finishes.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -44,6 +51,8 @@ from .models import AccessControl, Chunk, validate_tenant
 __all__ = [
     "NOBODY", "Codec", "DocState", "GenerationFile", "IdentityCodec", "Index", "TenantIndex", "doc_key", "make_client",
 ]
+
+log = logging.getLogger("groundwire.index")
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -111,7 +120,7 @@ class Index:
 
     def __init__(
         self, client: Any, model_id: str, dimension: int, codec: Codec | None = None,
-        state_dir: Path | None = None,
+        state_dir: Path | None = None, pointer_seconds: float = 2.0,
     ) -> None:
         self.client = client
         self.model_id = model_id
@@ -125,6 +134,9 @@ class Index:
         self.state_dir = state_dir or embedded_dir
         self._tenants: dict[str, TenantIndex] = {}
         self._lock = threading.Lock()
+        self._open_lock = threading.RLock()  # get_or_create_collection from several threads at once races
+        self.pointer_seconds = pointer_seconds
+        self._checked: dict[str, float] = {}
         self.reopens = 0
 
     def generation_file(self, tenant: str) -> GenerationFile | None:
@@ -165,46 +177,126 @@ class Index:
 
     def _rebind(self) -> None:
         for t in self._tenants.values():
-            t.collection = self.client.get_collection(f"gw-{t.tenant}", embedding_function=None)
+            t.collection = self._live_collection(t.tenant)
+            self._checked[t.tenant] = time.monotonic()
+
+    def _metadata(self, tenant: str) -> dict[str, Any]:
+        return {"hnsw:space": "cosine", "gw_tenant": tenant, "gw_model": self.model_id, "gw_codec": self.codec.name}
+
+    def _anchor(self, tenant: str) -> Any:
+        return self.client.get_or_create_collection(
+            f"gw-{tenant}", metadata=self._metadata(tenant), embedding_function=None
+        )
+
+    def live_name(self, tenant: str) -> str:
+        """The name of the collection holding ``tenant``'s chunks now (see the module docstring)."""
+        validate_tenant(tenant)
+        live = (self._anchor(tenant).metadata or {}).get("gw_live")
+        if not live:
+            return f"gw-{tenant}"
+        if not str(live).startswith(f"gw-{tenant}.r"):
+            raise IndexError_(f"the live pointer of tenant {tenant!r} names {live!r}; refusing to use it")
+        return str(live)
+
+    def _live_collection(self, tenant: str) -> Any:
+        name = self.live_name(tenant)
+        if name == f"gw-{tenant}":
+            return self._anchor(tenant)
+        return self.client.get_collection(name, embedding_function=None)
+
+    def _check(self, tenant: str, col: Any) -> None:
+        meta = col.metadata or {}
+        if meta.get("gw_tenant") != tenant:
+            raise IndexError_(f"collection {col.name} does not belong to tenant {tenant!r}; refusing to use it")
+        if meta.get("gw_model") != self.model_id:
+            raise IndexError_(
+                f"the index for tenant {tenant!r} was built with embedder {meta.get('gw_model')!r}, "
+                f"not {self.model_id!r}; run 'groundwire sync --rebuild' to re-index"
+            )
+        if meta.get("gw_codec", "identity") != self.codec.name:
+            raise IndexError_(
+                f"the index for tenant {tenant!r} is stored with codec {meta.get('gw_codec')!r} but "
+                f"{self.codec.name!r} is configured; configure the same key provider"
+            )
 
     def tenant(self, tenant: str) -> TenantIndex:
         validate_tenant(tenant)
         self.current()
-        if tenant not in self._tenants:
-            name = f"gw-{tenant}"
-            col = self.client.get_or_create_collection(
-                name,
-                metadata={
-                    "hnsw:space": "cosine",
-                    "gw_tenant": tenant,
-                    "gw_model": self.model_id,
-                    "gw_codec": self.codec.name,
-                },
-                embedding_function=None,
-            )
-            meta = col.metadata or {}
-            if meta.get("gw_tenant") != tenant:
-                raise IndexError_(f"collection {name} does not belong to tenant {tenant!r}; refusing to use it")
-            if meta.get("gw_model") != self.model_id:
-                raise IndexError_(
-                    f"the index for tenant {tenant!r} was built with embedder {meta.get('gw_model')!r}, "
-                    f"not {self.model_id!r}; run 'groundwire sync --rebuild' to re-index"
-                )
-            if meta.get("gw_codec", "identity") != self.codec.name:
-                raise IndexError_(
-                    f"the index for tenant {tenant!r} is stored with codec {meta.get('gw_codec')!r} but "
-                    f"{self.codec.name!r} is configured; configure the same key provider"
-                )
+        found = self._tenants.get(tenant)
+        if found is not None and time.monotonic() - self._checked.get(tenant, 0.0) < self.pointer_seconds:
+            return found
+        with self._open_lock:
+            found = self._tenants.get(tenant)
+            if found is not None and time.monotonic() - self._checked.get(tenant, 0.0) < self.pointer_seconds:
+                return found
+            col = self._live_collection(tenant)
+            self._checked[tenant] = time.monotonic()
+            if found is not None and found.collection.name == col.name:
+                return found
+            self._check(tenant, col)
             self._tenants[tenant] = TenantIndex(tenant, col, self.codec, self.generation_file(tenant), self)
-        return self._tenants[tenant]
+            return self._tenants[tenant]
+
+    def live_model(self, tenant: str) -> str | None:
+        """The embedder model id the tenant's live collection was built with (None: no chunks yet)."""
+        col = self._live_collection(tenant)
+        if col.count() == 0:
+            return None
+        model = (col.metadata or {}).get("gw_model")
+        return str(model) if model is not None else None
+
+    # --- rebuild without loss --------------------------------------------------------------------------
+
+    def begin_rebuild(self, tenant: str) -> TenantIndex:
+        """A new, empty collection beside the live one; fill it, then :meth:`commit_rebuild` or
+        :meth:`abort_rebuild`. Readers keep using the live collection meanwhile."""
+        validate_tenant(tenant)
+        with self._open_lock:
+            col = self.client.create_collection(
+                f"gw-{tenant}.r{time.time_ns()}", metadata=self._metadata(tenant), embedding_function=None
+            )
+            return TenantIndex(tenant, col, self.codec)
+
+    def commit_rebuild(self, staged: TenantIndex) -> None:
+        """Make ``staged`` the live collection (one metadata update of the anchor, then a generation bump
+        so other processes reopen), then delete the generations older than the one it replaces."""
+        tenant = staged.tenant
+        with self._open_lock:
+            anchor = self._anchor(tenant)
+            previous = self.live_name(tenant)
+            meta = {k: v for k, v in (anchor.metadata or {}).items() if k != "hnsw:space"}
+            meta.update(gw_live=staged.collection.name, gw_model=self.model_id, gw_codec=self.codec.name)
+            anchor.modify(metadata=meta)
+            live = TenantIndex(tenant, staged.collection, self.codec, self.generation_file(tenant), self)
+            self._tenants[tenant] = live
+            self._checked[tenant] = time.monotonic()
+            live._wrote()
+            keep = {staged.collection.name, previous, f"gw-{tenant}"}
+            for col in self.client.list_collections():
+                name = col if isinstance(col, str) else col.name
+                if name.startswith(f"gw-{tenant}.r") and name not in keep:
+                    self.client.delete_collection(name)
+            if previous != f"gw-{tenant}" and anchor.get(include=[], limit=1)["ids"]:
+                anchor.delete(where={"connector": {"$ne": ""}})  # pre-pointer chunks, two generations old
+
+    def abort_rebuild(self, staged: TenantIndex) -> None:
+        """Delete a staged collection that will not be used (the live one is untouched)."""
+        try:
+            self.client.delete_collection(staged.collection.name)
+        except Exception:  # noqa: BLE001 - best effort: an orphan is deleted by the next rebuild
+            log.warning("could not delete the staged collection %s", staged.collection.name)
 
     def drop_tenant(self, tenant: str) -> None:
+        """Delete every collection of ``tenant`` (tests and tools; ``sync --rebuild`` never calls it)."""
         validate_tenant(tenant)
-        self._tenants.pop(tenant, None)
-        try:
-            self.client.delete_collection(f"gw-{tenant}")
-        except Exception:  # noqa: BLE001 - absent collection: nothing to drop
-            pass
+        with self._open_lock:
+            self._tenants.pop(tenant, None)
+            self._checked.pop(tenant, None)
+            for col in self.client.list_collections():
+                name = col if isinstance(col, str) else col.name
+                if name == f"gw-{tenant}" or name.startswith(f"gw-{tenant}.r"):
+                    with contextlib.suppress(Exception):  # already gone
+                        self.client.delete_collection(name)
         gen = self.generation_file(tenant)
         if gen is not None:
             gen.bump()
@@ -375,6 +467,28 @@ class TenantIndex:
         emb = np.asarray(vectors, dtype=np.float32)
         # the generation moves after the write: a cache loaded during it sees the old value and reloads
         self._write(lambda: self.collection.upsert(ids=ids, embeddings=emb, documents=docs, metadatas=metas))
+
+    def chunk_ids(self, connector: str, doc_ids: Iterable[str]) -> set[str]:
+        """The ids of every stored chunk of these documents."""
+        keys = [doc_key(connector, d) for d in doc_ids]
+        out: set[str] = set()
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            out.update(self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
+                where={"doc_key": {"$in": p}}, include=[]))["ids"])
+        return out
+
+    def delete_ids(self, ids: Sequence[str]) -> None:
+        def op() -> None:
+            for i in range(0, len(ids), 500):
+                self.collection.delete(ids=list(ids[i : i + 500]))
+
+        self._write(op)
+
+    def upsert_raw(self, ids: list[str], embeddings: Any, documents: list[str], metadatas: list[Any]) -> None:
+        """Upsert rows copied from another collection of this tenant (a connector rebuild's merge)."""
+        self._write(lambda: self.collection.upsert(
+            ids=ids, embeddings=embeddings, documents=documents, metadatas=metadatas))
 
     def delete_documents(self, connector: str, doc_ids: Iterable[str]) -> None:
         keys = [doc_key(connector, d) for d in doc_ids]

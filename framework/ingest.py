@@ -3,7 +3,10 @@
 Invariants:
 - Incremental: a document whose content hash and ACL are unchanged is not re-embedded (a new version
   is recorded, so the connector's cheap change detection works next time); an ACL-only change updates
-  metadata in place; a changed document's old chunks are replaced.
+  metadata in place; a changed document's old chunks are replaced (new chunks upserted first, then the
+  old ones it no longer has deleted, so a concurrent reader never finds the document missing).
+- One sync per data dir at a time (:mod:`groundwire.synclock`, taken by :meth:`Grounder.sync`).
+- ``--rebuild`` writes beside the live data and swaps only on success (:meth:`Ingester.rebuild`).
 - Deletions and revocations take effect in this sync.
 - Nothing lost, nothing duplicated: connector state is saved only at a :class:`Checkpoint`, after every
   change before it is in the index. A sync that dies resumes from the last checkpoint; replayed changes
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,14 +35,18 @@ from .chunking import chunk_document
 from .config import GroundwireConfig
 from .connector import Checkpoint, Connector, ConnectorContext, Delete, Skipped, Unchanged, Upsert
 from .embedding import Embedder
-from .errors import ConfigError, ConnectorError, GroundwireError
+from .errors import ConfigError, ConnectorError, GroundwireError, storage_error
 from .index import DocState, Index, TenantIndex
+from .keycheck import check_index
 from .models import Chunk, Document
 from .sources import printable_name
+from .stores.fs import disk_full_error
 
 __all__ = ["Ingester", "SyncReport", "StateStore"]
 
 log = logging.getLogger("groundwire.ingest")
+
+_PAGE = 5000
 
 
 @dataclass(slots=True)
@@ -82,7 +90,17 @@ class SyncReport:
 
 
 class StateStore:
-    """Connector state files under ``<data_dir>/state/<tenant>/<connector>.json``, written atomically."""
+    """Connector state files under ``<data_dir>/state/<tenant>/<connector>.json``.
+
+    Invariants: a file is replaced atomically (temp file + fsync + rename + directory fsync), so a crash
+    leaves the old state or the new one, never a torn file. Each file also records which index data the
+    state describes (``{"format": 2, "index": {"collection", "documents"}, "state": {...}}``);
+    :meth:`load_for` returns an empty state (a full sync) when that index data is gone, so a delta token
+    never says "no changes" about documents the index no longer holds. A write that fails raises
+    :class:`~groundwire.errors.StorageError` (naming disk space when the disk is full).
+    """
+
+    FORMAT = 2
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -90,26 +108,74 @@ class StateStore:
     def path(self, tenant: str, connector: str) -> Path:
         return self.root / tenant / f"{connector}.json"
 
-    def load(self, tenant: str, connector: str) -> dict[str, Any]:
+    def _read(self, tenant: str, connector: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
         p = self.path(tenant, connector)
         if not p.exists():
-            return {}
+            return {}, None
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             log.warning("state file %s is unreadable (%s); doing a full sync of %s", p, exc, connector)
-            return {}
-        return data if isinstance(data, dict) else {}
+            return {}, None
+        if not isinstance(data, dict):
+            return {}, None
+        if data.get("format") == self.FORMAT and isinstance(data.get("state"), dict):
+            marker = data.get("index")
+            return dict(data["state"]), dict(marker) if isinstance(marker, dict) else None
+        return data, None  # format 1: the bare connector state, no index marker
 
-    def save(self, tenant: str, connector: str, state: Mapping[str, Any]) -> None:
+    def load(self, tenant: str, connector: str) -> dict[str, Any]:
+        """The saved connector state (empty: none, or unreadable)."""
+        return self._read(tenant, connector)[0]
+
+    def load_for(self, tenant: str, connector: str, collection: str, documents: int) -> dict[str, Any]:
+        """The saved state if the index still holds what it describes, else ``{}`` (and the file removed).
+
+        :param collection: the id of the tenant's collection now (a deleted or rebuilt index has a new one)
+        :param documents: how many documents of ``connector`` the index holds now
+        """
+        state, marker = self._read(tenant, connector)
+        if not state:
+            return state
+        if marker is None:
+            stale = documents == 0  # format 1: only a state over an empty index is known to be stale
+        else:
+            stale = str(marker.get("collection", "")) != collection or (
+                int(marker.get("documents", 0)) > 0 and documents == 0
+            )
+        if stale:
+            log.warning("the index no longer holds the documents the saved state of %s/%s describes; "
+                        "doing a full sync", tenant, connector)
+            self.clear(tenant, connector)
+            return {}
+        return state
+
+    def save(
+        self, tenant: str, connector: str, state: Mapping[str, Any], collection: str = "", documents: int = 0
+    ) -> None:
         p = self.path(tenant, connector)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{connector}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
+        body = {"format": self.FORMAT, "index": {"collection": collection, "documents": documents},
+                "state": dict(state)}
+        tmp = ""
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{connector}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(body, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+            tmp = ""
+            dfd = os.open(p.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            raise storage_error(f"the sync state of connector {connector!r}", p, exc) from exc
+        finally:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
 
     def clear(self, tenant: str, connector: str) -> None:
         self.path(tenant, connector).unlink(missing_ok=True)
@@ -161,7 +227,8 @@ class Ingester:
         self.state = StateStore(config.data_path / "state")
         self.on_event = on_event or (lambda kind, data: None)
 
-    def build_connector(self, name: str, indexed: Mapping[str, str]) -> Connector:
+    def validate(self, name: str) -> tuple[type[Connector], Any]:
+        """The connector class and validated settings of ``name``; :class:`ConfigError` if either is wrong."""
         cc = self.config.connectors.get(name)
         if cc is None:
             raise self.config.error(f"connectors.{name}", "no such connector is configured")
@@ -183,6 +250,11 @@ class Ingester:
                 msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
                 raise ConfigError(self.config.source, f"connectors.{name}.{key}", msg) from None
             raise
+        return cls, settings
+
+    def build_connector(self, name: str, indexed: Mapping[str, str]) -> Connector:
+        cls, settings = self.validate(name)
+        cc = self.config.connectors[name]
         ctx = ConnectorContext(
             indexed=indexed,
             data_dir=self.config.data_path / "cache" / cc.tenant / name,
@@ -190,10 +262,7 @@ class Ingester:
         )
         return cls(name, cc.tenant, settings, ctx)
 
-    def sync(
-        self, names: list[str] | None = None, full: bool = False, progress: ProgressFn | None = None
-    ) -> list[SyncReport]:
-        """Sync the named (default: all enabled) connectors; returns one report per connector."""
+    def _names(self, names: list[str] | None) -> list[str]:
         enabled = [n for n, c in self.config.connectors.items() if c.enabled]
         if names:
             unknown = [n for n in names if n not in self.config.connectors]
@@ -201,28 +270,138 @@ class Ingester:
                 raise self.config.error(
                     "connectors", f"not configured: {', '.join(unknown)}", f"configured: {', '.join(enabled)}"
                 )
-        reports = []
-        for name in names or enabled:
-            reports.append(self.sync_one(name, full=full, progress=progress))
+        return list(names or enabled)
+
+    def sync(
+        self, names: list[str] | None = None, full: bool = False, progress: ProgressFn | None = None
+    ) -> list[SyncReport]:
+        """Sync the named (default: all enabled) connectors; returns one report per connector."""
+        return [self.sync_one(name, full=full, progress=progress) for name in self._names(names)]
+
+    def rebuild(self, names: list[str] | None = None, progress: ProgressFn | None = None) -> list[SyncReport]:
+        """Re-embed the named (default: all enabled) connectors without losing the live data on failure.
+
+        Every named connector's settings are validated first (a :class:`ConfigError` before anything is
+        written). Per tenant: when every enabled connector of the tenant is named, they are synced in full
+        into a new collection beside the live one, which becomes live only if all of them succeed (so a
+        changed embedder works). Otherwise (``--connector``) the named connectors are synced into a
+        scratch collection, and only on success are their chunks upserted into the live collection and
+        their stale chunks deleted (readers see each chunk old or new; the live embedder must not have
+        changed). Connector state goes to a scratch folder and replaces the saved state only on success;
+        a failed rebuild leaves the live collection and the saved state as they were.
+        """
+        targets = self._names(names)
+        for name in targets:
+            self.validate(name)
+        by_tenant: dict[str, list[str]] = {}
+        for name in targets:
+            by_tenant.setdefault(self.config.connectors[name].tenant, []).append(name)
+        reports: list[SyncReport] = []
+        for tenant, tnames in by_tenant.items():
+            reports.extend(self._rebuild_tenant(tenant, tnames, progress))
         return reports
 
-    def sync_one(self, name: str, full: bool = False, progress: ProgressFn | None = None) -> SyncReport:
+    def _rebuild_tenant(self, tenant: str, names: list[str], progress: ProgressFn | None) -> list[SyncReport]:
+        whole = set(self.config.connectors_for(tenant)) <= set(names)
+        if not whole:
+            model = self.index.live_model(tenant)
+            if model is not None and model != self.index.model_id:
+                problem = (
+                    f"the index of tenant {tenant!r} was built with embedder {model!r}, not "
+                    f"{self.index.model_id!r}: rebuild all of the tenant's connectors together "
+                    "(sync --rebuild without --connector)"
+                )
+                return [SyncReport(connector=n, tenant=tenant, error=problem) for n in names]
+        scratch = self.config.data_path / "state-rebuild" / f"{os.getpid()}-{time.time_ns()}"
+        staged_state = StateStore(scratch)
+        staged: TenantIndex | None = self.index.begin_rebuild(tenant)
+        assert staged is not None
+        try:
+            reports = [
+                self.sync_one(n, full=True, progress=progress, tindex=staged, state=staged_state) for n in names
+            ]
+            if all(r.ok for r in reports):
+                assert staged is not None
+                if whole:
+                    self.index.commit_rebuild(staged)
+                else:
+                    self._merge_into_live(staged, names)
+                live = staged if whole else self.index.tenant(tenant)
+                for n in names:
+                    data = staged_state.load(tenant, n)
+                    if data:  # re-recorded against the live collection (see StateStore.load_for)
+                        self.state.save(tenant, n, data, str(getattr(live.collection, "id", "")),
+                                        len(live.documents(n)))
+                    else:
+                        self.state.clear(tenant, n)
+                staged = None if whole else staged
+            else:
+                for r in reports:
+                    if r.ok:
+                        r.error = "not applied: another connector of the rebuild failed; the live index is unchanged"
+            return reports
+        finally:
+            if staged is not None:
+                self.index.abort_rebuild(staged)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _merge_into_live(self, staged: TenantIndex, names: list[str]) -> None:
+        """Upsert ``staged``'s chunks into the live collection, then delete the named connectors' live
+        chunks that the rebuild did not produce (upsert first: a reader never sees a document missing)."""
+        live = self.index.tenant(staged.tenant)
+        fresh: set[str] = set()
+        offset = 0
+        while True:
+            got = staged.collection.get(
+                include=["embeddings", "documents", "metadatas"], limit=_PAGE, offset=offset
+            )
+            ids = got["ids"]
+            if ids:
+                live.upsert_raw(ids, got["embeddings"], got["documents"], got["metadatas"])
+                fresh.update(ids)
+            if len(ids) < _PAGE:
+                break
+            offset += _PAGE
+        for name in names:
+            old = set(live.collection.get(where={"connector": name}, include=[])["ids"])
+            stale = sorted(old - fresh)
+            if stale:
+                live.delete_ids(stale)
+
+    def sync_one(
+        self,
+        name: str,
+        full: bool = False,
+        progress: ProgressFn | None = None,
+        tindex: TenantIndex | None = None,
+        state: StateStore | None = None,
+    ) -> SyncReport:
+        """Sync one connector into ``tindex`` (default: the live index of its tenant), saving connector
+        state in ``state`` (default: the data dir's state store)."""
         cc = self.config.connectors[name]
         report = SyncReport(connector=name, tenant=cc.tenant)
+        store = state or self.state
         t0 = time.perf_counter()
         try:
-            tindex = self.index.tenant(cc.tenant)
+            tindex = tindex or self.index.tenant(cc.tenant)
             existing = tindex.documents(name)
             connector = self.build_connector(name, {d: s.version for d, s in existing.items()})
         except GroundwireError as exc:
             report.error = str(exc)
             return report
+        collection = str(getattr(tindex.collection, "id", ""))
+        try:
+            check_index([tindex], tindex.codec)  # a keyring that cannot read this index writes nothing
+        except GroundwireError as exc:
+            connector.close()
+            report.error = str(exc)
+            return report
         if full:
-            self.state.clear(cc.tenant, name)
-        state = self.state.load(cc.tenant, name)
+            store.clear(cc.tenant, name)
+        saved = store.load_for(cc.tenant, name, collection, len(existing))
         batch = _Batch()
         try:
-            for change in connector.changes(state):
+            for change in connector.changes(saved):
                 try:
                     self._apply(change, tindex, name, batch, existing, report)
                 except _ITEM_ERRORS as exc:  # one bad item: skip it, fail closed, keep going
@@ -230,15 +409,19 @@ class Ingester:
                     self._drop(tindex, name, item, existing, report, f"{type(exc).__name__}: {exc}")
                 if isinstance(change, Checkpoint):
                     self._flush(tindex, name, batch, existing, report)
-                    self.state.save(cc.tenant, name, change.state)
+                    store.save(cc.tenant, name, change.state, collection, len(existing))
                 if progress:
                     progress(name, report)
             self._flush(tindex, name, batch, existing, report)
         except GroundwireError as exc:
             report.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a connector bug must not stop the other connectors
-            log.exception("connector %s failed", name)
-            report.error = str(ConnectorError(name, f"{type(exc).__name__}: {exc}"))
+            full_disk = disk_full_error(exc, self.config.data_path, "the index")
+            if full_disk is not None:
+                report.error = str(full_disk)
+            else:
+                log.exception("connector %s failed", name)
+                report.error = str(ConnectorError(name, f"{type(exc).__name__}: {exc}"))
         finally:
             connector.close()
         report.seconds = time.perf_counter() - t0
@@ -346,6 +529,8 @@ class Ingester:
         t0 = time.perf_counter()
         vectors = self._embed(per_doc, tindex, name, existing, report)
         t1 = time.perf_counter()
+        # replace = upsert the new chunks (stable ids overwrite in place), then delete the old chunks the
+        # new version no longer has: a concurrent reader sees each chunk old or new, never a gap
         replaced = [doc.id for doc, _, replaces in per_doc if replaces]
         if replaced:
             tindex.delete_documents(name, replaced)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,10 +30,10 @@ from typing import Any
 import pluggy
 
 from .audit_event import AuditEvent
-from .config import GroundwireConfig, load_config
+from .config import GroundwireConfig, load_config, validate_options, validate_plugin_settings
 from .connector import Connector
 from .embedding import CachedEmbedder, Embedder
-from .errors import AccessDenied, ConfigError, FeatureDisabled, PromptBlocked, StaleConfig
+from .errors import AccessDenied, ConfigError, FeatureDisabled, InputError, PromptBlocked, StaleConfig, explain
 from .generation import Generation, Generator, GeneratorContext
 from .index import Index, make_client
 from .ingest import Ingester, SyncReport
@@ -124,6 +125,9 @@ class Grounder:
         self._reviews: Any = None
         self._quarantine: Any = None
         self._fast: dict[str, FastRetriever] = {}
+        # Guards every lazily built part (double-checked: the fast path reads the attribute without it).
+        # Re-entrant because building one part builds others (index -> embedder, codec).
+        self._lock = threading.RLock()
 
     @classmethod
     def from_config(cls, path: str | Path, **kwargs: Any) -> Grounder:
@@ -139,6 +143,10 @@ class Grounder:
         if c.generator.name not in self.generator_types:
             raise c.error("generator.name", f"unknown generator {c.generator.name!r}",
                           f"installed: {', '.join(sorted(self.generator_types))}")
+        models: dict[str, Any] = {}
+        for plugin in self.pm.get_plugins():
+            models.update(getattr(plugin, "SETTINGS_MODELS", None) or {})
+        validate_plugin_settings(c, models, [name for name, _ in self.pm.list_name_plugin()])
         for name, cc in c.connectors.items():
             if cc.type not in self.connector_types:
                 raise c.error(f"connectors.{name}.type", f"unknown connector type {cc.type!r}",
@@ -147,60 +155,98 @@ class Grounder:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            cls = self.embedder_types[self.config.embedder.name]
-            try:
-                inner = cls(**self.config.embedder.options)
-            except (TypeError, ValueError) as exc:
-                raise self.config.error(
-                    "embedder.options", str(exc), f"see the options of the {cls.name!r} embedder in its documentation"
-                ) from exc
-            size = self.config.embedder.query_cache_size
-            self._embedder = CachedEmbedder(inner, size) if size else inner
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = self._build_embedder()
         return self._embedder
+
+    def _build_embedder(self) -> Embedder:
+        cls = self.embedder_types[self.config.embedder.name]
+        options = validate_options(cls, self.config.embedder.options, self.config.source, "embedder.options")
+        try:
+            inner = cls(**options)
+        except (TypeError, ValueError) as exc:
+            raise self.config.error(
+                "embedder.options", str(exc).splitlines()[0],
+                f"see the options of the {cls.name!r} embedder in its documentation",
+            ) from exc
+        size = self.config.embedder.query_cache_size
+        return CachedEmbedder(inner, size) if size else inner
 
     @property
     def index(self) -> Index:
         if self._index is None:
-            ic = self.config.index
-            client = make_client(ic.backend, self.config.data_path / "chroma", ic.host, ic.port, ic.ssl)
-            self._index = Index(client, self.embedder.model_id, self.embedder.dimension, codec=self.codec,
-                                state_dir=self.config.data_path / "chroma")  # generation files, snapshots
+            with self._lock:
+                if self._index is None:
+                    ic = self.config.index
+                    try:
+                        client = make_client(
+                            ic.backend, self.config.data_path / "chroma", ic.host, ic.port, ic.ssl
+                        )
+                    except (KeyboardInterrupt, SystemExit):
+                        raise
+                    except BaseException as exc:  # Chroma's Rust bindings panic on a corrupt store
+                        known = explain(exc, self.config.data_path)
+                        if known is None:
+                            raise
+                        raise known from exc
+                    self._index = Index(
+                        client, self.embedder.model_id, self.embedder.dimension, codec=self.codec,
+                        state_dir=self.config.data_path / "chroma",  # generation files, snapshots
+                    )
         return self._index
 
     @property
     def codec(self) -> Any:
         """The at-rest codec from ``[encryption]`` (AES-GCM when enabled, else identity)."""
         if self._codec is None:
-            from .crypto import codec_for
+            with self._lock:
+                if self._codec is None:
+                    from .crypto import codec_for
 
-            providers = collect_registry(self.pm, "register_key_providers", lambda c: c.name)
-            self._codec = codec_for(self.config, providers)
+                    providers = collect_registry(self.pm, "register_key_providers", lambda c: c.name)
+                    self._codec = codec_for(self.config, providers)
         return self._codec
 
     @property
     def reviews(self) -> Any:
         """The review queue (:class:`groundwire.review.ReviewQueue`): approve / edit / reject drafts."""
         if self._reviews is None:
-            from .review import ReviewQueue
+            with self._lock:
+                if self._reviews is None:
+                    from .review import ReviewQueue
 
-            self._reviews = ReviewQueue(self)
+                    self._reviews = ReviewQueue(self)
         return self._reviews
 
     @property
     def quarantine(self) -> Any:
         """The quarantine (:class:`groundwire.quarantine.QuarantineStore`): chunks kept aside until released."""
         if self._quarantine is None:
-            from .quarantine import QuarantineStore
+            with self._lock:
+                if self._quarantine is None:
+                    from .quarantine import QuarantineStore
 
-            self._quarantine = QuarantineStore(self)
+                    self._quarantine = QuarantineStore(self)
         return self._quarantine
 
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            cls = self.generator_types[self.config.generator.name]
-            context = GeneratorContext(self.embedder, tenant_regions=dict(self.config.tenant_regions))
-            self._generator = cls(context, **self.config.generator.options)
+            with self._lock:
+                if self._generator is None:
+                    cls = self.generator_types[self.config.generator.name]
+                    context = GeneratorContext(self.embedder, tenant_regions=dict(self.config.tenant_regions))
+                    options = validate_options(
+                        cls, self.config.generator.options, self.config.source, "generator.options"
+                    )
+                    try:
+                        self._generator = cls(context, **options)
+                    except (TypeError, ValueError) as exc:
+                        raise self.config.error(
+                            "generator.options", str(exc).splitlines()[0],
+                            f"see the options of the {cls.name!r} generator in its documentation",
+                        ) from exc
         return self._generator
 
     def check_config_current(self) -> None:
@@ -230,20 +276,35 @@ class Grounder:
         )
 
     def sync(
-        self, connectors: list[str] | None = None, full: bool = False, progress: Any = None, rebuild: bool = False
+        self,
+        connectors: list[str] | None = None,
+        full: bool = False,
+        progress: Any = None,
+        rebuild: bool = False,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        on_wait: Any = None,
     ) -> list[SyncReport]:
         """Run the configured connectors and update the index (see :mod:`groundwire.ingest`).
 
+        Holds the data dir's sync lock (:mod:`groundwire.synclock`): if another sync holds it, raises
+        :class:`~groundwire.synclock.SyncBusy`, or with ``wait`` blocks (calling ``on_wait(message)``
+        once) for up to ``timeout`` seconds (None: no limit).
+
         :param full: ignore saved connector state (re-enumerate; unchanged documents are not re-embedded)
-        :param rebuild: drop every configured tenant's index first and re-embed everything (needed after
-            changing the embedder)
+        :param rebuild: re-embed everything into a new collection beside the live one and switch to it
+            only on success (needed after changing the embedder); with ``connectors``, only those
+            connectors are rebuilt (see :meth:`groundwire.ingest.Ingester.rebuild`)
         """
+        from .synclock import sync_lock
+
         self.check_config_current()
-        if rebuild:
-            for tenant in self.config.tenants():
-                self.index.drop_tenant(tenant)
-            full = True
-        return self.ingester().sync(connectors, full=full, progress=progress)
+        with sync_lock(self.config.data_path, wait=wait, timeout=timeout, on_wait=on_wait):
+            ingester = self.ingester()
+            if rebuild:
+                return ingester.rebuild(connectors, progress=progress)
+            return ingester.sync(connectors, full=full, progress=progress)
 
     # --- the request ----------------------------------------------------------------------------------
 
@@ -256,7 +317,16 @@ class Grounder:
         if not t:
             raise ConfigError(self.config.source, "default_tenant", "no tenant given for the user",
                               "pass tenant=... or set default_tenant in the configuration")
-        return UserContext.of(user, t, groups, roles)
+        if not isinstance(user, str) or not user.strip():
+            raise InputError("the user id is empty -> pass the signed-in user's id (e.g. --user alice@example.com)")
+        if t != t.lower() and t.lower() in self.config.tenants():
+            # refused, not canonicalised: a tenant id is a security boundary and a storage name, and
+            # silently mapping one spelling onto another would hide a misconfigured caller
+            raise InputError(f"invalid tenant id {t!r}: tenant ids are lower case -> use {t.lower()!r}")
+        try:
+            return UserContext.of(user, t, groups, roles)
+        except ValueError as exc:
+            raise InputError(f"{str(exc).splitlines()[0]} -> check the user, tenant, groups and roles") from None
 
     def ground(
         self,
@@ -308,7 +378,7 @@ class Grounder:
         self, prompt: str, user: UserContext, feature: str, top_k: int | None, connectors: Sequence[str] | None
     ) -> GroundingRequest:
         if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("the prompt is empty: ask a question")
+            raise InputError("the prompt is empty -> ask a question")
         return GroundingRequest(
             user=user,
             prompt=prompt,
@@ -362,13 +432,17 @@ class Grounder:
         tindex = self.index.tenant(tenant)
         fast = self._fast.get(tenant)
         if fast is None or fast.tindex is not tindex:
-            rc = self.config.retrieval
-            fast = FastRetriever(
-                tindex, exact_max_rows=rc.exact_max_rows, overfetch=rc.overfetch, hybrid=rc.hybrid,
-                rrf_k=rc.rrf_k, dense_weight=rc.dense_weight, bm25_weight=rc.bm25_weight,
-                candidates=rc.candidates, refresh_seconds=rc.refresh_seconds, blas_threads=rc.blas_threads,
-            )
-            self._fast[tenant] = fast
+            with self._lock:
+                fast = self._fast.get(tenant)
+                if fast is None or fast.tindex is not tindex:
+                    rc = self.config.retrieval
+                    fast = FastRetriever(
+                        tindex, exact_max_rows=rc.exact_max_rows, overfetch=rc.overfetch, hybrid=rc.hybrid,
+                        rrf_k=rc.rrf_k, dense_weight=rc.dense_weight, bm25_weight=rc.bm25_weight,
+                        candidates=rc.candidates, refresh_seconds=rc.refresh_seconds,
+                        blas_threads=rc.blas_threads,
+                    )
+                    self._fast[tenant] = fast
         return fast
 
     def warm_up(self, tenants: Iterable[str] | None = None) -> dict[str, float]:

@@ -1,8 +1,10 @@
 """Build a fresh plugin manager per application instance.
 
 Steps: add hookspecs -> block disabled plugins -> register the built-ins (``DEFAULT_PLUGINS``) -> load
-entry points of the group ``groundwire`` one by one, isolating failures -> ``check_pending()`` so a
-misspelled hook is an error at start-up.
+entry points of the group ``groundwire`` one by one, isolating failures: a plugin that cannot be imported,
+whose hooks do not match their specs, or that implements a hook that does not exist (a misspelling) is
+unregistered and skipped with a warning naming it and the reason -> ``check_pending()`` so a misspelled
+hook in a built-in or ``extra`` plugin is an error at start-up.
 
 Environment:
 - ``GROUNDWIRE_LOAD_PLUGINS=a,b``: load only these entry-point plugins (empty string: none).
@@ -128,6 +130,12 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
             try:
                 plugin = ep.load()
                 pm.register(plugin, name=ep.name)
+                unknown = _unknown_hooks(pm, plugin)
+                if unknown:
+                    pm.unregister(plugin)
+                    raise PluginLoadError(
+                        ep.name, f"implements hooks that do not exist: {', '.join(unknown)} (misspelt?)"
+                    )
                 _VERSIONS.setdefault(pm, {})[ep.name] = dist.version
             except Exception as exc:
                 dist_name = dist.metadata["name"] if dist.metadata else "?"
@@ -140,6 +148,18 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
                     dist_name,
                     exc,
                 )
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Names of ``plugin``'s hook implementations that no hookspec declares (and are not optional)."""
+    out = []
+    for caller in pm.get_hookcallers(plugin) or ():
+        if caller.spec is not None:
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and not impl.optionalhook:
+                out.append(caller.name)
+    return sorted(set(out))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """The quarantine: retrieved chunks that a ``screen_documents`` plugin marked ``quarantine`` are kept aside,
 per tenant, until an administrator releases them.
 
-Storage: SQLite at ``<data_dir>/quarantine.sqlite``, one row per (tenant, chunk id). In clear: tenant, chunk
-id, connector, plugin, score, times, hit count, status and who released it. Passed through the at-rest
-codec (AES-GCM with associated data ``quarantine:<tenant>:<chunk id>`` when encryption is enabled): the
-document id, the plugin's reason, the SHA-256 of the chunk text and the release note.
+Storage: SQLite at ``<data_dir>/quarantine.sqlite`` (:mod:`groundwire.stores.quarantine_rows`), one row per
+(tenant, chunk id). In clear: tenant, chunk id, connector, plugin, score, times, hit count, status and who
+released it. Passed through the at-rest codec (AES-GCM with associated data
+``quarantine:<tenant>:<chunk id>`` when encryption is enabled): the document id, the plugin's reason, the
+SHA-256 of the chunk text and the release note.
 
 Rules the pipeline applies (:meth:`QuarantineStore.apply`), after the access re-check, so only chunks the
 user may read are ever looked up:
@@ -31,11 +32,9 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import hashlib
-import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from .audit_event import AuditEvent
 from .errors import FeatureDisabled, GroundwireError
 from .models import Action, Chunk, GroundingRequest, UserContext, Verdict, utcnow
+from .stores.quarantine_rows import QuarantineRows, Row
 
 if TYPE_CHECKING:
     from .pipeline import Grounder
@@ -63,30 +63,6 @@ QUARANTINED = "quarantined"
 RELEASED = "released"
 PLUGIN = "quarantine"
 _REASON_MAX = 500
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS quarantine (
-    tenant TEXT NOT NULL,
-    chunk_id TEXT NOT NULL,
-    connector TEXT NOT NULL,
-    plugin TEXT NOT NULL,
-    score REAL NOT NULL,
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL,
-    hits INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    released_by TEXT NOT NULL DEFAULT '',
-    released_at TEXT NOT NULL DEFAULT '',
-    payload TEXT NOT NULL,
-    PRIMARY KEY (tenant, chunk_id)
-);
-CREATE INDEX IF NOT EXISTS quarantine_tenant_status ON quarantine (tenant, status);
-"""
-_COLUMNS = (
-    "tenant, chunk_id, connector, plugin, score, first_seen, last_seen, hits, status, released_by, released_at, "
-    "payload"
-)
-
 
 class QuarantineNotFound(GroundwireError):
     """No quarantine entry with this chunk id in the caller's tenant."""
@@ -132,74 +108,44 @@ class QuarantineStore:
         self.grounder = grounder
         self.path = path or grounder.config.data_path / "quarantine.sqlite"
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._connect()
-        try:
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()
+        self.rows = QuarantineRows(self.path, lambda: self.grounder.codec)
 
     @property
     def codec(self) -> Any:
         return self.grounder.codec
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30, isolation_level=None)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``: serialised across processes too)."""
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
-
-    # --- rows ---------------------------------------------------------------------------------------
+    # --- rows (stored by groundwire.stores.quarantine_rows) -------------------------------------------
 
     @staticmethod
-    def _aad(tenant: str, chunk_id: str) -> str:
-        return f"quarantine:{tenant}:{chunk_id}"
-
-    def _encode(self, e: QuarantineEntry) -> str:
-        body = {"doc_id": e.doc_id, "reason": e.reason, "text_hash": e.text_hash, "note": e.note}
-        return str(self.codec.encode(json.dumps(body, ensure_ascii=False), self._aad(e.tenant, e.chunk_id)))
-
-    def _entry(self, row: Sequence[Any]) -> QuarantineEntry:
-        body = json.loads(self.codec.decode(row[11], self._aad(row[0], row[1])))
+    def _entry(row: Row) -> QuarantineEntry:
+        v, body = row
         return QuarantineEntry(
-            tenant=row[0], chunk_id=row[1], doc_id=body["doc_id"], connector=row[2], plugin=row[3],
-            reason=body["reason"], score=float(row[4]), text_hash=body["text_hash"], first_seen=row[5],
-            last_seen=row[6], hits=int(row[7]), status=row[8], released_by=row[9], released_at=row[10],
+            tenant=v[0], chunk_id=v[1], doc_id=body["doc_id"], connector=v[2], plugin=v[3],
+            reason=body["reason"], score=float(v[4]), text_hash=body["text_hash"], first_seen=v[5],
+            last_seen=v[6], hits=int(v[7]), status=v[8], released_by=v[9], released_at=v[10],
             note=body["note"],
         )
 
     def _write(self, db: sqlite3.Connection, e: QuarantineEntry) -> None:
-        db.execute(
-            f"INSERT OR REPLACE INTO quarantine ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.rows.put(
+            db,
             (e.tenant, e.chunk_id, e.connector, e.plugin, e.score, e.first_seen, e.last_seen, e.hits, e.status,
-             e.released_by, e.released_at, self._encode(e)),
+             e.released_by, e.released_at),
+            {"doc_id": e.doc_id, "reason": e.reason, "text_hash": e.text_hash, "note": e.note},
         )
 
     def _get(self, db: sqlite3.Connection, tenant: str, chunk_id: str) -> QuarantineEntry | None:
-        row = db.execute(
-            f"SELECT {_COLUMNS} FROM quarantine WHERE tenant = ? AND chunk_id = ?", (tenant, chunk_id)
-        ).fetchone()
+        row = self.rows.get(db, tenant, chunk_id)
         return None if row is None else self._entry(row)
+
+    def _tx(self) -> Any:
+        """One write transaction (``BEGIN IMMEDIATE``: serialised across processes too)."""
+        return self.rows.transaction()
 
     def get(self, tenant: str, chunk_id: str) -> QuarantineEntry | None:
         """The entry for ``chunk_id`` in ``tenant``, or None."""
-        db = self._connect()
-        try:
+        with self.rows.connect() as db:
             return self._get(db, tenant, chunk_id)
-        finally:
-            db.close()
 
     def list(self, admin_user: UserContext, status: str | None = None) -> builtins.list[QuarantineEntry]:
         """Entries of the administrator's tenant whose chunk they can read (optionally only ``quarantined``
@@ -232,17 +178,11 @@ class QuarantineStore:
         CLI and apps use :meth:`list`), most recently seen first."""
         if status is not None and status not in (QUARANTINED, RELEASED):
             raise ValueError(f"unknown quarantine status {status!r}: use {QUARANTINED!r} or {RELEASED!r}")
-        sql = f"SELECT {_COLUMNS} FROM quarantine WHERE tenant = ?"
-        args = [tenant]
+        where, args = "tenant = ?", [tenant]
         if status:
-            sql += " AND status = ?"
+            where += " AND status = ?"
             args.append(status)
-        db = self._connect()
-        try:
-            rows = db.execute(sql + " ORDER BY last_seen DESC, chunk_id", args).fetchall()
-        finally:
-            db.close()
-        return [self._entry(r) for r in rows]
+        return [self._entry(r) for r in self.rows.select(where, args, "ORDER BY last_seen DESC, chunk_id")]
 
     def states(self, tenant: str, chunks: Sequence[Chunk]) -> dict[str, QuarantineEntry]:
         """Entries of those of ``chunks`` that are stored with the hash of their *current* text, by chunk id.
@@ -251,28 +191,13 @@ class QuarantineStore:
             return {}
         by_id = {c.id: c for c in chunks}
         marks = ", ".join("?" * len(by_id))
-        db = self._connect()
-        try:
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM quarantine WHERE tenant = ? AND chunk_id IN ({marks})",
-                [tenant, *by_id],
-            ).fetchall()
-        finally:
-            db.close()
-        entries = (self._entry(row) for row in rows)
+        entries = (self._entry(r) for r in self.rows.select(f"tenant = ? AND chunk_id IN ({marks})", [tenant, *by_id]))
         return {e.chunk_id: e for e in entries if e.text_hash == text_hash(by_id[e.chunk_id].text)}
 
     def reencrypt(self, codec: Any) -> int:
         """Re-encrypt every entry's payload with ``codec`` (key rotation). Returns the count."""
-        with self._lock, self._tx() as db:
-            rows = db.execute("SELECT tenant, chunk_id, payload FROM quarantine").fetchall()
-            for tenant, cid, payload in rows:
-                aad = self._aad(tenant, cid)
-                db.execute(
-                    "UPDATE quarantine SET payload = ? WHERE tenant = ? AND chunk_id = ?",
-                    (codec.encode(codec.decode(payload, aad), aad), tenant, cid),
-                )
-        return len(rows)
+        with self._lock:
+            return self.rows.reencrypt(codec)
 
     # --- what the pipeline calls --------------------------------------------------------------------
 
@@ -328,13 +253,8 @@ class QuarantineStore:
         return out, withheld
 
     def _hit(self, tenant: str, chunk_ids: Sequence[str]) -> None:
-        now = utcnow().isoformat()
-        with self._lock, self._tx() as db:
-            db.executemany(
-                "UPDATE quarantine SET hits = hits + 1, last_seen = ? WHERE tenant = ? AND chunk_id = ? "
-                "AND status = ?",
-                [(now, tenant, cid, QUARANTINED) for cid in chunk_ids],
-            )
+        with self._lock:
+            self.rows.hit(tenant, chunk_ids, utcnow().isoformat(), QUARANTINED)
 
     def _record(self, request: GroundingRequest, chunk: Chunk, verdict: Verdict) -> None:
         tenant, h, now = request.user.tenant, text_hash(chunk.text), utcnow().isoformat()

@@ -16,12 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .audit import AuditLog, ChainProblem, verify_chain
+from .audit import AuditLog, ChainProblem, LogReport, verify_log
 
 if TYPE_CHECKING:
     from .pipeline import Grounder
 
-__all__ = ["Check", "audit_paths", "export_audit", "rotate_keys", "trust_checks", "verify_audit"]
+__all__ = [
+    "Check", "audit_paths", "audit_reports", "export_audit", "rotate_keys", "trust_checks", "verify_audit",
+]
 
 _PAGE = 1000
 # trust-report's prompt-shield probes: a plain instruction override, and one planted in a report with a fake
@@ -41,9 +43,19 @@ def audit_paths(g: Grounder, tenant: str | None = None) -> list[Path]:
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
+def _checkpoint_dir(g: Grounder) -> Path | None:
+    c = g.config.audit.checkpoint_dir
+    return g.config.resolve(c) if c else None
+
+
+def audit_reports(g: Grounder, tenant: str | None = None) -> dict[Path, LogReport]:
+    """Chain, checkpoint and recovery notes per audit file (see :func:`groundwire.audit.verify_log`)."""
+    return {p: verify_log(p, g.codec, _checkpoint_dir(g)) for p in audit_paths(g, tenant)}
+
+
 def verify_audit(g: Grounder, tenant: str | None = None) -> dict[Path, list[ChainProblem]]:
     """Chain problems per audit file (every file appears; an empty list means intact)."""
-    return {p: verify_chain(p, g.codec) for p in audit_paths(g, tenant)}
+    return {p: r.problems for p, r in audit_reports(g, tenant).items()}
 
 
 def export_audit(
@@ -51,7 +63,7 @@ def export_audit(
 ) -> Iterator[dict[str, Any]]:
     """Decrypted audit events at or after ``since`` (timezone-aware), oldest first per tenant."""
     for path in audit_paths(g, tenant):
-        for ev in AuditLog(path, g.codec).events():
+        for ev in AuditLog(path, g.codec, _checkpoint_dir(g)).events():
             if since is not None and datetime.fromisoformat(ev["at"]) < since:
                 continue
             yield ev
@@ -66,6 +78,9 @@ def rotate_keys(g: Grounder) -> dict[str, int]:
         raise EncryptionError(
             "encryption is not enabled: set [encryption] enabled = true and a key provider first"
         )
+    from .keycheck import check_index
+
+    check_index([g.index.tenant(t) for t in g.config.tenants()], codec)  # refuse before re-encrypting
     counts = {"chunks": 0, "audit_lines": 0, "drafts": 0, "quarantined": 0}
     for tenant in g.config.tenants():
         col = g.index.tenant(tenant).collection
@@ -82,7 +97,8 @@ def rotate_keys(g: Grounder) -> dict[str, int]:
                 break
             offset += _PAGE
     for path in audit_paths(g):
-        counts["audit_lines"] += AuditLog(path, codec).reencrypt(codec)
+        log = AuditLog(path, codec, _checkpoint_dir(g), g.config.audit.fsync)
+        counts["audit_lines"] += log.reencrypt(codec)  # holds the log's lock: no concurrent append is lost
     counts["drafts"] = g.reviews.reencrypt(codec)
     counts["quarantined"] = g.quarantine.reencrypt(codec)
     return counts

@@ -15,7 +15,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from groundwire import Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl, sentence_spans, severity_action
+from groundwire import (
+    Draft,
+    GroundingRequest,
+    GroundwireConfig,
+    PluginSettings,
+    Verdict,
+    hookimpl,
+    sentence_spans,
+    severity_action,
+)
 from groundwire.models import Chunk
 
 __all__ = ["CATEGORIES", "analyze"]
@@ -83,13 +92,28 @@ def analyze(text: str) -> dict[str, list[tuple[int, int, int]]]:
     return out
 
 
+Severity = int | dict[str, int]
+
+
+class ContentSafetySettings(PluginSettings):
+    """``[plugins.settings.content_safety]`` (and each ``tenants.<tenant>`` override)."""
+
+    enabled: bool = True
+    flag_at: Severity = 2
+    block_at: Severity = 6
+
+
+SETTINGS_MODELS = {PLUGIN: ContentSafetySettings}
+
+
 @hookimpl
 def screen_output(
     request: GroundingRequest, draft: Draft, sources: Sequence[Chunk], config: GroundwireConfig
 ) -> list[Verdict]:
-    s = config.plugin_settings(PLUGIN)
-    if not s.get("enabled", True):
+    settings = config.plugin_settings(PLUGIN, request.user.tenant, ContentSafetySettings)
+    if not settings.enabled:
         return []
+    s = settings.model_dump(exclude_unset=True)
     verdicts = []
     for cat, hits in analyze(draft.text).items():
         if not hits:

@@ -36,7 +36,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -47,11 +47,13 @@ from groundwire import (
     Draft,
     GroundingRequest,
     GroundwireConfig,
+    PluginSettings,
     Verdict,
     hookimpl,
     severity_action,
 )
 from groundwire.models import Chunk
+from pydantic import Field
 
 __all__ = ["AZURE", "OPENAI", "RETRY_STATUS", "retry_after"]
 
@@ -59,6 +61,38 @@ AZURE = "azure_content_safety"
 OPENAI = "openai_moderation"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _AZURE_CATS = {"Hate": "hate", "Violence": "violence", "SelfHarm": "self_harm", "Sexual": "sexual"}
+
+
+class AzureContentSafetySettings(PluginSettings):
+    """``[plugins.settings.azure_content_safety]``."""
+
+    endpoint: str = ""
+    key: str = ""
+    key_env: str = "AZURE_CONTENT_SAFETY_KEY"
+    api_version: str = "2024-09-01"
+    flag_at: int | dict[str, int] = 2
+    block_at: int | dict[str, int] = 6
+    analyze_output: bool = True
+    shield_prompt: bool = True
+    shield_documents: bool = True
+    document_action: Literal["drop", "quarantine", "flag", "block"] = "drop"
+    fail_closed: bool = False
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class OpenAIModerationSettings(PluginSettings):
+    """``[plugins.settings.openai_moderation]`` (present = enabled)."""
+
+    base_url: str = "https://api.openai.com/v1"
+    api_key: str = ""
+    api_key_env: str = "OPENAI_API_KEY"
+    model: str = "omni-moderation-latest"
+    block_categories: list[str] | None = None
+    fail_closed: bool = False
+    timeout: float = Field(default=10.0, gt=0)
+
+
+SETTINGS_MODELS = {AZURE: AzureContentSafetySettings, OPENAI: OpenAIModerationSettings}
 
 
 def _url(config: GroundwireConfig, plugin: str, base: str) -> str:

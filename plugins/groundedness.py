@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from groundwire import Action, Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl
+from groundwire import Action, Draft, GroundingRequest, GroundwireConfig, PluginSettings, Verdict, hookimpl
 from groundwire import sentence_spans as _sentence_spans
 from groundwire.models import Chunk
+from pydantic import Field
 
 __all__ = ["sentence_spans", "support", "unsupported_spans"]
 
@@ -127,14 +128,25 @@ def unsupported_spans(
     return out
 
 
+class GroundednessSettings(PluginSettings):
+    """``[plugins.settings.groundedness]`` (and each ``tenants.<tenant>`` override)."""
+
+    enabled: bool = True
+    min_support: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_words: int = Field(default=3, ge=1)
+
+
+SETTINGS_MODELS = {PLUGIN: GroundednessSettings}
+
+
 @hookimpl
 def screen_output(
     request: GroundingRequest, draft: Draft, sources: Sequence[Chunk], config: GroundwireConfig
 ) -> Verdict | None:
-    s = config.plugin_settings(PLUGIN)
-    if not s.get("enabled", True) or not draft.citations and not sources:
+    s = config.plugin_settings(PLUGIN, request.user.tenant, GroundednessSettings)
+    if not s.enabled or not draft.citations and not sources:
         return None
-    spans = unsupported_spans(draft, sources, float(s.get("min_support", 0.5)), int(s.get("min_words", 3)))
+    spans = unsupported_spans(draft, sources, s.min_support, s.min_words)
     if not spans:
         return None
     n = len(sentence_spans(draft.text)) or 1

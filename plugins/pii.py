@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import phonenumbers
-from groundwire import Action, Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl
+from groundwire import Action, Draft, GroundingRequest, GroundwireConfig, PluginSettings, Verdict, hookimpl
 from groundwire.models import Chunk
 from stdnum import iban as stdnum_iban
 from stdnum import luhn as stdnum_luhn
@@ -111,31 +112,43 @@ def find_pii(
     return sorted(spans)
 
 
+class PiiSettings(PluginSettings):
+    """``[plugins.settings.pii]`` (and each ``tenants.<tenant>`` override)."""
+
+    enabled: bool = True
+    entities: list[str] | None = None  # None: all of ENTITIES
+    phone_regions: list[str] | None = None  # None: PHONE_REGIONS
+    action: Literal["redact", "flag"] = "redact"
+
+
+SETTINGS_MODELS = {PLUGIN: PiiSettings}
+
+
 @hookimpl
 def screen_output(
     request: GroundingRequest, draft: Draft, sources: Sequence[Chunk], config: GroundwireConfig
 ) -> Verdict | None:
-    s = config.plugin_settings(PLUGIN, request.user.tenant)
-    if not s.get("enabled", True):
+    s = config.plugin_settings(PLUGIN, request.user.tenant, PiiSettings)
+    if not s.enabled:
         return None
-    unknown = set(s.get("entities", ())) - set(ENTITIES)
+    unknown = set(s.entities or ()) - set(ENTITIES)
     if unknown:
         raise config.error(
             f"plugins.settings.{PLUGIN}.entities",
             f"unknown entities {sorted(unknown)}",
             f"choose from {', '.join(ENTITIES)}",
         )
-    regions = tuple(str(r).upper() for r in s.get("phone_regions", PHONE_REGIONS))
+    regions = tuple(str(r).upper() for r in (s.phone_regions if s.phone_regions is not None else PHONE_REGIONS))
     if set(regions) - phonenumbers.SUPPORTED_REGIONS:
         raise config.error(
             f"plugins.settings.{PLUGIN}.phone_regions",
             f"unknown regions {sorted(set(regions) - phonenumbers.SUPPORTED_REGIONS)}",
             "use ISO 3166 two-letter country codes such as US, GB, DE",
         )
-    spans = find_pii(draft.text, s.get("entities"), regions)
+    spans = find_pii(draft.text, s.entities, regions)
     if not spans:
         return None
-    action = Action.FLAG if s.get("action", "redact") == "flag" else Action.REDACT
+    action = Action.FLAG if s.action == "flag" else Action.REDACT
     counts: dict[str, int] = {}
     for _, _, label in spans:
         counts[label] = counts.get(label, 0) + 1

@@ -23,7 +23,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from groundwire import (
     Action,
@@ -31,14 +31,30 @@ from groundwire import (
     GroundingRequest,
     GroundwireConfig,
     MissingExtra,
+    PluginSettings,
     Verdict,
     hookimpl,
 )
 from groundwire.models import Chunk
+from pydantic import Field
 
 __all__ = ["DEFAULT_ENTITIES", "NER_ENTITIES", "analyzer", "find_pii"]
 
 PLUGIN = "presidio"
+
+
+class PresidioSettings(PluginSettings):
+    """``[plugins.settings.presidio]`` (and each ``tenants.<tenant>`` override); checked at start-up."""
+
+    enabled: bool = False
+    entities: list[str] | None = None
+    score_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
+    language: str = "en"
+    spacy_model: str = ""
+    action: Literal["redact", "flag"] = "redact"
+
+
+SETTINGS_MODELS = {PLUGIN: PresidioSettings}
 
 #: Pattern / checksum recognisers that need no NER model. URL and DATE_TIME are left out on purpose:
 #: drafts legitimately contain dates and links, and redacting them would gut the answer.

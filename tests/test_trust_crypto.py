@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import sqlite3
 
 import pytest
@@ -16,6 +17,7 @@ from groundwire.crypto import (
     EnvKeyProvider,
     FileKeyProvider,
     KeyProvider,
+    KeyringMismatch,
     codec_for,
     parse_keys,
 )
@@ -138,7 +140,13 @@ def test_index_payloads_and_audit_are_encrypted_and_unreadable_without_key(tmp_p
     monkeypatch.setenv("GW_TEST_KEYS", f"k1:{new_key()}")
     with pytest.raises(DecryptionError, match=r"\[encryption\]"):
         grounder(tmp_path, encryption=_enc()).ground("When is payday?", "alice", tenant="acme")
-    # encryption switched off: refused, not silently returning ciphertext
+    # encryption switched off: refused before anything is written (the audit log and the drafts are
+    # encrypted), naming the key id found; not silently returning ciphertext
+    with pytest.raises(KeyringMismatch, match="encrypted with key id 'k1'.*not enabled"):
+        grounder(tmp_path).ground("When is payday?", "alice", tenant="acme")
+    # with only the index encrypted, the index itself refuses
+    shutil.rmtree(tmp_path / "data" / "audit")
+    (tmp_path / "data" / "reviews.sqlite3").unlink()
     with pytest.raises(IndexError_, match="codec 'aes-gcm'"):
         grounder(tmp_path).ground("When is payday?", "alice", tenant="acme")
 

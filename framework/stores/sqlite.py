@@ -1,0 +1,158 @@
+"""SQLite plumbing shared by the stores: WAL, busy timeouts, schema versions with migrations, closed
+connections, and one error type for a full disk, a read-only directory or a corrupt file.
+
+Invariants:
+- Every connection is opened and closed by :meth:`SqliteStore.connect` / :meth:`SqliteStore.transaction`
+  (context managers); none outlives the call that needed it.
+- The database is in WAL mode (readers never block the writer, and vice versa) with a busy timeout, so
+  concurrent processes wait for each other instead of failing with "database is locked".
+- ``PRAGMA user_version`` is the schema version. Migrations run in order inside one ``BEGIN IMMEDIATE``
+  transaction (two processes opening a new database migrate it once); a database from a newer version is
+  refused with a message.
+- Every :class:`sqlite3.Error` that is about the file (disk full, read-only, corrupt, locked past the
+  timeout) becomes a :class:`~groundwire.errors.StorageError` naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import StorageError, storage_error
+
+__all__ = ["Migration", "SqliteStore", "sqlite_error"]
+
+BUSY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """Statements that bring the schema from ``version - 1`` to ``version``."""
+
+    version: int
+    statements: Sequence[str]
+
+
+def sqlite_error(what: str, path: Path, exc: sqlite3.Error) -> StorageError:
+    """The :class:`StorageError` for ``exc`` on the database ``path``."""
+    msg = str(exc).lower()
+    if "disk is full" in msg or ("disk i/o" in msg and _full(path)):
+        return storage_error(what, path, OSError(errno.ENOSPC, "No space left on device"))
+    if "readonly" in msg or "read-only" in msg:
+        return storage_error(what, path, OSError(errno.EROFS, "read-only"))
+    if "unable to open" in msg:
+        parent = path.parent
+        code = errno.EACCES if parent.exists() and not os.access(parent, os.W_OK) else errno.ENOENT
+        return storage_error(what, path, OSError(code, os.strerror(code)))
+    if "not a database" in msg or "malformed" in msg:
+        return StorageError(
+            what, path, f"the file is corrupt ({exc}); move it aside (e.g. rename it to {path.name}.corrupt) "
+            "and restart, which creates an empty one; restore it from a backup to keep its contents"
+        )
+    if "locked" in msg or "busy" in msg:
+        return StorageError(what, path, f"another process held it for more than {BUSY_TIMEOUT_S:.0f} s ({exc})")
+    return StorageError(what, path, exc)
+
+
+def _full(path: Path) -> bool:
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+class SqliteStore:
+    """A SQLite database file with a versioned schema. Subclasses set ``what`` and ``migrations``."""
+
+    what = "a database"
+    migrations: Sequence[Migration] = ()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(self.what, path, exc) from exc
+        self._migrate()
+
+    @property
+    def version(self) -> int:
+        return max((m.version for m in self.migrations), default=0)
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _migrate(self) -> None:
+        try:
+            db = self._open()
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    db.execute("PRAGMA journal_mode = WAL")
+                current = int(db.execute("PRAGMA user_version").fetchone()[0])
+                if current == self.version:
+                    return
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    current = int(db.execute("PRAGMA user_version").fetchone()[0])  # another process may have won
+                    if current > self.version:
+                        raise StorageError(
+                            self.what, self.path, f"its schema version {current} is newer than this Groundwire's "
+                            f"({self.version}); upgrade Groundwire"
+                        )
+                    for m in sorted(self.migrations, key=lambda m: m.version):
+                        if m.version > current:
+                            for stmt in m.statements:
+                                db.execute(stmt)
+                            db.execute(f"PRAGMA user_version = {int(m.version)}")
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            raise sqlite_error(self.what, self.path, exc) from exc
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection in autocommit mode, closed on exit; sqlite errors become :class:`StorageError`."""
+        try:
+            db = self._open()
+        except sqlite3.Error as exc:
+            raise sqlite_error(self.what, self.path, exc) from exc
+        try:
+            yield db
+        except sqlite3.Error as exc:
+            raise sqlite_error(self.what, self.path, exc) from exc
+        finally:
+            db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``: serialised across processes), committed on success and
+        rolled back on any exception."""
+        with self.connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise

@@ -1,0 +1,68 @@
+"""Worker functions run in separate processes (multiprocessing ``spawn``) by the durability tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+from groundwire.audit import AuditLog
+from groundwire.crypto import AesGcmCodec, parse_keys
+
+
+def codec(keys: list[str], current: str) -> AesGcmCodec:
+    return AesGcmCodec(parse_keys(keys, "test keys", current))
+
+
+def append_many(path: str, keys: list[str], current: str, worker: str, n: int, threads: int) -> int:
+    """Append ``n`` events from each of ``threads`` threads, sharing one :class:`AuditLog` per process."""
+    log = AuditLog(Path(path), codec(keys, current) if keys else None)
+
+    def run(t: int) -> None:
+        for i in range(n):
+            log.append({"kind": "test", "tenant": "t", "actor": worker, "request_id": f"{worker}-{t}-{i}",
+                        "at": "", "data": {"i": i}})
+
+    ts = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return n * threads
+
+
+def rotate_many(path: str, keys: list[str], current: str, rounds: int) -> int:
+    """Re-encrypt the whole log ``rounds`` times (what ``groundwire keys rotate`` does to each log)."""
+    c = codec(keys, current)
+    done = 0
+    for _ in range(rounds):
+        done += AuditLog(Path(path), c).reencrypt(c)
+    return done
+
+
+def die_mid_write(path: str) -> None:
+    """Append one line but write only its first half, then SIGKILL this process (a crash mid-write)."""
+    import groundwire.audit as audit_mod
+
+    real_write = os.write
+
+    def half_then_die(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}") == os.path.realpath(path):
+            real_write(fd, bytes(data[: len(data) // 2]))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_write(fd, data)
+
+    audit_mod.os.write = half_then_die  # type: ignore[assignment]
+    AuditLog(Path(path)).append({"kind": "test", "tenant": "t", "actor": "victim", "request_id": "killed",
+                                 "at": "", "data": {}})
+
+
+def sync_and_ask(root: str) -> tuple[list[tuple[str, bool, int, str]], int]:
+    """In a fresh process: sync the trust-helpers corpus under ``root`` and ask once; returns
+    ``[(connector, ok, added, error)]`` and the number of citations."""
+    from .trust_helpers import grounder
+
+    g = grounder(Path(root))
+    reports = [(r.connector, r.ok, r.added, r.error) for r in g.sync()]
+    return reports, len(g.ground("When is payday?", "alice", tenant="acme").citations)
