@@ -3,12 +3,14 @@
 :class:`ConnectorContract` is a pytest base class (langchain ``standard-tests`` style): subclass it,
 provide the ``source`` fixture (a :class:`SourceController` over a real or test-double source) and
 ``make_connector``, and every invariant of :mod:`groundwire.connector` is checked against your connector.
+:class:`EmbedderContract` does the same for embedders (subclass it, implement ``make_embedder``).
 :func:`tiny_grounder` is a synced Grounder over a tiny corpus (hashing embedder) for hook plugin tests.
 """
 
 from __future__ import annotations
 
 from .contract import ConnectorContract, SourceController, run_changes
+from .embedder_contract import EmbedderContract
 from .grounder import EVERYONE_USER, HR_USER, TINY_CORPUS, tiny_grounder, write_corpus
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "HR_USER",
     "TINY_CORPUS",
     "ConnectorContract",
+    "EmbedderContract",
     "SourceController",
     "run_changes",
     "tiny_grounder",
