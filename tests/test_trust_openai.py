@@ -12,6 +12,7 @@ import pytest
 from groundwire import AccessControl, AccessDenied, Chunk, GeneratorContext, GroundingRequest, UserContext
 from groundwire.plugins.openai_generator import AzureOpenAIGenerator, GeneratorFailed, OpenAIGenerator
 
+from .httpjson import send_json
 from .trust_helpers import ACME_PUBLIC, grounder
 
 ANSWER = "Payday is the 25th of every month [1]."
@@ -87,14 +88,7 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def _send(self, code, payload, headers=None):
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, code, payload, headers)
 
 
 @pytest.fixture
