@@ -26,7 +26,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.runnables.config import get_async_callback_manager_for_config, get_callback_manager_for_config
 from pydantic import AliasChoices, ConfigDict, Field
 
-from .errors import GroundwireError, PromptBlocked
+from .errors import GroundwireError
 from .models import Chunk, Draft, UserContext
 
 if TYPE_CHECKING:
@@ -65,12 +65,8 @@ def permitted_chunks(
 ) -> list[Chunk]:
     """The chunks ``user`` may read for ``query``, through the request's steps (shared by the LangChain
     and LlamaIndex retrievers). Raises ``AccessDenied`` / ``FeatureDisabled`` / ``PromptBlocked``."""
-    request = g._request(_query(query), user, feature, top_k, connectors)
-    blocked, _ = g._before_retrieval(request)
-    if blocked is not None:
-        raise PromptBlocked(blocked.text)
-    sources, _, _ = g._retrieve_and_screen(request)
-    return sources[: request.top_k]
+    # the audited, screened public path (raises AccessDenied / FeatureDisabled / PromptBlocked)
+    return list(g.retrieve(_query(query), user, feature=feature, top_k=top_k, connectors=connectors))
 
 
 def to_document(c: Chunk) -> LCDocument:
