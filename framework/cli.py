@@ -265,8 +265,14 @@ def ask(
 def plugins_cmd(
     config: Annotated[Path | None, typer.Option("--config", "-c", envvar="GROUNDWIRE_CONFIG")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    docs: Annotated[bool, typer.Option("--docs", help="print the hook reference (Markdown) and exit")] = False,
 ) -> None:
-    """List registered plugins with their version and hooks."""
+    """List registered plugins with their version and hooks (``--docs``: the hook reference)."""
+    if docs:
+        from .hookdocs import hook_docs
+
+        print(hook_docs())
+        return
     from .config import load_config
     from .pluginmanager import make_plugin_manager, plugin_info
 

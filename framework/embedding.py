@@ -1,7 +1,10 @@
 """The embedder contract: text in, L2-normalised float32 vectors out.
 
 Embedders are registered by plugins (``register_embedders``) and chosen by ``[embedder] name``.
-The core wraps the chosen one in :class:`CachedEmbedder` so repeated queries are not re-embedded.
+The core wraps the chosen one in :class:`CachedEmbedder` so repeated queries are not re-embedded; it
+checks the first document batch and the first query vector (:func:`check_vectors`: declared dimension,
+finite, unit length) and refuses a mismatching embedder with :class:`EmbedderMismatch` before anything
+is indexed or searched. ``groundwire.testing.EmbedderContract`` runs the full contract in a test suite.
 """
 
 from __future__ import annotations
@@ -15,7 +18,44 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CachedEmbedder", "Embedder", "Vectors"]
+from .errors import GroundwireError
+
+__all__ = ["CachedEmbedder", "Embedder", "EmbedderMismatch", "Vectors", "check_vectors"]
+
+UNIT_TOLERANCE = 1e-3
+
+
+class EmbedderMismatch(GroundwireError):
+    """An embedder returned vectors that break its contract (shape, dimension, finiteness, unit length)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"embedder {name!r} {problem}; fix the embedder (run groundwire.testing.EmbedderContract "
+                         "against it) or choose another one in [embedder] name")
+        self.embedder = name
+        self.problem = problem
+
+
+def check_vectors(embedder: Embedder, vectors: Any, rows: int | None) -> None:
+    """Raise :class:`EmbedderMismatch` unless ``vectors`` is ``(rows, dimension)`` (or ``(dimension,)``
+    for ``rows=None``, a query), floating point, finite and of unit length row by row."""
+    name = getattr(embedder, "name", type(embedder).__name__)
+    dim = getattr(embedder, "dimension", None)
+    if not isinstance(dim, int) or dim < 1:
+        raise EmbedderMismatch(name, f"declares no positive integer dimension (got {dim!r})")
+    arr = np.asarray(vectors)
+    want = (dim,) if rows is None else (rows, dim)
+    if arr.shape != want:
+        raise EmbedderMismatch(name, f"returned an array of shape {arr.shape}, expected {want} "
+                                     f"(declared dimension {dim})")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise EmbedderMismatch(name, f"returned {arr.dtype} values, expected floats")
+    if not np.all(np.isfinite(arr)):
+        raise EmbedderMismatch(name, "returned NaN or infinite values")
+    norms = np.linalg.norm(arr.reshape(-1, dim), axis=1)
+    off = np.abs(norms - 1.0) > UNIT_TOLERANCE
+    if np.any(off):
+        raise EmbedderMismatch(name, f"returned vectors that are not unit length (norm {float(norms[off][0]):.4f}); "
+                                     "cosine similarity is computed as a dot product")
 
 Vectors = npt.NDArray[np.float32]
 
@@ -61,6 +101,8 @@ class CachedEmbedder(Embedder):
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self._checked_documents = False
+        self._checked_query = False
 
     @property
     def model_id(self) -> str:
@@ -70,7 +112,11 @@ class CachedEmbedder(Embedder):
         self.inner.warm_up()
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        return self.inner.embed_documents(texts)
+        vectors = self.inner.embed_documents(texts)
+        if not self._checked_documents and texts:
+            check_vectors(self.inner, vectors, len(texts))
+            self._checked_documents = True
+        return vectors
 
     def embed_query(self, text: str) -> Vectors:
         with self._lock:
@@ -80,6 +126,9 @@ class CachedEmbedder(Embedder):
                 self.hits += 1
                 return hit
         vec = self.inner.embed_query(text)
+        if not self._checked_query:
+            check_vectors(self.inner, vec, None)
+            self._checked_query = True
         vec.setflags(write=False)
         with self._lock:
             self.misses += 1

@@ -38,6 +38,14 @@ def register_connectors(register: Callable[[type[Connector]], None]) -> None:
     that names its ``type`` does.
 
     :param register: call it once per connector class; a duplicate type name is an error at start-up.
+
+    Combined: every plugin registers into one registry; the configuration picks what runs.
+
+    Example::
+
+        @hookimpl
+        def register_connectors(register):
+            register(WikiConnector)  # WikiConnector.type == "wiki"
     """
 
 
@@ -46,6 +54,14 @@ def register_generators(register: Callable[[type[Generator]], None]) -> None:
     """Register generator classes (the model that writes the draft), each with a unique ``name``.
 
     :param register: call it once per generator class; a duplicate name is an error at start-up.
+
+    Combined: one registry; ``[generator] name`` picks the generator.
+
+    Example::
+
+        @hookimpl
+        def register_generators(register):
+            register(MyLLMGenerator)  # a groundwire.Generator subclass, name = "my-llm"
     """
 
 
@@ -54,6 +70,15 @@ def register_embedders(register: Callable[[type[Embedder]], None]) -> None:
     """Register embedder classes (text -> vector), each with a unique ``name``.
 
     :param register: call it once per embedder class; a duplicate name is an error at start-up.
+
+    Combined: one registry; ``[embedder] name`` picks the embedder. Its first batch is checked (declared
+    dimension, finite unit-length rows); run ``groundwire.testing.EmbedderContract`` against yours.
+
+    Example::
+
+        @hookimpl
+        def register_embedders(register):
+            register(MyEmbedder)  # a groundwire.Embedder subclass, name = "my-embedder"
     """
 
 
@@ -64,6 +89,14 @@ def register_key_providers(register: Callable[[type[Any]], None]) -> None:
     ``[encryption] provider`` selects one; it returns the key ring used for encryption at rest.
 
     :param register: call it once per provider class; a duplicate name is an error at start-up.
+
+    Combined: one registry; ``[encryption] provider`` picks the provider.
+
+    Example::
+
+        @hookimpl
+        def register_key_providers(register):
+            register(VaultKeyProvider)  # name = "vault"
     """
 
 
@@ -72,6 +105,16 @@ def register_commands(cli: Any) -> None:
     """Add commands to the ``groundwire`` command line.
 
     :param cli: the root ``typer.Typer`` application.
+
+    Combined: every plugin adds its commands; choose names no other plugin uses.
+
+    Example::
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command("hello")
+            def hello():
+                print("hello from my plugin")
     """
 
 
@@ -88,6 +131,14 @@ def feature_allowed(user: UserContext, feature: str, config: GroundwireConfig) -
     :param feature: the feature name the request asks for
     :param config: the configuration in force
     :return: ``True`` to allow, ``False`` to deny, ``None`` for no opinion
+
+    Example::
+
+        @hookimpl
+        def feature_allowed(user, feature):
+            if feature == "summarize" and "contractor" in user.roles:
+                return False
+            return None
     """
 
 
@@ -99,6 +150,14 @@ def screen_prompt(request: GroundingRequest, config: GroundwireConfig) -> Verdic
 
     :param request: the request, with its user and prompt
     :param config: the configuration in force
+
+    Example::
+
+        @hookimpl
+        def screen_prompt(request):
+            if "password" in request.prompt.lower():
+                return Verdict("prompt", "no-secrets", Action.BLOCK, 1.0, "asks for a password")
+            return None
     """
 
 
@@ -112,6 +171,12 @@ def access_principals(user: UserContext, config: GroundwireConfig) -> Iterable[s
     :param user: the signed-in user
     :param config: the configuration in force
     :return: principal tokens such as ``group:finance``
+
+    Example::
+
+        @hookimpl
+        def access_principals(user):
+            return [f"group:{g}" for g in directory.nested_groups(user.user_id)]
     """
 
 
@@ -129,6 +194,12 @@ def filter_chunks(
     :param chunks: the chunks retrieved for the request
     :param config: the configuration in force
     :return: chunk ids to remove
+
+    Example::
+
+        @hookimpl
+        def filter_chunks(chunks):
+            return [c.id for c in chunks if c.title.startswith("DRAFT")]
     """
 
 
@@ -147,6 +218,12 @@ def annotate_chunks(chunks: Sequence[Chunk], config: GroundwireConfig) -> Mappin
     :param chunks: new or changed chunks of one ingestion batch (any tenant and connector)
     :param config: the configuration in force
     :return: chunk id -> {key: value}, or ``None``
+
+    Example::
+
+        @hookimpl
+        def annotate_chunks(chunks):
+            return {c.id: {"my_plugin": {"version": 1, "words": len(c.text.split())}} for c in chunks}
     """
 
 
@@ -165,6 +242,13 @@ def screen_documents(
     :param request: the request
     :param chunks: the chunks that passed access control
     :param config: the configuration in force
+
+    Example::
+
+        @hookimpl
+        def screen_documents(chunks):
+            return [Verdict("documents", "no-html", Action.DROP, 1.0, "embedded script", target=c.id)
+                    for c in chunks if "<script" in c.text]
     """
 
 
@@ -181,6 +265,12 @@ def cite(
     :param sources: the chunks given to the generator, in marker order
     :param config: the configuration in force
     :return: the text with markers renumbered to the citation list, and the citations
+
+    Example::
+
+        @hookimpl(tryfirst=True)
+        def cite(text, sources):
+            return None  # no opinion: the next implementation (finally the built-in) decides
     """
 
 
@@ -190,13 +280,21 @@ def screen_output(
 ) -> Verdict | Iterable[Verdict] | None:
     """Screen the draft (content safety, PII, groundedness).
 
-    Combined, independent of order: ``block`` replaces the draft with a refusal; the union of all
+    Combined (independent of order): ``block`` replaces the draft with a refusal; the union of all
     ``redact`` spans is masked; ``flag`` spans are reported to the reviewer.
 
     :param request: the request
     :param draft: the draft with its citations (do not modify it; return verdicts)
     :param sources: the chunks the draft was generated from
     :param config: the configuration in force
+
+    Example::
+
+        @hookimpl
+        def screen_output(draft):
+            if "confidential" in draft.text.lower():
+                return Verdict("output", "my-plugin", Action.FLAG, 1.0, "mentions confidential material")
+            return None
     """
 
 
@@ -207,6 +305,14 @@ def record_event(event: AuditEvent, config: GroundwireConfig) -> None:
     Every implementation receives every event. An exception fails the request: there are no
     unaudited answers.
 
+    Combined: every implementation is called; results are ignored.
+
     :param event: the event
     :param config: the configuration in force
+
+    Example::
+
+        @hookimpl
+        def record_event(event):
+            siem.send(event.kind, event.tenant, event.actor)  # must raise if it cannot record
     """

@@ -18,6 +18,8 @@ import pytest
 from groundwire import Action, Draft, GroundingRequest, UserContext, config_from_dict
 from groundwire.plugins import content_safety_api as api
 
+from .httpjson import send_json
+
 REQ = GroundingRequest(user=UserContext.of("u", "acme"), prompt="What is the leave policy?")
 
 
@@ -41,14 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body, headers)
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
         az: Azure = self.server.azure

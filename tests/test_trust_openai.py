@@ -18,6 +18,7 @@ from groundwire.plugins.openai_generator import (
     OpenAIGenerator,
 )
 
+from .httpjson import send_json
 from .trust_helpers import ACME_PUBLIC, grounder
 
 ANSWER = "Payday is the 25th of every month [1]."
@@ -99,14 +100,7 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def _send(self, code, payload, headers=None):
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, code, payload, headers)
 
 
 @pytest.fixture

@@ -6,12 +6,14 @@ provide the ``source`` fixture (a :class:`SourceController` over a real or test-
 Declare ``reads_local_files``: ``True`` (the source is then a :class:`FileSourceController` and the hostile
 local-source cases run: links out of the root, FIFOs, device links, link loops, undecodable names) or
 ``False`` for a connector that reads no local files.
+:class:`EmbedderContract` does the same for embedders (subclass it, implement ``make_embedder``).
 :func:`tiny_grounder` is a synced Grounder over a tiny corpus (hashing embedder) for hook plugin tests.
 """
 
 from __future__ import annotations
 
 from .contract import ConnectorContract, FileSourceController, SourceController, run_changes
+from .embedder_contract import EmbedderContract
 from .grounder import EVERYONE_USER, HR_USER, TINY_CORPUS, tiny_grounder, write_corpus
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "HR_USER",
     "TINY_CORPUS",
     "ConnectorContract",
+    "EmbedderContract",
     "FileSourceController",
     "SourceController",
     "run_changes",

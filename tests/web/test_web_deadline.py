@@ -4,14 +4,15 @@ is cut off at the deadline, and so is one that trickles its body."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from groundwire.connectors.web.fetch import AddressPolicy, Fetcher, FetchError
+from groundwire.connectors.web.fetch import Fetcher, FetchError
+
+from .conftest import loopback_fetcher
 
 pytestmark = pytest.mark.integration
 
@@ -60,8 +61,7 @@ class Trickler:
 
 @pytest.fixture
 def fetcher() -> Iterator[Fetcher]:
-    f = Fetcher(user_agent="GroundwireTest/1.0", policy=AddressPolicy([ipaddress.ip_network("127.0.0.1/32")]),
-                timeout=2.0, max_bytes=1 << 20, max_redirects=3, interval=0, per_host=4, connections=4)
+    f = loopback_fetcher(2.0)
     try:
         yield f
     finally:

@@ -4,15 +4,15 @@ an explicitly allowed page under a disallowed folder was refused, and a ``/*.pdf
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from groundwire.connectors.web.fetch import AddressPolicy, Fetcher
+from groundwire.connectors.web.fetch import Fetcher
 from groundwire.connectors.web.robots import RobotsCache
 
 from ..files import make_pdf
+from .conftest import loopback_fetcher
 from .static_site import StaticSite, page
 from .test_web_crawl import grounder
 from .test_web_safety import settings_for
@@ -88,8 +88,7 @@ CASES: list[tuple[str, str, str, bool]] = [
 
 @pytest.fixture
 def fetcher() -> Iterator[Fetcher]:
-    f = Fetcher(user_agent="GroundwireTest/1.0", policy=AddressPolicy([ipaddress.ip_network("127.0.0.1/32")]),
-                timeout=5, max_bytes=1 << 20, max_redirects=3, interval=0, per_host=4, connections=4)
+    f = loopback_fetcher(5)
     try:
         yield f
     finally:
