@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 # the chunker collapses runs of white space, so cells are generated with single spaces
-_cell = st.text(alphabet=st.sampled_from("abcdefgh XYZ.!?0123"), min_size=1, max_size=25).map(lambda s: " ".join(s.split())).filter(bool)
+_cell = st.text(alphabet=st.sampled_from("abcdefgh XYZ.!?0123"), min_size=1, max_size=25)
+_cell = _cell.map(lambda s: " ".join(s.split())).filter(bool)
 _row = st.lists(_cell, min_size=2, max_size=5).map(lambda cells: "| " + " | ".join(cells) + " |")
 _prose = st.lists(st.sampled_from(["Revenue rose.", "Costs fell! See below.", "Why? Because.", "Q3 ended."]),
                   min_size=1, max_size=6).map(" ".join)
