@@ -184,16 +184,9 @@ async def retrieve(body: RetrieveIn, st: State, identity: User, request: Request
 
 def _reviewable(st: ServerState, identity: Identity, status: str | None, limit: int) -> list[dict[str, Any]]:
     st.feature(identity.user, "review", "review_list")
-    out: list[dict[str, Any]] = []
-    for item in st.grounder.reviews.list(identity.user.tenant, status):
-        try:
-            st.grounder.reviews.get(item.id, identity.user)
-        except AccessDenied:
-            continue
-        out.append({k: v for k, v in item.to_dict().items() if k not in ("draft", "prompt", "sources", "history")})
-        if len(out) >= limit:
-            break
-    return out
+    hidden = ("draft", "prompt", "sources", "history")
+    return [{k: v for k, v in item.to_dict().items() if k not in hidden}
+            for item in st.reviewable(identity.user, status, limit)]
 
 
 @router.get("/v1/reviews", tags=["reviews"])

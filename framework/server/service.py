@@ -9,6 +9,7 @@ and maps the Grounder's errors to HTTP problems.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ..audit_event import AuditEvent
-from ..errors import AccessDenied, FeatureDisabled, GroundwireError
+from ..errors import AccessDenied, FeatureDisabled, GroundwireError, PromptBlocked
 from ..models import Chunk, GroundingRequest, UserContext
 from ..pipeline import Grounder
 from .auth import ApiKeyAuthenticator, Identity, OIDCValidator
@@ -36,6 +37,8 @@ def problem_for(exc: BaseException) -> Problem:
 
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, PromptBlocked):
+        return Problem(422, "prompt_blocked", "the prompt shield refused this request")
     if isinstance(exc, FeatureDisabled):
         return Problem(403, "feature_disabled", str(exc))
     if isinstance(exc, AccessDenied):
@@ -130,8 +133,29 @@ class ServerState:
             user=user, prompt=prompt, feature="ask", top_k=top_k or g.config.retrieval.top_k,
             connectors=tuple(connectors) if connectors is not None else None,
         )
+        if "user" in inspect.signature(g.retrieve).parameters:
+            # the core's public retrieve path: authorizes, screens and audits itself
+            return list(g.retrieve(request))
+        # compatibility with a core whose retrieve() is steps 3-4 only: the pipeline's own steps 1-5
         blocked, _ = g._before_retrieval(request)
         if blocked is not None:
-            raise Problem(422, "prompt_blocked", "the prompt shield refused this request")
+            raise PromptBlocked(blocked.text)
         sources, _withheld, _verdicts = g._retrieve_and_screen(request)
-        return sources
+        return list(sources)
+
+    def reviewable(self, user: UserContext, status: str | None, limit: int) -> list[Any]:
+        """Review items (newest first) of the user's tenant whose every source the user can read, through
+        the review queue's own rule."""
+        queue = self.grounder.reviews
+        if "reviewer" in inspect.signature(queue.list).parameters:
+            return list(queue.list(user, status))[:limit]  # the queue trims (quietly) itself
+        out: list[Any] = []
+        for item in queue.list(user.tenant, status):  # compatibility: check each draft with get()
+            try:
+                queue.get(item.id, user)
+            except AccessDenied:
+                continue
+            out.append(item)
+            if len(out) >= limit:
+                break
+        return out
