@@ -232,10 +232,7 @@ async def reject(draft_id: str, body: RejectIn, st: State, identity: User) -> di
 
 
 def _quarantine_list(st: ServerState, identity: Identity, status: str | None) -> list[dict[str, Any]]:
-    from ..quarantine import ADMIN_FEATURE
-
-    st.feature(identity.user, ADMIN_FEATURE, "quarantine_list")
-    return [e.to_dict() for e in st.grounder.quarantine.list(identity.user.tenant, status)]
+    return [e.to_dict() for e in st.quarantined(identity.user, status)]
 
 
 @router.get("/v1/quarantine", tags=["quarantine"])

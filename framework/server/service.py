@@ -143,6 +143,16 @@ class ServerState:
         sources, _withheld, _verdicts = g._retrieve_and_screen(request)
         return list(sources)
 
+    def quarantined(self, user: UserContext, status: str | None) -> list[Any]:
+        """Quarantine entries of the user's tenant; needs ``quarantine_admin`` (refusals audited)."""
+        from ..quarantine import ADMIN_FEATURE
+
+        store = self.grounder.quarantine
+        if "admin_user" in inspect.signature(store.list).parameters:
+            return list(store.list(user, status))  # the store checks the feature and trims itself
+        self.feature(user, ADMIN_FEATURE, "quarantine_list")
+        return list(store.list(user.tenant, status))
+
     def reviewable(self, user: UserContext, status: str | None, limit: int) -> list[Any]:
         """Review items (newest first) of the user's tenant whose every source the user can read, through
         the review queue's own rule."""
