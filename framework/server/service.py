@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ from .settings import ServerSettings
 __all__ = ["ServerState", "problem_for"]
 
 T = TypeVar("T")
+log = logging.getLogger("groundwire.server")
 
 
 def problem_for(exc: BaseException) -> Problem:
@@ -50,7 +52,12 @@ def problem_for(exc: BaseException) -> Problem:
     if isinstance(exc, ValueError):
         return Problem(422, "invalid", str(exc))
     if isinstance(exc, GroundwireError):
-        return Problem(400, "refused", str(exc))
+        # configuration, storage, index or connector trouble on the server's side: its message may name
+        # files or keys, so the caller gets none of it (the log does)
+        log.warning("request failed: %s: %s", type(exc).__name__, exc)
+        return Problem(503, "unavailable", "the service could not complete this request; try again later or "
+                       "ask an administrator")
+    log.error("unexpected error: %r", exc)
     return Problem(500, "internal")
 
 
