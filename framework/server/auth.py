@@ -37,6 +37,7 @@ from typing import Any, Literal
 import httpx
 import jwt
 
+from ..errors import ConfigError
 from ..models import UserContext
 from .settings import ApiKeySettings, OIDCSettings, ServerSettings
 
@@ -153,7 +154,14 @@ class OIDCValidator:
         self._resolver: Callable[[Mapping[str, Any]], Any] | None = None
         if self.oidc.claims.group_resolver:
             module, _, attr = self.oidc.claims.group_resolver.partition(":")
-            self._resolver = getattr(importlib.import_module(module), attr)
+            try:
+                self._resolver = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise ConfigError("[server]", "server.oidc.claims.group_resolver",
+                                  f"cannot import {self.oidc.claims.group_resolver!r}: {exc}",
+                                  "name an importable 'package.module:function'") from None
+            if not callable(self._resolver):
+                raise ConfigError("[server]", "server.oidc.claims.group_resolver", "is not callable")
 
     async def claims(self, token: str, audience: Sequence[str] | None = None) -> dict[str, Any]:
         """The verified claims of ``token`` (see the module docstring for the checks)."""
