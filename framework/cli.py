@@ -78,9 +78,14 @@ ask = ["*"]
 type = "knowledge_base"
 tenant = "{tenant}"
 path = "{path}"
+# Who may read a file that no sidecar or glob covers: every signed-in user of the tenant. It has the LOWEST
+# precedence: a folder's .groundwire-acl.toml or a file's <file>.acl.toml (allow = [...], deny = [...]) and
+# the globs below all outrank it, and a deny at any level always applies. Remove it to index only files that
+# have an ACL of their own (a file without one is then skipped: visible to nobody).
+default_allow = ["everyone"]
 
-[connectors.docs.acl]  # glob -> principals: everyone, user:<id>, group:<id>, role:<id>
-"*" = ["everyone"]
+# [connectors.docs.acl]  # glob -> principals (everyone, user:<id>, group:<id>, role:<id>); longest wins
+# "hr/*" = {{ allow = ["group:hr"], deny = ["user:intern@example.com"] }}
 """
 
 
@@ -91,7 +96,7 @@ def init(
     config: ConfigOpt = _DEFAULT_CONFIG,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a starter configuration that indexes one folder for everyone in one tenant."""
+    """Write a starter configuration: one folder, one tenant, readable by everyone unless a sidecar ACL narrows it."""
     if config.exists() and not force:
         raise ConfigError(str(config), "", "already exists", "pass --force to overwrite it")
     config.write_text(INIT_TEMPLATE.format(tenant=tenant, path=path.as_posix()), encoding="utf-8")
@@ -178,8 +183,12 @@ def print_draft(draft: Draft, heading: str = "") -> None:
 def ask(
     prompt: Annotated[str, typer.Argument(help="The question or instruction.")],
     user: Annotated[str, typer.Option("--user", "-u", help="The signed-in user's id.")],
-    groups: Annotated[list[str] | None, typer.Option("--groups", "-g", help="The user's groups (repeat).")] = None,
-    roles: Annotated[list[str] | None, typer.Option("--roles", "-r", help="The user's roles (repeat).")] = None,
+    groups: Annotated[
+        list[str] | None, typer.Option("--groups", "-g", help="One of the user's groups; repeat for more (no commas).")
+    ] = None,
+    roles: Annotated[
+        list[str] | None, typer.Option("--roles", "-r", help="One of the user's roles; repeat for more (no commas).")
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="The user's tenant (default: default_tenant).")] = None,
     feature: Annotated[str, typer.Option(help="The feature used.")] = "ask",
     top_k: Annotated[int | None, typer.Option(help="Sources to retrieve.")] = None,
@@ -187,9 +196,10 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the draft as JSON.")] = False,
 ) -> None:
     """Ask as a user and print the grounded draft with its citations and review notice."""
+    from .cli_trust import repeated_ids
+
+    flat_groups, flat_roles = repeated_ids(groups, "--groups"), repeated_ids(roles, "--roles")
     g = _grounder(config)
-    flat_groups = [x for item in groups or [] for x in item.split(",") if x.strip()]
-    flat_roles = [x for item in roles or [] for x in item.split(",") if x.strip()]
     draft = g.ground(prompt, user, tenant=tenant, groups=flat_groups, roles=flat_roles, feature=feature, top_k=top_k)
     if as_json:
         console.print_json(json.dumps(draft.to_dict()))
