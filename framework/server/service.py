@@ -9,7 +9,6 @@ and maps the Grounder's errors to HTTP problems.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,47 +131,21 @@ class ServerState:
 
     def retrieve(self, user: UserContext, prompt: str, top_k: int | None,
                  connectors: list[str] | None) -> list[Chunk]:
-        """Trimmed, screened chunks for ``prompt``: the pipeline's own steps 1-5 (tenant and feature check,
-        prompt shield, pre-filtered search with the fail-closed re-check, document screening and quarantine),
-        without generation."""
+        """Trimmed, screened chunks for ``prompt`` through :meth:`Grounder.retrieve` (tenant and feature check,
+        prompt shield, pre-filtered search with the fail-closed re-check, document screening and quarantine)."""
         g = self.grounder
         request = GroundingRequest(
             user=user, prompt=prompt, feature="ask", top_k=top_k or g.config.retrieval.top_k,
             connectors=tuple(connectors) if connectors is not None else None,
         )
-        if "user" in inspect.signature(g.retrieve).parameters:
-            # the core's public retrieve path: authorizes, screens and audits itself
-            return list(g.retrieve(request))
-        # compatibility with a core whose retrieve() is steps 3-4 only: the pipeline's own steps 1-5
-        blocked, _ = g._before_retrieval(request)
-        if blocked is not None:
-            raise PromptBlocked(blocked.text)
-        sources, _withheld, _verdicts = g._retrieve_and_screen(request)
-        return list(sources)
+        return list(g.retrieve(request))  # authorizes, screens and audits (a ``retrieve`` event) itself
 
     def quarantined(self, user: UserContext, status: str | None) -> list[Any]:
-        """Quarantine entries of the user's tenant; needs ``quarantine_admin`` (refusals audited)."""
-        from ..quarantine import ADMIN_FEATURE
-
-        store = self.grounder.quarantine
-        if "admin_user" in inspect.signature(store.list).parameters:
-            return list(store.list(user, status))  # the store checks the feature and trims itself
-        self.feature(user, ADMIN_FEATURE, "quarantine_list")
-        return list(store.list(user.tenant, status))
+        """Quarantine entries of the user's tenant whose chunk the user can read; the store checks the
+        ``quarantine_admin`` feature (refusals audited)."""
+        return list(self.grounder.quarantine.list(user, status))
 
     def reviewable(self, user: UserContext, status: str | None, limit: int) -> list[Any]:
-        """Review items (newest first) of the user's tenant whose every source the user can read, through
-        the review queue's own rule."""
-        queue = self.grounder.reviews
-        if "reviewer" in inspect.signature(queue.list).parameters:
-            return list(queue.list(user, status))[:limit]  # the queue trims (quietly) itself
-        out: list[Any] = []
-        for item in queue.list(user.tenant, status):  # compatibility: check each draft with get()
-            try:
-                queue.get(item.id, user)
-            except AccessDenied:
-                continue
-            out.append(item)
-            if len(out) >= limit:
-                break
-        return out
+        """Review items (newest first) of the user's tenant whose every source the user can read: the
+        review queue's own (quiet) trimming."""
+        return list(self.grounder.reviews.list(user, status))[:limit]

@@ -51,6 +51,8 @@ def test_retrieve_returns_only_readable_chunks_with_citations(service: Service) 
     assert not any("salaries" in c["doc_id"] for c in other)
     ev = service.http_events(route="/v1/retrieve", actor="oid-bob")
     assert ev and ev[0]["sources"] == [c["chunk_id"] for c in other]
+    core = [e for e in service.audit() if e["kind"] == "retrieve" and e["actor"] == "oid-bob"]
+    assert core and [s["chunk"] for s in core[0]["data"]["sources"]] == [c["chunk_id"] for c in other]
 
 
 def test_review_flow_over_the_api(service: Service) -> None:
