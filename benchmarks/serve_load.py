@@ -149,12 +149,12 @@ def main(argv: list[str] | None = None) -> int:
            "GROUNDWIRE_NO_PLUGIN_COMMANDS": "1"}
     gw = [sys.executable, "-m", "groundwire"]
     proc: subprocess.Popen[bytes] | None = None
+    log = (tmp / "serve.log").open("wb")
     try:
         with issuer.serve():
             config = _config(tmp, issuer.url, port, args.embedder, args.workers)
             subprocess.run([*gw, "sync", "--config", str(config), "--json"], env=env, check=True,
                            stdout=subprocess.DEVNULL)
-            log = (tmp / "serve.log").open("wb")
             proc = subprocess.Popen([*gw, "serve", "--config", str(config)], env=env, stdout=log,
                                     stderr=subprocess.STDOUT)
             url = f"http://127.0.0.1:{port}"
@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
                 except httpx.TransportError:
                     health -= 1  # never reached the app: not audited
                 if proc.poll() is not None or time.monotonic() - start > 180:
-                    raise SystemExit(f"groundwire serve did not start; see {tmp / 'serve.log'}")
+                    log.flush()
+                    tail = (tmp / "serve.log").read_text(errors="replace")[-3000:]
+                    raise SystemExit(f"groundwire serve did not start:\n{tail}")
                 time.sleep(0.25)
             tokens = [issuer.mint(issuer.claims(u, exp=int(time.time()) + 3600,
                                                 groups=["hr"] if u == "hana" else []))
@@ -208,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=60)
+        log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

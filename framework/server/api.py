@@ -184,16 +184,9 @@ async def retrieve(body: RetrieveIn, st: State, identity: User, request: Request
 
 def _reviewable(st: ServerState, identity: Identity, status: str | None, limit: int) -> list[dict[str, Any]]:
     st.feature(identity.user, "review", "review_list")
-    out: list[dict[str, Any]] = []
-    for item in st.grounder.reviews.list(identity.user.tenant, status):
-        try:
-            st.grounder.reviews.get(item.id, identity.user)
-        except AccessDenied:
-            continue
-        out.append({k: v for k, v in item.to_dict().items() if k not in ("draft", "prompt", "sources", "history")})
-        if len(out) >= limit:
-            break
-    return out
+    hidden = ("draft", "prompt", "sources", "history")
+    return [{k: v for k, v in item.to_dict().items() if k not in hidden}
+            for item in st.reviewable(identity.user, status, limit)]
 
 
 @router.get("/v1/reviews", tags=["reviews"])
@@ -239,10 +232,7 @@ async def reject(draft_id: str, body: RejectIn, st: State, identity: User) -> di
 
 
 def _quarantine_list(st: ServerState, identity: Identity, status: str | None) -> list[dict[str, Any]]:
-    from ..quarantine import ADMIN_FEATURE
-
-    st.feature(identity.user, ADMIN_FEATURE, "quarantine_list")
-    return [e.to_dict() for e in st.grounder.quarantine.list(identity.user.tenant, status)]
+    return [e.to_dict() for e in st.quarantined(identity.user, status)]
 
 
 @router.get("/v1/quarantine", tags=["quarantine"])

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import httpx
 import jwt
 
+from ..errors import ConfigError
 from ..models import UserContext
 from .settings import ApiKeySettings, OIDCSettings, ServerSettings
 
@@ -81,17 +82,25 @@ class JWKSCache:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
+        self._failed_at: float | None = None
         self.fetches = 0
 
     async def _get_json(self, url: str) -> dict[str, Any]:
+        """GET a JSON object from the issuer. After a failure, further fetches fail at once for
+        ``jwks_min_refresh_seconds`` (an issuer outage must not make every request wait for a timeout)."""
+        unreachable = AuthFailure("issuer_unreachable", "the identity provider could not be reached", 503)
+        if self._failed_at is not None and self.clock() - self._failed_at < self.settings.jwks_min_refresh_seconds:
+            raise unreachable
         try:
             r = await self.client.get(url, timeout=self.settings.http_timeout_seconds)
             r.raise_for_status()
             data = r.json()
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
         except (httpx.HTTPError, ValueError) as exc:
-            raise AuthFailure("issuer_unreachable", "the identity provider could not be reached", 503) from exc
-        if not isinstance(data, dict):
-            raise AuthFailure("issuer_unreachable", "the identity provider sent an invalid document", 503)
+            self._failed_at = self.clock()
+            raise unreachable from exc
+        self._failed_at = None
         return data
 
     async def discovery(self) -> dict[str, Any]:
@@ -153,7 +162,14 @@ class OIDCValidator:
         self._resolver: Callable[[Mapping[str, Any]], Any] | None = None
         if self.oidc.claims.group_resolver:
             module, _, attr = self.oidc.claims.group_resolver.partition(":")
-            self._resolver = getattr(importlib.import_module(module), attr)
+            try:
+                self._resolver = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise ConfigError("[server]", "server.oidc.claims.group_resolver",
+                                  f"cannot import {self.oidc.claims.group_resolver!r}: {exc}",
+                                  "name an importable 'package.module:function'") from None
+            if not callable(self._resolver):
+                raise ConfigError("[server]", "server.oidc.claims.group_resolver", "is not callable")
 
     async def claims(self, token: str, audience: Sequence[str] | None = None) -> dict[str, Any]:
         """The verified claims of ``token`` (see the module docstring for the checks)."""

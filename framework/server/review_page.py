@@ -193,15 +193,13 @@ class ReviewPage:
         g = self.st.grounder
         self.st.feature(identity.user, "review", "review_list")
         out: list[dict[str, Any]] = []
-        for item in g.reviews.list(identity.user.tenant):
+        for item in self.st.reviewable(identity.user, None, self.cfg.max_listed):
             try:
                 full = g.reviews.get(item.id, identity.user)
             except AccessDenied:
-                continue
+                continue  # its sources changed since it was listed
             out.append({"id": full.id, "status": full.status, "author": full.author, "created_at": full.created_at,
                         "prompt": full.prompt, "citations": len(full.draft.get("citations", []))})
-            if len(out) >= self.cfg.max_listed:
-                break
         return out
 
     def _show(self, identity: Identity, draft_id: str) -> Any:

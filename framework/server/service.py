@@ -9,6 +9,7 @@ and maps the Grounder's errors to HTTP problems.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ..audit_event import AuditEvent
-from ..errors import AccessDenied, FeatureDisabled, GroundwireError
+from ..errors import AccessDenied, FeatureDisabled, GroundwireError, PromptBlocked
 from ..models import Chunk, GroundingRequest, UserContext
 from ..pipeline import Grounder
 from .auth import ApiKeyAuthenticator, Identity, OIDCValidator
@@ -27,6 +28,7 @@ from .settings import ServerSettings
 __all__ = ["ServerState", "problem_for"]
 
 T = TypeVar("T")
+log = logging.getLogger("groundwire.server")
 
 
 def problem_for(exc: BaseException) -> Problem:
@@ -36,6 +38,8 @@ def problem_for(exc: BaseException) -> Problem:
 
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, PromptBlocked):
+        return Problem(422, "prompt_blocked", "the prompt shield refused this request")
     if isinstance(exc, FeatureDisabled):
         return Problem(403, "feature_disabled", str(exc))
     if isinstance(exc, AccessDenied):
@@ -47,7 +51,12 @@ def problem_for(exc: BaseException) -> Problem:
     if isinstance(exc, ValueError):
         return Problem(422, "invalid", str(exc))
     if isinstance(exc, GroundwireError):
-        return Problem(400, "refused", str(exc))
+        # configuration, storage, index or connector trouble on the server's side: its message may name
+        # files or keys, so the caller gets none of it (the log does)
+        log.warning("request failed: %s: %s", type(exc).__name__, exc)
+        return Problem(503, "unavailable", "the service could not complete this request; try again later or "
+                       "ask an administrator")
+    log.error("unexpected error: %r", exc)
     return Problem(500, "internal")
 
 
@@ -122,16 +131,21 @@ class ServerState:
 
     def retrieve(self, user: UserContext, prompt: str, top_k: int | None,
                  connectors: list[str] | None) -> list[Chunk]:
-        """Trimmed, screened chunks for ``prompt``: the pipeline's own steps 1-5 (tenant and feature check,
-        prompt shield, pre-filtered search with the fail-closed re-check, document screening and quarantine),
-        without generation."""
+        """Trimmed, screened chunks for ``prompt`` through :meth:`Grounder.retrieve` (tenant and feature check,
+        prompt shield, pre-filtered search with the fail-closed re-check, document screening and quarantine)."""
         g = self.grounder
         request = GroundingRequest(
             user=user, prompt=prompt, feature="ask", top_k=top_k or g.config.retrieval.top_k,
             connectors=tuple(connectors) if connectors is not None else None,
         )
-        blocked, _ = g._before_retrieval(request)
-        if blocked is not None:
-            raise Problem(422, "prompt_blocked", "the prompt shield refused this request")
-        sources, _withheld, _verdicts = g._retrieve_and_screen(request)
-        return sources
+        return list(g.retrieve(request))  # authorizes, screens and audits (a ``retrieve`` event) itself
+
+    def quarantined(self, user: UserContext, status: str | None) -> list[Any]:
+        """Quarantine entries of the user's tenant whose chunk the user can read; the store checks the
+        ``quarantine_admin`` feature (refusals audited)."""
+        return list(self.grounder.quarantine.list(user, status))
+
+    def reviewable(self, user: UserContext, status: str | None, limit: int) -> list[Any]:
+        """Review items (newest first) of the user's tenant whose every source the user can read: the
+        review queue's own (quiet) trimming."""
+        return list(self.grounder.reviews.list(user, status))[:limit]

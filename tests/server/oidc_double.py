@@ -91,6 +91,7 @@ class OIDCIssuer:
         self._codes: dict[str, dict[str, Any]] = {}
         self.jwks_requests = 0
         self.token_requests = 0
+        self.id_token_nonce: str | None = None  # set to make /token answer with another nonce (replay test)
 
     # --- keys and tokens -------------------------------------------------------------------------
 
@@ -195,7 +196,8 @@ class OIDCIssuer:
             return JSONResponse({"error": "invalid_grant"}, 400)
         now = int(time.time())
         claims = {**grant["claims"], "iat": now, "nbf": now, "exp": now + 600}
-        id_token = self.mint({**claims, "aud": grant["client"], "nonce": grant["nonce"]})
+        nonce = grant["nonce"] if self.id_token_nonce is None else self.id_token_nonce
+        id_token = self.mint({**claims, "aud": grant["client"], "nonce": nonce})
         access = self.mint(claims)
         return JSONResponse({"access_token": access, "id_token": id_token, "token_type": "Bearer",
                              "expires_in": 600}, headers={"Cache-Control": "no-store"})

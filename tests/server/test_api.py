@@ -51,6 +51,8 @@ def test_retrieve_returns_only_readable_chunks_with_citations(service: Service) 
     assert not any("salaries" in c["doc_id"] for c in other)
     ev = service.http_events(route="/v1/retrieve", actor="oid-bob")
     assert ev and ev[0]["sources"] == [c["chunk_id"] for c in other]
+    core = [e for e in service.audit() if e["kind"] == "retrieve" and e["actor"] == "oid-bob"]
+    assert core and [s["chunk"] for s in core[0]["data"]["sources"]] == [c["chunk_id"] for c in other]
 
 
 def test_review_flow_over_the_api(service: Service) -> None:
@@ -141,3 +143,23 @@ def test_quarantine_admin_lists_and_releases(make_service) -> None:  # type: ign
         assert released.status_code == 200 and released.json()["status"] == "released"
         assert alice.post(f"/v1/quarantine/{items[0]['chunk_id']}/release", json={}).status_code == 403
     assert [e["actor"] for e in svc.audit() if e["kind"] == "quarantine_released"] == ["oid-admin"]
+
+
+def test_server_side_errors_carry_no_internal_detail(service: Service) -> None:
+    from groundwire import ConfigError, hookimpl
+
+    class Broken:
+        @hookimpl
+        def screen_prompt(self, request, config):  # type: ignore[no-untyped-def]
+            raise ConfigError("/etc/secret/groundwire.toml", "plugins.settings.x.api_key", "sk-live-123 rejected")
+
+    plugin = Broken()
+    service.grounder.pm.register(plugin)
+    try:
+        with service.client("alice") as alice:
+            r = alice.post("/v1/drafts", json={"prompt": "annual leave"})
+    finally:
+        service.grounder.pm.unregister(plugin)
+    assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
+    assert "secret" not in r.text and "sk-live" not in r.text and "api_key" not in r.text
+    assert service.http_events(refused="unavailable", actor="oid-alice")

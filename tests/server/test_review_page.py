@@ -108,12 +108,13 @@ def test_forms_need_the_csrf_token(service: Service) -> None:
     cross = b.request("POST", f"/review/{did}/approve", data={"csrf_token": token},
                       headers={"Origin": "https://evil.example"})
     assert cross.status_code == 403
-    assert service.grounder.reviews.list("acme", "approved") == []
+    reviewer = service.grounder.make_user("oid-alice", "acme", ["hr"], ["reviewer"])
+    assert service.grounder.reviews.get(did, reviewer).status == "pending_review"
     refusals = service.http_events(refused="csrf")
     assert len(refusals) == 3 and {e["actor"] for e in refusals} == {"oid-alice"}
     ok = b.request("POST", f"/review/{did}/approve", data={"csrf_token": token, "note": "fine"})
     assert ok.status_code == 303
-    assert [i.id for i in service.grounder.reviews.list("acme", "approved")] == [did]
+    assert service.grounder.reviews.get(did, reviewer).status == "approved"
     # another session's token does not work either
     other = Browserless(service)
     other.sign_in("alice")
@@ -154,3 +155,36 @@ def test_unmapped_tenant_cannot_sign_in(service: Service) -> None:
     page = b.follow("/review")
     assert page.status_code == 403 and "gw_review_session" not in b.cookies
     assert service.http_events(refused="tenant_not_mapped", route="/review/callback")
+
+
+def test_a_forged_session_cookie_is_not_a_session(service: Service) -> None:
+    from itsdangerous import URLSafeTimedSerializer
+
+    forged = URLSafeTimedSerializer(b"not-the-server-secret" * 3, salt="groundwire-review-session").dumps(
+        {"u": "oid-alice", "t": "acme", "g": ["hr"], "r": ["reviewer"], "s": "x", "c": "c"})
+    b = Browserless(service)
+    b.cookies["gw_review_session"] = forged
+    r = b.request("GET", "/review")
+    assert r.status_code == 303 and r.headers["location"] == "/review/login"
+    did = _draft(service, "bob", "How many days of annual leave?")
+    assert b.request("POST", f"/review/{did}/approve", data={"csrf_token": "c"}).status_code == 401
+
+
+def test_id_token_with_another_nonce_is_refused(service: Service) -> None:
+    service.issuer.id_token_nonce = "replayed"
+    try:
+        b = Browserless(service)
+        page = b.sign_in("alice")
+    finally:
+        service.issuer.id_token_nonce = None
+    assert page.status_code == 401 and "gw_review_session" not in b.cookies
+    assert service.http_events(refused="bad_nonce")
+
+
+def test_sign_out_ends_the_session(service: Service) -> None:
+    b = Browserless(service)
+    page = b.sign_in("alice")
+    assert b.request("POST", "/review/logout", data={}).status_code == 403  # CSRF here too
+    r = b.request("POST", "/review/logout", data={"csrf_token": b.csrf(page.text)})
+    assert r.status_code == 303 and "gw_review_session" not in b.cookies
+    assert b.request("GET", "/review").headers["location"] == "/review/login"

@@ -284,3 +284,33 @@ def test_property_only_mapped_tenants_are_admitted(tid: object) -> None:
         with pytest.raises(AuthFailure) as refused:
             map_claims(claims, s)
         assert refused.value.status == 403 and refused.value.reason == "tenant_not_mapped"
+
+
+def test_an_unreachable_issuer_fails_closed_without_a_fetch_per_request() -> None:
+    from groundwire.server.auth import AuthFailure, JWKSCache
+    from groundwire.server.settings import OIDCSettings
+
+    calls: list[str] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(502)
+
+    now = [1000.0]
+    oidc = OIDCSettings(issuer="https://id.example", audience=["a"], jwks_min_refresh_seconds=30)
+
+    async def scenario() -> list[str]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(down)) as client:
+            cache = JWKSCache(oidc, client, clock=lambda: now[0])
+            reasons = []
+            for _ in range(5):
+                with pytest.raises(AuthFailure) as err:
+                    await cache.key("k1")
+                reasons.append(f"{err.value.status}:{err.value.reason}")
+            now[0] += 31
+            with pytest.raises(AuthFailure):
+                await cache.key("k1")
+            return reasons
+
+    assert asyncio.run(scenario()) == ["503:issuer_unreachable"] * 5
+    assert calls == ["https://id.example/.well-known/openid-configuration"] * 2  # one try per interval

@@ -121,3 +121,14 @@ def _audit(g: Grounder) -> list[dict[str, Any]]:
     for p in sorted((g.config.data_path / "audit").glob("*.jsonl")):
         out.extend(AuditLog(p, g.codec).events())
     return out
+
+
+def test_a_group_resolver_that_cannot_be_imported_is_a_config_error(tmp_path: Path) -> None:
+    cfg = config_from_dict({"data_dir": str(tmp_path), "server": {
+        "oidc": {"issuer": "https://id.example", "audience": ["a"], "claims": {"group_resolver": "nope.mod:fn"}},
+        "review": {"enabled": False}}})
+    from groundwire.server.app import create_app
+
+    with pytest.raises(ConfigError) as err:
+        create_app(Grounder(cfg))
+    assert err.value.key == "server.oidc.claims.group_resolver" and "nope.mod" in str(err.value)
