@@ -174,8 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real-sizes", default="1000,10000",
                     help="SciFact chunks with real MiniLM vectors (embedded once, cached); '' to skip")
     ap.add_argument("--no-e2e", action="store_true")
-    ap.add_argument("--snapshot-sizes", default="100000",
-                    help="synthetic sizes for the snapshot start-up and RSS figures (fresh processes); '' to skip")
+    ap.add_argument("--snapshot-sizes", default=None,
+                    help="synthetic sizes for the snapshot start-up and RSS figures in fresh processes "
+                         "(default: the largest of --sizes; '' to skip)")
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",")]
     plan = [("synthetic", n) for n in sizes] + [("scifact", int(x)) for x in args.real_sizes.split(",") if x]
@@ -199,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         if r["selectivity"] == 0.5:
             extra[f"recall@10[{r['corpus']}-{r['size']},50%,{r['groundwire']['plan']}]"] = r["groundwire"]["recall"]
-    for size in (int(x) for x in args.snapshot_sizes.split(",") if x):
+    snapshot_sizes = str(max(sizes)) if args.snapshot_sizes is None else args.snapshot_sizes
+    for size in (int(x) for x in snapshot_sizes.split(",") if x):
         from benchmarks.snapshot_load import measure as snapshot_measure
 
         extra.update(snapshot_measure(size))

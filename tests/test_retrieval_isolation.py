@@ -276,3 +276,24 @@ def test_snapshot_file_is_shared_invalidated_and_fail_closed(tmp_path):
     vec.write_bytes(vec.read_bytes()[:200])
     assert load_snapshot(other).source == "chroma"
     assert load_snapshot(other).source == "file"
+
+
+def test_hybrid_snapshot_file_gives_the_same_answers_as_chroma(tmp_path):
+    pytest.importorskip("bm25s")
+    path = tmp_path / "chroma"
+    index = Index(make_client("embedded", path), "test-model", DIM)
+    t = index.tenant("acme")
+    rng = np.random.default_rng(5)
+    texts = [" ".join(rng.choice(WORDS, size=6)) for _ in range(30)]
+    t.add_document_chunks([chunk("acme", f"d{i}", ["group:hr"] if i % 3 else ["everyone"], [], texts[i])
+                           for i in range(30)], rng.normal(size=(30, DIM)).astype(np.float32), "v1", "h")
+    built = FastRetriever(t, hybrid=True)
+    assert built.snapshot().source == "chroma"
+    other = Index(make_client("embedded", path), "test-model", DIM).tenant("acme")
+    mapped = FastRetriever(other, hybrid=True)
+    assert mapped.snapshot().source == "file" and mapped.snapshot().lexical is not None
+    for principals in ({"everyone"}, {"group:hr"}, {"everyone", "group:hr"}):
+        q = rng.normal(size=DIM)
+        a = built.search(q, principals, ["kb"], 8, text="salary budget review")
+        b = mapped.search(q, principals, ["kb"], 8, text="salary budget review")
+        assert a.plan == b.plan == "exact+bm25" and [h.id for h in a.hits] == [h.id for h in b.hits]
