@@ -102,6 +102,18 @@ def make_client(
     raise IndexError_(f"unknown index backend {backend!r}: use 'embedded' or 'http'")
 
 
+class _Unavailable:
+    """Stands in for a collection that could not be reopened: every use raises IndexError_ (fail closed);
+    the next operation tries to reopen it again."""
+
+    def __init__(self, name: str, exc: BaseException) -> None:
+        self._message = (f"the collection {name} could not be opened ({type(exc).__name__}: {exc}); another "
+                         "process may be rebuilding the index: retry when it has finished")
+
+    def __getattr__(self, attr: str) -> Any:
+        raise IndexError_(self._message)
+
+
 class Index:
     """Entry point to the store; hands out one :class:`TenantIndex` per tenant.
 
@@ -165,7 +177,11 @@ class Index:
 
     def _rebind(self) -> None:
         for t in self._tenants.values():
-            t.collection = self.client.get_collection(f"gw-{t.tenant}", embedding_function=None)
+            name = f"gw-{t.tenant}"
+            try:
+                t.collection = self.client.get_collection(name, embedding_function=None)
+            except Exception as exc:  # noqa: BLE001 - e.g. dropped by another process's rebuild
+                t.collection = _Unavailable(name, exc)
 
     def tenant(self, tenant: str) -> TenantIndex:
         validate_tenant(tenant)
@@ -285,11 +301,10 @@ class TenantIndex:
         if owner is None:
             return 0
         owner.current()
-        if self.gen_file is not None:
-            current = self.gen_file.read()
-            if current != self._seen:
-                owner.reopen(owner.epoch)
-                self._seen = current
+        current = self.gen_file.read() if self.gen_file is not None else self._seen
+        if current != self._seen or isinstance(self.collection, _Unavailable):
+            owner.reopen(owner.epoch)
+            self._seen = current
         return owner.epoch
 
     def _retryable(self, exc: BaseException, epoch: int) -> bool:

@@ -117,9 +117,13 @@ WRITER = textwrap.dedent(
     from pathlib import Path
 
     path, tenant, ops = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    t = Index(make_client("embedded", Path(path)), "test-model", 8).tenant(tenant)
+    idx = Index(make_client("embedded", Path(path)), "test-model", 8)
+    t = idx.tenant(tenant)
     for op in ops:
-        if op[0] == "acl":
+        if op[0] == "drop":  # what 'sync --rebuild' does first
+            idx.drop_tenant(tenant)
+            t = idx.tenant(tenant)
+        elif op[0] == "acl":
             t.update_acl("kb", op[1], AccessControl.of(op[2], op[3]), "v2")
         elif op[0] == "add":
             rng = np.random.default_rng(op[2])
@@ -167,6 +171,16 @@ def test_acl_only_changes_by_another_process_reach_a_running_reader(tmp_path):
     assert ids_for(fast, {"user:ann"}) == {"n1-0", "n1-1", "n1-2"}
     assert len(ids_for(fast, {"group:hr"})) == 39
     assert index.reopens >= 4  # the embedded client was reopened after each foreign write
+
+
+def test_reader_follows_a_rebuild_by_another_process(tmp_path):
+    path = tmp_path / "chroma"
+    _, fast = reader(path, "acme")
+    assert len(ids_for(fast, {"group:hr"})) == 40
+    assert run_writer(path, "acme", [["drop"], ["add", "r", 3, ["group:hr"], 5]]).wait() == 0
+    assert ids_for(fast, {"group:hr"}) == {f"r-{i}" for i in range(5)}
+    assert run_writer(path, "acme", [["drop"]]).wait() == 0  # dropped, recreated empty
+    assert ids_for(fast, {"group:hr"}) == set()
 
 
 def test_reader_survives_concurrent_writes_from_another_process(tmp_path):
