@@ -283,10 +283,19 @@ class TenantIndex:
     # --- generation and freshness --------------------------------------------------------------------
 
     @property
+    def sees_all_writes(self) -> bool:
+        """True when :attr:`generation` covers every writer: an embedded store lives in the data dir that
+        holds the generation file. With the HTTP backend a writer on another host may use another data
+        dir, so caches also compare counts (groundwire.retrieval)."""
+        return self.gen_file is not None and self._owner is not None and self._owner._embedded is not None
+
+    @property
     def snapshot_dir(self) -> Path | None:
-        """Where groundwire.retrieval keeps this tenant's memory-mapped snapshot (None: no state dir)."""
-        state = self._owner.state_dir if self._owner is not None else None
-        return None if state is None or self.gen_file is None else state / "snapshots" / f"gw-{self.tenant}"
+        """Where groundwire.retrieval keeps this tenant's memory-mapped snapshot; None unless the generation
+        covers every writer (:attr:`sees_all_writes`), since a file is trusted for exactly one generation."""
+        if not self.sees_all_writes or self._owner is None or self._owner.state_dir is None:
+            return None
+        return self._owner.state_dir / "snapshots" / f"gw-{self.tenant}"
 
     @property
     def generation(self) -> str:
