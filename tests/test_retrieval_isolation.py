@@ -311,3 +311,19 @@ def test_hybrid_snapshot_file_gives_the_same_answers_as_chroma(tmp_path):
         a = built.search(q, principals, ["kb"], 8, text="salary budget review")
         b = mapped.search(q, principals, ["kb"], 8, text="salary budget review")
         assert a.plan == b.plan == "exact+bm25" and [h.id for h in a.hits] == [h.id for h in b.hits]
+
+
+def test_generation_file_counts_every_bump_across_processes(tmp_path):
+    """Two processes bumping at once never reuse a counter (flock), and damaged content reads stably."""
+    from groundwire.freshness import GenerationFile
+
+    gen = GenerationFile(tmp_path / "gw-acme.generation")
+    code = ("import sys; from pathlib import Path; from groundwire.freshness import GenerationFile; "
+            "g = GenerationFile(Path(sys.argv[1])); [g.bump() for _ in range(25)]")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(gen.path)]) for _ in range(2)]
+    assert [p.wait() for p in procs] == [0, 0]
+    assert gen.read().split("-")[0] == "50"
+    gen.path.write_bytes(b"\xff\xfe garbage")
+    assert gen.read() == gen.read() != "0"
+    before, after = gen.bump()
+    assert before.startswith("damaged-") and after.startswith("1-")
