@@ -317,8 +317,12 @@ class TenantIndex:
         return owner.epoch
 
     def _retryable(self, exc: BaseException, epoch: int) -> bool:
-        # chromadb's own errors, or anything raised by a client another thread stopped meanwhile
-        return self._owner is not None and (_is_chroma_error(exc) or self._owner.epoch != epoch)
+        # stale-state errors of chromadb (InternalError 'Error finding id', a collection recreated by another
+        # process), or anything raised by a client another thread stopped meanwhile
+        if self._owner is None:
+            return False
+        stale = _is_chroma_error(exc) and type(exc).__name__ in ("InternalError", "NotFoundError")
+        return stale or self._owner.epoch != epoch
 
     def _wrote(self) -> None:
         self._local += 1
@@ -328,8 +332,8 @@ class TenantIndex:
             self._seen = after if before == self._seen else f"stale-{before}"
 
     def _run(self, op: Callable[[], _T], what: str) -> _T:
-        """Run an operation on a fresh client; on a chromadb error reopen and retry (twice, after 50 and
-        250 ms: while another process is in the middle of a write, a freshly opened embedded client can
+        """Run an operation on a fresh client; on a stale-state chromadb error reopen and retry (twice, after
+        50 and 250 ms: while another process is in the middle of a write, a freshly opened embedded client can
         still miss ids that process has not persisted yet), then raise IndexError_. Every operation
         here is idempotent (reads, upserts, deletes by key), so a retry cannot double a write."""
         epoch = self._fresh()
@@ -339,6 +343,9 @@ class TenantIndex:
                 return op()
             except Exception as exc:  # noqa: BLE001 - only chromadb's own errors are retried
                 if not self._retryable(exc, epoch):
+                    if _is_chroma_error(exc):  # a deterministic chromadb error: no retry, but never raw
+                        raise IndexError_(f"could not {what} the index of tenant {self.tenant!r}: "
+                                          f"{type(exc).__name__}: {exc}") from exc
                     raise
                 errors.append(exc)
             if pause is None:
