@@ -117,6 +117,7 @@ def measure_file_only(size: int) -> dict[str, float]:
 
 def measure(size: int) -> dict[str, float]:
     """Snapshot load figures for the synthetic corpus of ``size`` chunks (built and cached if needed)."""
+    from benchmarks import common
     from benchmarks.common import load_corpus
 
     corpus = load_corpus(size)
@@ -127,7 +128,8 @@ def measure(size: int) -> dict[str, float]:
     res: dict[str, dict[str, Any]] = {}
     for source in ("chroma", "file", "file"):  # the first "file" run builds the file from Chroma
         proc = subprocess.run([sys.executable, "-m", "benchmarks.snapshot_load", "--child", source,
-                               "--size", str(size)], check=True, capture_output=True, text=True)
+                               "--size", str(size), "--cache", str(common.CACHE)],
+                              check=True, capture_output=True, text=True)
         res[source if source not in res else "file_mapped"] = json.loads(proc.stdout.strip().splitlines()[-1])
     mapped = res["file_mapped"]
     assert mapped["source"] == "file", mapped
@@ -150,7 +152,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--child", choices=["chroma", "file"], help=argparse.SUPPRESS)
     ap.add_argument("--file-child", help=argparse.SUPPRESS)
     ap.add_argument("--skip-chroma", action="store_true", help="only the --file-only figure")
+    ap.add_argument("--cache", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cache:
+        from benchmarks import common
+
+        common.CACHE = Path(args.cache)
     if args.child:
         print(json.dumps(_child(args.size, args.child)))
         return

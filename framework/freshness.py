@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import threading
@@ -19,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .errors import IndexError_
 
 __all__ = ["EmbeddedClient", "GenerationFile", "embedded_for", "flock", "persist_dir", "reopen_embedded"]
 
@@ -35,12 +38,21 @@ class GenerationFile:
         self.path = path
 
     def read(self) -> str:
+        """The current value; damaged content reads as a stable value derived from the bytes (so caches
+        reload once, not on every call); an unreadable file raises IndexError_ naming it."""
         try:
-            return self.path.read_text(encoding="ascii").strip() or "0"
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return "0"
-        except (OSError, UnicodeDecodeError):
-            return f"unreadable-{secrets.token_hex(8)}"  # never equal to a cached value: reload
+        except OSError as exc:
+            raise IndexError_(
+                f"cannot read the index generation file {self.path} ({exc}); every process using this data "
+                "dir must be able to read and replace it: check its permissions"
+            ) from exc
+        try:
+            return raw.decode("ascii").strip() or "0"
+        except UnicodeDecodeError:
+            return "damaged-" + hashlib.sha256(raw).hexdigest()[:16]
 
     def bump(self) -> tuple[str, str]:
         """Advance the generation; returns (value before, value after)."""

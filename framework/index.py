@@ -111,6 +111,18 @@ def make_client(
     raise IndexError_(f"unknown index backend {backend!r}: use 'embedded' or 'http'")
 
 
+class _Unavailable:
+    """Stands in for a collection that could not be reopened: every use raises IndexError_ (fail closed);
+    the next operation tries to reopen it again."""
+
+    def __init__(self, name: str, exc: BaseException) -> None:
+        self._message = (f"the collection {name} could not be opened ({type(exc).__name__}: {exc}); another "
+                         "process may be rebuilding the index: retry when it has finished")
+
+    def __getattr__(self, attr: str) -> Any:
+        raise IndexError_(self._message)
+
+
 class Index:
     """Entry point to the store; hands out one :class:`TenantIndex` per tenant.
 
@@ -177,7 +189,10 @@ class Index:
 
     def _rebind(self) -> None:
         for t in self._tenants.values():
-            t.collection = self._live_collection(t.tenant)
+            try:
+                t.collection = self._live_collection(t.tenant)
+            except Exception as exc:  # noqa: BLE001 - e.g. dropped by another process's rebuild
+                t.collection = _Unavailable(f"gw-{t.tenant}", exc)
             self._checked[t.tenant] = time.monotonic()
 
     def _metadata(self, tenant: str) -> dict[str, Any]:
@@ -359,10 +374,19 @@ class TenantIndex:
     # --- generation and freshness --------------------------------------------------------------------
 
     @property
+    def sees_all_writes(self) -> bool:
+        """True when :attr:`generation` covers every writer: an embedded store lives in the data dir that
+        holds the generation file. With the HTTP backend a writer on another host may use another data
+        dir, so caches also compare counts (groundwire.retrieval)."""
+        return self.gen_file is not None and self._owner is not None and self._owner._embedded is not None
+
+    @property
     def snapshot_dir(self) -> Path | None:
-        """Where groundwire.retrieval keeps this tenant's memory-mapped snapshot (None: no state dir)."""
-        state = self._owner.state_dir if self._owner is not None else None
-        return None if state is None or self.gen_file is None else state / "snapshots" / f"gw-{self.tenant}"
+        """Where groundwire.retrieval keeps this tenant's memory-mapped snapshot; None unless the generation
+        covers every writer (:attr:`sees_all_writes`), since a file is trusted for exactly one generation."""
+        if not self.sees_all_writes or self._owner is None or self._owner.state_dir is None:
+            return None
+        return self._owner.state_dir / "snapshots" / f"gw-{self.tenant}"
 
     @property
     def generation(self) -> str:
@@ -377,16 +401,19 @@ class TenantIndex:
         if owner is None:
             return 0
         owner.current()
-        if self.gen_file is not None:
-            current = self.gen_file.read()
-            if current != self._seen:
-                owner.reopen(owner.epoch)
-                self._seen = current
+        current = self.gen_file.read() if self.gen_file is not None else self._seen
+        if current != self._seen or isinstance(self.collection, _Unavailable):
+            owner.reopen(owner.epoch)
+            self._seen = current
         return owner.epoch
 
     def _retryable(self, exc: BaseException, epoch: int) -> bool:
-        # chromadb's own errors, or anything raised by a client another thread stopped meanwhile
-        return self._owner is not None and (_is_chroma_error(exc) or self._owner.epoch != epoch)
+        # stale-state errors of chromadb (InternalError 'Error finding id', a collection recreated by another
+        # process), or anything raised by a client another thread stopped meanwhile
+        if self._owner is None:
+            return False
+        stale = _is_chroma_error(exc) and type(exc).__name__ in ("InternalError", "NotFoundError")
+        return stale or self._owner.epoch != epoch
 
     def _wrote(self) -> None:
         self._local += 1
@@ -396,8 +423,8 @@ class TenantIndex:
             self._seen = after if before == self._seen else f"stale-{before}"
 
     def _run(self, op: Callable[[], _T], what: str) -> _T:
-        """Run an operation on a fresh client; on a chromadb error reopen and retry (twice, after 50 and
-        250 ms: while another process is in the middle of a write, a freshly opened embedded client can
+        """Run an operation on a fresh client; on a stale-state chromadb error reopen and retry (twice, after
+        50 and 250 ms: while another process is in the middle of a write, a freshly opened embedded client can
         still miss ids that process has not persisted yet), then raise IndexError_. Every operation
         here is idempotent (reads, upserts, deletes by key), so a retry cannot double a write."""
         epoch = self._fresh()
@@ -407,6 +434,9 @@ class TenantIndex:
                 return op()
             except Exception as exc:  # noqa: BLE001 - only chromadb's own errors are retried
                 if not self._retryable(exc, epoch):
+                    if _is_chroma_error(exc):  # a deterministic chromadb error: no retry, but never raw
+                        raise IndexError_(f"could not {what} the index of tenant {self.tenant!r}: "
+                                          f"{type(exc).__name__}: {exc}") from exc
                     raise
                 errors.append(exc)
             if pause is None:

@@ -24,8 +24,9 @@ Invariants:
 - Freshness: every write bumps the tenant's generation (persisted in the data dir when there is one,
   see groundwire.freshness), and :meth:`FastRetriever.snapshot` compares it on every query, so writes
   by this or any other process sharing the data dir (ACL-only updates too) apply to the next query.
-  Without a state dir, other processes' writes are caught by comparing ``collection.count()`` every
-  ``refresh_seconds``, and :meth:`FastRetriever.retrieve` reloads when Chroma rejects an id.
+  Where the generation may not cover every writer (no state dir, or the HTTP backend with writers on
+  other hosts), ``collection.count()`` is also compared every ``refresh_seconds``, and
+  :meth:`FastRetriever.retrieve` reloads when Chroma rejects an id.
 - Snapshots are loaded from the memory-mapped file of the current generation when one is intact
   (groundwire.snapfile), else from Chroma, which then writes that file for the next process.
 - Hybrid mode: BM25 statistics come from the permitted rows only (groundwire.lexical), so rows a
@@ -450,11 +451,12 @@ class FastRetriever:
 
     def snapshot(self) -> Snapshot:
         """The current snapshot, reloaded when the index changed: its persisted generation (checked on
-        every call: one small file read) or, without a state dir, its count every ``refresh_seconds``."""
+        every call: one small file read) and, unless that covers every writer (embedded store), its count
+        every ``refresh_seconds``."""
         snap = self._snap
         now = time.monotonic()
         stale = snap is None or snap.generation != self.tindex.generation
-        if (not stale and snap is not None and self.tindex.gen_file is None
+        if (not stale and snap is not None and not self.tindex.sees_all_writes
                 and now - self._checked >= self.refresh_seconds):
             self._checked = now
             stale = self.tindex.count() != snap.count

@@ -18,6 +18,7 @@ def test_run_writes_table_plot_and_json(tmp_path: Path, monkeypatch: pytest.Monk
     run.main(["--sizes", "300", "--real-sizes", "", "--queries", "5", "--no-e2e"])
     out = capsys.readouterr().out
     assert "ratio = langchain p50 / groundwire p50" in out
+    assert "snapshot_load_s_per_100k[file,300]" in out and "recall@10[synthetic-300,50%,exact]" in out
     data = json.loads((tmp_path / "results" / "results.json").read_text())
     assert len(data["cells"]) == len(common.SELECTIVITIES)
     for cell in data["cells"]:
