@@ -185,7 +185,7 @@ async def retrieve(body: RetrieveIn, st: State, identity: User, request: Request
 def _reviewable(st: ServerState, identity: Identity, status: str | None, limit: int) -> list[dict[str, Any]]:
     st.feature(identity.user, "review", "review_list")
     out: list[dict[str, Any]] = []
-    for item in st.grounder.reviews.list(identity.user.tenant, status):
+    for item in st.grounder.reviews.list(identity.user, status):  # already trimmed to this reviewer
         try:
             st.grounder.reviews.get(item.id, identity.user)
         except AccessDenied:
@@ -242,7 +242,7 @@ def _quarantine_list(st: ServerState, identity: Identity, status: str | None) ->
     from ..quarantine import ADMIN_FEATURE
 
     st.feature(identity.user, ADMIN_FEATURE, "quarantine_list")
-    return [e.to_dict() for e in st.grounder.quarantine.list(identity.user.tenant, status)]
+    return [e.to_dict() for e in st.grounder.quarantine.list(identity.user, status)]  # only chunks they can read
 
 
 @router.get("/v1/quarantine", tags=["quarantine"])

@@ -193,7 +193,7 @@ class ReviewPage:
         g = self.st.grounder
         self.st.feature(identity.user, "review", "review_list")
         out: list[dict[str, Any]] = []
-        for item in g.reviews.list(identity.user.tenant):
+        for item in g.reviews.list(identity.user):  # already trimmed to this reviewer
             try:
                 full = g.reviews.get(item.id, identity.user)
             except AccessDenied:

@@ -108,12 +108,12 @@ def test_forms_need_the_csrf_token(service: Service) -> None:
     cross = b.request("POST", f"/review/{did}/approve", data={"csrf_token": token},
                       headers={"Origin": "https://evil.example"})
     assert cross.status_code == 403
-    assert service.grounder.reviews.list("acme", "approved") == []
+    assert service.grounder.reviews.count("acme", "approved") == 0
     refusals = service.http_events(refused="csrf")
     assert len(refusals) == 3 and {e["actor"] for e in refusals} == {"oid-alice"}
     ok = b.request("POST", f"/review/{did}/approve", data={"csrf_token": token, "note": "fine"})
     assert ok.status_code == 303
-    assert [i.id for i in service.grounder.reviews.list("acme", "approved")] == [did]
+    assert service.grounder.reviews.count("acme", "approved") == 1
     # another session's token does not work either
     other = Browserless(service)
     other.sign_in("alice")
