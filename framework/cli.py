@@ -73,6 +73,15 @@ name = "extractive"    # offline; "openai" / "azure_openai" with groundwire[open
 [features]             # feature -> roles allowed; "*" = every signed-in user
 ask = ["*"]
 
+# Encryption at rest (AES-GCM) of chunk text, audit lines, drafts and quarantine entries. The key file was
+# created by `groundwire init` with mode 0600, outside data_dir: keep it out of version control and back it
+# up apart from the data (without it the data cannot be read). Rotate: `groundwire keys generate --file
+# {keyfile}`, then `groundwire keys rotate`.
+[encryption]
+enabled = true
+provider = "file"
+options = {{ path = "{keyfile}" }}
+
 # Only connectors listed here are ever run or searched.
 [connectors.docs]
 type = "knowledge_base"
@@ -99,8 +108,17 @@ def init(
     """Write a starter configuration: one folder, one tenant, readable by everyone unless a sidecar ACL narrows it."""
     if config.exists() and not force:
         raise ConfigError(str(config), "", "already exists", "pass --force to overwrite it")
-    config.write_text(INIT_TEMPLATE.format(tenant=tenant, path=path.as_posix()), encoding="utf-8")
-    console.print(f"Wrote [bold]{escape(str(config))}[/]. Next: [bold]groundwire sync[/], then "
+    from .crypto import generate_key
+    from .keyfile import add_key, new_key_id
+
+    keyfile = config.parent / f"{config.stem}.keys"
+    if not keyfile.exists():  # a re-init (--force) keeps the key that encrypted the existing data
+        add_key(keyfile, new_key_id(), generate_key())
+    config.write_text(
+        INIT_TEMPLATE.format(tenant=tenant, path=path.as_posix(), keyfile=keyfile.name), encoding="utf-8"
+    )
+    console.print(f"Wrote [bold]{escape(str(config))}[/] and the key file [bold]{escape(str(keyfile))}[/] "
+                  "(mode 0600; keep it out of version control). Next: [bold]groundwire sync[/], then "
                   "[bold]groundwire ask 'your question' --user you[/].")
 
 

@@ -59,12 +59,23 @@ quarantine_app = typer.Typer(
 
 
 @keys_app.command("generate")
-def keys_generate(key_id: Annotated[str, typer.Option("--id", help="Key id.")] = "") -> None:
-    """Print a new random 256-bit key as '<id>:<base64>' for the env or file key provider."""
+def keys_generate(
+    key_id: Annotated[str, typer.Option("--id", help="Key id.")] = "",
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Append the key to this key file (created with mode 0600).")
+    ] = None,
+) -> None:
+    """Make a new random 256-bit key: print '<id>:<base64>' (for the env provider), or with --file append it
+    to a private key file, where it becomes the current key (then run 'groundwire keys rotate')."""
     from .crypto import generate_key
+    from .keyfile import add_key, new_key_id
 
-    kid = key_id or datetime.now(UTC).strftime("k%Y%m%d%H%M%S")
-    console.print(f"{kid}:{generate_key()}", soft_wrap=True)
+    kid = key_id or new_key_id()
+    if file is None:
+        console.print(f"{kid}:{generate_key()}", soft_wrap=True)
+        return
+    add_key(file, kid, generate_key())
+    console.print(f"Added key {kid!r} to {file} (mode 0600); it is now the current key.")
 
 
 @keys_app.command("rotate")

@@ -236,6 +236,27 @@ def trust_checks(g: Grounder) -> list[Check]:
         probe = codec.decode(codec.encode("probe", "self-check"), "self-check")
         return codec.name == "aes-gcm" and probe == "probe", f"AES-GCM, current key id {codec.current!r}"
 
+    def key_access() -> tuple[bool, str]:
+        from .keyfile import key_file_problem
+
+        enc = c.encryption
+        if not enc.enabled:
+            return False, "encryption is off: there are no keys to protect and the data is in clear"
+        if enc.provider == "file":
+            path = c.resolve(str(enc.options.get("path", "")))
+            problem = key_file_problem(path)
+            if problem:
+                return False, problem
+            if path.is_relative_to(c.data_path):
+                return False, f"the key file {path} lies inside data_dir: a copy of the data carries its key"
+            return True, f"key file {path}: owner-only (0600), outside data_dir"
+        if enc.provider == "env":
+            var = str(enc.options.get("variable", "GROUNDWIRE_KEYS"))
+            return True, f"keys from the environment variable {var} (never written under data_dir)"
+        return True, f"key provider plugin {enc.provider!r} holds the keys"
+
+    out.append(_check("restricts access to encryption keys", f"provider={c.encryption.provider}", key_access))
+
     out.append(
         _check(
             "encryption at rest",
