@@ -66,3 +66,17 @@ def sync_and_ask(root: str) -> tuple[list[tuple[str, bool, int, str]], int]:
     g = grounder(Path(root))
     reports = [(r.connector, r.ok, r.added, r.error) for r in g.sync()]
     return reports, len(g.ground("When is payday?", "alice", tenant="acme").citations)
+
+
+def ask_many(root: str, n: int, worker: str) -> int:
+    """In a fresh process: ask ``n`` questions through a Grounder over the trust-helpers corpus (encrypted
+    with the keys in ``GW_TEST_KEYS``); returns the number of drafts returned."""
+    from .trust_helpers import grounder
+
+    enc = {"enabled": True, "provider": "env", "options": {"variable": "GW_TEST_KEYS"}}
+    g = grounder(Path(root), encryption=enc)
+    got = 0
+    for i in range(n):
+        draft = g.ground(f"When is payday? ({worker} {i})", f"{worker}@example.com", tenant="acme")
+        got += bool(draft.id)
+    return got

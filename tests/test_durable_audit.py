@@ -246,3 +246,54 @@ def test_real_full_disk_audit_index_and_stores_then_recovery(small_disk, tmp_pat
     for log in (small_disk / "data" / "audit").glob("*.jsonl"):
         report = verify_log(log)
         assert report.ok, (log, report.problems)
+
+
+def test_app_processes_asking_while_the_cli_rotates_keys(tmp_path, monkeypatch):
+    """Two app processes ask while ``groundwire keys rotate`` runs twice: every draft has its audit record,
+    the log verifies with the new key, and nothing was lost."""
+    import subprocess
+    import sys
+
+    k1, k2 = f"k1:{new_key()}", f"k2:{new_key()}"
+    enc = {"enabled": True, "provider": "env", "options": {"variable": "GW_TEST_KEYS"}}
+    monkeypatch.setenv("GW_TEST_KEYS", f"{k2},{k1}")  # apps: both keys, current k1
+    grounder(tmp_path, encryption=enc).sync()
+    cfg = tmp_path / "gw.toml"
+    _write_toml(cfg, make_config(tmp_path, encryption=enc))
+    env = {**os.environ, "GW_TEST_KEYS": f"{k1},{k2}"}  # the operator: current k2
+    with SPAWN.Pool(2) as pool:
+        asks = [pool.apply_async(w.ask_many, (str(tmp_path), 12, f"app{i}")) for i in range(2)]
+        rotations = [
+            subprocess.run([sys.executable, "-m", "groundwire", "keys", "rotate", "--config", str(cfg)],
+                           env=env, capture_output=True, text=True, timeout=300)
+            for _ in range(2)
+        ]
+        drafts = sum(a.get(timeout=300) for a in asks)
+    assert all(r.returncode == 0 for r in rotations), [r.stderr for r in rotations]
+    path = tmp_path / "data" / "audit" / "acme.jsonl"
+    codec = w.codec([k1, k2], "k2")
+    report = verify_log(path, codec)
+    assert report.ok, report.problems
+    requests = [e for e in AuditLog(path, codec).events() if e["kind"] == "request"]
+    assert len(requests) == drafts == 24
+
+
+def test_read_only_data_dir_fails_with_a_message(small_disk, tmp_path):
+    import subprocess
+    import sys
+
+    cfg = make_config(tmp_path, data_dir=str(small_disk / "data"))
+    toml = tmp_path / "gw.toml"
+    _write_toml(toml, cfg)
+    subprocess.run([sys.executable, "-m", "groundwire", "sync", "--config", str(toml)], check=True,
+                   capture_output=True, timeout=300)  # in another process: no open files on the disk here
+    assert os.system(f"mount -o remount,ro {small_disk}") == 0
+    # the audit log and the stores (opening the Chroma index read-only is the index's own error)
+    with pytest.raises(AuditWriteError, match="read-only") as err:
+        AuditLog(small_disk / "data" / "audit" / "acme.jsonl").append({"kind": "test"})
+    assert "data_dir" in str(err.value)
+    from groundwire.stores import DraftRow, DraftStore
+
+    with pytest.raises(StorageError, match="read-only"):
+        store = DraftStore(small_disk / "data" / "reviews.sqlite3", lambda: None)
+        store.insert(DraftRow("x", "acme", "a", "pending_review", "t", "t", {}), "r")
