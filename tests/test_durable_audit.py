@@ -201,51 +201,19 @@ def small_disk(tmp_path):
     os.system(f"umount -l {mnt}")
 
 
-def _fill(folder: Path) -> Path:
-    filler = folder / "filler"
-    with filler.open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * (1 << 16))
-                f.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
-
-
 def test_real_full_disk_audit_index_and_stores_then_recovery(small_disk, tmp_path):
-    cfg = make_config(tmp_path, data_dir=str(small_disk / "data"))
-    from groundwire import Grounder, config_from_dict
-
-    g = Grounder(config_from_dict(cfg, base_dir=tmp_path))
-    assert all(r.ok for r in g.sync())
-    g.ground("When is payday?", "alice", tenant="acme")
-    filler = _fill(small_disk)
-    # fails where the first write is refused (a SQLite store's WAL index or the audit log), naming disk space
-    with pytest.raises(StorageError, match="no space left on the disk"):
-        g.ground("How are salaries paid?", "alice", tenant="acme")
-    # the index write path: a changed document on a full disk
-    doc = tmp_path / "corpus" / "acme" / "payday.md"
-    doc.write_text(doc.read_text() + "\n" + "Payday moves to the 26th in December. " * 2000)
-    with pytest.raises(StorageError, match="no space left on the disk"):
-        g.sync()  # the sync's own audit record cannot be written either: it fails, naming disk space
-    from groundwire.ingest import Ingester
-
-    [report] = Ingester(g.config, g.index, g.embedder, g.connector_types).sync(["acme-docs"])
-    assert "no space left on the disk" in report.error, report.error  # the index write, not a raw Chroma error
-    # the review store: a write on the full disk
-    from groundwire.stores import DraftRow, DraftStore
-
-    with pytest.raises(StorageError, match="no space left on the disk"):
-        store = DraftStore(small_disk / "data" / "reviews.sqlite3", lambda: g.codec)
-        store.insert(DraftRow("x", "acme", "a", "pending_review", "t", "t", {"big": "x" * 4_000_000}), "r")
-    filler.unlink()  # space is back
-    assert all(r.ok for r in g.sync()), [r.error for r in g.sync()]
-    draft = g.ground("When is payday?", "alice", tenant="acme")
-    assert "26th" in draft.text or draft.citations
-    for log in (small_disk / "data" / "audit").glob("*.jsonl"):
-        report = verify_log(log)
-        assert report.ok, (log, report.problems)
+    # in a child process (as an app would be), bounded: a wedged native library fails the test, not the suite
+    with SPAWN.Pool(1) as pool:
+        got = pool.apply_async(w.full_disk_scenario, (str(tmp_path), str(small_disk))).get(timeout=400)
+    assert got["first_sync"] == ["", ""] and got["filled"]
+    full = "no space left on the disk"
+    # the request fails where its first write is refused (a SQLite store's WAL index or the audit log)
+    assert got["ask"].startswith(("StorageError", "AuditWriteError")) and full in got["ask"], got["ask"]
+    assert full in got["sync"], got["sync"]  # the sync's own audit record cannot be written either
+    assert full in got["index"][0], got["index"]  # the index write: named, not a raw Chroma error
+    assert got["store"].startswith("StorageError") and full in got["store"], got["store"]
+    assert got["resync"] == ["", ""] and got["cited"]  # space is back: everything works
+    assert got["verify"] and all(v == [] for v in got["verify"].values()), got["verify"]
 
 
 def test_app_processes_asking_while_the_cli_rotates_keys(tmp_path, monkeypatch):
@@ -297,3 +265,14 @@ def test_read_only_data_dir_fails_with_a_message(small_disk, tmp_path):
     with pytest.raises(StorageError, match="read-only"):
         store = DraftStore(small_disk / "data" / "reviews.sqlite3", lambda: None)
         store.insert(DraftRow("x", "acme", "a", "pending_review", "t", "t", {}), "r")
+
+
+def test_a_deleted_log_is_reported_by_its_orphan_checkpoint(tmp_path):
+    from groundwire.trust import verify_audit
+
+    g = grounder(tmp_path)
+    g.sync()
+    g.ground("When is payday?", "alice", tenant="acme")
+    (tmp_path / "data" / "audit" / "acme.jsonl").unlink()
+    bad = {p.name: v for p, v in verify_audit(g).items() if v}
+    assert list(bad) == ["acme.jsonl"] and "whole log was deleted" in bad["acme.jsonl"][0].problem
