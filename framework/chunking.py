@@ -2,7 +2,11 @@
 
 Invariants: every chunk belongs to exactly one section (so its citation location is exact); no text
 of a section is lost (every character lies in at least one chunk); chunks are at most ``size``
-characters unless a single word is longer.
+characters unless a single word is longer; a table row (a line starting with ``|`` or holding `` | ``
+cell separators, as the extractor writes table rows) is never cut unless it alone is longer than ``size``
+(then on cell borders first); a fenced code block (```` ``` ```` or ``~~~``) is kept whole, lines verbatim
+(indentation kept), when it fits in ``size``, else cut between lines. Cut fragments of rows and code looked
+like planted prose to the prompt shield (issue 13).
 """
 
 from __future__ import annotations
@@ -46,21 +50,76 @@ def split_sentences(text: str) -> list[str]:
     return [s for s, _ in _sentences(text)]
 
 
-def _pieces(text: str, size: int) -> Iterator[tuple[str, str]]:
-    """Sentences and their separators, with any sentence longer than ``size`` cut on word boundaries."""
-    for sent, sep in _sentences(text):
-        if len(sent) <= size:
-            yield sent, sep
+_FENCE_RE = re.compile(r"^\s*(```|~~~)")
+_ROW_RE = re.compile(r"^\s*\|.*\||\S \| \S")
+
+
+def _blocks(text: str) -> Iterator[tuple[str, str]]:
+    """``(kind, text)`` in order: ``prose`` (lines between the others, blank lines kept), ``row`` (one table
+    row) and ``code`` (a fenced block with its fences; an unclosed fence runs to the end)."""
+    prose: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        fence = _FENCE_RE.match(line)
+        if fence or _ROW_RE.search(line):
+            if prose:
+                yield "prose", "\n".join(prose)
+                prose = []
+            if not fence:
+                yield "row", " ".join(line.split())
+                i += 1
+                continue
+            j = i + 1
+            while j < len(lines) and not lines[j].lstrip().startswith(fence.group(1)):
+                j += 1
+            yield "code", "\n".join(ln.rstrip() for ln in lines[i : j + 1])
+            i = j + 1
             continue
-        line = ""
-        for word in sent.split(" "):
-            if line and len(line) + 1 + len(word) > size:
-                yield line, " "
-                line = word
-            else:
-                line = f"{line} {word}" if line else word
-        if line:
-            yield line, sep
+        prose.append(line)
+        i += 1
+    if prose:
+        yield "prose", "\n".join(prose)
+
+
+def _cut(text: str, size: int, seps: tuple[str, ...]) -> Iterator[str]:
+    """``text`` in parts of at most ``size`` characters, cut at the first of ``seps`` that works (a part
+    longer than ``size`` is cut again with the next separator; words are never cut)."""
+    if len(text) <= size or not seps:
+        yield text
+        return
+    sep, rest = seps[0], seps[1:]
+    cur = ""
+    for part in text.split(sep):
+        if cur and len(cur) + len(sep) + len(part) > size:
+            yield from _cut(cur, size, rest)
+            cur = part
+        else:
+            cur = f"{cur}{sep}{part}" if cur else part
+    if cur:
+        yield from _cut(cur, size, rest)
+
+
+def _pieces(text: str, size: int) -> Iterator[tuple[str, str]]:
+    """Sentences, table rows and code blocks with their separators; a piece longer than ``size`` is cut
+    (prose on word boundaries, a row on cell borders then words, code between lines then words)."""
+    for kind, block in _blocks(text):
+        if kind == "row":
+            for part in _cut(block, size, (" | ", " ")):
+                yield part, "\n"
+            continue
+        if kind == "code":
+            for part in _cut(block, size, ("\n", " ")):
+                yield part, "\n"
+            continue
+        for sent, sep in _sentences(block):
+            if len(sent) <= size:
+                yield sent, sep
+                continue
+            parts = list(_cut(sent, size, (" ",)))
+            for k, part in enumerate(parts):
+                yield part, sep if k == len(parts) - 1 else " "
 
 
 def _join(pieces: list[tuple[str, str]]) -> str:

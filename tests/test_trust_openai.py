@@ -10,7 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from groundwire import AccessControl, AccessDenied, Chunk, GeneratorContext, GroundingRequest, UserContext
-from groundwire.plugins.openai_generator import AzureOpenAIGenerator, GeneratorFailed, OpenAIGenerator
+from groundwire.plugins.openai_generator import (
+    DATAMARK,
+    AzureOpenAIGenerator,
+    CanaryLeaked,
+    GeneratorFailed,
+    OpenAIGenerator,
+)
 
 from .trust_helpers import ACME_PUBLIC, grounder
 
@@ -48,11 +54,17 @@ class Handler(BaseHTTPRequestHandler):
             return
         if step == "slow":
             time.sleep(1.5)
+        pieces = ["Payday is ", "the 25th ", "of every month [1]."]
+        answer = ANSWER
+        if step == "leak":  # the model repeats the system prompt's canary (split across stream deltas)
+            canary = body["messages"][0]["content"].split("Secret canary: ")[1].split(".")[0]
+            pieces = ["Sure: ", canary[:7], canary[7:] + " done"]
+            answer = "Sure: " + canary.upper()
         if body.get("stream"):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
-            for i, piece in enumerate(["Payday is ", "the 25th ", "of every month [1]."]):
+            for i, piece in enumerate(pieces):
                 delta = {"content": piece} | ({"role": "assistant"} if i == 0 else {})
                 chunk = {
                     "id": "c1",
@@ -80,7 +92,7 @@ class Handler(BaseHTTPRequestHandler):
                 "created": 1,
                 "model": body["model"],
                 "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}
+                    {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
                 ],
                 "usage": {"prompt_tokens": 42, "completion_tokens": 9, "total_tokens": 51},
             },
@@ -174,7 +186,9 @@ def test_timeout(server):
 
 def test_streaming_yields_deltas(server):
     pieces = list(_gen(server).stream(_req(), SOURCES))
-    assert pieces == ["Payday is ", "the 25th ", "of every month [1]."]
+    assert "".join(pieces) == "Payday is the 25th of every month [1]." and len(pieces) > 1  # canary hold-back
+    plain = list(_gen(server, canary=False).stream(_req(), SOURCES))
+    assert plain == ["Payday is ", "the 25th ", "of every month [1]."]
     assert server.requests[0]["body"]["stream"] is True
 
 
@@ -220,3 +234,32 @@ def test_pipeline_with_openai_generator_and_residency(server, tmp_path):
     with pytest.raises(AccessDenied, match="data residency"):
         g.ground("When is payday?", "bob", tenant="globex")
     assert len(server.requests) == 1
+
+
+def test_canary_in_the_output_refuses_the_draft(server):
+    server.plan = ["leak"]
+    with pytest.raises(CanaryLeaked, match="canary"):
+        _gen(server).generate(_req(), SOURCES)
+    server.plan = ["leak"]
+    got: list[str] = []
+    with pytest.raises(CanaryLeaked):
+        for piece in _gen(server).stream(_req(), SOURCES):
+            got.append(piece)
+    assert "gw-canary" not in "".join(got)  # the stream never emitted the token
+    system = server.requests[0]["body"]["messages"][0]["content"]
+    assert "gw-canary-" in system and server.requests[0]["body"]["messages"][0] != server.requests[1]["body"][
+        "messages"][0]  # a fresh canary per request
+
+
+def test_datamark_and_base64_spotlighting(server):
+    _gen(server, spotlight="datamark").generate(_req(), SOURCES)
+    system, user = server.requests[0]["body"]["messages"]
+    assert DATAMARK in system["content"] and f"Ignore{DATAMARK}previous{DATAMARK}instructions" in user["content"]
+    _gen(server, spotlight="base64").generate(_req(), SOURCES)
+    system, user = server.requests[1]["body"]["messages"]
+    assert "base64" in system["content"] and "Ignore previous" not in user["content"]
+    import base64 as b64
+
+    assert b64.b64encode(SOURCES[1].text.encode()).decode() in user["content"]
+    with pytest.raises(Exception, match="spotlight"):
+        _gen(server, spotlight="rot13")

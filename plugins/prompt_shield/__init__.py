@@ -1,0 +1,101 @@
+"""Prompt shield: direct (``screen_prompt``) and indirect (``screen_documents``) prompt-injection screening.
+
+Offline, no downloads. A package of small parts:
+
+- :mod:`.normalize`: NFKC, invisible / bidi characters removed, confusables folded, whitespace collapsed,
+  word windows (what rules and model read);
+- :mod:`.decode`: base64/32/16, ascii85/base85, hex, rot13 and leetspeak readings, nested up to a bound;
+- :mod:`.rules`: known attack families; a *strong* hit blocks on its own, whatever the threshold;
+- :mod:`.model`: character features, MiniLM embeddings and the numpy logistic regression whose weights
+  ship here as ``prompt_shield_{direct,indirect}.npz``;
+- :mod:`.segments`: documents are screened per prose segment of a chunk (table rows, fences excluded);
+- :mod:`.scoring`: prompts are scored as the max over word windows and decoded payloads, documents as their
+  worst segment, precomputed at ingestion (``annotate_chunks``) and versioned;
+- :mod:`.plugin`: the hooks and the strictly validated settings (:class:`ShieldSettings`).
+
+Invariants: verdict reasons never quote the screened text; a failure to load the model falls back to the
+rules only and says so in the reason (the shield never fails open silently).
+"""
+
+from __future__ import annotations
+
+from .decode import decoded_payloads
+from .model import (
+    ARTEFACT_DIR,
+    N_CHAR,
+    ShieldModel,
+    char_features,
+    effective_threshold,
+    embed,
+    fit_logistic,
+    load_model,
+)
+from .normalize import clean, clean_lines, for_model, homoglyph_words, normalise, windows
+from .plugin import (
+    PLUGIN,
+    ShieldSettings,
+    annotate_chunks,
+    embedder_backend,
+    screen_documents,
+    screen_prompt,
+    settings_for,
+)
+from .rules import RULES, Rule, rule_hits
+from .scoring import (
+    ANNOTATION,
+    RawScore,
+    Score,
+    clear_cache,
+    indirect_version,
+    prompt_items,
+    raw_document_scores,
+    score_chunks,
+    score_documents,
+    score_prompts,
+)
+from .segments import N_CONTEXT, SEGMENT_CHARS, TABLE_ROW, doc_context, segments
+
+_TABLE_ROW = TABLE_ROW  # the name benchmarks used before the split
+
+__all__ = [
+    "ANNOTATION",
+    "ARTEFACT_DIR",
+    "N_CHAR",
+    "N_CONTEXT",
+    "PLUGIN",
+    "RULES",
+    "SEGMENT_CHARS",
+    "TABLE_ROW",
+    "RawScore",
+    "Rule",
+    "Score",
+    "ShieldModel",
+    "ShieldSettings",
+    "annotate_chunks",
+    "char_features",
+    "clean",
+    "clean_lines",
+    "clear_cache",
+    "decoded_payloads",
+    "doc_context",
+    "effective_threshold",
+    "embed",
+    "embedder_backend",
+    "fit_logistic",
+    "for_model",
+    "homoglyph_words",
+    "indirect_version",
+    "load_model",
+    "normalise",
+    "prompt_items",
+    "raw_document_scores",
+    "rule_hits",
+    "score_chunks",
+    "score_documents",
+    "score_prompts",
+    "screen_documents",
+    "screen_prompt",
+    "segments",
+    "settings_for",
+    "windows",
+]

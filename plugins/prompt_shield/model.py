@@ -1,0 +1,151 @@
+"""The learned part of the shield: character features, MiniLM embeddings and a numpy logistic regression.
+
+Weights ship next to this module as ``prompt_shield_{direct,indirect}.npz`` (written by
+``benchmarks/train_prompt_shield.py``) and are loaded offline, once per process.
+
+Invariants: the order of :func:`char_features` is part of the artefact format (``N_CHAR`` columns); the
+model never sees raw text, only :func:`~.normalize.for_model` output, while the invisible-character and
+homoglyph flags are taken from the raw text (hiding characters can only raise a score).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .normalize import INVISIBLE, homoglyph_words
+from .rules import rule_hits
+
+__all__ = [
+    "ARTEFACT_DIR",
+    "N_CHAR",
+    "ShieldModel",
+    "char_features",
+    "effective_threshold",
+    "embed",
+    "fit_logistic",
+    "load_model",
+]
+
+ARTEFACT_DIR = Path(__file__).parent
+_TOKEN_RE = re.compile(r"\S+")
+_WORDLIKE = re.compile(r"^[\"'(]?[A-Za-z][a-z]*(?:[-'][a-z]+)*[.,;:!?\"')]*$")
+N_CHAR = 14
+
+
+def char_features(text: str, raw: str | None = None) -> np.ndarray:
+    """Cheap features: length, symbol/digit/upper ratios, gibberish-token share, invisible characters, ...
+
+    ``text`` is what the model reads; ``raw`` (default ``text``) the text as received, for the invisible and
+    homoglyph flags. Independent of the embedding model; their order is part of the artefact format.
+    """
+    raw = text if raw is None else raw
+    n = max(len(text), 1)
+    toks = _TOKEN_RE.findall(text) or [""]
+    letters = sum(c.isalpha() for c in text) or 1
+    symbols = sum(not c.isalnum() and not c.isspace() for c in text)
+    odd = sum(1 for t in toks if not _WORDLIKE.match(t))
+    brackets = sum(text.count(c) for c in "{}[]<>()\\|`^~")
+    hits = rule_hits(text)
+    b64 = len(re.findall(r"[A-Za-z0-9+/]{24,}={0,2}", text))
+    tail = toks[-12:]
+    tail_odd = sum(1 for t in tail if not _WORDLIKE.match(t)) / len(tail)
+    f = [
+        math.log1p(len(text)) / 8.0,
+        symbols / n,
+        sum(c.isdigit() for c in text) / n,
+        sum(c.isupper() for c in text) / letters,
+        sum(not c.isascii() for c in text) / n,
+        odd / len(toks),
+        tail_odd,
+        brackets / n * 10,
+        float(INVISIBLE.search(raw) is not None),
+        float(homoglyph_words(raw) > 0),
+        float(b64 > 0),
+        float(any(h.strong for h in hits)),
+        float(len(hits)) / 3.0,
+        text.count("\n") / n * 10,
+    ]
+    return np.asarray(f, dtype=np.float32)
+
+
+def embed(texts: Sequence[str], backend: str = "auto") -> np.ndarray:
+    """MiniLM sentence embeddings (unit length), the bundled model loaded once per process.
+
+    A single text (the prompt) goes through the shared query memo, so retrieval does not embed it again
+    when it uses the same backend.
+    """
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer, query_embedding
+
+    if len(texts) == 1:
+        return query_embedding(bundled_model_path(), backend, texts[0]).reshape(1, -1)
+    model = load_sentence_transformer(bundled_model_path(), backend)
+    vecs = model.encode(
+        list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+    )
+    return np.asarray(vecs, dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class ShieldModel:
+    """Logistic regression over ``[embedding, standardised char features]``."""
+
+    w: np.ndarray
+    b: float
+    mu: np.ndarray
+    sd: np.ndarray
+    threshold: float
+
+    def features(self, emb: np.ndarray, chars: np.ndarray) -> np.ndarray:
+        return np.hstack([emb, (chars - self.mu) / self.sd])
+
+    def predict(self, emb: np.ndarray, chars: np.ndarray) -> np.ndarray:
+        z = self.features(emb, chars) @ self.w + self.b
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def save(self, path: Path) -> None:
+        np.savez(
+            path, w=self.w, b=np.float64(self.b), mu=self.mu, sd=self.sd, threshold=np.float64(self.threshold)
+        )
+
+
+@lru_cache(maxsize=4)
+def load_model(kind: str) -> ShieldModel:
+    """The shipped artefact ``prompt_shield_<kind>.npz`` (``direct`` or ``indirect``)."""
+    with np.load(ARTEFACT_DIR / f"prompt_shield_{kind}.npz") as z:
+        return ShieldModel(z["w"], float(z["b"]), z["mu"], z["sd"], float(z["threshold"]))
+
+
+def effective_threshold(kind: str, threshold: float | None, use_model: bool) -> float:
+    """The configured threshold, else the artefact's; 0.5 when only the rules score (they give 0 or 0.99).
+
+    The threshold governs the classifier only: a strong rule hit blocks whatever it is."""
+    if threshold is not None:
+        return threshold
+    return load_model(kind).threshold if use_model else 0.5
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 25) -> tuple[np.ndarray, float]:
+    """Class-balanced L2 logistic regression by Newton's method (IRLS); returns ``(w, b)``."""
+    n, d = x.shape
+    xb = np.hstack([x, np.ones((n, 1))])
+    pos = max(float(y.sum()), 1.0)
+    sw = np.where(y > 0, n / (2 * pos), n / (2 * max(n - pos, 1.0)))
+    beta = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ beta, -30, 30)))
+        g = xb.T @ (sw * (p - y)) + reg * beta
+        h = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(reg + 1e-6)
+        step = np.linalg.solve(h, g)
+        beta -= step
+        if float(np.abs(step).max()) < 1e-6:
+            break
+    return beta[:-1].astype(np.float32), float(beta[-1])

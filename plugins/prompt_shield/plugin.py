@@ -1,0 +1,145 @@
+"""The prompt shield's hooks and settings.
+
+Settings (``[plugins.settings.prompt_shield]``, per tenant under ``[...prompt_shield.tenants.<tenant>]``),
+validated strictly by :class:`ShieldSettings` (unknown keys and wrong types are errors that name the key):
+``threshold`` / ``document_threshold`` (0..1, override the artefact's; they govern the classifier only, a
+strong rule hit blocks whatever they are), ``document_action`` (``drop`` | ``quarantine``), ``use_model``
+(``false`` = rules only), ``direct`` / ``indirect`` (enable each hook), ``precompute`` (score chunks at
+ingestion).
+
+Invariants: verdict reasons never quote the screened text; a failure to load the model falls back to the
+rules only and says so in the reason (the shield never fails open silently).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from groundwire import Action, GroundingRequest, GroundwireConfig, Verdict, hookimpl
+from groundwire.models import Chunk
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .model import effective_threshold
+from .scoring import (
+    ANNOTATION,
+    Score,
+    indirect_version,
+    raw_document_scores,
+    score_chunks,
+    score_documents,
+    score_prompts,
+)
+
+__all__ = ["PLUGIN", "ShieldSettings", "annotate_chunks", "embedder_backend", "screen_documents",
+           "screen_prompt", "settings_for"]
+
+log = logging.getLogger("groundwire.plugins.prompt_shield")
+PLUGIN = "prompt_shield"
+
+
+class ShieldSettings(BaseModel):
+    """``[plugins.settings.prompt_shield]`` after the tenant's overrides are applied."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    document_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    document_action: Literal["drop", "quarantine"] = "drop"
+    use_model: bool = True
+    direct: bool = True
+    indirect: bool = True
+    precompute: bool = True
+
+
+def settings_for(config: GroundwireConfig, tenant: str | None) -> ShieldSettings:
+    """Validated settings for ``tenant`` (its overrides applied); a bad key or value is a ``ConfigError``
+    naming ``plugins.settings.prompt_shield.<key>``."""
+    raw = dict(config.plugin_settings(PLUGIN, tenant if tenant is not None else ""))
+    raw.pop("tenants", None)
+    try:
+        return ShieldSettings.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        overrides = (config.plugin_settings(PLUGIN).get("tenants") or {}).get(tenant or "", {}) or {}
+        in_tenant = bool(err["loc"]) and err["loc"][0] in overrides
+        where = f"plugins.settings.{PLUGIN}" + (f".tenants.{tenant}" if in_tenant else "")
+        raise config.error(
+            f"{where}.{key}" if key else where,
+            str(err["msg"]),
+            "see the prompt_shield section of the README for the settings and their types",
+        ) from exc
+
+
+def embedder_backend(config: GroundwireConfig) -> str:
+    """The MiniLM backend retrieval uses, so the shield shares its prompt embedding and loaded model."""
+    e = config.embedder
+    if e.name == "minilm" and not e.options.get("path"):
+        return str(e.options.get("backend", "auto"))
+    return "auto"
+
+
+@hookimpl
+def screen_prompt(request: GroundingRequest, config: GroundwireConfig) -> Verdict | None:
+    s = settings_for(config, request.user.tenant)
+    if not s.direct:
+        return None
+    try:
+        sc = score_prompts([request.prompt], s.use_model, s.threshold, embedder_backend(config))[0]
+        th = effective_threshold("direct", s.threshold, s.use_model)
+    except (OSError, ImportError) as exc:  # model unavailable: rules still apply
+        log.warning("prompt shield model unavailable, using rules only: %s", exc)
+        sc = score_prompts([request.prompt], False)[0]
+        sc = Score(sc.score, sc.reason + "; classifier unavailable", sc.strong)
+        th = effective_threshold("direct", None, False)
+    action = Action.BLOCK if (sc.strong or sc.score >= th) else Action.ALLOW
+    return Verdict(stage="prompt", plugin=PLUGIN, action=action, score=round(sc.score, 4), reason=sc.reason)
+
+
+@hookimpl
+def annotate_chunks(chunks: Sequence[Chunk], config: GroundwireConfig) -> dict[str, dict[str, Any]] | None:
+    """Precompute the indirect screening of new chunks at ingestion (``precompute``, default on), so a
+    request only applies the threshold to stored results (per tenant: its settings decide)."""
+    if not chunks:
+        return None
+    todo = [c for c in chunks if (s := settings_for(config, c.tenant)).indirect and s.use_model and s.precompute]
+    if not todo:
+        return None
+    try:
+        raw = raw_document_scores([c.text for c in todo], True, embedder_backend(config), remember=False)
+    except (OSError, ImportError) as exc:  # scored at query time instead
+        log.warning("prompt shield could not precompute chunk scores: %s", exc)
+        return None
+    version = indirect_version()
+    return {c.id: {ANNOTATION: {"v": version, **r.to_json()}} for c, r in zip(todo, raw, strict=True)}
+
+
+@hookimpl
+def screen_documents(
+    request: GroundingRequest, chunks: Sequence[Chunk], config: GroundwireConfig
+) -> list[Verdict]:
+    s = settings_for(config, request.user.tenant)
+    if not s.indirect or not chunks:
+        return []
+    action = Action(s.document_action)
+    try:
+        scores = score_chunks(chunks, s.use_model, s.document_threshold, embedder_backend(config))
+        th = effective_threshold("indirect", s.document_threshold, s.use_model)
+    except (OSError, ImportError) as exc:
+        log.warning("document shield model unavailable, using rules only: %s", exc)
+        scores = score_documents([c.text for c in chunks], False)
+        th = effective_threshold("indirect", None, False)
+    return [
+        Verdict(
+            stage="documents",
+            plugin=PLUGIN,
+            action=action,
+            score=round(sc.score, 4),
+            reason=f"possible planted instruction: {sc.reason}",
+            target=c.id,
+        )
+        for c, sc in zip(chunks, scores, strict=True)
+        if sc.strong or sc.score >= th
+    ]

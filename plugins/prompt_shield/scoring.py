@@ -1,0 +1,246 @@
+"""Scoring: rules and classifier combined, for prompts (max over word windows and decoded payloads) and for
+documents (the worst segment; precomputed at ingestion and versioned).
+
+Invariants: a strong rule hit sets ``Score.strong`` and blocks whatever the threshold; the classifier only
+ever sees normalised text; a prompt's score is the max over windows that cover the whole text and over its
+readable decoded payloads, so neither filler nor an encoding lowers it; reasons never quote the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from groundwire.models import Chunk
+
+from .decode import decoded_payloads, looks_english
+from .model import ARTEFACT_DIR, N_CHAR, ShieldModel, char_features, effective_threshold, embed, load_model
+from .normalize import WINDOW_STRIDE, WINDOW_WORDS, clean_lines, for_model, windows
+from .rules import RULES, Rule, rule_hits
+from .segments import FENCE, N_CONTEXT, SEGMENT_CHARS, TABLE_ROW, doc_context, segments
+
+__all__ = [
+    "ANNOTATION",
+    "RawScore",
+    "Score",
+    "cached_rule_hits",
+    "clear_cache",
+    "indirect_version",
+    "prompt_items",
+    "raw_document_scores",
+    "score_chunks",
+    "score_documents",
+    "score_prompts",
+]
+
+ANNOTATION = "prompt_shield.indirect"
+
+
+@lru_cache(maxsize=4096)
+def _hits(text: str) -> tuple[Rule, ...]:
+    return tuple(rule_hits(text))
+
+
+def cached_rule_hits(text: str) -> tuple[Rule, ...]:
+    """:func:`~.rules.rule_hits`, memoised per process (features and verdicts both need them)."""
+    return _hits(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    score: float
+    reason: str
+    strong: bool = False  # a strong rule hit: blocks whatever the threshold
+
+
+def _combine(p: float | None, hits: Sequence[tuple[bool, str]], threshold: float) -> Score:
+    """Rules and classifier: a strong rule hit blocks on its own; ``hits`` are ``(strong, reason)``."""
+    strong = [reason for is_strong, reason in hits if is_strong]
+    if strong:
+        return Score(max(0.99, p or 0.0), strong[0], True)
+    if p is None:
+        return Score(0.0, "rules only (no match)")
+    reason = "learned classifier" + (f" ({hits[0][1]})" if hits else "")
+    return Score(p, reason if p >= threshold else "no injection pattern found")
+
+
+def prompt_items(text: str) -> list[str]:
+    """What the direct classifier scores for one prompt: word windows of its normalised text (one when
+    short) and the readable decoded payloads hidden in it (base64 & co., an English-looking rot13)."""
+    items = windows(for_model(text))
+    for payload in decoded_payloads(clean_lines(text)):
+        mt = for_model(payload)
+        if len(mt.split()) >= 3 and looks_english(mt) >= 0.1 and mt not in items:
+            items.append(mt)
+    return items[:96]
+
+
+def score_prompts(
+    texts: Sequence[str], use_model: bool = True, threshold: float | None = None, backend: str = "auto"
+) -> list[Score]:
+    """Direct-injection scores for prompts (rules + classifier, max over :func:`prompt_items`)."""
+    model = load_model("direct") if use_model else None
+    th = effective_threshold("direct", threshold, use_model)
+    probs: list[float | None] = [None] * len(texts)
+    if model is not None and texts:
+        items: list[str] = []
+        raws: list[str] = []
+        owner: list[int] = []
+        for i, t in enumerate(texts):
+            its = prompt_items(t)
+            # MiniLM is uncased and whitespace-blind: the raw prompt embeds like its normalised form, and the
+            # raw text hits the query memo retrieval fills (one embedding per request, not two)
+            if len(its) == 1 and its[0].lower() == " ".join(t.split()).lower():
+                its = [t]
+            items.extend(its)
+            raws.extend([t] * len(its))
+            owner.extend([i] * len(its))
+        chars = np.stack([char_features(for_model(s), raw) for s, raw in zip(items, raws, strict=True)])
+        p = model.predict(embed(items, backend), chars)
+        best = [0.0] * len(texts)
+        for o, v in zip(owner, p, strict=True):
+            best[o] = max(best[o], float(v))
+        probs = list(best)
+    return [
+        _combine(p, [(h.strong, h.reason) for h in cached_rule_hits(t)], th)
+        for t, p in zip(texts, probs, strict=True)
+    ]
+
+
+_SEG_CACHE: OrderedDict[tuple[int, str], float] = OrderedDict()
+_SEG_LOCK = threading.Lock()
+SEGMENT_CACHE_SIZE = 20_000
+
+
+def _segment_probs(
+    model: ShieldModel, flat: Sequence[str], context: np.ndarray, backend: str = "auto", remember: bool = True
+) -> np.ndarray:
+    """Segment scores; retrieved chunks recur across requests, so scores are kept in a per-process LRU
+    (keyed by the model and a hash of the segment text) and only the misses are embedded, in one batch."""
+    keys = [
+        (id(model), hashlib.blake2b(s.encode() + c.tobytes(), digest_size=16).hexdigest())
+        for s, c in zip(flat, context, strict=True)
+    ]
+    probs = np.zeros(len(flat))
+    with _SEG_LOCK:
+        miss = []
+        for i, k in enumerate(keys):
+            if k in _SEG_CACHE:
+                probs[i] = _SEG_CACHE[k]
+                _SEG_CACHE.move_to_end(k)
+            else:
+                miss.append(i)
+    if miss:
+        texts = [for_model(flat[i]) for i in miss]
+        chars = np.hstack([np.stack([char_features(t, flat[i]) for t, i in zip(texts, miss, strict=True)]),
+                           context[miss]])
+        got = model.predict(embed(texts, backend), chars)
+        if not remember:
+            probs[miss] = got
+            return probs
+        with _SEG_LOCK:
+            for i, p in zip(miss, got, strict=True):
+                probs[i] = float(p)
+                _SEG_CACHE[keys[i]] = float(p)
+            while len(_SEG_CACHE) > SEGMENT_CACHE_SIZE:
+                _SEG_CACHE.popitem(last=False)
+    return probs
+
+
+def clear_cache() -> None:
+    """Forget cached segment scores (benchmarks measure cold latency with it)."""
+    with _SEG_LOCK:
+        _SEG_CACHE.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class RawScore:
+    """A document's threshold-free screening result: the classifier's worst segment and the rule hits.
+
+    This is what ingestion precomputes (``annotate_chunks``); the threshold is applied at query time.
+    """
+
+    p: float | None  # None: no classifier (rules only)
+    hits: tuple[tuple[bool, str], ...]  # (strong, reason) per rule hit
+
+    def to_json(self) -> dict[str, Any]:
+        return {"p": self.p, "hits": [list(h) for h in self.hits]}
+
+    @classmethod
+    def from_json(cls, d: Any) -> RawScore | None:
+        try:
+            p = d["p"]
+            hits = tuple((bool(a), str(b)) for a, b in d["hits"])
+            return cls(None if p is None else float(p), hits)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def raw_document_scores(
+    texts: Sequence[str], use_model: bool = True, backend: str = "auto", remember: bool = True
+) -> list[RawScore]:
+    """Worst segment probability (one embedding batch for all segments of all texts) and rule hits."""
+    model = load_model("indirect") if use_model else None
+    segs = [segments(t) for t in texts]
+    flat = [s for ss in segs for s in ss]
+    probs = np.zeros(len(flat))
+    if model is not None and flat:
+        ctx = np.vstack(
+            [np.tile(doc_context(t), (len(ss), 1)) for t, ss in zip(texts, segs, strict=True) if ss]
+        )
+        probs = _segment_probs(model, flat, ctx, backend, remember)
+    out: list[RawScore] = []
+    i = 0
+    for t, ss in zip(texts, segs, strict=True):
+        p = float(probs[i : i + len(ss)].max()) if (model is not None and ss) else (0.0 if model else None)
+        i += len(ss)
+        out.append(RawScore(p, tuple((h.strong, h.reason) for h in cached_rule_hits(t))))
+    return out
+
+
+def score_documents(
+    texts: Sequence[str], use_model: bool = True, threshold: float | None = None, backend: str = "auto"
+) -> list[Score]:
+    """Indirect-injection score per document: the worst of its segments (one embedding batch for all)."""
+    th = effective_threshold("indirect", threshold, use_model)
+    return [_combine(r.p, r.hits, th) for r in raw_document_scores(texts, use_model, backend)]
+
+
+@lru_cache(maxsize=1)
+def indirect_version() -> str:
+    """Identifies what a precomputed score depends on: the indirect artefact, the rules, normalisation and
+    segmenting."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update((ARTEFACT_DIR / "prompt_shield_indirect.npz").read_bytes())
+    for r in RULES:
+        cased = r.cased.pattern if r.cased is not None else ""
+        h.update(f"{r.name}\0{r.pattern.pattern}\0{cased}\0{r.strong}\0{r.reason}\0".encode())
+    h.update(f"{SEGMENT_CHARS}:{N_CHAR}:{N_CONTEXT}:{TABLE_ROW.pattern}:{FENCE.pattern}:norm2".encode())
+    h.update(f"{WINDOW_WORDS}:{WINDOW_STRIDE}".encode())
+    return h.hexdigest()
+
+
+def score_chunks(
+    chunks: Sequence[Chunk], use_model: bool = True, threshold: float | None = None, backend: str = "auto"
+) -> list[Score]:
+    """:func:`score_documents` for retrieved chunks, using the scores precomputed at ingestion when they
+    are current (same artefact, rules and segmenting); other chunks are scored now."""
+    th = effective_threshold("indirect", threshold, use_model)
+    raw: list[RawScore | None] = [None] * len(chunks)
+    if use_model:
+        version = indirect_version()
+        for i, c in enumerate(chunks):
+            note = c.annotations.get(ANNOTATION)
+            if isinstance(note, dict) and note.get("v") == version:
+                raw[i] = RawScore.from_json(note)
+    todo = [i for i, r in enumerate(raw) if r is None]
+    if todo:
+        for i, r in zip(todo, raw_document_scores([chunks[i].text for i in todo], use_model, backend), strict=True):
+            raw[i] = r
+    return [_combine(r.p, r.hits, th) for r in raw if r is not None]
