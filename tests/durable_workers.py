@@ -94,6 +94,7 @@ def full_disk_scenario(root: str, disk: str) -> dict[str, object]:
     """On the small file system ``disk``: sync, fill the disk, try to ask / sync / write a store, free the
     space, and sync and ask again. Returns what happened at each step (errors as ``Type: message``)."""
     import errno
+    import faulthandler
 
     from groundwire import Grounder, config_from_dict
     from groundwire.audit import verify_log
@@ -103,6 +104,8 @@ def full_disk_scenario(root: str, disk: str) -> dict[str, object]:
     from .trust_helpers import make_config
 
     base, mnt = Path(root), Path(disk)
+    dump = (base / "hang.txt").open("w")
+    faulthandler.dump_traceback_later(300, file=dump)  # where it hangs, if it does
     g = Grounder(config_from_dict(make_config(base, data_dir=str(mnt / "data")), base_dir=base))
     out: dict[str, object] = {"first_sync": [r.error for r in g.sync()]}
     g.ground("When is payday?", "alice", tenant="acme")
