@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .audit_head import HeadKeyError, head_path, read_head, sign_head, write_head
+from .audit_head import Head, HeadKeyError, head_path, read_head, sign_head, write_head
 from .errors import AuditWriteError, GroundwireError, storage_error
 from .models import utcnow
 
@@ -214,9 +214,9 @@ class AuditLog:
         if head is None:
             if seq:
                 notes.append(self._system_event(CREATED, {"log_seq": seq}))
-        elif last is None or not (
-            (head.seq == seq and head.hash == last["hash"]) or (head.seq == seq - 1 and head.hash == last["prev"])
-        ):
+        elif last is None or head.seq > seq or (head.seq == seq and head.hash != last["hash"]) or (
+            head.seq == seq - 1 and head.hash != last["prev"]
+        ):  # (a checkpoint further behind, after a crash, is checked in full by verify_log)
             problem = (
                 f"the checkpoint names line {head.seq} but the log ends at line {seq}: lines were removed"
                 if head.seq > seq
@@ -256,8 +256,10 @@ class AuditLog:
                 _write_all(fd, "".join(lines).encode())
                 if self.fsync:
                     os.fsync(fd)
+                # no fsync needed: the lines are durable first, so a checkpoint lost in a crash is only
+                # behind the log (reported as a note), never ahead of it (which means lines were removed)
                 write_head(self.path, sign_head(self.path.stem, seq, prev, codec, self._ckpt_folder),
-                           self.checkpoint_dir, self.fsync)
+                           self.checkpoint_dir, fsync=False)
             except OSError as exc:
                 try:
                     os.ftruncate(fd, end)  # leave no partial line behind (needs no free space)
@@ -348,7 +350,12 @@ def verify_log(path: Path, codec: Any = None, checkpoint_dir: Path | None = None
     report = LogReport(path)
     problems, notes = report.problems, report.notes
     prev, expected_seq = GENESIS, 1
-    tail: list[tuple[int, str]] = []  # (seq, hash) of the last two valid records
+    try:
+        head: Head | None = read_head(path, codec, checkpoint_dir)
+        head_error = ""
+    except (HeadKeyError, ValueError) as exc:
+        head, head_error = None, str(exc)
+    last_seq, at_head = 0, None  # the last valid seq; the hash of the line the checkpoint names
     lineno = 0
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):  # noqa: B007 - lineno is used after the loop
@@ -366,7 +373,9 @@ def verify_log(path: Path, codec: Any = None, checkpoint_dir: Path | None = None
                 continue
             seq, rprev, rhash = rec["seq"], rec["prev"], rec["hash"]
             report.records += 1
-            tail = [*tail[-1:], (seq, rhash)]
+            last_seq = seq
+            if head is not None and seq == head.seq:
+                at_head = rhash
             try:
                 event = decode_record(rec, codec, path.stem)
             except (GroundwireError, ValueError, KeyError, TypeError) as exc:
@@ -392,40 +401,37 @@ def verify_log(path: Path, codec: Any = None, checkpoint_dir: Path | None = None
             elif kind == MISMATCH:
                 problems.append(ChainProblem(lineno, f"recorded at append time: {data.get('problem')}"))
             prev, expected_seq = rhash, seq + 1
-    _verify_head(path, codec, checkpoint_dir, tail, lineno, report)
+    _verify_head(path, checkpoint_dir, head, head_error, last_seq, at_head, lineno, report)
     return report
 
 
 def _verify_head(
-    path: Path, codec: Any, checkpoint_dir: Path | None, tail: list[tuple[int, str]], lineno: int,
-    report: LogReport,
+    path: Path, checkpoint_dir: Path | None, head: Head | None, head_error: str, last_seq: int,
+    at_head: str | None, lineno: int, report: LogReport,
 ) -> None:
-    try:
-        head = read_head(path, codec, checkpoint_dir)
-    except (HeadKeyError, ValueError) as exc:
-        report.problems.append(ChainProblem(lineno, f"checkpoint: {exc}"))
-        return
     torn = path.with_name(path.name + ".torn")
     if torn.exists():
         n = sum(1 for line in torn.read_bytes().splitlines() if line.strip())
         report.notes.append(ChainProblem(0, f"{n} torn or damaged write(s) kept in {torn.name}"))
+    if head_error:
+        report.problems.append(ChainProblem(lineno, f"checkpoint: {head_error}"))
+        return
     if head is None:
-        if tail:
+        if report.records:
             report.problems.append(ChainProblem(lineno, f"no checkpoint ({head_path(path, checkpoint_dir)}): "
                                                         "removal of lines from the end cannot be ruled out"))
         return
-    last_seq = tail[-1][0] if tail else 0
-    hashes = dict(tail)
     if head.seq > last_seq:
         report.problems.append(ChainProblem(lineno + 1, f"the log ends at line {last_seq} but its checkpoint "
                                                         f"names line {head.seq}: {head.seq - last_seq} line(s) "
                                                         "were removed from the end"))
-    elif hashes.get(head.seq) != head.hash:
-        report.problems.append(ChainProblem(lineno, f"line {head.seq} does not match the checkpoint (lines "
-                                                    "after the checkpoint appended or replaced without the lock)"))
-    elif head.seq == last_seq - 1:
-        report.notes.append(ChainProblem(lineno, "the last line was written but not checkpointed (a crash "
-                                                 "between the two); the next append checkpoints it"))
+    elif at_head != head.hash:
+        report.problems.append(ChainProblem(lineno, f"line {head.seq} is not the line the checkpoint names "
+                                                    "(replaced after it was checkpointed)"))
+    elif head.seq < last_seq:
+        report.notes.append(ChainProblem(lineno, f"the last {last_seq - head.seq} line(s) are not checkpointed "
+                                                 "yet (a crash between writing and checkpointing); the next "
+                                                 "append checkpoints them"))
 
 
 def verify_chain(path: Path, codec: Any = None, checkpoint_dir: Path | None = None) -> list[ChainProblem]:

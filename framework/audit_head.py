@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -52,6 +53,7 @@ def head_path(log_path: Path, configured: Path | None = None) -> Path:
     return checkpoint_dir(log_path, configured) / f"{log_path.stem}.json"
 
 
+@functools.lru_cache(maxsize=32)
 def _derive(material: bytes) -> bytes:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF

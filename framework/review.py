@@ -1,8 +1,9 @@
 """The review workflow: every draft is persisted as ``pending_review`` and a person approves, edits or
 rejects it.
 
-Storage: SQLite at ``<data_dir>/reviews.sqlite3``; ids, tenant, author, status and times in clear, the
-draft (text, citations, prompt, source chunk ids and versions, decision history) in one payload passed through the
+Storage: SQLite at ``<data_dir>/reviews.sqlite3`` (rows: :mod:`groundwire.stores.drafts`); ids, tenant,
+author, status and times in clear, the draft (text, citations, prompt, source chunk ids and versions, decision
+history) in one payload passed through the
 at-rest codec (AES-GCM with associated data ``review:<draft id>`` when encryption is enabled).
 
 Invariants:
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import json
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .audit_event import AuditEvent
 from .errors import AccessDenied, GroundwireError
 from .models import AccessControl, Chunk, Draft, DraftStatus, GroundingRequest, UserContext, utcnow
+from .stores.drafts import DraftRow, DraftStore
 
 if TYPE_CHECKING:
     from .pipeline import Grounder
@@ -43,21 +43,6 @@ __all__ = ["ReviewItem", "ReviewQueue", "ReviewStateError", "chunk_version"]
 
 _NOT_YOURS = "no draft with this id that you may review"
 _OPEN = (DraftStatus.PENDING_REVIEW, DraftStatus.EDITED)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS drafts (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    author TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS drafts_tenant_status ON drafts (tenant, status);
-"""
-
 
 class ReviewStateError(GroundwireError):
     """The draft is already approved or rejected."""
@@ -118,18 +103,13 @@ class ReviewQueue:
         self.grounder = grounder
         self.path = path or grounder.config.data_path / "reviews.sqlite3"
         self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.executescript(_SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+        self.store = DraftStore(self.path, lambda: self.grounder.codec)
 
     @property
     def codec(self) -> Any:
         return self.grounder.codec
 
-    # --- storage ------------------------------------------------------------------------------------
+    # --- storage (rows in groundwire.stores.drafts) ---------------------------------------------------
 
     def submit(self, request: GroundingRequest, draft: Draft, sources: Sequence[Chunk]) -> ReviewItem:
         """Persist a new draft as pending review (called by the pipeline for every non-blocked draft)."""
@@ -149,34 +129,28 @@ class ReviewQueue:
                 for c in sources
             },
         )
-        with self._lock, self._db() as db:
-            db.execute(
-                "INSERT INTO drafts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (item.id, item.tenant, request.id, item.author, item.status, now, now, self._encode(item)),
-            )
+        with self._lock:
+            self.store.insert(self._row(item), request.id)
         return item
 
-    def _encode(self, item: ReviewItem) -> str:
+    @staticmethod
+    def _row(item: ReviewItem) -> DraftRow:
         body = {"prompt": item.prompt, "draft": item.draft, "sources": item.sources, "history": item.history,
                 "versions": item.versions}
-        return str(self.codec.encode(json.dumps(body, ensure_ascii=False), f"review:{item.id}"))
+        return DraftRow(item.id, item.tenant, item.author, item.status, item.created_at, item.updated_at, body)
 
     def _load(self, draft_id: str) -> ReviewItem | None:
-        with self._db() as db:
-            row = db.execute(
-                "SELECT id, tenant, author, status, created_at, updated_at, payload FROM drafts WHERE id = ?",
-                (draft_id,),
-            ).fetchone()
+        row = self.store.load(draft_id)
         if row is None:
             return None
-        body = json.loads(self.codec.decode(row[6], f"review:{row[0]}"))
+        body = row.body
         return ReviewItem(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
+            row.id,
+            row.tenant,
+            row.author,
+            row.status,
+            row.created_at,
+            row.updated_at,
             prompt=body["prompt"],
             draft=body["draft"],
             sources=body["sources"],
@@ -185,33 +159,17 @@ class ReviewQueue:
         )
 
     def _save(self, item: ReviewItem, previous: str) -> None:
-        with self._db() as db:
-            cur = db.execute(
-                "UPDATE drafts SET status = ?, updated_at = ?, payload = ? WHERE id = ? AND status = ?",
-                (item.status, item.updated_at, self._encode(item), item.id, previous),
-            )
-        if cur.rowcount != 1:  # another reviewer (another process) decided first
+        if not self.store.update(self._row(item), previous):  # another reviewer (another process) decided first
             raise ReviewStateError(f"draft {item.id} was changed by another reviewer; reload it and decide again")
 
     def count(self, tenant: str, status: str | None = None) -> int:
         """How many drafts ``tenant`` has (optionally in ``status``): a number, no ids (for the trust report)."""
-        sql, args = "SELECT COUNT(*) FROM drafts WHERE tenant = ?", [tenant]
-        if status:
-            sql += " AND status = ?"
-            args.append(status)
-        with self._db() as db:
-            return int(db.execute(sql, args).fetchone()[0])
+        return self.store.count(tenant, status)
 
     def list(self, reviewer: UserContext, status: str | None = None) -> builtins.list[ReviewItem]:
         """Drafts of the reviewer's tenant that they may review (ids, author, status, times only; no text),
         newest first. Drafts whose source versions the reviewer cannot read are left out."""
-        sql = "SELECT id FROM drafts WHERE tenant = ?"
-        args: builtins.list[str] = [reviewer.tenant]
-        if status:
-            sql += " AND status = ?"
-            args.append(status)
-        with self._db() as db:
-            ids = [r[0] for r in db.execute(sql + " ORDER BY created_at DESC", args).fetchall()]
+        ids = [r.id for r in self.store.list(reviewer.tenant, status)]
         items = [i for i in (self._load(d) for d in ids) if i is not None and i.tenant == reviewer.tenant]
         ok = self._reviewable(items, reviewer)
         return [
@@ -220,14 +178,8 @@ class ReviewQueue:
 
     def reencrypt(self, codec: Any) -> int:
         """Re-encrypt every stored draft with ``codec`` (key rotation). Returns the count."""
-        with self._lock, self._db() as db:
-            rows = db.execute("SELECT id, payload FROM drafts").fetchall()
-            for did, payload in rows:
-                plain = codec.decode(payload, f"review:{did}")
-                db.execute(
-                    "UPDATE drafts SET payload = ? WHERE id = ?", (codec.encode(plain, f"review:{did}"), did)
-                )
-        return len(rows)
+        with self._lock:
+            return self.store.reencrypt(codec)
 
     # --- the reviewer's view and decisions ---------------------------------------------------------
 

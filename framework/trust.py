@@ -49,8 +49,21 @@ def _checkpoint_dir(g: Grounder) -> Path | None:
 
 
 def audit_reports(g: Grounder, tenant: str | None = None) -> dict[Path, LogReport]:
-    """Chain, checkpoint and recovery notes per audit file (see :func:`groundwire.audit.verify_log`)."""
-    return {p: verify_log(p, g.codec, _checkpoint_dir(g)) for p in audit_paths(g, tenant)}
+    """Chain, checkpoint and recovery notes per audit file (see :func:`groundwire.audit.verify_log`).
+    A checkpoint whose log file is gone is reported too (the whole log was deleted)."""
+    from .audit_head import checkpoint_dir
+
+    folder = g.config.data_path / "audit"
+    out = {p: verify_log(p, g.codec, _checkpoint_dir(g)) for p in audit_paths(g, tenant)}
+    ckpts = checkpoint_dir(folder / "x.jsonl", _checkpoint_dir(g))
+    for head in sorted(ckpts.glob(f"{tenant or '*'}.json")) if ckpts.is_dir() else []:
+        log = folder / f"{head.stem}.jsonl"
+        if log not in out:
+            report = LogReport(log)
+            report.problems.append(ChainProblem(0, f"the log file is missing but its checkpoint {head} exists: "
+                                                   "the whole log was deleted"))
+            out[log] = report
+    return out
 
 
 def verify_audit(g: Grounder, tenant: str | None = None) -> dict[Path, list[ChainProblem]]:

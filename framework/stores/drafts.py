@@ -104,6 +104,15 @@ class DraftStore(SqliteStore):
         return [DraftRow(*r) for r in rows]
 
 
+    def count(self, tenant: str, status: str | None = None) -> int:
+        """How many rows ``tenant`` has (optionally in ``status``)."""
+        sql, args = "SELECT COUNT(*) FROM drafts WHERE tenant = ?", [tenant]
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        with self.connect() as db:
+            return int(db.execute(sql, args).fetchone()[0])
+
     def sample(self) -> tuple[str, str] | None:
         """``(associated data, payload)`` of the newest row, to check that the keyring can read this store."""
         with self.connect() as db:

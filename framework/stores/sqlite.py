@@ -43,7 +43,7 @@ def sqlite_error(what: str, path: Path, exc: sqlite3.Error) -> StorageError:
     msg = str(exc).lower()
     if "disk is full" in msg or ("disk i/o" in msg and _full(path)):
         return storage_error(what, path, OSError(errno.ENOSPC, "No space left on device"))
-    if "readonly" in msg or "read-only" in msg:
+    if "readonly" in msg or "read-only" in msg or ("unable to open" in msg and _read_only(path)):
         return storage_error(what, path, OSError(errno.EROFS, "read-only"))
     if "unable to open" in msg:
         parent = path.parent
@@ -57,6 +57,13 @@ def sqlite_error(what: str, path: Path, exc: sqlite3.Error) -> StorageError:
     if "locked" in msg or "busy" in msg:
         return StorageError(what, path, f"another process held it for more than {BUSY_TIMEOUT_S:.0f} s ({exc})")
     return StorageError(what, path, exc)
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _full(path: Path) -> bool:
