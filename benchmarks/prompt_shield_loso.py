@@ -44,7 +44,9 @@ __all__ = ["cached_embed", "load_direct_sources", "main_loso"]
 
 CACHE = Path(__file__).parent / ".cache"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompt-shield"
-SHIPPED_SOURCES = {"jailbreakbench", "scifact-claim", "bipia-task", "xstest"}
+# the sources the shipped direct artefact was trained on (benchmarks.train_prompt_shield --direct-sources);
+# its own figures on them are in-sample (marked *), the LOSO columns are the generalisation estimate
+SHIPPED_SOURCES = {"jailbreakbench", "scifact-claim", "bipia-task", "xstest", "s-labs", "yanismiraoui"}
 
 
 _STORE: dict[str, np.ndarray] | None = None
@@ -76,7 +78,7 @@ def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict
     for line in (shared / "direct.jsonl").read_text(encoding="utf-8").splitlines():
         if line.strip():
             r = json.loads(line)
-            out.setdefault(r["source"], []).append((r["text"], int(r["label"] == "attack")))
+            out.setdefault(r["source"].split(":")[0], []).append((r["text"], int(r["label"] == "attack")))
     if seed_dir is not None:
         ext = seed_dir / "external"
         rows: list[tuple[str, int]] = []
@@ -297,14 +299,16 @@ def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
           f"p50={np.percentile(times, 50):.1f} ms p95={np.percentile(times, 95):.1f} ms")
 
 
-def main_loso(seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int) -> None:
+def main_loso(
+    seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int, l2: float = 0.3
+) -> None:
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     sources = load_direct_sources(SHARED, Path(seed_dir) if seed_dir else None, limit)
     if "direct" in parts:
-        direct_loso(sources, fpr, 1.0)
+        direct_loso(sources, fpr, l2)
     if "indirect" in parts:
         indirect_eval(sources, 150)
     if "evasion" in parts:
