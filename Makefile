@@ -29,6 +29,8 @@ demo: venv
 		--user sam@example.com --config $(DEMO_CONFIG)
 	$(VENV)/bin/groundwire ask "When do salary increases take effect and how big is the budget?" \
 		--user hana@example.com --groups hr --config $(DEMO_CONFIG)
+	@echo "== the trust controls, each with a live self-check (encryption at rest is on by default) =="
+	$(VENV)/bin/groundwire trust-report --config $(DEMO_CONFIG)
 
 test: venv
 	$(PY) -m pytest tests -q -p no:cacheprovider

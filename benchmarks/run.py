@@ -5,8 +5,10 @@ questions at ``--real-sizes``) and ACL selectivity it measures, in one process a
 collection: Groundwire's fast path (ids only, and with payloads via ``get_chunks``) and LangChain's
 Chroma vector store with the equivalent ``where`` filter. It prints p50/p95 latency, QPS, recall@10
 against exact search over the allowed set, short results, the Groundwire/baseline ratio, ingest rates,
-end-to-end latency (MiniLM query embedding + retrieval) and peak RSS; writes a PNG plot and a JSON file
-to ``benchmarks/results/``.
+end-to-end latency (MiniLM query embedding + retrieval) and peak RSS; snapshot start-up per 100k chunks
+from Chroma and from the memory-mapped snapshot file, with RSS, in fresh processes (benchmarks.snapshot_load,
+``--snapshot-sizes``); the ANN plan's recall@10 at 50% selectivity; writes a PNG plot and a JSON file to
+``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real-sizes", default="1000,10000",
                     help="SciFact chunks with real MiniLM vectors (embedded once, cached); '' to skip")
     ap.add_argument("--no-e2e", action="store_true")
+    ap.add_argument("--snapshot-sizes", default="100000",
+                    help="synthetic sizes for the snapshot start-up and RSS figures (fresh processes); '' to skip")
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",")]
     plan = [("synthetic", n) for n in sizes] + [("scifact", int(x)) for x in args.real_sizes.split(",") if x]
@@ -181,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         corpus = load_corpus(n) if kind == "synthetic" else load_real_corpus(n)
         fast = FastRetriever(corpus.tindex)
         t0 = time.perf_counter()
-        fast.snapshot()
-        extra[f"cache_load_s[{kind}-{n}]"] = time.perf_counter() - t0
+        source = fast.snapshot().source
+        extra[f"cache_load_s[{kind}-{n},{source}]"] = time.perf_counter() - t0
         store = langchain_baseline(corpus)
         queries = corpus.queries(args.queries)
         for s in SELECTIVITIES:
@@ -192,6 +196,13 @@ def main(argv: list[str] | None = None) -> None:
                 extra.update(end_to_end(corpus, fast, backend))
     if not args.no_e2e:
         extra.update(ingest_rates(args.backends.split(",")))
+    for r in rows:
+        if r["selectivity"] == 0.5:
+            extra[f"recall@10[{r['corpus']}-{r['size']},50%,{r['groundwire']['plan']}]"] = r["groundwire"]["recall"]
+    for size in (int(x) for x in args.snapshot_sizes.split(",") if x):
+        from benchmarks.snapshot_load import measure as snapshot_measure
+
+        extra.update(snapshot_measure(size))
     extra["peak_rss_mb"] = peak_rss_mb()
     head = (f"{'corpus':>9} {'size':>7} {'sel':>6} {'allowed':>7} | {'gw p50':>7} {'p95':>7} {'QPS':>7} {'rec':>5} "
             f"{'short':>5} {'plan':>9} | {'+payload':>8} | {'lc p50':>7} {'p95':>7} {'rec':>5} "

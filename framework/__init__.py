@@ -12,6 +12,7 @@ from .connector import (
     ConnectorContext,
     ConnectorSettings,
     Delete,
+    FileSourceSettings,
     Skipped,
     Unchanged,
     Upsert,
@@ -23,9 +24,11 @@ from .errors import (
     ConnectorError,
     FeatureDisabled,
     GroundwireError,
+    InvalidPrincipal,
     MissingExtra,
     PluginLoadError,
     PromptBlocked,
+    StaleConfig,
 )
 from .generation import Generation, Generator, GeneratorContext
 from .hookspecs import hookimpl
@@ -43,10 +46,13 @@ from .models import (
     Section,
     UserContext,
     Verdict,
+    canonical_id,
     severity_action,
 )
 from .pipeline import Grounder
 from .pluginmanager import make_plugin_manager
+from .sentences import sentence_spans, split_sentences
+from .sources import ConfinedRoot, SourceEntry, SourceRefused, SourceSkip, printable_name
 
 __all__ = [
     "EVERYONE",
@@ -57,6 +63,7 @@ __all__ = [
     "Checkpoint",
     "Chunk",
     "Citation",
+    "ConfinedRoot",
     "ConfigError",
     "Connector",
     "ConnectorContext",
@@ -68,6 +75,7 @@ __all__ = [
     "DraftStatus",
     "Embedder",
     "FeatureDisabled",
+    "FileSourceSettings",
     "Generation",
     "Generator",
     "GeneratorContext",
@@ -75,20 +83,29 @@ __all__ = [
     "GroundingRequest",
     "GroundwireConfig",
     "GroundwireError",
+    "InvalidPrincipal",
     "MissingExtra",
     "PluginLoadError",
     "PromptBlocked",
     "Section",
     "Skipped",
+    "SourceEntry",
+    "SourceRefused",
+    "SourceSkip",
+    "StaleConfig",
     "Unchanged",
     "Upsert",
     "UserContext",
     "Verdict",
-    "severity_action",
+    "canonical_id",
+    "sentence_spans",
+    "split_sentences",
     "config_from_dict",
+    "severity_action",
     "hookimpl",
     "load_config",
     "make_plugin_manager",
+    "printable_name",
 ]
 
 __version__ = "0.1.0"

@@ -73,14 +73,28 @@ name = "extractive"    # offline; "openai" / "azure_openai" with groundwire[open
 [features]             # feature -> roles allowed; "*" = every signed-in user
 ask = ["*"]
 
+# Encryption at rest (AES-GCM) of chunk text, audit lines, drafts and quarantine entries. The key file was
+# created by `groundwire init` with mode 0600, outside data_dir: keep it out of version control and back it
+# up apart from the data (without it the data cannot be read). Rotate: `groundwire keys generate --file
+# {keyfile}`, then `groundwire keys rotate`.
+[encryption]
+enabled = true
+provider = "file"
+options = {{ path = "{keyfile}" }}
+
 # Only connectors listed here are ever run or searched.
 [connectors.docs]
 type = "knowledge_base"
 tenant = "{tenant}"
 path = "{path}"
+# Who may read a file that no sidecar or glob covers: every signed-in user of the tenant. It has the LOWEST
+# precedence: a folder's .groundwire-acl.toml or a file's <file>.acl.toml (allow = [...], deny = [...]) and
+# the globs below all outrank it, and a deny at any level always applies. Remove it to index only files that
+# have an ACL of their own (a file without one is then skipped: visible to nobody).
+default_allow = ["everyone"]
 
-[connectors.docs.acl]  # glob -> principals: everyone, user:<id>, group:<id>, role:<id>
-"*" = ["everyone"]
+# [connectors.docs.acl]  # glob -> principals (everyone, user:<id>, group:<id>, role:<id>); longest wins
+# "hr/*" = {{ allow = ["group:hr"], deny = ["user:intern@example.com"] }}
 """
 
 
@@ -91,11 +105,20 @@ def init(
     config: ConfigOpt = _DEFAULT_CONFIG,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a starter configuration that indexes one folder for everyone in one tenant."""
+    """Write a starter configuration: one folder, one tenant, readable by everyone unless a sidecar ACL narrows it."""
     if config.exists() and not force:
         raise ConfigError(str(config), "", "already exists", "pass --force to overwrite it")
-    config.write_text(INIT_TEMPLATE.format(tenant=tenant, path=path.as_posix()), encoding="utf-8")
-    console.print(f"Wrote [bold]{escape(str(config))}[/]. Next: [bold]groundwire sync[/], then "
+    from .crypto import generate_key
+    from .keyfile import add_key, new_key_id
+
+    keyfile = config.parent / f"{config.stem}.keys"
+    if not keyfile.exists():  # a re-init (--force) keeps the key that encrypted the existing data
+        add_key(keyfile, new_key_id(), generate_key())
+    config.write_text(
+        INIT_TEMPLATE.format(tenant=tenant, path=path.as_posix(), keyfile=keyfile.name), encoding="utf-8"
+    )
+    console.print(f"Wrote [bold]{escape(str(config))}[/] and the key file [bold]{escape(str(keyfile))}[/] "
+                  "(mode 0600; keep it out of version control). Next: [bold]groundwire sync[/], then "
                   "[bold]groundwire ask 'your question' --user you[/].")
 
 
@@ -178,8 +201,12 @@ def print_draft(draft: Draft, heading: str = "") -> None:
 def ask(
     prompt: Annotated[str, typer.Argument(help="The question or instruction.")],
     user: Annotated[str, typer.Option("--user", "-u", help="The signed-in user's id.")],
-    groups: Annotated[list[str] | None, typer.Option("--groups", "-g", help="The user's groups (repeat).")] = None,
-    roles: Annotated[list[str] | None, typer.Option("--roles", "-r", help="The user's roles (repeat).")] = None,
+    groups: Annotated[
+        list[str] | None, typer.Option("--groups", "-g", help="One of the user's groups; repeat for more (no commas).")
+    ] = None,
+    roles: Annotated[
+        list[str] | None, typer.Option("--roles", "-r", help="One of the user's roles; repeat for more (no commas).")
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="The user's tenant (default: default_tenant).")] = None,
     feature: Annotated[str, typer.Option(help="The feature used.")] = "ask",
     top_k: Annotated[int | None, typer.Option(help="Sources to retrieve.")] = None,
@@ -187,9 +214,10 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the draft as JSON.")] = False,
 ) -> None:
     """Ask as a user and print the grounded draft with its citations and review notice."""
+    from .cli_trust import repeated_ids
+
+    flat_groups, flat_roles = repeated_ids(groups, "--groups"), repeated_ids(roles, "--roles")
     g = _grounder(config)
-    flat_groups = [x for item in groups or [] for x in item.split(",") if x.strip()]
-    flat_roles = [x for item in roles or [] for x in item.split(",") if x.strip()]
     draft = g.ground(prompt, user, tenant=tenant, groups=flat_groups, roles=flat_roles, feature=feature, top_k=top_k)
     if as_json:
         console.print_json(json.dumps(draft.to_dict()))
@@ -223,6 +251,23 @@ def plugins_cmd(
     for i in infos:
         t.add_row(i.name, i.version, ", ".join(i.hooks), "built-in" if i.builtin else "entry point")
     console.print(t)
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = _DEFAULT_CONFIG,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: [server] host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: [server] port, 8080).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: [server] workers).")] = None,
+) -> None:
+    """Run the HTTP service and the reviewer page (needs groundwire[server]; see README 'HTTP service')."""
+    try:
+        from .server.app import run
+    except ImportError as exc:
+        from .errors import MissingExtra
+
+        raise MissingExtra("groundwire serve", "server") from exc
+    run(config, host=host, port=port, workers=workers)
 
 
 def _register_plugin_commands() -> None:

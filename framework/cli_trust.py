@@ -33,8 +33,21 @@ def _grounder(config: Path) -> Any:
     return Grounder.from_config(config)
 
 
-def _split(values: list[str] | None) -> list[str]:
-    return [x for item in values or [] for x in item.split(",") if x.strip()]
+def repeated_ids(values: list[str] | None, option: str) -> list[str]:
+    """The ids given by repeating ``option`` (``--groups a --groups b``). A comma in one value is an error:
+    ``--groups "book-club, hr"`` must not silently grant ``hr`` (nor be one group named so)."""
+    for v in values or []:
+        if "," in v:
+            raise typer.BadParameter(
+                f"{v!r} contains a comma; give one id per option: "
+                + " ".join(f"{option} {p.strip()!r}" for p in v.split(",") if p.strip()),
+                param_hint=option,
+            )
+    return list(values or [])
+
+
+def _split(values: list[str] | None, option: str = "--groups") -> list[str]:
+    return repeated_ids(values, option)
 
 
 keys_app = typer.Typer(help="Encryption keys: generate, rotate.", no_args_is_help=True)
@@ -46,12 +59,23 @@ quarantine_app = typer.Typer(
 
 
 @keys_app.command("generate")
-def keys_generate(key_id: Annotated[str, typer.Option("--id", help="Key id.")] = "") -> None:
-    """Print a new random 256-bit key as '<id>:<base64>' for the env or file key provider."""
+def keys_generate(
+    key_id: Annotated[str, typer.Option("--id", help="Key id.")] = "",
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Append the key to this key file (created with mode 0600).")
+    ] = None,
+) -> None:
+    """Make a new random 256-bit key: print '<id>:<base64>' (for the env provider), or with --file append it
+    to a private key file, where it becomes the current key (then run 'groundwire keys rotate')."""
     from .crypto import generate_key
+    from .keyfile import add_key, new_key_id
 
-    kid = key_id or datetime.now(UTC).strftime("k%Y%m%d%H%M%S")
-    console.print(f"{kid}:{generate_key()}", soft_wrap=True)
+    kid = key_id or new_key_id()
+    if file is None:
+        console.print(f"{kid}:{generate_key()}", soft_wrap=True)
+        return
+    add_key(file, kid, generate_key())
+    console.print(f"Added key {kid!r} to {file} (mode 0600); it is now the current key.")
 
 
 @keys_app.command("rotate")
@@ -109,25 +133,28 @@ def audit_export(
 def _reviewer(
     g: Any, reviewer: str, tenant: str | None, groups: list[str] | None, roles: list[str] | None
 ) -> Any:
-    return g.make_user(reviewer, tenant, _split(groups), _split(roles))
+    return g.make_user(reviewer, tenant, _split(groups, "--groups"), _split(roles, "--roles"))
 
 
 Reviewer = Annotated[str, typer.Option("--reviewer", help="The reviewer's user id.")]
-Groups = Annotated[list[str] | None, typer.Option("--groups", "-g", help="The reviewer's groups.")]
-Roles = Annotated[list[str] | None, typer.Option("--roles", "-r", help="The reviewer's roles.")]
+Groups = Annotated[list[str] | None, typer.Option("--groups", "-g", help="The reviewer's groups (repeat).")]
+Roles = Annotated[list[str] | None, typer.Option("--roles", "-r", help="The reviewer's roles (repeat).")]
 Tenant = Annotated[str | None, typer.Option(help="Tenant (default: default_tenant).")]
 
 
 @review_app.command("list")
 def review_list(
+    reviewer: Reviewer,
     config: ConfigOpt = _CFG,
     tenant: Tenant = None,
+    groups: Groups = None,
+    roles: Roles = None,
     status: Annotated[str | None, typer.Option(help="pending_review, edited, approved, rejected.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
 ) -> None:
-    """List drafts (ids, author, status; no text)."""
+    """List the drafts this reviewer may review (ids, author, status; no text)."""
     g = _grounder(config)
-    items = g.reviews.list(tenant or g.config.default_tenant or "", status)
+    items = g.reviews.list(_reviewer(g, reviewer, tenant, groups, roles), status)
     if as_json:
         for item in items:
             typer.echo(
@@ -199,15 +226,23 @@ _Q_FIELDS = ("chunk_id", "status", "doc_id", "connector", "plugin", "score", "re
 
 @quarantine_app.command("list")
 def quarantine_list(
+    by: Annotated[str, typer.Option("--by", help="The administrator's user id.")],
     config: ConfigOpt = _CFG,
     tenant: Tenant = None,
     status: Annotated[str | None, typer.Option(help="quarantined or released.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+    groups: Annotated[list[str] | None, typer.Option("--groups", "-g", help="The administrator's groups.")] = None,
+    roles: Annotated[
+        list[str] | None,
+        typer.Option("--roles", "-r", help="The administrator's roles; one needs the quarantine_admin feature."),
+    ] = None,
 ) -> None:
-    """List quarantined (and released) chunks of a tenant: ids, plugin, reason, hits; never document text."""
+    """List quarantined (and released) chunks the administrator can read: ids, plugin, reason, hits; never
+    document text. Needs the quarantine_admin feature for a role."""
     g = _grounder(config)
+    admin = g.make_user(by, tenant, _split(groups, "--groups"), _split(roles, "--roles"))
     try:
-        entries = g.quarantine.list(tenant or g.config.default_tenant or "", status)
+        entries = g.quarantine.list(admin, status)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--status") from None
     if as_json:
@@ -239,10 +274,12 @@ def quarantine_release(
         typer.Option("--roles", "-r", help="The administrator's roles; one needs the quarantine_admin feature."),
     ] = None,
     note: Annotated[str, typer.Option(help="Why it is safe to use (stored, not audited).")] = "",
+    groups: Annotated[list[str] | None, typer.Option("--groups", "-g", help="The administrator's groups.")] = None,
 ) -> None:
-    """Release a quarantined chunk (its current text only). Needs the quarantine_admin feature for a role."""
+    """Release a quarantined chunk (its current text only) that the administrator can read. Needs the
+    quarantine_admin feature for a role."""
     g = _grounder(config)
-    user = g.make_user(by, tenant, (), _split(roles))
+    user = g.make_user(by, tenant, _split(groups, "--groups"), _split(roles, "--roles"))
     entry = g.quarantine.release(chunk_id, user, note)
     console.print(f"released {escape(entry.chunk_id)} ({escape(entry.connector)}:{escape(entry.doc_id)}) "
                   f"in tenant {entry.tenant} by {escape(entry.released_by)}")

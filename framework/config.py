@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
-from .models import validate_tenant
+from .models import canonical_id, validate_tenant
 
 __all__ = [
     "AuditConfig",
@@ -141,10 +142,25 @@ class GroundwireConfig(_Strict):
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     # data residency: tenant (or "*") -> model endpoint regions allowed; empty = no restriction
     tenant_regions: dict[str, list[str]] = Field(default_factory=dict)
+    # ``[server]`` of ``groundwire serve``: validated strictly by groundwire.server.settings (the core
+    # does not import the server extra)
+    server: dict[str, Any] = Field(default_factory=dict)
 
     # where it came from, for error messages and relative paths
     source: str = Field(default="<dict>", exclude=True)
+    # SHA-256 of the file's bytes as loaded ("" for in-memory configuration): Grounder refuses to write
+    # with a configuration whose file has changed since (see Grounder.check_config_current)
+    source_hash: str = Field(default="", exclude=True)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @field_validator("features")
+    @classmethod
+    def _feature_roles(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for feature, roles in v.items():
+            for role in roles:
+                if role.strip(" ") != "*":
+                    canonical_id(role, f"role id in [features] {feature}")  # raises InvalidPrincipal (a ValueError)
+        return v
 
     @field_validator("connectors")
     @classmethod
@@ -219,10 +235,13 @@ def load_config(path: str | Path) -> GroundwireConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(p), "", "file not found", "create one with 'groundwire init' or pass --config PATH")
+    raw = p.read_bytes()
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(p), "", f"not valid TOML: {exc}", "fix the syntax at the line shown") from None
     except UnicodeDecodeError:
         raise ConfigError(str(p), "", "not UTF-8 text", "save the file as UTF-8") from None
-    return config_from_dict(data, source=str(p), base_dir=p.parent)
+    cfg = config_from_dict(data, source=str(p), base_dir=p.parent)
+    cfg.source_hash = hashlib.sha256(raw).hexdigest()
+    return cfg

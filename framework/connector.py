@@ -8,7 +8,12 @@ sync resumes from the last checkpoint without losing or duplicating anything.
 Invariants a connector must keep (checked by ``groundwire.testing.ConnectorContract``):
 - every :class:`Upsert` document carries the ACL of its source (no ACL -> visible to nobody);
 - document ids are stable across syncs; a document that disappears at the source is deleted;
-- a checkpoint's state is JSON-serialisable and only emitted after every change it covers.
+- a checkpoint's state is JSON-serialisable and only emitted after every change it covers;
+- a connector that reads local files reads them only through :meth:`Connector.confined_root`
+  (:class:`groundwire.sources.ConfinedRoot`): inside its root, no links out, no special files, bounded reads,
+  every refused entry a :class:`Skipped` with its reason;
+- one bad item is a :class:`Skipped`, never an exception that ends the sync (later changes and deletions must
+  still be delivered).
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import ConnectorError
 from .models import Document
+from .sources import ConfinedRoot
 
 __all__ = [
     "Change",
@@ -32,6 +40,7 @@ __all__ = [
     "ConnectorContext",
     "ConnectorSettings",
     "Delete",
+    "FileSourceSettings",
     "Skipped",
     "Unchanged",
     "Upsert",
@@ -42,6 +51,19 @@ class ConnectorSettings(BaseModel):
     """Base for a connector's settings model; unknown keys are an error."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class FileSourceSettings(ConnectorSettings):
+    """Settings every connector over a local folder shares (used by :meth:`Connector.confined_root`).
+
+    :param path: the root folder, relative to the configuration file; nothing outside it is ever read
+    :param follow_symlinks: read links to files whose real target stays inside ``path`` (default: skip links)
+    :param max_file_mb: larger files are skipped; reads stop at this size whatever the file claims
+    """
+
+    path: str
+    follow_symlinks: bool = False
+    max_file_mb: float = Field(default=25.0, gt=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +142,21 @@ class Connector(ABC):
             if item is sentinel:
                 return
             yield item  # type: ignore[misc]
+
+    def confined_root(self) -> ConfinedRoot:
+        """The configured folder as a :class:`ConfinedRoot` (settings: :class:`FileSourceSettings`).
+
+        :raises ConnectorError: the folder does not exist
+        """
+        s = self.settings
+        if not isinstance(s, FileSourceSettings):
+            raise TypeError(f"{type(self).__name__}.Settings must subclass FileSourceSettings to read files")
+        root = Path(s.path).expanduser()
+        if not root.is_absolute():
+            root = Path(self.context.config_dir) / root
+        if not root.is_dir():
+            raise ConnectorError(self.name, f"folder {root} does not exist; fix 'path' in the configuration")
+        return ConfinedRoot(root, follow_symlinks=s.follow_symlinks, max_bytes=int(s.max_file_mb * 1024 * 1024))
 
     def close(self) -> None:
         """Release connections. Called once after a sync."""

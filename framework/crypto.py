@@ -138,20 +138,27 @@ class EnvKeyProvider(KeyProvider):
 
 
 class FileKeyProvider(KeyProvider):
-    """Keys from a file (``path``), one ``id:base64key`` per line; ``#`` starts a comment."""
+    """Keys from a file (``path``), one ``id:base64key`` per line; ``#`` starts a comment.
+
+    The file must be private (a regular file of this user, mode 0600: see :mod:`groundwire.keyfile`);
+    ``create = true`` makes a missing file with one new key on first use."""
 
     name = "file"
 
     def keyring(self) -> Keyring:
+        from .keyfile import add_key, key_file_problem, new_key_id
+
         path = self.options.get("path")
         if not path:
             raise EncryptionError("the 'file' key provider needs [encryption.options] path = '<key file>'")
         p = Path(str(path)).expanduser()
-        if not p.is_file():
-            raise EncryptionError(
-                f"the key file {p} does not exist; set [encryption.options] path to the key file "
-                "(create a key with 'groundwire keys generate')"
-            )
+        if self.options.get("create") is True and not os.path.lexists(p):
+            # first use (the demo, `groundwire init`): a fresh key in a new 0600 file; a key file that was
+            # lost while data exists is caught by the keyring check, never silently replaced
+            add_key(p, new_key_id(), generate_key())
+        problem = key_file_problem(p)
+        if problem:
+            raise EncryptionError(problem)
         return parse_keys(
             p.read_text(encoding="utf-8").splitlines(), f"key file {p}", self.options.get("current")
         )

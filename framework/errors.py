@@ -9,6 +9,8 @@
     ├── IndexError_          the vector store failed or is unreadable
     ├── AccessDenied         the user may not do this (says nothing about what exists)
     ├── FeatureDisabled      the feature is not enabled for any of the user's roles
+    ├── InvalidPrincipal     a user/group/role id or ACL token has no canonical form (also a ValueError)
+    ├── StaleConfig          the configuration file changed since this Grounder loaded it (a ConfigError)
     ├── PromptBlocked        the prompt shield refused the request
     └── MissingExtra         an optional dependency is not installed (names the pip extra)
 
@@ -24,9 +26,11 @@ __all__ = [
     "FeatureDisabled",
     "GroundwireError",
     "IndexError_",
+    "InvalidPrincipal",
     "MissingExtra",
     "PluginLoadError",
     "PromptBlocked",
+    "StaleConfig",
 ]
 
 
@@ -84,6 +88,23 @@ class FeatureDisabled(GroundwireError):
         super().__init__(
             f"feature {feature!r} is not enabled for your roles ({shown}); "
             "ask an administrator to enable it under [features] in the configuration"
+        )
+
+
+class InvalidPrincipal(GroundwireError, ValueError):
+    """A principal id or token is not in a form Groundwire accepts (``groundwire.models.canonical_id``).
+
+    Also a ``ValueError``, so validators that catch ``ValueError`` report it as a bad value."""
+
+
+class StaleConfig(ConfigError):
+    """The configuration file changed after this :class:`~groundwire.Grounder` loaded it, so applying the
+    in-memory copy could undo an administrator's change (e.g. re-widen a narrowed ACL)."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__(
+            file, "", "changed since this Grounder loaded it; refusing to apply the old in-memory configuration",
+            "create a new Grounder (Grounder.from_config) or restart the app to use the current file",
         )
 
 

@@ -12,6 +12,7 @@ it they fail with an :class:`ExtractionError` naming the extra. Unsupported type
 
 from __future__ import annotations
 
+import codecs
 import importlib
 import io
 import re
@@ -24,8 +25,8 @@ from .errors import GroundwireError, MissingExtra
 from .models import Section
 
 __all__ = [
-    "EXTRACTORS", "ExtractionError", "UnsupportedFormat", "decode_text", "extract", "html_sections", "push_heading",
-    "slugify",
+    "EXTRACTORS", "ExtractionError", "Slugger", "UnsupportedFormat", "binary_reason", "decode_text",
+    "document_text", "extract", "html_sections", "markdown_headings", "push_heading", "slugify",
 ]
 
 
@@ -41,28 +42,98 @@ Extracted = tuple[str, list[Section]]
 
 
 def slugify(text: str) -> str:
-    """GitHub-style heading anchor: lower case, punctuation removed, spaces to '-'."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
-    text = re.sub(r"[^\w\s-]", "", text).strip()
-    return re.sub(r"[\s]+", "-", text)
+    """GitHub-style heading anchor: lower case, punctuation removed (letters of any script and digits
+    kept), each space to '-'. ``## Grüße & Co.`` -> ``grüße--co``."""
+    text = unicodedata.normalize("NFC", text).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+class Slugger:
+    """Unique anchors within one document, as GitHub makes them: the second ``Setup`` is ``setup-1``."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def slug(self, text: str) -> str:
+        base = slugify(text)
+        slug, n = base, self.seen.get(base, 0)
+        while slug in self.seen:
+            n += 1
+            slug = f"{base}-{n}"
+        self.seen[base] = n
+        self.seen.setdefault(slug, 0)
+        return slug
+
+
+# longest first: the UTF-32 LE mark begins with the UTF-16 LE one
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_SNIFF = 8000  # bytes looked at for NULs, as git does to tell binary from text
 
 
 def decode_text(data: bytes, charset: str | None = None) -> str:
-    """Decode bytes: declared charset, then UTF-8 (with BOM), then cp1252 as the last resort."""
-    for enc in [charset, "utf-8-sig"]:
+    """Decode bytes: a byte-order mark (UTF-8/16/32) first, then the declared charset, then strict UTF-8,
+    then charset-normalizer's best guess (windows-1252 on a tie); cp1252 with replacement characters as
+    the last resort.
+    Never raises (use :func:`document_text` for files, which refuses binary content)."""
+    for bom, mark_enc in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(mark_enc, errors="replace")
+    for enc in (charset, "utf-8"):
         if enc:
             try:
                 return data.decode(enc)
             except (LookupError, UnicodeDecodeError):
                 continue
+    from charset_normalizer import from_bytes
+
+    # UTF-16/32 without a mark is not guessed (real UTF-16 text has NULs and is refused as binary);
+    # among equally plausible guesses windows-1252 wins, the WHATWG default for legacy Western text
+    guesses = [m for m in from_bytes(data) if not m.encoding.startswith(("utf_16", "utf_32"))]
+    if guesses:
+        least = min(m.chaos for m in guesses)
+        tied = [m for m in guesses if m.chaos <= least + 0.01]
+        western: str | None
+        try:
+            western = data.decode("cp1252")
+        except UnicodeDecodeError:
+            western = None
+        texts = [str(m) for m in tied]  # charset-normalizer merges codecs that decode alike
+        return western if western in texts else texts[0]
     return data.decode("cp1252", errors="replace")
+
+
+def binary_reason(data: bytes) -> str | None:
+    """Why ``data`` is not text (NUL bytes without a UTF-16/32 byte-order mark, or mostly control
+    characters once decoded), or ``None``."""
+    if any(data.startswith(bom) for bom, _ in _BOMS):
+        return None
+    if b"\x00" in data[:_SNIFF]:
+        return "binary content (NUL bytes, no UTF-16/32 byte-order mark)"
+    return None
+
+
+def document_text(data: bytes, charset: str | None = None) -> str:
+    """The text of a file's bytes (:func:`decode_text`); binary content raises :class:`ExtractionError`."""
+    reason = binary_reason(data)
+    if reason is None:
+        text = decode_text(data, charset)
+        sample = text[:_SNIFF]
+        controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v")
+        if sample and controls > len(sample) // 10:
+            reason = f"binary content ({controls} control characters in the first {len(sample)})"
+        else:
+            return text
+    raise ExtractionError(f"{reason}: not indexed as text; check the file's type or extension")
 
 
 def _stem(name: str) -> str:
     return PurePosixPath(name).stem.replace("-", " ").replace("_", " ")
-
-
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
 def push_heading(path: list[tuple[int, str]], level: int, heading: str) -> None:
@@ -83,8 +154,9 @@ class _HeadingSections:
     nearest heading. The first level-1 heading becomes the title when none is known.
     """
 
-    def __init__(self, title: str = "") -> None:
+    def __init__(self, title: str = "", slugger: Slugger | None = None) -> None:
         self.title = title
+        self.slugger = slugger
         self.sections: list[Section] = []
         self.path: list[tuple[int, str]] = []
         self.anchor = ""
@@ -95,7 +167,7 @@ class _HeadingSections:
         if level == 1 and not self.title:
             self.title = text
         push_heading(self.path, level, text)
-        self.anchor = "#" + slugify(text)
+        self.anchor = "#" + (self.slugger.slug(text) if self.slugger else slugify(text))
 
     def flush(self) -> None:
         body = "\n".join(self.buf).strip()
@@ -109,22 +181,58 @@ class _HeadingSections:
         return self.title or _stem(name), self.sections
 
 
+# YAML (---) or TOML (+++) front matter: only at the very start, closed by the same fence (or ``...``)
+_FRONT_MATTER = re.compile(r"\A(---|\+\+\+)[ \t]*\r?\n(?:.*?\r?\n)?(?:\1|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+def _inline_text(token: Any) -> str:
+    """The visible text of an inline token (emphasis, links and code spans reduced to their text)."""
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(child.content)
+    return " ".join("".join(parts).split())
+
+
+def markdown_headings(text: str) -> list[tuple[int, int, int, str]]:
+    """``(level, first line, end line, text)`` of the top-level ATX and setext headings of ``text``.
+
+    Parsed by markdown-it-py (CommonMark), so ``#`` lines inside fenced (`````` or ``~~~``) or indented code
+    blocks, HTML blocks and block quotes are not headings; line numbers are 0-based, ``end`` exclusive.
+    """
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").parse(text)
+    out: list[tuple[int, int, int, str]] = []
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and tok.map is not None:
+            out.append((int(tok.tag[1]), tok.map[0], tok.map[1], _inline_text(tokens[i + 1])))
+    return out
+
+
 def _markdown(name: str, data: bytes) -> Extracted:
-    out = _HeadingSections()
-    in_fence = False
-    for line in decode_text(data).splitlines():
-        if line.lstrip().startswith("```"):
-            in_fence = not in_fence
-        m = None if in_fence else _MD_HEADING.match(line)
-        if m:
-            out.heading(len(m.group(1)), m.group(2).strip())
-        else:
-            out.buf.append(line)
+    """Sections at headings; front matter is skipped; the body of a section is its raw Markdown lines."""
+    text = document_text(data)
+    m = _FRONT_MATTER.match(text)
+    if m:  # keep the line count so line numbers stay those of the file
+        text = "\n" * m.group(0).count("\n") + text[m.end():]
+    lines = text.splitlines()
+    out = _HeadingSections(slugger=Slugger())
+    pos = 0
+    for level, start, end, heading in markdown_headings(text):
+        out.buf.extend(lines[pos:start])
+        out.heading(level, heading)
+        pos = end
+    out.buf.extend(lines[pos:])
     return out.result(name)
 
 
 def _plain(name: str, data: bytes) -> Extracted:
-    text = decode_text(data).strip()
+    text = document_text(data).strip()
     return _stem(name), [Section(text=text)] if text else []
 
 
@@ -170,7 +278,7 @@ def html_sections(html: str, fallback_title: str) -> Extracted:
 
 def _html(name: str, data: bytes) -> Extracted:
     m = re.search(rb"<meta[^>]+charset=[\"']?([\w-]+)", data[:4096], re.I)
-    html = decode_text(data, m.group(1).decode() if m else None)
+    html = document_text(data, m.group(1).decode(errors="replace") if m else None)
     return html_sections(html, PurePosixPath(name).stem)
 
 

@@ -9,30 +9,47 @@ Invariants:
   through a :class:`Codec` (the identity by default, AES-GCM with the ``crypto`` extra; see issue 7).
   Metadata holds ids, ACL tokens, connector name, position, versions and hashes only.
 - Chroma telemetry is off.
+- Cross-process freshness: every write (upsert, delete, ACL-only update, dropping a tenant) replaces
+  ``<state dir>/gw-<tenant>.generation`` atomically (temp file + rename) *after* the write, with a
+  counter and a random suffix (unique even after a crash). The state dir is the embedded client's
+  persist directory (or the one given to :class:`Index`, e.g. for the HTTP backend). Every read first
+  compares the persisted generation with the last one this process saw; when another process changed
+  it, the embedded client is reopened (its in-memory HNSW segments are stale and would fail with
+  ``Error finding id``) before the read. A read that still fails is retried once on a fresh client,
+  then raises :class:`~groundwire.errors.IndexError_`; raw chromadb errors never escape a read.
+- Writers must be serialized (``groundwire sync`` holds the sync lock); readers may be any number of
+  processes sharing the data dir.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from .embedding import Vectors
 from .errors import IndexError_
+from .freshness import GenerationFile, embedded_for, persist_dir, reopen_embedded
 from .models import AccessControl, Chunk, validate_tenant
 
-__all__ = ["NOBODY", "Codec", "DocState", "IdentityCodec", "Index", "TenantIndex", "doc_key", "make_client"]
+__all__ = [
+    "NOBODY", "Codec", "DocState", "GenerationFile", "IdentityCodec", "Index", "TenantIndex", "doc_key", "make_client",
+]
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 NOBODY = "nobody:"  # sentinel for an empty ACL list: no user can hold it (normalize_principal rejects it)
 _PAGE = 5000
+_T = TypeVar("_T")
 
 
 class Codec(Protocol):
@@ -86,17 +103,73 @@ def make_client(
 
 
 class Index:
-    """Entry point to the store; hands out one :class:`TenantIndex` per tenant."""
+    """Entry point to the store; hands out one :class:`TenantIndex` per tenant.
 
-    def __init__(self, client: Any, model_id: str, dimension: int, codec: Codec | None = None) -> None:
+    ``state_dir`` holds the per-tenant generation files (default: the embedded client's persist
+    directory; give one for the HTTP backend so processes sharing a data dir see each other's writes).
+    """
+
+    def __init__(
+        self, client: Any, model_id: str, dimension: int, codec: Codec | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
         self.client = client
         self.model_id = model_id
         self.dimension = dimension
         self.codec: Codec = codec or IdentityCodec()
+        embedded_dir = persist_dir(client)
+        self._embedded = embedded_for(embedded_dir, client) if embedded_dir is not None else None
+        if self._embedded is not None and self._embedded.epoch:  # reopened before: the given one is stopped
+            self.client = self._embedded.client
+        self._epoch = self._embedded.epoch if self._embedded is not None else 0
+        self.state_dir = state_dir or embedded_dir
         self._tenants: dict[str, TenantIndex] = {}
+        self._lock = threading.Lock()
+        self.reopens = 0
+
+    def generation_file(self, tenant: str) -> GenerationFile | None:
+        return None if self.state_dir is None else GenerationFile(self.state_dir / f"gw-{tenant}.generation")
+
+    @property
+    def epoch(self) -> int:
+        return self._embedded.epoch if self._embedded is not None else self._epoch
+
+    def current(self) -> None:
+        """Adopt the directory's current client if another Index of this process reopened it (cheap)."""
+        shared = self._embedded
+        if shared is not None and self._epoch != shared.epoch:
+            with self._lock:
+                if self._epoch != shared.epoch:
+                    self.client, epoch = shared.client, shared.epoch
+                    self._rebind()
+                    self._epoch = epoch
+
+    def reopen(self, seen_epoch: int) -> None:
+        """Reopen the embedded client (another process wrote, or a read failed) unless someone in this
+        process already did since ``seen_epoch``; then rebind every tenant's collection."""
+        shared = self._embedded
+        if shared is None:
+            with self._lock:
+                self._rebind()
+                self._epoch += 1
+            return
+        with shared.lock:
+            if shared.epoch == seen_epoch:
+                shared.client, old = reopen_embedded(shared.client)
+                shared.epoch += 1
+                self.reopens += 1
+                if old is not None:
+                    with contextlib.suppress(Exception):  # in-flight reads on it fail and are retried
+                        old.stop()
+        self.current()
+
+    def _rebind(self) -> None:
+        for t in self._tenants.values():
+            t.collection = self.client.get_collection(f"gw-{t.tenant}", embedding_function=None)
 
     def tenant(self, tenant: str) -> TenantIndex:
         validate_tenant(tenant)
+        self.current()
         if tenant not in self._tenants:
             name = f"gw-{tenant}"
             col = self.client.get_or_create_collection(
@@ -122,7 +195,7 @@ class Index:
                     f"the index for tenant {tenant!r} is stored with codec {meta.get('gw_codec')!r} but "
                     f"{self.codec.name!r} is configured; configure the same key provider"
                 )
-            self._tenants[tenant] = TenantIndex(tenant, col, self.codec)
+            self._tenants[tenant] = TenantIndex(tenant, col, self.codec, self.generation_file(tenant), self)
         return self._tenants[tenant]
 
     def drop_tenant(self, tenant: str) -> None:
@@ -132,6 +205,9 @@ class Index:
             self.client.delete_collection(f"gw-{tenant}")
         except Exception:  # noqa: BLE001 - absent collection: nothing to drop
             pass
+        gen = self.generation_file(tenant)
+        if gen is not None:
+            gen.bump()
 
 
 def _acl_meta(acl: AccessControl) -> dict[str, list[str]]:
@@ -153,15 +229,116 @@ def principal_filter(principals: Iterable[str], connectors: Sequence[str]) -> di
     return {"$and": clauses}
 
 
-class TenantIndex:
-    """The chunks of one tenant. Every read is filtered by principals and connectors."""
+def _readable(meta: Any, principals: set[str], connectors: set[str]) -> bool:
+    """The principal_filter() rule on one row's metadata; fail closed on a row whose ACL keys are missing
+    or malformed (seen while another process rewrites the row: its metadata can be read half-merged)."""
+    if not isinstance(meta, dict):
+        return False
+    allow, deny = meta.get("acl_allow"), meta.get("acl_deny")
+    if not isinstance(allow, list) or not isinstance(deny, list) or not deny:
+        return False
+    return meta.get("connector") in connectors and bool(principals.intersection(allow)) \
+        and not principals.intersection(deny)
 
-    def __init__(self, tenant: str, collection: Any, codec: Codec) -> None:
+
+def _is_chroma_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("chromadb")
+
+
+class TenantIndex:
+    """The chunks of one tenant. Every read is filtered by principals and connectors.
+
+    :attr:`generation` is an opaque value that changes after every write to this tenant, by this process
+    or (with a state dir) by any other; in-memory caches (groundwire.retrieval) compare it.
+    """
+
+    def __init__(
+        self, tenant: str, collection: Any, codec: Codec, gen_file: GenerationFile | None = None,
+        owner: Index | None = None,
+    ) -> None:
         self.tenant = tenant
         self.collection = collection
         self.codec = codec
-        # bumped by every write through this object; in-memory caches (groundwire.retrieval) compare it
-        self.generation = 0
+        self.gen_file = gen_file
+        self._owner = owner
+        self._local = 0  # writes through this object (the generation without a state dir)
+        self._seen = gen_file.read() if gen_file is not None else "0"  # what our client reflects
+
+    # --- generation and freshness --------------------------------------------------------------------
+
+    @property
+    def snapshot_dir(self) -> Path | None:
+        """Where groundwire.retrieval keeps this tenant's memory-mapped snapshot (None: no state dir)."""
+        state = self._owner.state_dir if self._owner is not None else None
+        return None if state is None or self.gen_file is None else state / "snapshots" / f"gw-{self.tenant}"
+
+    @property
+    def generation(self) -> str:
+        if self.gen_file is None:
+            return str(self._local)
+        return self.gen_file.read()
+
+    def _fresh(self) -> int:
+        """Reopen the client when another process wrote since this process last looked; returns the
+        client epoch the next operation runs on."""
+        owner = self._owner
+        if owner is None:
+            return 0
+        owner.current()
+        if self.gen_file is not None:
+            current = self.gen_file.read()
+            if current != self._seen:
+                owner.reopen(owner.epoch)
+                self._seen = current
+        return owner.epoch
+
+    def _retryable(self, exc: BaseException, epoch: int) -> bool:
+        # chromadb's own errors, or anything raised by a client another thread stopped meanwhile
+        return self._owner is not None and (_is_chroma_error(exc) or self._owner.epoch != epoch)
+
+    def _wrote(self) -> None:
+        self._local += 1
+        if self.gen_file is not None:
+            before, after = self.gen_file.bump()
+            # someone else wrote between our last look and our bump: reopen before the next operation
+            self._seen = after if before == self._seen else f"stale-{before}"
+
+    def _run(self, op: Callable[[], _T], what: str) -> _T:
+        """Run an operation on a fresh client; on a chromadb error reopen and retry (twice, after 50 and
+        250 ms: while another process is in the middle of a write, a freshly opened embedded client can
+        still miss ids that process has not persisted yet), then raise IndexError_. Every operation
+        here is idempotent (reads, upserts, deletes by key), so a retry cannot double a write."""
+        epoch = self._fresh()
+        errors: list[BaseException] = []
+        for pause in (0.05, 0.25, None):
+            try:
+                return op()
+            except Exception as exc:  # noqa: BLE001 - only chromadb's own errors are retried
+                if not self._retryable(exc, epoch):
+                    raise
+                errors.append(exc)
+            if pause is None:
+                break
+            time.sleep(pause)
+            assert self._owner is not None
+            self._owner.reopen(epoch)
+            self._seen = self.gen_file.read() if self.gen_file is not None else self._seen
+            epoch = self._owner.epoch
+        first, last = errors[0], errors[-1]
+        raise IndexError_(
+            f"could not {what} the index of tenant {self.tenant!r} ({type(first).__name__}: {first}; still "
+            f"after reopening it {len(errors) - 1} times: {last}); if another process is writing to it, "
+            "retry when that process has finished"
+        ) from last
+
+    def _read(self, op: Callable[[], _T]) -> _T:
+        return self._run(op, "read")
+
+    def _write(self, op: Callable[[], _T]) -> _T:
+        try:
+            return self._run(op, "write")
+        finally:
+            self._wrote()  # after the write (also a failed one: it may have written part)
 
     # --- writes ------------------------------------------------------------------------------------
 
@@ -195,30 +372,32 @@ class TenantIndex:
                     **_acl_meta(c.acl),
                 }
             )
-        self.collection.upsert(
-            ids=ids, embeddings=np.asarray(vectors, dtype=np.float32), documents=docs, metadatas=metas
-        )
-        self.generation += 1  # after the write: a cache loaded during it sees the old number and reloads
+        emb = np.asarray(vectors, dtype=np.float32)
+        # the generation moves after the write: a cache loaded during it sees the old value and reloads
+        self._write(lambda: self.collection.upsert(ids=ids, embeddings=emb, documents=docs, metadatas=metas))
 
     def delete_documents(self, connector: str, doc_ids: Iterable[str]) -> None:
         keys = [doc_key(connector, d) for d in doc_ids]
-        for i in range(0, len(keys), 500):
-            self.collection.delete(where={"doc_key": {"$in": keys[i : i + 500]}})
-        self.generation += 1
+
+        def op() -> None:
+            for i in range(0, len(keys), 500):
+                self.collection.delete(where={"doc_key": {"$in": keys[i : i + 500]}})
+
+        self._write(op)
 
     def update_acl(self, connector: str, doc_id: str, acl: AccessControl, version: str) -> int:
         """Replace the ACL of every chunk of a document (no re-embedding). Returns the chunk count."""
-        got = self.collection.get(where={"doc_key": doc_key(connector, doc_id)}, include=[])
-        ids = got["ids"]
-        if ids:
-            meta = {**_acl_meta(acl), "acl_fp": acl.fingerprint(), "version": version}
-            self.collection.update(ids=ids, metadatas=[meta] * len(ids))
-        self.generation += 1
-        return len(ids)
+        def op() -> int:
+            ids = self.collection.get(where={"doc_key": doc_key(connector, doc_id)}, include=[])["ids"]
+            if ids:
+                meta = {**_acl_meta(acl), "acl_fp": acl.fingerprint(), "version": version}
+                self.collection.update(ids=ids, metadatas=[meta] * len(ids))
+            return len(ids)
+
+        return self._write(op)
 
     def delete_connector(self, connector: str) -> None:
-        self.collection.delete(where={"connector": connector})
-        self.generation += 1
+        self._write(lambda: self.collection.delete(where={"connector": connector}))
 
     # --- reads -------------------------------------------------------------------------------------
 
@@ -228,9 +407,9 @@ class TenantIndex:
         counts: dict[str, int] = {}
         offset = 0
         while True:
-            got = self.collection.get(
-                where={"connector": connector}, include=["metadatas"], limit=_PAGE, offset=offset
-            )
+            got = self._read(lambda at=offset: self.collection.get(  # type: ignore[misc]
+                where={"connector": connector}, include=["metadatas"], limit=_PAGE, offset=at
+            ))
             metas = got["metadatas"] or []
             for m in metas:
                 d = str(m["doc_id"])
@@ -243,7 +422,19 @@ class TenantIndex:
         return {d: DocState(s.version, s.content_hash, s.acl_fingerprint, counts[d]) for d, s in out.items()}
 
     def count(self) -> int:
-        return int(self.collection.count())
+        return int(self._read(lambda: self.collection.count()))
+
+    def page(self, include: list[str], offset: int, limit: int = _PAGE) -> dict[str, Any]:
+        """One page of the whole collection (for in-memory snapshots; no principal filter: ids, vectors and
+        ACL metadata only unless ``documents`` is asked for, and callers re-check via :meth:`get_chunks`)."""
+        return dict(self._read(lambda: self.collection.get(include=include, limit=limit, offset=offset)))
+
+    def nearest(self, vector: Vectors, n: int) -> tuple[list[str], list[float]]:
+        """Ids and cosine distances of the ``n`` approximate nearest chunks, unfiltered and without payloads
+        (the in-memory permission filter of groundwire.retrieval applies to them)."""
+        q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        res = self._read(lambda: self.collection.query(query_embeddings=q, n_results=n, include=["distances"]))
+        return list(res["ids"][0]), [float(d) for d in res["distances"][0]]
 
     def _to_chunks(
         self, ids: list[str], docs: list[str], metas: list[dict[str, Any]], scores: list[float]
@@ -277,14 +468,15 @@ class TenantIndex:
         """The ``k`` nearest chunks the principals may read, from the given connectors only."""
         if k <= 0 or not connectors:
             return []
-        if self.collection.count() == 0:
+        if self.count() == 0:
             return []
-        res = self.collection.query(
+        where = principal_filter(principals, connectors)
+        res = self._read(lambda: self.collection.query(
             query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
             n_results=k,
-            where=principal_filter(principals, connectors),
+            where=where,
             include=["documents", "metadatas", "distances"],
-        )
+        ))
         ids = res["ids"][0]
         return self._to_chunks(
             ids, res["documents"][0], res["metadatas"][0], [1.0 - float(d) for d in res["distances"][0]]
@@ -300,11 +492,8 @@ class TenantIndex:
         if not ps:
             raise ValueError("a query needs at least one principal and one connector")
         wanted = set(connectors)
-        res = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
-        keep = [
-            j for j, m in enumerate(res["metadatas"])
-            if m["connector"] in wanted and ps.intersection(m["acl_allow"]) and not ps.intersection(m["acl_deny"])
-        ]
+        res = self._read(lambda: self.collection.get(ids=list(ids), include=["documents", "metadatas"]))
+        keep = [j for j, m in enumerate(res["metadatas"]) if _readable(m, ps, wanted)]
         chunks = self._to_chunks(
             [res["ids"][j] for j in keep], [res["documents"][j] for j in keep],
             [res["metadatas"][j] for j in keep], [0.0] * len(keep),

@@ -9,6 +9,10 @@ Invariants:
   change before it is in the index. A sync that dies resumes from the last checkpoint; replayed changes
   are idempotent (chunk ids are stable, documents are replaced whole).
 - One failing connector does not stop the others; its error is reported and audited.
+- One bad item does not stop its connector: a document whose id, title, URI or text cannot be stored (not
+  valid UTF-8, e.g. a file name with undecodable bytes), or whose chunking, embedding or write fails with a
+  data error, is skipped with its reason and its old version is removed (fail closed); every other change of
+  the sync (edits, ACL changes, deletions) is still applied. Skipped item names are always printable.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .embedding import Embedder
 from .errors import ConfigError, ConnectorError, GroundwireError
 from .index import DocState, Index, TenantIndex
 from .models import Chunk, Document
+from .sources import printable_name
 
 __all__ = ["Ingester", "SyncReport", "StateStore"]
 
@@ -111,6 +116,21 @@ class StateStore:
 
 
 ProgressFn = Callable[[str, SyncReport], None]
+
+#: errors that come from one item's data (bad text, bad id), not from the store or the machine
+_ITEM_ERRORS = (UnicodeError, ValueError, TypeError, KeyError)
+
+
+def _unstorable(doc: Document) -> str:
+    """Why ``doc`` cannot be stored, or ``""``: every stored string must be valid UTF-8."""
+    fields = [("id", doc.id), ("title", doc.title), ("uri", doc.uri)]
+    fields += [("text", s.text) for s in doc.sections] + [("location", s.location) for s in doc.sections]
+    for what, value in fields:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"document {what} is not valid UTF-8 (undecodable bytes): not indexed; fix the source"
+    return ""
 
 
 class _Batch:
@@ -203,37 +223,12 @@ class Ingester:
         batch = _Batch()
         try:
             for change in connector.changes(state):
-                if isinstance(change, Upsert):
-                    doc = change.document
-                    old = existing.get(doc.id)
-                    if old is not None and old.content_hash == doc.content_hash():
-                        if old.acl_fingerprint == doc.acl.fingerprint():
-                            if old.version != doc.version:  # e.g. a touched file: same text, new mtime
-                                tindex.update_acl(name, doc.id, doc.acl, doc.version)
-                            report.unchanged += 1
-                        else:
-                            tindex.update_acl(name, doc.id, doc.acl, doc.version)
-                            report.acl_updated += 1
-                        existing[doc.id] = DocState(
-                            doc.version, old.content_hash, doc.acl.fingerprint(), old.chunks
-                        )
-                        batch.docs.pop(doc.id, None)
-                    else:
-                        batch.docs[doc.id] = (doc, old is not None)
-                        if len(batch) >= self.config.embedder.batch_size:
-                            self._flush(tindex, name, batch, existing, report)
-                elif isinstance(change, Delete):
-                    batch.docs.pop(change.doc_id, None)
-                    if change.doc_id in existing:
-                        tindex.delete_documents(name, [change.doc_id])
-                        existing.pop(change.doc_id)
-                        report.deleted += 1
-                elif isinstance(change, Unchanged):
-                    report.unchanged += 1
-                elif isinstance(change, Skipped):
-                    report.skipped.append((change.item, change.reason))
-                    log.info("%s: skipped %s: %s", name, change.item, change.reason)
-                elif isinstance(change, Checkpoint):
+                try:
+                    self._apply(change, tindex, name, batch, existing, report)
+                except _ITEM_ERRORS as exc:  # one bad item: skip it, fail closed, keep going
+                    item = change.document.id if isinstance(change, Upsert) else getattr(change, "doc_id", "?")
+                    self._drop(tindex, name, item, existing, report, f"{type(exc).__name__}: {exc}")
+                if isinstance(change, Checkpoint):
                     self._flush(tindex, name, batch, existing, report)
                     self.state.save(cc.tenant, name, change.state)
                 if progress:
@@ -251,6 +246,60 @@ class Ingester:
             progress(name, report)
         self.on_event("sync", report.to_dict())
         return report
+
+    def _drop(
+        self, tindex: TenantIndex, name: str, doc_id: str, existing: dict[str, DocState], report: SyncReport,
+        reason: str,
+    ) -> None:
+        """Skip one item with ``reason`` and make its old version (if any) invisible: fail closed."""
+        report.skipped.append((printable_name(doc_id), printable_name(f"not indexed: {reason}")))
+        log.warning("%s: skipped %s: %s", name, printable_name(doc_id), printable_name(reason))
+        if doc_id in existing:
+            tindex.delete_documents(name, [doc_id])
+            existing.pop(doc_id)
+            report.deleted += 1
+
+    def _apply(
+        self, change: Any, tindex: TenantIndex, name: str, batch: _Batch, existing: dict[str, DocState],
+        report: SyncReport,
+    ) -> None:
+        """Apply one change (a :class:`Checkpoint` is handled by the caller)."""
+        if isinstance(change, Upsert):
+            doc = change.document
+            problem = _unstorable(doc)
+            if problem:
+                batch.docs.pop(doc.id, None)
+                self._drop(tindex, name, doc.id, existing, report, problem)
+                return
+            old = existing.get(doc.id)
+            if old is not None and old.content_hash == doc.content_hash():
+                if old.acl_fingerprint == doc.acl.fingerprint():
+                    if old.version != doc.version:  # e.g. a touched file: same text, new mtime
+                        tindex.update_acl(name, doc.id, doc.acl, doc.version)
+                    report.unchanged += 1
+                else:
+                    tindex.update_acl(name, doc.id, doc.acl, doc.version)
+                    report.acl_updated += 1
+                existing[doc.id] = DocState(
+                    doc.version, old.content_hash, doc.acl.fingerprint(), old.chunks
+                )
+                batch.docs.pop(doc.id, None)
+            else:
+                batch.docs[doc.id] = (doc, old is not None)
+                if len(batch) >= self.config.embedder.batch_size:
+                    self._flush(tindex, name, batch, existing, report)
+        elif isinstance(change, Delete):
+            batch.docs.pop(change.doc_id, None)
+            if change.doc_id in existing:
+                tindex.delete_documents(name, [change.doc_id])
+                existing.pop(change.doc_id)
+                report.deleted += 1
+        elif isinstance(change, Unchanged):
+            report.unchanged += 1
+        elif isinstance(change, Skipped):
+            item = printable_name(change.item)
+            report.skipped.append((item, printable_name(change.reason)))
+            log.info("%s: skipped %s: %s", name, item, change.reason)
 
     def _annotations(self, chunks: Sequence[Chunk]) -> dict[str, dict[str, Any]]:
         """The ``annotate_chunks`` results merged per chunk id (a key two plugins both set is an error)."""
@@ -272,15 +321,20 @@ class Ingester:
     def _flush(
         self, tindex: TenantIndex, name: str, batch: _Batch, existing: dict[str, DocState], report: SyncReport
     ) -> None:
+        """Chunk, annotate, embed and write the batch. A data error of one document skips only that document
+        (its old version removed); the store's own failures still end the sync with an error."""
         if not batch.docs:
             return
         rs = self.config.retrieval
-        chunks: list[Chunk] = []
         per_doc: list[tuple[Document, list[Chunk], bool]] = []
         for doc, replaces in batch.docs.values():
-            cs = chunk_document(doc, name, tindex.tenant, rs.chunk_size, rs.chunk_overlap)
-            per_doc.append((doc, cs, replaces))
-            chunks.extend(cs)
+            try:
+                per_doc.append((doc, chunk_document(doc, name, tindex.tenant, rs.chunk_size, rs.chunk_overlap),
+                                replaces))
+            except _ITEM_ERRORS as exc:
+                self._drop(tindex, name, doc.id, existing, report, f"chunking failed: {type(exc).__name__}: {exc}")
+        batch.docs.clear()
+        chunks = [c for _, cs, _ in per_doc for c in cs]
         t_ann = time.perf_counter()
         notes = self._annotations(chunks)
         if notes:
@@ -290,21 +344,25 @@ class Ingester:
             ]
         report.annotate_seconds += time.perf_counter() - t_ann
         t0 = time.perf_counter()
-        texts = [f"{c.title}\n{c.text}" if c.title else c.text for c in chunks]
-        vectors = self.embedder.embed_documents(texts) if texts else None
+        vectors = self._embed(per_doc, tindex, name, existing, report)
         t1 = time.perf_counter()
         replaced = [doc.id for doc, _, replaces in per_doc if replaces]
         if replaced:
             tindex.delete_documents(name, replaced)
-        offset = 0
-        for doc, cs, replaces in per_doc:
+        for (doc, cs, replaces), vecs in zip(per_doc, vectors, strict=True):
+            if vecs is None:  # embedding failed for this document; already reported
+                continue
             if not cs:
-                report.skipped.append((doc.id, "no extractable text"))
+                report.skipped.append((printable_name(doc.id), "no extractable text"))
                 existing.pop(doc.id, None)
                 continue
-            assert vectors is not None
-            tindex.add_document_chunks(cs, vectors[offset : offset + len(cs)], doc.version, doc.content_hash())
-            offset += len(cs)
+            try:
+                tindex.add_document_chunks(cs, vecs, doc.version, doc.content_hash())
+            except _ITEM_ERRORS as exc:
+                existing.pop(doc.id, None)
+                tindex.delete_documents(name, [doc.id])  # nothing half-written stays
+                self._drop(tindex, name, doc.id, existing, report, f"write failed: {type(exc).__name__}: {exc}")
+                continue
             report.chunks += len(cs)
             if replaces:
                 report.updated += 1
@@ -313,4 +371,33 @@ class Ingester:
             existing[doc.id] = DocState(doc.version, doc.content_hash(), doc.acl.fingerprint(), len(cs))
         report.embed_seconds += t1 - t0
         report.write_seconds += time.perf_counter() - t1
-        batch.docs.clear()
+
+    def _embed(
+        self, per_doc: list[tuple[Document, list[Chunk], bool]], tindex: TenantIndex, name: str,
+        existing: dict[str, DocState], report: SyncReport,
+    ) -> list[Any]:
+        """Vectors per document (``None`` where that document's embedding failed: it is dropped)."""
+        texts = [[f"{c.title}\n{c.text}" if c.title else c.text for c in cs] for _, cs, _ in per_doc]
+        flat = [t for ts in texts for t in ts]
+        out: list[Any] = []
+        try:
+            vectors: Any = self.embedder.embed_documents(flat) if flat else []
+            offset = 0
+            for ts in texts:
+                out.append(vectors[offset : offset + len(ts)])
+                offset += len(ts)
+            return out
+        except _ITEM_ERRORS as batch_exc:
+            first: Exception = batch_exc
+        out, failed = [], []
+        for (doc, _, _), ts in zip(per_doc, texts, strict=True):  # find the bad one(s), keep the rest
+            try:
+                out.append(self.embedder.embed_documents(ts) if ts else [])
+            except _ITEM_ERRORS as exc:
+                out.append(None)
+                failed.append((doc, exc))
+        if len(failed) == len(per_doc) > 1:
+            raise first  # not one bad item: the embedder itself fails; end the sync with its error
+        for doc, err in failed:
+            self._drop(tindex, name, doc.id, existing, report, f"embedding failed: {type(err).__name__}: {err}")
+        return out

@@ -2,22 +2,31 @@
 
 Invariants:
 - A principal is a string token ``kind:id`` (``user:alice``, ``group:hr``, ``role:manager``) or the
-  tenant-wide token ``everyone``. Ids are normalised (stripped, case-folded) on both sides, so ACLs
-  and users always compare in the same form.
+  tenant-wide token ``everyone``. Ids are put in one canonical form (:func:`canonical_id`) on both sides
+  (ACLs at index time, users and roles at query time), so they always compare in the same form.
+- The canonical form merges two ids only if they are equal after Unicode NFC and lower-casing the ASCII
+  letters ``A-Z``; nothing else is folded (no ``casefold``, no compatibility mapping). Ids holding a
+  character that could make two different-looking or equal-looking ids (controls, format/bidi/invisible
+  characters, spaces other than U+0020, compatibility characters such as the Kelvin sign or ``ﬁ``) are
+  rejected with :class:`InvalidPrincipal`, never silently cleaned.
 - An :class:`AccessControl` with an empty ``allow`` set grants nobody (fail closed). ``deny`` wins.
 - A :class:`Draft` is always created with status ``pending_review``; only the review workflow moves it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from .errors import InvalidPrincipal
 
 __all__ = [
     "EVERYONE",
@@ -31,9 +40,11 @@ __all__ = [
     "Draft",
     "DraftStatus",
     "GroundingRequest",
+    "InvalidPrincipal",
     "Section",
     "UserContext",
     "Verdict",
+    "canonical_id",
     "normalize_principal",
     "utcnow",
 ]
@@ -51,27 +62,100 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _norm_id(value: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"an identity must be a non-empty string, got {value!r}")
-    return value.strip().casefold()
+# Default_Ignorable_Code_Point characters that are not in category Cf (which is rejected as a whole):
+# fillers and variation selectors render as nothing, so two ids that look equal could differ by them.
+_IGNORABLE = frozenset(
+    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180F, 0x3164, 0xFFA0]
+    + list(range(0xFE00, 0xFE10))
+    + list(range(0xE0100, 0xE01F0))
+)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _bad_char(ch: str) -> str | None:
+    """Why ``ch`` may not appear in an id, or None."""
+    if ch == " ":
+        return None
+    cat = unicodedata.category(ch)
+    if cat[0] == "C":
+        return {"Cc": "a control character", "Cf": "an invisible format or bidi character",
+                "Cs": "a lone surrogate", "Co": "a private-use character"}.get(cat, "an unassigned code point")
+    if cat[0] == "Z":
+        return "a space or separator other than U+0020"
+    if ord(ch) in _IGNORABLE:
+        return "an invisible (default-ignorable) character"
+    if unicodedata.normalize("NFKC", ch) != ch:
+        return f"a compatibility character (write {unicodedata.normalize('NFKC', ch)!r} instead)"
+    decomposition = unicodedata.decomposition(ch).split()
+    if len(decomposition) == 1:  # a canonical singleton: NFC would silently turn it into another character
+        return f"a duplicate of {chr(int(decomposition[0], 16))!r} (write that instead)"
+    return None
+
+
+def canonical_id(value: object, what: str = "identity") -> str:
+    """The canonical form of a user, group or role id; raise :class:`InvalidPrincipal` if it has none.
+
+    The rule, applied identically to ACLs at index time and to users at query time:
+
+    1. leading and trailing U+0020 spaces are removed (no other character is stripped);
+    2. it is rejected if it is empty or holds a control (Cc), format/bidi/invisible (Cf), surrogate,
+       private-use or unassigned character, a separator other than U+0020 (U+00A0, U+3000, U+2028...),
+       a default-ignorable filler or variation selector, a compatibility character (one that NFKC
+       changes: ``ſ``, ``ﬁ``, full-width letters, superscripts...) or a canonical singleton (a duplicate
+       code point that NFC replaces: the Kelvin sign, the Ohm sign, the Angstrom sign...);
+    3. it is normalised to Unicode NFC (so NFD ``josé`` equals NFC ``josé``);
+    4. the ASCII letters ``A-Z`` are lower-cased; every other character keeps its case.
+
+    So two ids are the same principal exactly when they are equal after NFC and ASCII lower-casing:
+    ``Alice`` = ``alice``, but ``STRASSE`` != ``straße``, ``ÉQUIPE`` != ``équipe``, and ``hr`` + U+3000
+    is an error, not ``hr``. Rejecting (rather than dropping) matters: a silently dropped group
+    could escape a ``deny`` rule.
+    """
+    if not isinstance(value, str):
+        raise InvalidPrincipal(f"the {what} must be a string, got {type(value).__name__} {value!r}")
+    text = value.strip(" ")
+    if not text:
+        raise InvalidPrincipal(f"the {what} must not be empty, got {value!r}")
+    if text.isascii() and text.isprintable():  # the common case: no ASCII printable character is refused
+        return text.lower()
+    return _canonical_unicode(value, text, what)
+
+
+@functools.lru_cache(maxsize=16384)
+def _canonical_unicode(value: str, text: str, what: str) -> str:
+    for i, ch in enumerate(text):  # checked before NFC, which would turn the Kelvin sign into "K"
+        why = _bad_char(ch)
+        if why is not None:
+            raise InvalidPrincipal(
+                f"invalid {what} {value!r}: character {i + 1} (U+{ord(ch):04X}) is {why}; "
+                "ids may use letters, digits, punctuation and inner plain spaces"
+            )
+    return unicodedata.normalize("NFC", text).translate(_ASCII_LOWER)
 
 
 def normalize_principal(token: str) -> str:
-    """Return the canonical form of a principal token, or raise ``ValueError``.
+    """Return the canonical form of a principal token, or raise :class:`InvalidPrincipal` (a ``ValueError``).
 
-    Accepts ``everyone``, ``user:X``, ``group:X`` and ``role:X`` (any case, surrounding space).
+    Accepts ``everyone``, ``user:X``, ``group:X`` and ``role:X``; the kind is matched ignoring ASCII case
+    and ``X`` is put in the form of :func:`canonical_id`.
     """
-    raw = token.strip()
-    if raw.casefold() == EVERYONE:
+    if not isinstance(token, str):
+        raise InvalidPrincipal(f"a principal must be a string, got {type(token).__name__} {token!r}")
+    return _normalize_principal(token)
+
+
+@functools.lru_cache(maxsize=65536)  # ACL tokens repeat across every chunk of a document and snapshot
+def _normalize_principal(token: str) -> str:
+    raw = token.strip(" ")
+    if raw.translate(_ASCII_LOWER) == EVERYONE:
         return EVERYONE
     kind, sep, ident = raw.partition(":")
-    kind = kind.strip().casefold()
-    if not sep or kind not in PRINCIPAL_KINDS or not ident.strip():
-        raise ValueError(
+    kind = kind.strip(" ").translate(_ASCII_LOWER)
+    if not sep or kind not in PRINCIPAL_KINDS or not ident.strip(" "):
+        raise InvalidPrincipal(
             f"invalid principal {token!r}: use 'everyone', 'user:<id>', 'group:<id>' or 'role:<id>'"
         )
-    return f"{kind}:{_norm_id(ident)}"
+    return f"{kind}:{canonical_id(ident, f'{kind} id in principal {token!r}')}"
 
 
 def validate_tenant(tenant: str) -> str:
@@ -99,10 +183,10 @@ class UserContext:
     roles: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "user_id", _norm_id(self.user_id))
+        object.__setattr__(self, "user_id", canonical_id(self.user_id, "user id"))
         object.__setattr__(self, "tenant", validate_tenant(self.tenant))
-        object.__setattr__(self, "groups", frozenset(_norm_id(g) for g in self.groups))
-        object.__setattr__(self, "roles", frozenset(_norm_id(r) for r in self.roles))
+        object.__setattr__(self, "groups", frozenset(canonical_id(g, "group id") for g in self.groups))
+        object.__setattr__(self, "roles", frozenset(canonical_id(r, "role id") for r in self.roles))
 
     @classmethod
     def of(

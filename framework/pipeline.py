@@ -4,11 +4,22 @@ Steps (DESIGN.md): authorize -> screen_prompt -> retrieve (pre-filtered by princ
 connectors of the user's tenant only) -> access re-check (fail closed, deny wins) -> screen_documents
 -> generate -> cite -> screen_output -> audit. The returned :class:`~groundwire.models.Draft` is always
 ``pending_review`` (or ``blocked``); nothing is sent anywhere.
+
+Invariants:
+- Every public path that returns document text (:meth:`Grounder.ground`, :meth:`Grounder.aground`,
+  :meth:`Grounder.retrieve` and the LangChain retriever built on it) authorizes the tenant and the
+  feature, runs the prompt shield, the access re-check and document screening (quarantine included), and
+  writes an audit record. ``_search`` (steps 3-4 only), :attr:`Grounder.index` and
+  :meth:`Grounder.fast_retriever` are internals that do none of that.
+- A Grounder loaded from a file refuses to write (``sync``, review decisions, quarantine releases) once that
+  file's bytes differ from what it loaded (:class:`~groundwire.errors.StaleConfig`): a long-lived app never
+  re-applies an old ACL glob over one an administrator narrowed. It does not reload by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -21,7 +32,7 @@ from .audit_event import AuditEvent
 from .config import GroundwireConfig, load_config
 from .connector import Connector
 from .embedding import CachedEmbedder, Embedder
-from .errors import AccessDenied, ConfigError, FeatureDisabled
+from .errors import AccessDenied, ConfigError, FeatureDisabled, PromptBlocked, StaleConfig
 from .generation import Generation, Generator, GeneratorContext
 from .index import Index, make_client
 from .ingest import Ingester, SyncReport
@@ -152,7 +163,8 @@ class Grounder:
         if self._index is None:
             ic = self.config.index
             client = make_client(ic.backend, self.config.data_path / "chroma", ic.host, ic.port, ic.ssl)
-            self._index = Index(client, self.embedder.model_id, self.embedder.dimension, codec=self.codec)
+            self._index = Index(client, self.embedder.model_id, self.embedder.dimension, codec=self.codec,
+                                state_dir=self.config.data_path / "chroma")  # generation files, snapshots
         return self._index
 
     @property
@@ -191,6 +203,21 @@ class Grounder:
             self._generator = cls(context, **self.config.generator.options)
         return self._generator
 
+    def check_config_current(self) -> None:
+        """Raise :class:`~groundwire.errors.StaleConfig` if the configuration was loaded from a file whose
+        bytes have changed (or which is gone) since. Called before every write that applies the configuration."""
+        expected = self.config.source_hash
+        if not expected:
+            return  # built from a dict: there is no file to compare with
+        try:
+            # base_dir is the file's resolved folder: still right if the app changed directory since
+            path = self.config.base_dir / Path(self.config.source).name
+            current = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            current = ""
+        if current != expected:
+            raise StaleConfig(self.config.source)
+
     # --- ingestion ------------------------------------------------------------------------------------
 
     def ingester(self) -> Ingester:
@@ -211,6 +238,7 @@ class Grounder:
         :param rebuild: drop every configured tenant's index first and re-embed everything (needed after
             changing the embedder)
         """
+        self.check_config_current()
         if rebuild:
             for tenant in self.config.tenants():
                 self.index.drop_tenant(tenant)
@@ -365,8 +393,78 @@ class Grounder:
                 spent[f"retrieval:{tenant}"] = time.perf_counter() - t0
         return spent
 
-    def retrieve(self, request: GroundingRequest) -> list[Chunk]:
-        """Steps 3-4: pre-filtered search, then the fail-closed re-check (deny wins)."""
+    def retrieve(
+        self,
+        request: GroundingRequest | str,
+        user: UserContext | str | None = None,
+        *,
+        tenant: str | None = None,
+        groups: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        feature: str = "ask",
+        top_k: int | None = None,
+        connectors: Sequence[str] | None = None,
+    ) -> list[Chunk]:
+        """The chunks ``user`` may read for a prompt, through the same controls as :meth:`ground`: tenant and
+        feature authorization, prompt shield (a blocked prompt raises :class:`~groundwire.errors.PromptBlocked`),
+        pre-filtered search, the access re-check, document screening and quarantine; audited as a
+        ``retrieve`` event (or ``prompt_blocked``).
+
+        Pass a :class:`GroundingRequest`, or a prompt and the user like :meth:`ground`.
+        """
+        if isinstance(request, GroundingRequest):
+            if user is not None:
+                raise TypeError("pass either a GroundingRequest or a prompt and a user, not both")
+        else:
+            if user is None:
+                raise TypeError("retrieve(prompt, user, ...) needs the user the prompt is asked for")
+            request = self._request(request, self.make_user(user, tenant, groups, roles), feature, top_k, connectors)
+        t0 = time.perf_counter()
+        blocked, prompt_verdicts = self._before_retrieval(request)
+        if blocked is not None:
+            self._audit_retrieval(request, "prompt_blocked", [], prompt_verdicts, 0, t0)
+            raise PromptBlocked(blocked.text)
+        sources, withheld, verdicts = self._retrieve_and_screen(request)
+        self._audit_retrieval(request, "retrieve", sources, prompt_verdicts + verdicts, withheld, t0)
+        return sources
+
+    async def aretrieve(
+        self,
+        request: GroundingRequest | str,
+        user: UserContext | str | None = None,
+        *,
+        tenant: str | None = None,
+        groups: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        feature: str = "ask",
+        top_k: int | None = None,
+        connectors: Sequence[str] | None = None,
+    ) -> list[Chunk]:
+        """Async :meth:`retrieve` (the same controls and audit record; runs in a worker thread)."""
+        return await asyncio.to_thread(
+            self.retrieve, request, user, tenant=tenant, groups=groups, roles=roles, feature=feature, top_k=top_k,
+            connectors=connectors,
+        )
+
+    def _audit_retrieval(
+        self, request: GroundingRequest, kind: str, sources: list[Chunk], verdicts: list[Verdict], withheld: int,
+        t0: float,
+    ) -> None:
+        stored: dict[str, Any] = {"prompt": request.prompt} if self.config.audit.store_prompts else {}
+        self._audit(AuditEvent(kind, request.user.tenant, request.user.user_id, request.id, {
+            "feature": request.feature,
+            "path": "retrieve",
+            "connectors": self.allowed_connectors(request),
+            "sources": [{"chunk": c.id, "doc": c.doc_id, "connector": c.connector} for c in sources],
+            "verdicts": [v.to_dict() for v in verdicts if v.action is not Action.ALLOW],
+            "withheld_sources": withheld,
+            "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
+            **stored,
+        }))
+
+    def _search(self, request: GroundingRequest) -> list[Chunk]:
+        """Steps 3-4 (internal; no authorization, screening or audit): pre-filtered search, then the
+        fail-closed re-check (deny wins)."""
         principals = self.principals(request.user)
         connectors = self.allowed_connectors(request)
         if not connectors:
@@ -392,7 +490,7 @@ class Grounder:
         """Steps 3-5. DROP verdicts withhold a chunk for this request; QUARANTINE verdicts also record it in
         :attr:`quarantine`, which withholds it from later requests until an administrator releases it (a
         released chunk's QUARANTINE verdicts become FLAG verdicts: kept for the reviewer, not withheld)."""
-        chunks = self.retrieve(request)
+        chunks = self._search(request)
 
         def screen(todo: list[Chunk]) -> list[Verdict]:
             return _flatten(self.pm.hook.screen_documents(request=request, chunks=todo, config=self.config))

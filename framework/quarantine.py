@@ -20,8 +20,10 @@ user may read are ever looked up:
   ``quarantine`` verdict records it as quarantined again.
 
 Reasons come from the screening plugins, whose contract is never to quote document text; they are stored
-truncated to 500 characters. Audit events carry ids only. Releasing needs the ``quarantine_admin`` feature
-(``[features] quarantine_admin = ["security-admin"]``); a refusal is audited as ``feature_denied``.
+truncated to 500 characters. Audit events carry ids only. Listing and releasing need the ``quarantine_admin``
+feature (``[features] quarantine_admin = ["security-admin"]``); a refusal is audited as ``feature_denied``.
+An administrator sees and releases only entries whose chunk they can read now (index pre-filter and ACL
+re-check, as for a request); for any other chunk id, release fails exactly as for an unknown id.
 """
 
 from __future__ import annotations
@@ -199,8 +201,35 @@ class QuarantineStore:
         finally:
             db.close()
 
-    def list(self, tenant: str, status: str | None = None) -> list[QuarantineEntry]:
-        """Entries of ``tenant`` (optionally only ``quarantined`` or ``released``), most recently seen first."""
+    def list(self, admin_user: UserContext, status: str | None = None) -> builtins.list[QuarantineEntry]:
+        """Entries of the administrator's tenant whose chunk they can read (optionally only ``quarantined``
+        or ``released``), most recently seen first. Needs the ``quarantine_admin`` feature."""
+        self._require_admin(admin_user, "quarantine_list", {})
+        entries = self.entries(admin_user.tenant, status)
+        readable = self._readable(admin_user, [e.chunk_id for e in entries])
+        return [e for e in entries if e.chunk_id in readable]
+
+    def _require_admin(self, admin_user: UserContext, action: str, data: dict[str, Any]) -> None:
+        g = self.grounder
+        votes = g.pm.hook.feature_allowed(user=admin_user, feature=ADMIN_FEATURE, config=g.config)
+        if False in votes or True not in votes:
+            g._audit(AuditEvent("feature_denied", admin_user.tenant, admin_user.user_id, data={
+                "feature": ADMIN_FEATURE, "roles": sorted(admin_user.roles), "action": action, **data}))
+            raise FeatureDisabled(ADMIN_FEATURE, admin_user.roles)
+
+    def _readable(self, user: UserContext, chunk_ids: Sequence[str]) -> set[str]:
+        """Those of ``chunk_ids`` that ``user`` can read now (pre-filtered fetch, then the ACL re-check)."""
+        g = self.grounder
+        connectors = sorted(g.config.connectors_for(user.tenant))
+        if not chunk_ids or not connectors:
+            return set()
+        principals = g.principals(user)
+        got = g.index.tenant(user.tenant).get_chunks(builtins.list(dict.fromkeys(chunk_ids)), principals, connectors)
+        return {c.id for c in got if c.tenant == user.tenant and c.acl.grants(principals)}
+
+    def entries(self, tenant: str, status: str | None = None) -> builtins.list[QuarantineEntry]:
+        """All entries of ``tenant``, unauthorized (for code that already decided who may see them; the
+        CLI and apps use :meth:`list`), most recently seen first."""
         if status is not None and status not in (QUARANTINED, RELEASED):
             raise ValueError(f"unknown quarantine status {status!r}: use {QUARANTINED!r} or {RELEASED!r}")
         sql = f"SELECT {_COLUMNS} FROM quarantine WHERE tenant = ?"
@@ -337,19 +366,20 @@ class QuarantineStore:
         ``quarantine`` verdicts. Needs the ``quarantine_admin`` feature for one of the user's roles."""
         g = self.grounder
         tenant = admin_user.tenant
-        votes = g.pm.hook.feature_allowed(user=admin_user, feature=ADMIN_FEATURE, config=g.config)
-        if False in votes or True not in votes:
-            g._audit(AuditEvent("feature_denied", tenant, admin_user.user_id, data={
-                "feature": ADMIN_FEATURE, "roles": sorted(admin_user.roles), "action": "quarantine_release",
-                "chunk_id": chunk_id}))
-            raise FeatureDisabled(ADMIN_FEATURE, admin_user.roles)
+        self._require_admin(admin_user, "quarantine_release", {"chunk_id": chunk_id})
+        g.check_config_current()
+        not_found = QuarantineNotFound(
+            f"no quarantined chunk {chunk_id!r} that you may release in tenant {tenant!r}; "
+            f"see 'groundwire quarantine list --by <you> --roles <role> --tenant {tenant}' for the ids you can read"
+        )
+        readable = chunk_id in self._readable(admin_user, [chunk_id])
         with self._lock, self._tx() as db:
             entry = self._get(db, tenant, chunk_id)
-            if entry is None:
-                raise QuarantineNotFound(
-                    f"no quarantined chunk {chunk_id!r} in tenant {tenant!r}; "
-                    f"see 'groundwire quarantine list --tenant {tenant}' for the ids"
-                )
+            if entry is None or not readable:
+                if entry is not None:
+                    g._audit(AuditEvent("quarantine_denied", tenant, admin_user.user_id, data={
+                        "chunk_id": chunk_id, "reason": "administrator cannot read the chunk"}))
+                raise not_found
             if entry.status == RELEASED:
                 raise QuarantineStateError(
                     f"chunk {chunk_id!r} was already released by {entry.released_by} at {entry.released_at}; "

@@ -201,7 +201,7 @@ def trust_checks(g: Grounder) -> list[Check]:
         withheld = sorted(
             {v.plugin for v in dv if v.target == chunk.id and v.action in (Action.DROP, Action.QUARANTINE)}
         )
-        held = sum(len(g.quarantine.list(t, "quarantined")) for t in c.tenants())
+        held = sum(len(g.quarantine.entries(t, "quarantined")) for t in c.tenants())
         detail = (f"known attack prompt blocked by: {', '.join(blocked) or 'nothing'}; known injected chunk "
                   f"withheld by: {', '.join(withheld) or 'nothing'}; {held} chunk(s) held in quarantine")
         return bool(blocked) and bool(withheld), detail
@@ -212,7 +212,7 @@ def trust_checks(g: Grounder) -> list[Check]:
         from .models import Draft, DraftStatus
 
         d = Draft(request_id="x", text="")
-        pending = len(g.reviews.list(c.tenants()[0], "pending_review")) if c.tenants() else 0
+        pending = g.reviews.count(c.tenants()[0], "pending_review") if c.tenants() else 0
         ok = d.status is DraftStatus.PENDING_REVIEW and bool(d.notice) and g.reviews.path.exists()
         return ok, f"drafts start pending_review with a notice; {pending} awaiting review"
 
@@ -235,6 +235,27 @@ def trust_checks(g: Grounder) -> list[Check]:
             return False, "disabled: chunk text and audit lines are stored in clear"
         probe = codec.decode(codec.encode("probe", "self-check"), "self-check")
         return codec.name == "aes-gcm" and probe == "probe", f"AES-GCM, current key id {codec.current!r}"
+
+    def key_access() -> tuple[bool, str]:
+        from .keyfile import key_file_problem
+
+        enc = c.encryption
+        if not enc.enabled:
+            return False, "encryption is off: there are no keys to protect and the data is in clear"
+        if enc.provider == "file":
+            path = c.resolve(str(enc.options.get("path", "")))
+            problem = key_file_problem(path)
+            if problem:
+                return False, problem
+            if path.is_relative_to(c.data_path):
+                return False, f"the key file {path} lies inside data_dir: a copy of the data carries its key"
+            return True, f"key file {path}: owner-only (0600), outside data_dir"
+        if enc.provider == "env":
+            var = str(enc.options.get("variable", "GROUNDWIRE_KEYS"))
+            return True, f"keys from the environment variable {var} (never written under data_dir)"
+        return True, f"key provider plugin {enc.provider!r} holds the keys"
+
+    out.append(_check("restricts access to encryption keys", f"provider={c.encryption.provider}", key_access))
 
     out.append(
         _check(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from groundwire import Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl, severity_action
+from groundwire import Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl, sentence_spans, severity_action
 from groundwire.models import Chunk
 
 __all__ = ["CATEGORIES", "analyze"]
@@ -69,18 +69,17 @@ _RAW: dict[str, list[tuple[int, str]]] = {
     ],
 }
 _RULES = {cat: [(sev, re.compile(rx, re.I)) for sev, rx in rules] for cat, rules in _RAW.items()}
-_SENT_RE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
 def analyze(text: str) -> dict[str, list[tuple[int, int, int]]]:
     """``{category: [(start, end, severity), ...]}`` per matching sentence (its highest severity)."""
     out: dict[str, list[tuple[int, int, int]]] = {c: [] for c in CATEGORIES}
-    for m in _SENT_RE.finditer(text):
-        sent = m.group(0)
+    for start, end in sentence_spans(text):
+        sent = text[start:end]
         for cat, rules in _RULES.items():
             sev = max((s for s, rx in rules if rx.search(sent)), default=0)
             if sev:
-                out[cat].append((m.start(), m.end(), sev))
+                out[cat].append((start, end, sev))
     return out
 
 

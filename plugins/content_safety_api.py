@@ -18,18 +18,29 @@ blocks; others flag), ``fail_closed``, ``timeout``.
 ``POST {base_url}/moderations`` with ``{"model", "input"}``
 -> ``{"results": [{"flagged", "categories", "category_scores"}]}``.
 
-Invariants: TLS only, except loopback hosts (test doubles); a failed call yields a FLAG verdict saying the
-service was unavailable, or a BLOCK with ``fail_closed = true``; reasons never quote screened text.
+Both services: ``retries`` (2) more attempts after a 429, a 5xx or a transport error, waiting what
+``Retry-After`` says (seconds or an HTTP date, at most ``max_retry_after``, 30 s) or else an exponential
+back-off from ``backoff`` (0.5 s, with jitter); never longer than ``retry_budget`` (20 s) in all.
+
+Invariants: TLS only, except loopback hosts (test doubles); one pooled, keep-alive ``httpx.Client`` per
+process for all calls (thread-safe; closed at exit); retries by tenacity; a failed call yields a FLAG
+verdict saying the service was unavailable, or a BLOCK with ``fail_closed = true``; other 4xx answers
+are not retried; reasons never quote screened text.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import tenacity
 from groundwire import (
     Action,
     ConfigError,
@@ -42,7 +53,7 @@ from groundwire import (
 )
 from groundwire.models import Chunk
 
-__all__ = ["AZURE", "OPENAI"]
+__all__ = ["AZURE", "OPENAI", "RETRY_STATUS", "retry_after"]
 
 AZURE = "azure_content_safety"
 OPENAI = "openai_moderation"
@@ -75,12 +86,77 @@ def _key(config: GroundwireConfig, plugin: str, env_key: str, default_env: str, 
     return key
 
 
-def _post(url: str, headers: dict[str, str], body: dict[str, Any], timeout: float) -> dict[str, Any]:
-    with httpx.Client(timeout=timeout) as client:
-        r = client.post(url, headers=headers, json=body)
-        r.raise_for_status()
-        data: dict[str, Any] = r.json()
-        return data
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_client_lock = threading.Lock()
+_clients: list[httpx.Client] = []
+
+
+def _client() -> httpx.Client:
+    """The process's pooled client (connections kept alive across calls and threads)."""
+    with _client_lock:
+        if not _clients:
+            client = httpx.Client(trust_env=False, limits=httpx.Limits(max_keepalive_connections=8))
+            atexit.register(client.close)
+            _clients.append(client)
+        return _clients[0]
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent/bad."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class _Retryable(Exception):
+    """A 429 / 5xx answer, carrying the server's ``Retry-After`` wait (seconds) if it sent one."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.wait = retry_after(response.headers.get("Retry-After"))
+
+
+def _post(url: str, headers: dict[str, str], body: dict[str, Any], s: dict[str, Any]) -> dict[str, Any]:
+    """POST with retries; the last failure is raised (``httpx.HTTPError`` or ``ValueError`` for bad JSON)."""
+    backoff = tenacity.wait_random_exponential(multiplier=float(s.get("backoff", 0.5)), max=10.0)
+    cap = float(s.get("max_retry_after", 30.0))
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.wait is not None:
+            return min(exc.wait, cap)
+        return float(backoff(state))
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(int(s.get("retries", 2)) + 1)
+        | tenacity.stop_after_delay(float(s.get("retry_budget", 20.0))),
+        wait=wait,
+        retry=tenacity.retry_if_exception_type((_Retryable, httpx.TransportError)),
+        reraise=True,
+    )
+    timeout = float(s.get("timeout", 10))
+    try:
+        for attempt in retrying:
+            with attempt:
+                r = _client().post(url, headers=headers, json=body, timeout=timeout)
+                if r.status_code in RETRY_STATUS:
+                    raise _Retryable(r)
+                r.raise_for_status()
+    except _Retryable as exc:  # out of attempts: report it as the HTTP error it is
+        exc.response.raise_for_status()
+        raise
+    data: dict[str, Any] = r.json()
+    return data
 
 
 def _unavailable(stage: str, plugin: str, s: dict[str, Any], exc: Exception, target: str = "") -> Verdict:
@@ -115,9 +191,7 @@ def _shield(config: GroundwireConfig, prompt: str, documents: Sequence[str]) -> 
         return None
     s, base, headers = got
     url = f"{base}/contentsafety/text:shieldPrompt?api-version={s.get('api_version', '2024-09-01')}"
-    return _post(
-        url, headers, {"userPrompt": prompt, "documents": list(documents)}, float(s.get("timeout", 10))
-    )
+    return _post(url, headers, {"userPrompt": prompt, "documents": list(documents)}, s)
 
 
 @hookimpl
@@ -177,7 +251,7 @@ def _azure_output(request: GroundingRequest, draft: Draft, config: GroundwireCon
     url = f"{base}/contentsafety/text:analyze?api-version={s.get('api_version', '2024-09-01')}"
     body = {"text": draft.text, "categories": list(_AZURE_CATS), "outputType": "FourSeverityLevels"}
     try:
-        data = _post(url, headers, body, float(s.get("timeout", 10)))
+        data = _post(url, headers, body, s)
     except (httpx.HTTPError, ValueError) as exc:
         return [_unavailable("output", AZURE, s, exc)]
     out = []
@@ -211,7 +285,7 @@ def _openai_output(request: GroundingRequest, draft: Draft, config: GroundwireCo
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = {"model": s.get("model", "omni-moderation-latest"), "input": draft.text}
     try:
-        data = _post(f"{base}/moderations", headers, body, float(s.get("timeout", 10)))
+        data = _post(f"{base}/moderations", headers, body, s)
     except (httpx.HTTPError, ValueError) as exc:
         return [_unavailable("output", OPENAI, s, exc)]
     block = set(

@@ -17,15 +17,14 @@ import re
 from collections.abc import Sequence
 
 from groundwire import Action, Draft, GroundingRequest, GroundwireConfig, Verdict, hookimpl
+from groundwire import sentence_spans as _sentence_spans
 from groundwire.models import Chunk
 
 __all__ = ["sentence_spans", "support", "unsupported_spans"]
 
 PLUGIN = "groundedness"
 _MARKER_RE = re.compile(r"\[(\d+)\]")
-# a sentence ends at . ! ? followed by space, a [n] marker or the end ("3.5", "e.g.x" do not end one)
-_SENT_RE = re.compile(r"(?:[^.!?\n]|[.!?](?![\s\[]|$))+(?:[.!?]+(?:\s*\[\d+\])*|\n|$)")
-_WORD_RE = re.compile(r"[a-z0-9]+")
+_WORD_RE = re.compile(r"\w+")
 _STOP = frozenset(
     [
         "about",
@@ -90,8 +89,9 @@ def _stems(text: str) -> set[str]:
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences of ``text``, each including its trailing ``[n]`` markers."""
-    return [(m.start(), m.end()) for m in _SENT_RE.finditer(text) if m.group(0).strip()]
+    """Character spans of the sentences of ``text``, each including its trailing ``[n]`` markers
+    (``groundwire.sentence_spans``, the splitter the extractive generator uses too)."""
+    return _sentence_spans(text)
 
 
 def support(sentence: str, chunk_text: str) -> float:

@@ -106,7 +106,8 @@ class _Double(BaseHTTPRequestHandler):
 def server() -> Iterator[str]:
     _Double.calls, _Double.fail = [], False
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Double)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    srv.daemon_threads = True  # the client's pool keeps its connection open
+    t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     t.start()
     try:
         yield f"http://127.0.0.1:{srv.server_address[1]}"
@@ -120,7 +121,7 @@ def _cfg(server: str, **extra: Any) -> Any:
         {
             "plugins": {
                 "settings": {
-                    "azure_content_safety": {"endpoint": server, "key": "k1", **extra},
+                    "azure_content_safety": {"endpoint": server, "key": "k1", "backoff": 0.01, **extra},
                     "openai_moderation": {"base_url": server + "/v1", "api_key": "sk-test"},
                 }
             }

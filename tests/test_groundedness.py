@@ -64,10 +64,8 @@ def test_unknown_citation_and_hook_verdict() -> None:
 
 
 def test_decimal_numbers_do_not_split_sentences() -> None:
-    from groundwire.plugins.groundedness import _SENT_RE
-
     text = "The 2026 budget is 3.5 percent of payroll. [2] Salaries are paid on the 25th. [3]"
-    assert [m.group(0).strip() for m in _SENT_RE.finditer(text) if m.group(0).strip()] == [
+    assert [text[a:b] for a, b in groundedness.sentence_spans(text)] == [
         "The 2026 budget is 3.5 percent of payroll. [2]",
         "Salaries are paid on the 25th. [3]",
     ]

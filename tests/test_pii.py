@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from groundwire import Action, Draft, GroundingRequest, UserContext, config_from_dict
+from groundwire import Action, ConfigError, Draft, GroundingRequest, UserContext, config_from_dict
 from groundwire.pipeline import apply_redactions
 from groundwire.plugins import pii
 
@@ -31,7 +31,9 @@ def test_iban_mod97() -> None:
         ("Her SSN is 123-45-6789.", "123-45-6789", "us_ssn"),
         ("NINO: QQ 12 34 56 C is invalid but AB 12 34 56 C is fine.", "AB 12 34 56 C", "uk_nino"),
         ("Call +44 20 7946 0958 now.", "+44 20 7946 0958", "phone"),
-        ("Call (555) 123-4567.", "(555) 123-4567", "phone"),
+        ("Call (415) 555-2671.", "(415) 555-2671", "phone"),  # 555-0100..0199 are fictional, not valid
+        ("Ring +49 30 1234567 today.", "+49 30 1234567", "phone"),  # issue 15: was missed
+        ("Call 020 7946 0958 in London.", "020 7946 0958", "phone"),
         ("She lives at 221 Baker Street in London.", "221 Baker Street", "street_address"),
     ],
 )
@@ -46,6 +48,29 @@ def test_no_false_positives_on_invalid_numbers() -> None:
     labels = {lab for _, _, lab in pii.find_pii(text)}
     assert not labels & {"credit_card", "us_ssn", "iban"}
     assert pii.find_pii("In 2026 the budget grew by 3.5 percent over 12 months.") == []
+
+
+@pytest.mark.parametrize("text", [
+    "Reference 4000 5000 6000 is the order number.",  # issue 15: was redacted as a phone number
+    "Invoice 2024-0001 was paid on 2024-03-15 at 10:30.",
+    "Version 10.2.3.4 shipped; ids 123 456 789 and 1234 5678.",
+    "The years 2019 2020 2021 were good.",
+])
+def test_numbers_that_are_not_phone_numbers(text: str) -> None:
+    assert [lab for *_, lab in pii.find_pii(text)] == []
+
+
+def test_national_formats_follow_the_configured_regions() -> None:
+    text = "Ruf an: 030 1234567."
+    assert pii.find_pii(text) == []  # a German national number is not a US or UK one
+    assert [text[s:e] for s, e, _ in pii.find_pii(text, phone_regions=["DE"])] == ["030 1234567"]
+    draft = Draft("r", text)
+    de = config_from_dict({"plugins": {"settings": {"pii": {"phone_regions": ["de"]}}}})
+    v = pii.screen_output(request=_request("acme"), draft=draft, sources=[], config=de)
+    assert v is not None and v.reason == "personal data: 1 phone"
+    bad = config_from_dict({"plugins": {"settings": {"pii": {"phone_regions": ["XX"]}}}})
+    with pytest.raises(ConfigError, match="unknown regions"):
+        pii.screen_output(request=_request("acme"), draft=draft, sources=[], config=bad)
 
 
 def test_card_not_double_reported_as_phone() -> None:

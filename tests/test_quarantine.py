@@ -70,7 +70,7 @@ def _sources(g, draft) -> set[str]:
 
 
 def _notice_id(g) -> str:
-    (entry,) = g.quarantine.list("acme")
+    (entry,) = g.quarantine.entries("acme")
     return str(entry.chunk_id)
 
 
@@ -80,7 +80,7 @@ def test_quarantine_is_recorded_and_hits_count_across_requests(tmp_path):
     assert _doc_verdicts(first) == [("prompt_shield", Action.QUARANTINE)]
     assert first.withheld_sources == 1 and "bitcoin" not in first.text
     assert _sources(g, first) == {"payday.md"}
-    (entry,) = g.quarantine.list("acme")
+    (entry,) = g.quarantine.entries("acme")
     target = next(v.target for v in first.verdicts if v.stage == "documents")
     assert (entry.chunk_id, entry.doc_id, entry.connector, entry.plugin) == (
         target, "notice.md", "acme-docs", "prompt_shield")
@@ -128,7 +128,7 @@ def test_held_chunk_is_not_screened_again(tmp_path):
     second = g.ground(QUESTION, "alice", tenant="acme")
     assert second.withheld_sources == 1 and _doc_verdicts(second) == [("quarantine", Action.QUARANTINE)]
     assert [sorted(docs) for docs in once.calls] == [["notice.md", "payday.md"], ["payday.md"]]
-    assert g.quarantine.list("acme")[0].plugin == "once"
+    assert g.quarantine.entries("acme")[0].plugin == "once"
 
 
 def test_quarantined_chunk_stays_withheld_when_screening_is_off(tmp_path):
@@ -145,7 +145,7 @@ def test_quarantined_chunk_stays_withheld_when_screening_is_off(tmp_path):
     assert _sources(g, after) == {"payday.md"} and "bitcoin" not in after.text
     also_async = asyncio.run(g.aground(QUESTION, "alice", tenant="acme"))
     assert also_async.withheld_sources == 1 and _sources(g, also_async) == {"payday.md"}
-    assert g.quarantine.list("acme")[0].hits == 3
+    assert g.quarantine.entries("acme")[0].hits == 3
 
 
 def test_release_by_admin_makes_the_chunk_available_with_a_flag(tmp_path):
@@ -241,15 +241,15 @@ def test_tenants_cannot_list_or_release_each_others_entries(tmp_path):
     g.ground(QUESTION, "alice", tenant="acme")
     cid = _notice_id(g)
     other_admin = UserContext.of("sec", "globex", roles=["security-admin"])
-    assert g.quarantine.list("globex") == [] and g.quarantine.get("globex", cid) is None
+    assert g.quarantine.list(other_admin) == [] and g.quarantine.get("globex", cid) is None
     with pytest.raises(QuarantineNotFound, match=r"no quarantined chunk .* in tenant 'globex'"):
         g.quarantine.release(cid, other_admin)
-    with pytest.raises(QuarantineNotFound, match="no quarantined chunk 'nope' in tenant 'acme'"):
+    with pytest.raises(QuarantineNotFound, match="no quarantined chunk 'nope' that you may release in tenant 'acme'"):
         g.quarantine.release("nope", ADMIN)
     assert g.quarantine.get("acme", cid).status == "quarantined"
     assert g.ground("When is payday?", "bob", tenant="globex").withheld_sources == 0
     with pytest.raises(ValueError, match="unknown quarantine status"):
-        g.quarantine.list("acme", "deleted")
+        g.quarantine.list(ADMIN, "deleted")
 
 
 def test_encrypted_store_holds_ids_only_in_clear_and_rotates(tmp_path, monkeypatch):
@@ -290,13 +290,14 @@ def test_cli_list_and_release(tmp_path, capsys, monkeypatch):
     _write_toml(cfg, _config(tmp_path))
     register(app)
     runner = CliRunner()
+    list_cmd = ["quarantine", "list", "--by", "sec", "-r", "security-admin"]
 
-    res = runner.invoke(app, ["quarantine", "list", "--json", "--config", str(cfg)])
+    res = runner.invoke(app, [*list_cmd, "--json", "--config", str(cfg)])
     assert res.exit_code == 0, res.output
     (row,) = [json.loads(x) for x in res.output.splitlines()]
     assert (row["chunk_id"], row["status"], row["doc_id"], row["hits"]) == (cid, "quarantined", "notice.md", 1)
     assert "bitcoin" not in res.output
-    table = runner.invoke(app, ["quarantine", "list", "--config", str(cfg)])
+    table = runner.invoke(app, [*list_cmd, "--config", str(cfg)])
     assert table.exit_code == 0 and cid in table.output and "quarantined" in table.output
 
     # without the feature: exit 1, the error names the feature and what to do
@@ -309,10 +310,10 @@ def test_cli_list_and_release(tmp_path, capsys, monkeypatch):
     res = runner.invoke(app, ["quarantine", "release", cid, "--by", "sec", "--roles", "security-admin",
                               "--note", "checked", "--config", str(cfg)])
     assert res.exit_code == 0 and f"released {cid}" in res.output
-    res = runner.invoke(app, ["quarantine", "list", "--status", "released", "--json", "--config", str(cfg)])
+    res = runner.invoke(app, [*list_cmd, "--status", "released", "--json", "--config", str(cfg)])
     rows = [json.loads(x) for x in res.output.splitlines()]
     assert [(r["chunk_id"], r["released_by"], r["note"]) for r in rows] == [(cid, "sec", "checked")]
-    assert runner.invoke(app, ["quarantine", "list", "--status", "quarantined", "--config", str(cfg)]).exit_code == 0
-    bad = runner.invoke(app, ["quarantine", "list", "--status", "bogus", "--config", str(cfg)])
+    assert runner.invoke(app, [*list_cmd, "--status", "quarantined", "--config", str(cfg)]).exit_code == 0
+    bad = runner.invoke(app, [*list_cmd, "--status", "bogus", "--config", str(cfg)])
     assert bad.exit_code == 2 and "unknown quarantine status 'bogus'" in bad.output
     assert g.ground(QUESTION, "alice", tenant="acme").withheld_sources == 0

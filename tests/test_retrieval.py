@@ -128,7 +128,7 @@ def test_planner_falls_back_to_exact_when_ann_would_be_short(client):
     vectors = [[1.0] + [0.0] * (DIM - 1)] * 40 + [[-1.0] + [0.1 * j] + [0.0] * (DIM - 2) for j in range(4)]
     specs = [("kb", {"group:eng"}, set())] * 40 + [("kb", {"user:bob"}, set())] * 4
     fill(tindex, specs, np.asarray(vectors) + np.random.default_rng(2).normal(scale=0.01, size=(44, DIM)))
-    fast = FastRetriever(tindex, exact_max_rows=0, overfetch=1.0)
+    fast = FastRetriever(tindex, exact_max_rows=0, overfetch=1.0, ann_min_candidates=0)
     res = fast.search(vectors[0], {"user:bob"}, ["kb"], 2)  # over-fetches 22 ids: all group:eng
     assert res.plan == "ann+exact"
     assert len(res.hits) == 2 and {h.id for h in res.hits} <= {f"c{i}" for i in range(40, 44)}

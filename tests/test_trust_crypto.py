@@ -89,6 +89,7 @@ def test_env_provider_missing_variable_and_bad_base64(monkeypatch):
 def test_file_provider_and_config(tmp_path):
     keyfile = tmp_path / "keys.txt"
     keyfile.write_text(f"# keys\na:{new_key()}\nb:{new_key()}\n", encoding="utf-8")
+    keyfile.chmod(0o600)  # the provider refuses key files other users can read
     ring = FileKeyProvider(path=str(keyfile)).keyring()
     assert ring.current == "b" and set(ring.keys) == {"a", "b"}
     cfg = config_from_dict(
@@ -224,6 +225,7 @@ def test_cli_keys_generate_and_rotate(tmp_path, monkeypatch, capsys):
     k1 = new_key()
     keyfile = tmp_path / "keys.txt"
     keyfile.write_text(f"k1:{k1}\n")
+    keyfile.chmod(0o600)  # the provider refuses key files other users can read
     enc = {"enabled": True, "provider": "file", "options": {"path": str(keyfile)}}
     g = grounder(tmp_path, encryption=enc)
     g.sync()

@@ -19,6 +19,7 @@ CONTROLS = [
     "prompt shield",
     "draft, not answer",
     "audit",
+    "restricts access to encryption keys",
     "encryption at rest",
     "no data sharing",
 ]
@@ -83,7 +84,8 @@ def test_cli_trust_report(tmp_path, capsys, monkeypatch):
     assert main(["trust-report", "--json", "--config", str(cfg)]) == 1  # encryption off, no shield
     rows = json.loads(capsys.readouterr().out)
     assert [r["control"] for r in rows] == CONTROLS
-    assert {r["control"] for r in rows if not r["ok"]} == {"encryption at rest", "prompt shield"}
+    assert {r["control"] for r in rows if not r["ok"]} == {
+        "restricts access to encryption keys", "encryption at rest", "prompt shield"}
 
 
 def test_shield_check_sends_probes_and_fails_without_the_shield(tmp_path):

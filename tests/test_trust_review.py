@@ -32,10 +32,10 @@ def _hr_draft(g):
 
 def test_drafts_are_persisted_pending_review(g):
     draft = _hr_draft(g)
-    items = g.reviews.list("acme")
+    items = g.reviews.list(UserContext.of("rita", "acme", groups=["hr"]))
     assert [i.id for i in items] == [draft.id] and items[0].status == "pending_review"
     assert items[0].author == "hana" and items[0].text == ""  # list shows no text
-    assert g.reviews.list("globex") == []
+    assert g.reviews.list(UserContext.of("rita", "globex", groups=["hr"])) == []
 
 
 def test_approve_by_authorised_reviewer_is_audited(g):
@@ -72,7 +72,8 @@ def test_reviewer_who_cannot_read_a_cited_source_is_refused(g):
     ):
         with pytest.raises(AccessDenied, match="cannot read every source"):
             action()
-    assert g.reviews.list("acme")[0].status == "pending_review"
+    assert g.reviews.list(UserContext.of("rita", "acme", groups=["hr"]))[0].status == "pending_review"
+    assert g.reviews.list(outsider) == []
     denied = [e for e in export_audit(g, None, "acme") if e["kind"] == "review_denied"]
     assert len(denied) == 4 and {e["actor"] for e in denied} == {"sam"}
 
@@ -108,7 +109,7 @@ def test_review_cli(g, tmp_path, capsys, monkeypatch):
     draft = _hr_draft(g)
     cfg = tmp_path / "gw.toml"
     _write_toml(cfg, make_config(tmp_path))
-    assert main(["review", "list", "--json", "--config", str(cfg)]) == 0
+    assert main(["review", "list", "--reviewer", "rita", "-g", "hr", "--json", "--config", str(cfg)]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(r["id"], r["status"]) for r in rows] == [(draft.id, "pending_review")]
     assert main(["review", "approve", draft.id, "--reviewer", "sam", "--config", str(cfg)]) == 1

@@ -1,205 +1,156 @@
 """Knowledge base connector: a folder of Markdown, text, HTML and PDF files.
 
-ACLs (principals: ``everyone``, ``user:<id>``, ``group:<id>``, ``role:<id>``), most specific first:
+Files are walked and read only through :class:`groundwire.ConfinedRoot`: nothing outside ``path`` is ever read,
+symbolic links are skipped unless ``follow_symlinks = true`` (and then only links to files inside ``path``),
+FIFOs, sockets and devices are never opened, reads stop at ``max_file_mb``, and names that are not valid UTF-8
+are skipped. Every skip is a :class:`Skipped` change with its reason.
 
-1. a sidecar next to the file, ``<file name>.acl.toml``: ``allow = [...]``, optional ``deny = [...]``;
-2. the connector's ``acl`` table in the configuration: glob pattern (relative, ``*`` crosses folders)
-   -> list of principals or ``{allow = [...], deny = [...]}``; the longest matching pattern wins;
-3. the nearest ``.groundwire-acl.toml`` in the file's folder or a parent folder inside ``path``.
+ACLs (principals: ``everyone``, ``user:<id>``, ``group:<id>``, ``role:<id>``) come from ``<file>.acl.toml``
+sidecars, the ``acl`` globs of the configuration, ``.groundwire-acl.toml`` folder sidecars and
+``default_allow``; see :mod:`.acl` for the precedence (deny from any level applies). A file with no ACL, or
+governed by a sidecar that is invalid, is skipped with the reason (fail closed) and, if it was indexed
+before, deleted. One bad file or sidecar never stops the rest of the sync: later files' ACL changes and all
+deletions still propagate.
 
-A file with no ACL, or with an invalid one, is skipped with the reason: nobody could see it (fail
-closed). Incremental: a file whose mtime, size and ACL are unchanged is not read again; a removed file is
-deleted from the index; an ACL change updates the index without re-embedding.
+Incremental: a file whose mtime, size and ACL are unchanged is not read again; a removed file is deleted
+from the index; an ACL change updates the index without re-embedding.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import os
-import tomllib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from groundwire import (
-    AccessControl,
     Checkpoint,
+    ConfinedRoot,
     Connector,
     ConnectorError,
-    ConnectorSettings,
     Delete,
     Document,
+    FileSourceSettings,
     Skipped,
+    SourceEntry,
+    SourceRefused,
     Unchanged,
     Upsert,
     hookimpl,
 )
 from groundwire.extract import EXTRACTORS, ExtractionError, UnsupportedFormat, extract
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, StrictStr, field_validator
 
-FOLDER_ACL = ".groundwire-acl.toml"
-FILE_ACL_SUFFIX = ".acl.toml"
+from .acl import FILE_ACL_SUFFIX, FOLDER_ACL, AclError, AclResolver, AclSpec, check_glob_conflicts
 
-
-class AclSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    allow: list[str] = Field(default_factory=list)
-    deny: list[str] = Field(default_factory=list)
+__all__ = ["KnowledgeBaseConnector", "KnowledgeBaseSettings"]
 
 
-class KnowledgeBaseSettings(ConnectorSettings):
-    path: str
-    acl: dict[str, list[str] | AclSpec] = Field(default_factory=dict)
+class KnowledgeBaseSettings(FileSourceSettings):
+    acl: dict[str, list[StrictStr] | AclSpec] = Field(default_factory=dict)
+    default_allow: list[StrictStr] | None = None  # lowest precedence: below every sidecar and glob
     exclude: list[str] = Field(default_factory=list)
-    max_file_mb: float = Field(default=25.0, gt=0)
     uri_prefix: str | None = None
 
+    @field_validator("acl")
+    @classmethod
+    def _acl(cls, v: dict[str, list[str] | AclSpec]) -> dict[str, list[str] | AclSpec]:
+        for spec in v.values():
+            if isinstance(spec, list):
+                AclSpec(allow=spec)  # validates the principals
+        check_glob_conflicts(v)
+        return v
 
-class AclError(ValueError):
-    pass
-
-
-def _spec_to_acl(spec: list[str] | AclSpec | Mapping[str, Any], where: str) -> AccessControl:
-    try:
-        if isinstance(spec, list):
-            return AccessControl.of(spec)
-        if isinstance(spec, AclSpec):
-            return AccessControl.of(spec.allow, spec.deny)
-        extra = set(spec) - {"allow", "deny"}
-        if extra:
-            raise AclError(f"{where}: unknown key(s) {sorted(extra)}; use allow = [...] and deny = [...]")
-        return AccessControl.of(spec.get("allow", []), spec.get("deny", []))
-    except (ValueError, TypeError) as exc:
-        if isinstance(exc, AclError):
-            raise
-        raise AclError(f"{where}: {exc}") from exc
+    @field_validator("default_allow")
+    @classmethod
+    def _default(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            AclSpec(allow=v)
+        return v
 
 
 class KnowledgeBaseConnector(Connector):
     type = "knowledge_base"
     Settings = KnowledgeBaseSettings
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _include(self, rel: str, is_dir: bool) -> bool:
         s: KnowledgeBaseSettings = self.settings  # type: ignore[assignment]
-        root = Path(s.path).expanduser()
-        self.root = root if root.is_absolute() else (Path(self.context.config_dir) / root).resolve()
-        self._folder_acl: dict[Path, AccessControl | None | AclError] = {}
-        # longest pattern first: the most specific match wins
-        self._patterns = sorted(
-            ((p.rstrip("/") + "/*" if p.endswith("/") else p, spec) for p, spec in s.acl.items()),
-            key=lambda kv: len(kv[0]),
-            reverse=True,
-        )
-
-    # --- ACL resolution ------------------------------------------------------------------------------
-
-    def _read_acl_file(self, path: Path) -> AccessControl:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise AclError(f"{path.name}: unreadable ACL file: {exc}") from exc
-        return _spec_to_acl(data, path.name)
-
-    def _folder(self, folder: Path) -> AccessControl | None:
-        if folder not in self._folder_acl:
-            f = folder / FOLDER_ACL
-            if f.is_file():
-                try:
-                    self._folder_acl[folder] = self._read_acl_file(f)
-                except AclError as exc:
-                    self._folder_acl[folder] = exc
-            elif folder == self.root or self.root not in folder.parents:
-                self._folder_acl[folder] = None
-            else:
-                self._folder_acl[folder] = self._folder(folder.parent)  # type: ignore[assignment]
-        got = self._folder_acl[folder]
-        if isinstance(got, AclError):
-            raise got
-        return got
-
-    def acl_for(self, path: Path) -> AccessControl | None:
-        sidecar = path.with_name(path.name + FILE_ACL_SUFFIX)
-        if sidecar.is_file():
-            return self._read_acl_file(sidecar)
-        rel = path.relative_to(self.root).as_posix()
-        for pattern, spec in self._patterns:
-            if fnmatch.fnmatchcase(rel, pattern):
-                return _spec_to_acl(spec, f"acl[{pattern!r}]")
-        return self._folder(path.parent)
-
-    # --- enumeration ---------------------------------------------------------------------------------
-
-    def _files(self) -> Iterator[Path]:
-        s: KnowledgeBaseSettings = self.settings  # type: ignore[assignment]
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for fn in sorted(filenames):
-                if fn.startswith(".") or fn.endswith(FILE_ACL_SUFFIX):
-                    continue
-                p = Path(dirpath) / fn
-                rel = p.relative_to(self.root).as_posix()
-                if any(fnmatch.fnmatchcase(rel, pat) for pat in s.exclude):
-                    continue
-                yield p
+        name = rel.rsplit("/", 1)[-1]
+        if name.startswith("."):
+            return False
+        if is_dir:
+            return True
+        if name.endswith(FILE_ACL_SUFFIX):
+            return False
+        return not any(fnmatch.fnmatchcase(rel, pat) for pat in s.exclude)
 
     def changes(self, state: Mapping[str, Any]) -> Iterator[Any]:
         s: KnowledgeBaseSettings = self.settings  # type: ignore[assignment]
-        if not self.root.is_dir():
-            raise ConnectorError(self.name, f"folder {self.root} does not exist; fix 'path' in the configuration")
+        fs = self.confined_root()
+        acls = AclResolver(fs, s.acl, s.default_allow)
         seen: set[str] = set()
-        for path in self._files():
-            rel = path.relative_to(self.root).as_posix()
-            if path.suffix.casefold() not in EXTRACTORS:
-                yield Skipped(rel, f"unsupported file type {path.suffix or '(none)'!r}")
-                continue
-            try:
-                st = path.stat()
-            except OSError as exc:
-                yield Skipped(rel, f"cannot read: {exc}")
-                continue
-            seen.add(rel)
-            if st.st_size > s.max_file_mb * 1024 * 1024:
-                yield Skipped(rel, f"larger than max_file_mb={s.max_file_mb}")
-                seen.discard(rel)
-                continue
-            try:
-                acl = self.acl_for(path)
-            except AclError as exc:
-                yield Skipped(rel, f"invalid ACL, not indexed (fail closed): {exc}")
-                seen.discard(rel)
-                continue
-            if acl is None or not acl.allow:
-                yield Skipped(rel, f"no ACL: visible to nobody, so not indexed; add {rel}{FILE_ACL_SUFFIX}, "
-                                   f"an 'acl' pattern or a {FOLDER_ACL}")
-                seen.discard(rel)
-                continue
-            version = f"{st.st_mtime_ns}:{st.st_size}:{acl.fingerprint()}"
-            if self.context.indexed.get(rel) == version:
-                yield Unchanged(rel)
-                continue
-            try:
-                title, sections = extract(path.name, path.read_bytes())
-            except (UnsupportedFormat, ExtractionError, OSError) as exc:
-                yield Skipped(rel, str(exc))
-                seen.discard(rel)
-                continue
-            uri = (s.uri_prefix.rstrip("/") + "/" + rel) if s.uri_prefix else path.resolve().as_uri()
-            yield Upsert(
-                Document(
-                    id=rel,
-                    title=title,
-                    uri=uri,
-                    acl=acl,
-                    sections=tuple(sections),
-                    modified=datetime.fromtimestamp(st.st_mtime, UTC),
-                    version=version,
-                )
-            )
+        try:
+            for entry in fs.walk(self._include):
+                if not isinstance(entry, SourceEntry):
+                    yield Skipped(entry.item, entry.reason)
+                    continue
+                change = self._change(fs, acls, entry)
+                if isinstance(change, (Upsert, Unchanged)):
+                    seen.add(entry.rel)
+                yield change
+        except SourceRefused as exc:  # the root itself: keep the index as it is, report the cause
+            raise ConnectorError(self.name, f"{exc.reason}; nothing was changed") from None
         for gone in sorted(set(self.context.indexed) - seen):
             yield Delete(gone)
         yield Checkpoint({"last_sync": datetime.now(UTC).isoformat(), "files": len(seen)})
+
+    def _change(self, fs: ConfinedRoot, acls: AclResolver, entry: SourceEntry) -> Upsert | Unchanged | Skipped:
+        """One file's change; every failure is a :class:`Skipped` (the file is then deleted if indexed)."""
+        s: KnowledgeBaseSettings = self.settings  # type: ignore[assignment]
+        rel = entry.rel
+        suffix = Path(entry.name).suffix
+        if suffix.casefold() not in EXTRACTORS:
+            return Skipped(rel, f"unsupported file type {suffix or '(none)'!r}")
+        if entry.size > fs.max_bytes:
+            return Skipped(rel, f"larger than max_file_mb={s.max_file_mb}")
+        try:
+            # a followed link gets its target's ACL: a link can never widen who reads a file
+            acl = acls.acl_for(entry.target)
+        except AclError as exc:
+            return Skipped(rel, f"invalid ACL, not indexed (fail closed): {exc}")
+        if acl is None or not acl.allow:
+            return Skipped(rel, f"no ACL: visible to nobody, so not indexed; add {rel}{FILE_ACL_SUFFIX}, "
+                                f"an 'acl' pattern or a {FOLDER_ACL}")
+        version = f"{entry.mtime_ns}:{entry.size}:{acl.fingerprint()}"
+        if entry.target != rel:  # a followed link: re-pointing it is a change too
+            version += f":{entry.target}"
+        if self.context.indexed.get(rel) == version:
+            return Unchanged(rel)
+        try:
+            raw = fs.read(entry)
+        except SourceRefused as exc:
+            return Skipped(rel, exc.reason)
+        except OSError as exc:
+            return Skipped(rel, f"cannot read: {exc.strerror or exc}")
+        try:
+            title, sections = extract(entry.name, raw)
+        except (UnsupportedFormat, ExtractionError) as exc:
+            return Skipped(rel, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one undecodable file must not stop the sync
+            return Skipped(rel, f"extraction failed: {type(exc).__name__}: {exc}")
+        uri = (s.uri_prefix.rstrip("/") + "/" + rel) if s.uri_prefix else fs.uri(rel)
+        return Upsert(
+            Document(
+                id=rel,
+                title=title,
+                uri=uri,
+                acl=acl,
+                sections=tuple(sections),
+                modified=datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC),
+                version=version,
+            )
+        )
 
 
 @hookimpl

@@ -7,9 +7,11 @@ Invariants:
   (no second DNS lookup an attacker could answer differently). No proxies from the environment.
 - Redirects are never followed by the HTTP library: each hop goes through the caller's ``next_hop``
   check (allow-list, robots.txt, de-duplication) before it is requested.
-- Limits: a response larger than ``max_bytes`` (declared or streamed) or slower than ``timeout``
-  seconds in total is aborted; at most ``per_host`` requests run against one host at a time, spaced
-  by the host's interval (rate limit, robots.txt crawl-delay).
+- Limits: a response larger than ``max_bytes`` (declared or streamed) is aborted; ``timeout`` is one
+  total deadline per request, from connect through TLS, headers and body: every socket operation waits
+  at most the time left, so a server trickling one byte a second cannot stretch it (httpx's own
+  timeouts apply per operation). At most ``per_host`` requests run against one host at a time, spaced
+  by the host's interval (rate limit, robots.txt crawl-delay); waiting for a slot is not counted.
 """
 
 from __future__ import annotations
@@ -92,6 +94,44 @@ class AddressPolicy:
         return ok
 
 
+_deadline = threading.local()  # .at: time.monotonic() by which the current thread's request must end
+
+
+def _time_left(timeout: float | None, exc: type[Exception]) -> float | None:
+    """``timeout`` shortened to what is left of the current request's deadline; ``exc`` once it passed."""
+    at: float | None = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise exc("the request's total deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake waits at most the time left."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self.inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.inner.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        tls = self.inner.start_tls(ssl_context, server_hostname, _time_left(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.NetworkBackend):
     def __init__(self, policy: AddressPolicy) -> None:
         self.policy = policy
@@ -108,7 +148,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
         last: Exception | None = None
         for addr in self.policy.resolve(host, port):
             try:  # TLS still verifies against ``host``: httpcore passes the origin's name as SNI
-                return self.inner.connect_tcp(addr, port, timeout, local_address, socket_options)
+                left = _time_left(timeout, httpcore.ConnectTimeout)
+                return _DeadlineStream(self.inner.connect_tcp(addr, port, left, local_address, socket_options))
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last = exc
         assert last is not None
@@ -247,7 +288,8 @@ class Fetcher:
         self, url: str, headers: Mapping[str, str], accept: Callable[[Response], str | None], max_bytes: int
     ) -> Response:
         with self.gate(url).slot():
-            deadline = time.monotonic() + self.timeout
+            deadline = _deadline.at = time.monotonic() + self.timeout
+            head: Response | None = None
             try:
                 with self.client.stream("GET", url, headers=dict(headers)) as r:
                     head = Response(url, r.status_code, r.headers, b"")
@@ -271,9 +313,14 @@ class Fetcher:
             except BlockedAddress as exc:
                 raise Refused(str(exc)) from None
             except httpx.TimeoutException:
+                if head is not None:
+                    raise FetchError(f"slower than the limit of {self.timeout:g} s; download aborted",
+                                     transient=True) from None
                 raise FetchError(f"no answer within {self.timeout:g} s", transient=True) from None
             except httpx.HTTPError as exc:
                 raise FetchError(f"network error: {type(exc).__name__}: {exc}", transient=True) from None
+            finally:
+                _deadline.at = None
 
     def close(self) -> None:
         self.client.close()

@@ -7,6 +7,10 @@ Invariants:
   network failure makes the origin *unavailable* for this sync: nothing is requested and nothing already
   indexed from it is deleted (an outage must not empty the index). Other 4xx mean no rules (allow all).
 - Crawl-delay and request-rate slow the origin down (up to ``max_delay`` seconds per request).
+- Matching follows RFC 9309 (Google's robots.txt spec) through protego, Scrapy's parser: the group of
+  the most specific matching product token, ``*`` and ``$`` in paths, the longest matching rule decides
+  and ``allow`` wins a tie; ``/robots.txt`` itself is always allowed. (``urllib.robotparser``, used
+  before, takes the first matching rule and has no wildcards.)
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
-from urllib.robotparser import RobotFileParser
+
+from protego import Protego
 
 from .fetch import Fetcher, FetchError, Refused
 from .urls import normalize_url, origin_of
 
-__all__ = ["RobotsCache", "RobotsRules", "parse_sitemap", "same_origin_hop"]
+__all__ = ["RobotsCache", "RobotsRules", "parse_robots", "parse_sitemap", "same_origin_hop"]
 
 ROBOTS_MAX_BYTES = 512 * 1024
 SITEMAP_MAX_BYTES = 50 * 1024 * 1024  # the sitemap protocol's own limit (uncompressed)
@@ -40,9 +45,16 @@ def same_origin_hop(origin: str) -> Callable[[str, str], str]:
     return hop
 
 
+def parse_robots(body: bytes) -> Protego:
+    """Parse a robots.txt body (UTF-8, invalid bytes replaced, as RFC 9309 section 2.3 expects)."""
+    return Protego.parse(body.decode("utf-8", errors="replace"))
+
+
 @dataclass(slots=True)
 class RobotsRules:
-    parser: RobotFileParser
+    """The rules of one origin; ``parser`` is ``None`` when there are none (allow all)."""
+
+    parser: Protego | None
     unavailable: str = ""  # non-empty: the rules could not be read this sync (transient)
     denied: str = ""  # non-empty: why the whole origin is refused (fail closed)
     sitemaps: list[str] = field(default_factory=list)
@@ -71,7 +83,7 @@ class RobotsCache:
         rules = self.rules(url)
         if rules.denied:
             return rules.denied
-        if not rules.unavailable and not rules.parser.can_fetch(self.user_agent, url):
+        if not rules.unavailable and rules.parser is not None and not rules.parser.can_fetch(url, self.user_agent):
             return "disallowed by robots.txt"
         return None
 
@@ -86,7 +98,6 @@ class RobotsCache:
         return rules is not None and bool(rules.unavailable)
 
     def _load(self, origin: str) -> RobotsRules:
-        parser = RobotFileParser(origin + "/robots.txt")
         try:
             resp = self.fetcher.get(
                 origin + "/robots.txt", next_hop=same_origin_hop(origin), max_bytes=ROBOTS_MAX_BYTES
@@ -94,22 +105,21 @@ class RobotsCache:
         except FetchError as exc:
             what = f"robots.txt of {origin} could not be read: {exc.reason}"
             if exc.transient:
-                return RobotsRules(parser, unavailable=what)
-            return RobotsRules(parser, denied=what)
-        if 200 <= resp.status < 300:
-            parser.parse(resp.body.decode("utf-8", errors="replace").splitlines())
-        elif resp.status in (401, 403):
-            return RobotsRules(parser, denied=f"robots.txt of {origin} is forbidden (HTTP {resp.status})")
-        elif 400 <= resp.status < 500 and resp.status != 429:
-            parser.allow_all = True
-        else:
-            return RobotsRules(parser, unavailable=f"robots.txt of {origin} answered HTTP {resp.status}")
+                return RobotsRules(None, unavailable=what)
+            return RobotsRules(None, denied=what)
+        if resp.status in (401, 403):
+            return RobotsRules(None, denied=f"robots.txt of {origin} is forbidden (HTTP {resp.status})")
+        if 400 <= resp.status < 500 and resp.status != 429:
+            return RobotsRules(None)
+        if not 200 <= resp.status < 300:
+            return RobotsRules(None, unavailable=f"robots.txt of {origin} answered HTTP {resp.status}")
+        parser = parse_robots(resp.body)
         delay = parser.crawl_delay(self.user_agent)
         rate = parser.request_rate(self.user_agent)
         wanted = max(float(delay or 0), rate.seconds / rate.requests if rate and rate.requests else 0.0)
         if wanted:
             self.fetcher.slow_down(origin + "/", min(wanted, self.max_delay))
-        return RobotsRules(parser, sitemaps=list(parser.site_maps() or []))
+        return RobotsRules(parser, sitemaps=list(parser.sitemaps))
 
 
 def _local(tag: str) -> str:

@@ -59,6 +59,8 @@ class GraphSource:
 
 
 class TestSharePointContract(ConnectorContract):
+    reads_local_files = False  # Microsoft Graph: the hostile local-file cases do not apply
+
     @pytest.fixture
     def source(self, graph: GraphDouble, tmp_path: Path) -> Iterator[SourceController]:
         self.tmp = tmp_path

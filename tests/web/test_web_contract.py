@@ -57,6 +57,8 @@ class SiteController:
 
 
 class TestWebConnectorContract(ConnectorContract):
+    reads_local_files = False  # pages over HTTP: the hostile local-file cases do not apply
+
     @pytest.fixture
     def source(self, serve: Callable[..., StaticSite], tmp_path: Path) -> Iterator[SiteController]:
         self.tmp_path = tmp_path

@@ -1,0 +1,70 @@
+"""Sentence boundaries, shared by every plugin that reads text sentence by sentence.
+
+The splitter is pysbd (rule-based sentence boundary disambiguation, no model): it knows abbreviations
+("Dr.", "e.g.", "U.S."), decimals, ellipses and quotes, splits before capitals of any script (Ä, É,
+Cyrillic) and after CJK terminators (。！？) without a following space, and ends a sentence at a line
+break. On top of it, citation markers: ``[n]`` markers right after a sentence's end belong to that
+sentence, not to the next one (``"... 1 April. [1] The budget ..."``).
+
+Invariants: spans are in order, do not overlap, lie inside the text and cover every non-space character
+of it; ``split_sentences(t) == [t[a:b].strip() for a, b in sentence_spans(t)]``. Results are cached per
+text (chunks come back query after query), so the splitter costs once per distinct text.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["sentence_spans", "split_sentences"]
+
+_MARKERS = re.compile(r"\s*(?:\[\d+\]\s*)+")
+_local = threading.local()  # a pysbd Segmenter per thread: it keeps per-call state on itself
+
+
+def _segmenter() -> Any:
+    seg = getattr(_local, "segmenter", None)
+    if seg is None:
+        import pysbd
+
+        seg = _local.segmenter = pysbd.Segmenter(language="en", clean=False)
+    return seg
+
+
+@lru_cache(maxsize=8192)
+def _spans(text: str) -> tuple[tuple[int, int], ...]:
+    """pysbd gives the sentences; only where each one starts is taken from it, so a sentence runs up to
+    the next one's start and no character is ever lost, whatever pysbd does to the text."""
+    if not text.strip():
+        return ()
+    starts = [len(text) - len(text.lstrip())]
+    pos = starts[0]
+    for seg in _segmenter().segment(text):
+        body = seg.strip()
+        at = text.find(body, pos) if body else -1
+        if at < 0:
+            continue
+        pos = at + len(body)
+        m = _MARKERS.match(text, at)
+        if m and m.end() > at:  # leading [n] markers close the previous sentence
+            at = m.end()
+        if at > starts[-1] and at < len(text):
+            starts.append(at)
+    out: list[tuple[int, int]] = []
+    for start, nxt in zip(starts, [*starts[1:], len(text)], strict=True):
+        end = start + len(text[start:nxt].rstrip())
+        if end > start:
+            out.append((start, end))
+    return tuple(out)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` character spans of the sentences of ``text``, trailing ``[n]`` markers included."""
+    return list(_spans(text))
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text``, stripped, in order (see the module docstring for the rules)."""
+    return [text[a:b].strip() for a, b in _spans(text)]

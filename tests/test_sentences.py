@@ -1,0 +1,111 @@
+"""The shared sentence splitter (``groundwire.split_sentences`` / ``sentence_spans``, pysbd underneath):
+a multilingual table of the failures named in issue 15, the citation-marker rule, and the span invariants
+as a property. The extractive generator and groundedness both read sentences through it."""
+
+from __future__ import annotations
+
+import pytest
+from groundwire import sentence_spans, split_sentences
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+TABLE = [
+    # splits before capitals of any script
+    ("Es ist gut. Über alles reden wir morgen.", ["Es ist gut.", "Über alles reden wir morgen."]),
+    ("Il est venu. Élise est partie.", ["Il est venu.", "Élise est partie."]),
+    ("Fin. Ángel llegó tarde.", ["Fin.", "Ángel llegó tarde."]),
+    ("Привет. Как дела? Всё хорошо.", ["Привет.", "Как дела?", "Всё хорошо."]),
+    ("Γεια σου. Τι κάνεις;", ["Γεια σου.", "Τι κάνεις;"]),
+    # CJK terminators need no space after them
+    ("これはペンです。あれは本です！本当？はい。", ["これはペンです。", "あれは本です！", "本当？", "はい。"]),
+    ("它很好。我们走吧！", ["它很好。", "我们走吧！"]),
+    # abbreviations, decimals and initialisms do not end a sentence
+    ("Dr. Smith approved it. He signed.", ["Dr. Smith approved it.", "He signed."]),
+    ("Bring tools, e.g. a hammer. Then start.", ["Bring tools, e.g. a hammer.", "Then start."]),
+    ("Use a form, i.e. the blue one. Done.", ["Use a form, i.e. the blue one.", "Done."]),
+    ("The budget is 3.5 percent. It rises.", ["The budget is 3.5 percent.", "It rises."]),
+    ("The U.S. office closed. It reopened.", ["The U.S. office closed.", "It reopened."]),
+    ("Mr. Müller kam. Frau Dr. Meier ging.", ["Mr. Müller kam.", "Frau Dr. Meier ging."]),
+    # the basics
+    ("One here. Two there! Three? 4 is a number.", ["One here.", "Two there!", "Three?", "4 is a number."]),
+    ("Title line\nFirst sentence. Second.", ["Title line", "First sentence.", "Second."]),
+    # citation markers stay with the sentence they close, before or after its full stop
+    ("Pay is on the 25th. [1] Leave is 25 days. [2]", ["Pay is on the 25th. [1]", "Leave is 25 days. [2]"]),
+    ("Pay is on the 25th [1]. Leave is 25 days [2][3].", ["Pay is on the 25th [1].", "Leave is 25 days [2][3]."]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), TABLE, ids=[t[:24] for t, _ in TABLE])
+def test_multilingual_table(text: str, expected: list[str]) -> None:
+    assert split_sentences(text) == expected
+
+
+def test_spans_and_sentences_agree() -> None:
+    text = "  Pay is on the 25th. [1]  Leave is 25 days.\n"
+    spans = sentence_spans(text)
+    assert [text[a:b] for a, b in spans] == ["Pay is on the 25th. [1]", "Leave is 25 days."]
+    assert split_sentences("") == [] and sentence_spans("   ") == []
+
+
+alphabet = st.sampled_from(list("abc XYZ.!?\n[]1 。ÄЖe.g") + ["Dr. ", "[1] ", "3.5 "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(alphabet, max_size=60).map("".join))
+def test_spans_are_ordered_disjoint_and_cover_every_visible_character(text: str) -> None:
+    spans = sentence_spans(text)
+    assert all(0 <= a < b <= len(text) for a, b in spans)
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:], strict=False))
+    covered = {i for a, b in spans for i in range(a, b)}
+    assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
+    assert split_sentences(text) == [text[a:b].strip() for a, b in spans]
+    assert all(text[a:b] == text[a:b].strip() for a, b in spans)
+
+
+def _draft(text: str, chunk_id: str) -> tuple[object, object]:
+    from groundwire import Citation, Draft
+
+    cite = Citation(n=1, title="t", uri="u", snippet="", location="", doc_id=chunk_id, chunk_id=chunk_id,
+                    connector="kb")
+    return Draft("r", text, citations=[cite]), cite
+
+
+def test_groundedness_reads_abbreviations_and_other_scripts() -> None:
+    """The old splitter cut after "Dr." and "e.g." and ignored every word outside a-z, so an unsupported
+    Cyrillic sentence was never checked."""
+    from groundwire.plugins import groundedness
+
+    text = "Dr. Smith approves leave, e.g. for travel [1]. Every request needs a form [1]."
+    assert [text[a:b] for a, b in groundedness.sentence_spans(text)] == [
+        "Dr. Smith approves leave, e.g. for travel [1].", "Every request needs a form [1]."]
+    from .conftest import make_chunk
+
+    src = make_chunk("c1", "Зарплата выплачивается двадцать пятого числа каждого месяца.")
+    draft, _ = _draft("Зарплата выплачивается двадцать пятого числа [1]. Премия составляет миллион рублей [1].",
+                      "c1")
+    spans = groundedness.unsupported_spans(draft, [src])  # type: ignore[arg-type]
+    assert [(draft.text[a:b], why) for a, b, why in spans] == [  # type: ignore[attr-defined]
+        ("Премия составляет миллион рублей [1].", "unsupported")]
+
+
+def test_extractive_generator_picks_single_sentences_in_any_script() -> None:
+    """Before, "Über ..." or "Как ..." after a full stop did not start a sentence, so the generator quoted
+    the unrelated second half of the source along with the answer."""
+    from groundwire import GeneratorContext, GroundingRequest, UserContext
+    from groundwire.plugins.embedders import HashingEmbedder
+    from groundwire.plugins.extractive import ExtractiveGenerator
+
+    from .conftest import make_chunk
+
+    gen = ExtractiveGenerator(GeneratorContext(HashingEmbedder()), min_similarity=0.1)
+    user = UserContext.of("u", "acme")
+    cases = [
+        ("Wie viele Tage Urlaub gibt es?",
+         "Es gibt 30 Tage Urlaub pro Jahr. Über Gehälter entscheidet der Vorstand allein.",
+         "Es gibt 30 Tage Urlaub pro Jahr. [1]"),
+        ("Сколько дней отпуска?", "Отпуск составляет 28 дней отпуска. Зарплата выплачивается ежемесячно.",
+         "Отпуск составляет 28 дней отпуска. [1]"),
+    ]
+    for prompt, source, expected in cases:
+        got = gen.generate(GroundingRequest(user=user, prompt=prompt), [make_chunk("c1", source)]).text
+        assert got == expected
