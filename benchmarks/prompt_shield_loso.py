@@ -16,7 +16,9 @@ Printed:
 - **indirect**: attacks of each source planted mid-text in clean hosts (how-to articles, SciFact eval-split
   abstracts, BIPIA clean e-mails / tables / code), cut into chunks as ingestion cuts them; the chunk holding
   the instruction must be withheld. Clean hosts, chunked the same way: share of documents with a withheld
-  chunk, per host kind. Scored with the shipped indirect artefact and rules.
+  chunk, per host kind. Scored with the shipped indirect artefact and rules. The indirect artefact was trained
+  on BIPIA's instructions and contexts only: the planted attacks are from sources it never saw, the BIPIA
+  clean hosts are in-sample.
 - **evasion**: the shipped shield's caught rate on attacks before and after each transform of
   ``benchmarks.prompt_shield_evasion``.
 - **latency**: ``score_prompts`` one prompt at a time (p50 / p95, torch threads as given).
@@ -44,7 +46,12 @@ __all__ = ["cached_embed", "load_direct_sources", "main_loso"]
 
 CACHE = Path(__file__).parent / ".cache"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompt-shield"
-SHIPPED_SOURCES = {"jailbreakbench", "scifact-claim", "bipia-task", "xstest"}
+# the sources the shipped direct artefact was trained on (benchmarks.train_prompt_shield --direct-sources);
+# its own figures on them are in-sample (marked *), the LOSO columns are the generalisation estimate
+SHIPPED_SOURCES = {
+    "jailbreakbench", "scifact-claim", "bipia-task", "bipia-context", "pypi-readme", "xstest", "s-labs",
+    "yanismiraoui",
+}
 
 
 _STORE: dict[str, np.ndarray] | None = None
@@ -76,7 +83,19 @@ def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict
     for line in (shared / "direct.jsonl").read_text(encoding="utf-8").splitlines():
         if line.strip():
             r = json.loads(line)
-            out.setdefault(r["source"], []).append((r["text"], int(r["label"] == "attack")))
+            out.setdefault(r["source"].split(":")[0], []).append((r["text"], int(r["label"] == "attack")))
+    # hard benign negatives: long pasted documents (BIPIA train-split clean e-mails, tables and code, MIT); the
+    # other sources' benign prompts are all short, so a model learns "long = attack" without them
+    for line in (shared / "indirect.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            if r["label"] == "clean":
+                out.setdefault("bipia-context", []).append((r["document"], 0))
+    # and how-to prose: README passages of the installed distributions, the harvest's train split (its eval
+    # split and the hand-written articles stay for benchmarks.howto)
+    from benchmarks.howto import harvest_installed
+
+    out["pypi-readme"] = [(p.text, 0) for p in harvest_installed("train").passages]
     if seed_dir is not None:
         ext = seed_dir / "external"
         rows: list[tuple[str, int]] = []
@@ -265,8 +284,7 @@ def indirect_eval(sources: dict[str, list[tuple[str, int]]], per_source: int) ->
         for ts in target:
             caught += any(x.strong or x.score >= th for x in scores[i : i + len(ts)])
             i += len(ts)
-        star = "*" if s in SHIPPED_SOURCES else " "
-        print(f"  {s:16s} TPR {_fmt(caught, len(target))}{star}")
+        print(f"  {s:16s} TPR {_fmt(caught, len(target))}")
 
 
 def evasion_table(sources: dict[str, list[tuple[str, int]]], n: int) -> None:
@@ -288,23 +306,29 @@ def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
     texts = [t for rows in sources.values() for t, _ in rows]
     pick = [texts[i] for i in rng.choice(len(texts), min(n, len(texts)), replace=False)]
     ps.score_prompts(pick[:2])
-    times = []
+    times, single = [], []
     for t in pick:
         t0 = time.perf_counter()
         ps.score_prompts([t + " "])  # not the query memo of an earlier call
         times.append((time.perf_counter() - t0) * 1000)
+        if len(ps.prompt_items(t)) == 1:
+            single.append(times[-1])
     print(f"latency: prompt screening, one at a time, {len(pick)} prompts: "
-          f"p50={np.percentile(times, 50):.1f} ms p95={np.percentile(times, 95):.1f} ms")
+          f"p50={np.percentile(times, 50):.1f} ms p95={np.percentile(times, 95):.1f} ms; the {len(single)} "
+          f"scored as one window (<= {ps.normalize.WINDOW_WORDS} words, no payload): "
+          f"p50={np.percentile(single, 50):.1f} ms p95={np.percentile(single, 95):.1f} ms")
 
 
-def main_loso(seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int) -> None:
+def main_loso(
+    seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int, l2: float = 0.3
+) -> None:
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     sources = load_direct_sources(SHARED, Path(seed_dir) if seed_dir else None, limit)
     if "direct" in parts:
-        direct_loso(sources, fpr, 1.0)
+        direct_loso(sources, fpr, l2)
     if "indirect" in parts:
         indirect_eval(sources, 150)
     if "evasion" in parts:

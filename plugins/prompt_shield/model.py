@@ -4,8 +4,9 @@ Weights ship next to this module as ``prompt_shield_{direct,indirect}.npz`` (wri
 ``benchmarks/train_prompt_shield.py``) and are loaded offline, once per process.
 
 Invariants: the order of :func:`char_features` is part of the artefact format (``N_CHAR`` columns); the
-model never sees raw text, only :func:`~.normalize.for_model` output, while the invisible-character and
-homoglyph flags are taken from the raw text (hiding characters can only raise a score).
+model never sees raw text, only :func:`~.normalize.for_model` output (its invisible-character and homoglyph
+flags included), so no transform that normalisation undoes can change a score; the rules see hidden
+characters.
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ N_CHAR = 14
 def char_features(text: str, raw: str | None = None) -> np.ndarray:
     """Cheap features: length, symbol/digit/upper ratios, gibberish-token share, invisible characters, ...
 
-    ``text`` is what the model reads; ``raw`` (default ``text``) the text as received, for the invisible and
-    homoglyph flags. Independent of the embedding model; their order is part of the artefact format.
+    ``text`` is what the model reads; ``raw`` (the text as received) is accepted for callers but unused; the
+    invisible and homoglyph flags come from ``text``. Their order is part of the artefact format.
     """
-    raw = text if raw is None else raw
+    del raw  # the model reads only the normalised text (see the module invariants)
     n = max(len(text), 1)
     toks = _TOKEN_RE.findall(text) or [""]
     letters = sum(c.isalpha() for c in text) or 1
@@ -65,8 +66,10 @@ def char_features(text: str, raw: str | None = None) -> np.ndarray:
         odd / len(toks),
         tail_odd,
         brackets / n * 10,
-        float(INVISIBLE.search(raw) is not None),
-        float(homoglyph_words(raw) > 0),
+        # computed on the model's (normalised) text, so always 0 in practice: taken from the raw text they let
+        # zero-width characters *lower* the score of a model that saw them in benign training text
+        float(INVISIBLE.search(text) is not None),
+        float(homoglyph_words(text) > 0),
         float(b64 > 0),
         float(any(h.strong for h in hits)),
         float(len(hits)) / 3.0,

@@ -139,7 +139,7 @@ def for_model(text: str) -> str:
 
 
 WINDOW_WORDS = 120  # MiniLM reads 256 word pieces, about 180 English words
-WINDOW_STRIDE = 60
+WINDOW_STRIDE = 90
 MAX_WINDOWS = 64
 
 
@@ -155,4 +155,9 @@ def windows(text: str, size: int = WINDOW_WORDS, stride: int = WINDOW_STRIDE) ->
     starts = list(range(0, len(words) - size + 1, stride))
     if starts[-1] + size < len(words):
         starts.append(len(words) - size)
-    return [" ".join(words[s : s + size]) for s in starts]
+    out: list[str] = []
+    for s in starts:  # identical windows (repeated filler) are scored once
+        w = " ".join(words[s : s + size])
+        if w not in out:
+            out.append(w)
+    return out
