@@ -98,7 +98,7 @@ def test_revoked_access_blocks_later_approval(g, tmp_path):
 
 
 def test_blocked_or_sourceless_drafts(g):
-    d = g.ground("zzzz qqqq", "sam", tenant="acme", connectors=[])
+    d = g.ground("What is the capital of Mongolia?", "sam", tenant="acme", connectors=[])
     assert d.status is DraftStatus.PENDING_REVIEW
     # a draft without sources can be reviewed by anyone in the tenant
     assert g.reviews.reject(d.id, UserContext.of("x", "acme"), "no sources").status == "rejected"

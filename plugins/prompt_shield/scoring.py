@@ -81,10 +81,17 @@ def prompt_items(text: str) -> list[str]:
     return items[:96]
 
 
+# Prompts shorter than this (in words, after normalisation) are judged by the rules and decoded payloads only:
+# the classifier is not calibrated on one- to three-word inputs and blocked greetings such as "hello" and "ok"
+# (no labelled attack in ../shared/data/prompt-shield is that short; the rules cover the short hijacks).
+MIN_MODEL_WORDS = 4
+
+
 def score_prompts(
     texts: Sequence[str], use_model: bool = True, threshold: float | None = None, backend: str = "auto"
 ) -> list[Score]:
-    """Direct-injection scores for prompts (rules + classifier, max over :func:`prompt_items`)."""
+    """Direct-injection scores for prompts (rules + classifier, max over :func:`prompt_items`; prompts under
+    :data:`MIN_MODEL_WORDS` words are scored by the classifier only through their decoded payloads)."""
     model = load_model("direct") if use_model else None
     th = effective_threshold("direct", threshold, use_model)
     probs: list[float | None] = [None] * len(texts)
@@ -94,6 +101,10 @@ def score_prompts(
         owner: list[int] = []
         for i, t in enumerate(texts):
             its = prompt_items(t)
+            if len(for_model(t).split()) < MIN_MODEL_WORDS:
+                its = its[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
+                if not its:
+                    continue
             # MiniLM is uncased and whitespace-blind: the raw prompt embeds like its normalised form, and the
             # raw text hits the query memo retrieval fills (one embedding per request, not two)
             if len(its) == 1 and its[0].lower() == " ".join(t.split()).lower():
@@ -101,12 +112,13 @@ def score_prompts(
             items.extend(its)
             raws.extend([t] * len(its))
             owner.extend([i] * len(its))
-        chars = np.stack([char_features(for_model(s), raw) for s, raw in zip(items, raws, strict=True)])
-        p = model.predict(embed(items, backend), chars)
-        best = [0.0] * len(texts)
+        chars = np.stack([char_features(for_model(s), raw) for s, raw in zip(items, raws, strict=True)]) \
+            if items else None
+        p = model.predict(embed(items, backend), chars) if items else []
+        best: list[float | None] = [None] * len(texts)
         for o, v in zip(owner, p, strict=True):
-            best[o] = max(best[o], float(v))
-        probs = list(best)
+            best[o] = max(best[o] or 0.0, float(v))
+        probs = [b if b is not None else 0.0 for b in best]
     return [
         _combine(p, [(h.strong, h.reason) for h in cached_rule_hits(t)], th)
         for t, p in zip(texts, probs, strict=True)
