@@ -202,7 +202,7 @@ def storage_error(what: str, path: object, exc: BaseException, cls: type[Storage
     return cls(what, path, exc)
 
 
-class InputError(GroundwireError):
+class InputError(GroundwireError, ValueError):
     """A request argument is wrong (what the caller typed, not the configuration)."""
 
     exit_code = 2

@@ -29,6 +29,7 @@ __all__ = [
     "ShieldModel",
     "char_features",
     "effective_threshold",
+    "load_veto",
     "embed",
     "fit_logistic",
     "load_model",
@@ -122,6 +123,17 @@ class ShieldModel:
 def load_model(kind: str) -> ShieldModel:
     """The shipped artefact ``prompt_shield_<kind>.npz`` (``direct`` or ``indirect``)."""
     with np.load(ARTEFACT_DIR / f"prompt_shield_{kind}.npz") as z:
+        return ShieldModel(z["w"], float(z["b"]), z["mu"], z["sd"], float(z["threshold"]))
+
+
+@lru_cache(maxsize=1)
+def load_veto() -> ShieldModel | None:
+    """``prompt_shield_direct_veto.npz`` (the direct artefact shipped before the retraining on normalised text,
+    same feature layout), or ``None`` when absent: a direct classifier block needs it to agree."""
+    path = ARTEFACT_DIR / "prompt_shield_direct_veto.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
         return ShieldModel(z["w"], float(z["b"]), z["mu"], z["sd"], float(z["threshold"]))
 
 

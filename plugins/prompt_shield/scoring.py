@@ -20,7 +20,16 @@ import numpy as np
 from groundwire.models import Chunk
 
 from .decode import decoded_payloads, looks_english
-from .model import ARTEFACT_DIR, N_CHAR, ShieldModel, char_features, effective_threshold, embed, load_model
+from .model import (
+    ARTEFACT_DIR,
+    N_CHAR,
+    ShieldModel,
+    char_features,
+    effective_threshold,
+    embed,
+    load_model,
+    load_veto,
+)
 from .normalize import WINDOW_STRIDE, WINDOW_WORDS, clean_lines, for_model, windows
 from .rules import RULES, Rule, rule_hits
 from .segments import FENCE, N_CONTEXT, SEGMENT_CHARS, TABLE_ROW, doc_context, segments
@@ -114,7 +123,16 @@ def score_prompts(
             owner.extend([i] * len(its))
         chars = np.stack([char_features(for_model(s), raw) for s, raw in zip(items, raws, strict=True)]) \
             if items else None
-        p = model.predict(embed(items, backend), chars) if items else []
+        emb = embed(items, backend) if items else None
+        p = model.predict(emb, chars) if items else []
+        veto = load_veto()
+        if veto is not None and items:
+            # a classifier block needs the veto model (the previous artefact) to agree at its own threshold: the
+            # retrained model alone blocked 9 of 15 benign questions with accented words ("crème brûlée",
+            # "München"); the previous one alone, on normalised text, blocked every pasted multi-line how-to
+            # article (tests/test_prompt_shield_short.py). Scores the veto rejects are reported below the threshold.
+            pv = veto.predict(emb, chars)
+            p = np.where(pv >= veto.threshold, p, np.minimum(p, th * pv / veto.threshold))
         best: list[float | None] = [None] * len(texts)
         for o, v in zip(owner, p, strict=True):
             best[o] = max(best[o] or 0.0, float(v))
