@@ -531,16 +531,16 @@ class Ingester:
         t1 = time.perf_counter()
         # replace = upsert the new chunks (stable ids overwrite in place), then delete the old chunks the
         # new version no longer has: a concurrent reader sees each chunk old or new, never a gap
-        replaced = [doc.id for doc, _, replaces in per_doc if replaces]
-        if replaced:
-            tindex.delete_documents(name, replaced)
         for (doc, cs, replaces), vecs in zip(per_doc, vectors, strict=True):
-            if vecs is None:  # embedding failed for this document; already reported
+            if vecs is None:  # embedding failed for this document; already reported (and its old version gone)
                 continue
             if not cs:
                 report.skipped.append((printable_name(doc.id), "no extractable text"))
+                if replaces:
+                    tindex.delete_documents(name, [doc.id])
                 existing.pop(doc.id, None)
                 continue
+            old_ids = tindex.chunk_ids(name, [doc.id]) if replaces else set()
             try:
                 tindex.add_document_chunks(cs, vecs, doc.version, doc.content_hash())
             except _ITEM_ERRORS as exc:
@@ -548,6 +548,9 @@ class Ingester:
                 tindex.delete_documents(name, [doc.id])  # nothing half-written stays
                 self._drop(tindex, name, doc.id, existing, report, f"write failed: {type(exc).__name__}: {exc}")
                 continue
+            stale = sorted(old_ids - {c.id for c in cs})
+            if stale:
+                tindex.delete_ids(stale)
             report.chunks += len(cs)
             if replaces:
                 report.updated += 1
