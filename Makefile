@@ -10,7 +10,7 @@ DEMO_CONFIG := examples/groundwire.toml
 export ANONYMIZED_TELEMETRY := False
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test bench bench-quality lint typecheck clean venv
+.PHONY: browser demo test bench bench-quality lint typecheck clean venv
 
 venv: $(VENV)/.installed
 
@@ -32,7 +32,15 @@ demo: venv
 	@echo "== the trust controls, each with a live self-check (encryption at rest is on by default) =="
 	$(VENV)/bin/groundwire trust-report --config $(DEMO_CONFIG)
 
-test: venv
+# The reviewer page's browser tests drive Debian's headless Chromium (never a browser download); installed
+# here when missing and we are root with apt (CI), otherwise those tests skip with the reason.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "== installing Debian's chromium for the browser tests =="; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: venv browser
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 bench: venv
