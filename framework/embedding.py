@@ -88,7 +88,8 @@ class Embedder(ABC):
 
 
 class CachedEmbedder(Embedder):
-    """An LRU cache of query embeddings in front of another embedder (thread-safe)."""
+    """An LRU cache of query embeddings in front of another embedder (thread-safe); ``size = 0`` turns the cache
+    off but keeps the check of the first document batch and query vector (:func:`check_vectors`)."""
 
     name = "cached"
 
@@ -130,6 +131,8 @@ class CachedEmbedder(Embedder):
             check_vectors(self.inner, vec, None)
             self._checked_query = True
         vec.setflags(write=False)
+        if self.size <= 0:  # cache off: only the contract check
+            return vec
         with self._lock:
             self.misses += 1
             self._cache[text] = vec

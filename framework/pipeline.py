@@ -171,7 +171,8 @@ class Grounder:
                 f"see the options of the {cls.name!r} embedder in its documentation",
             ) from exc
         size = self.config.embedder.query_cache_size
-        return CachedEmbedder(inner, size) if size else inner
+        # always wrapped, also with the cache off (size 0): the wrapper checks the first batch and query vector
+        return CachedEmbedder(inner, size)
 
     @property
     def index(self) -> Index:

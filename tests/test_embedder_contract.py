@@ -86,3 +86,25 @@ def test_a_bad_query_vector_is_refused(tmp_path: Path) -> None:
         cached.embed_query("anything")
     g = tiny_grounder(tmp_path)
     assert "25 days" in g.ground("How many days of annual leave do employees get?", EVERYONE_USER).text
+
+
+def test_the_check_also_runs_with_the_query_cache_off(tmp_path: Path) -> None:
+    from groundwire import Grounder, config_from_dict
+    from groundwire.testing import write_corpus
+
+    broken = type("Broken", (_Broken,), {"fault": "dimension"})
+
+    class Plugin:
+        @hookimpl
+        def register_embedders(self, register: Any) -> None:
+            register(broken)
+
+    root = write_corpus(tmp_path / "corpus")
+    cfg = config_from_dict({
+        "data_dir": str(tmp_path / "data"), "default_tenant": "acme",
+        "embedder": {"name": "broken", "query_cache_size": 0},
+        "plugins": {"load_entrypoints": False},
+        "connectors": {"handbook": {"type": "knowledge_base", "tenant": "acme", "path": str(root)}},
+    }, base_dir=tmp_path)
+    (report,) = Grounder(cfg, extra_plugins=[Plugin()]).sync()
+    assert "embedder 'broken'" in (report.error or "") and report.chunks == 0
