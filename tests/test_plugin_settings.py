@@ -68,3 +68,15 @@ def test_cli_names_file_and_key(tmp_path: Path) -> None:
     assert p.returncode == 2
     line = one_line(p)
     assert "groundwire.toml" in line and "plugins.settings.groundedness.treshold" in line and "unknown key" in line
+
+
+@pytest.mark.parametrize(("bad", "key"), [
+    ({"treshold": 0.5}, "prompt_shield.treshold"),
+    ({"use_model": "false"}, "prompt_shield.use_model"),
+    ({"tenants": {"acme": {"threshold": "high"}}}, "prompt_shield.tenants.acme.threshold"),
+])
+def test_prompt_shield_settings_are_checked_at_start_up(tmp_path, bad, key) -> None:
+    cfg = config_from_dict({"data_dir": str(tmp_path / "d"), "embedder": {"name": "hashing"},
+                            "plugins": {"load_entrypoints": False, "settings": {"prompt_shield": bad}}})
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        Grounder(cfg)

@@ -57,6 +57,9 @@ from .segments import N_CONTEXT, SEGMENT_CHARS, TABLE_ROW, doc_context, segments
 
 _TABLE_ROW = TABLE_ROW  # the name benchmarks used before the split
 
+# checked at start-up with every plugin's settings models (a bad key or value fails before the first request)
+SETTINGS_MODELS = {PLUGIN: ShieldSettings}
+
 __all__ = [
     "ANNOTATION",
     "ARTEFACT_DIR",
@@ -64,6 +67,7 @@ __all__ = [
     "N_CONTEXT",
     "PLUGIN",
     "RULES",
+    "SETTINGS_MODELS",
     "SEGMENT_CHARS",
     "TABLE_ROW",
     "RawScore",
