@@ -204,7 +204,9 @@ def filter_chunks(
 
 
 @hookspec
-def annotate_chunks(chunks: Sequence[Chunk], config: GroundwireConfig) -> Mapping[str, Mapping[str, Any]] | None:
+def annotate_chunks(
+    chunks: Sequence[Chunk], config: GroundwireConfig, embedder: Embedder
+) -> Mapping[str, Mapping[str, Any]] | None:
     """Compute per-chunk values once, at index time, so that query-time hooks stay cheap.
 
     Called by ingestion for every batch of new or changed chunks, before they are stored. Returned values
@@ -217,6 +219,8 @@ def annotate_chunks(chunks: Sequence[Chunk], config: GroundwireConfig) -> Mappin
 
     :param chunks: new or changed chunks of one ingestion batch (any tenant and connector)
     :param config: the configuration in force
+    :param embedder: the configured embedder (e.g. to store vectors of parts of a chunk; record its
+        ``model_id`` with them)
     :return: chunk id -> {key: value}, or ``None``
 
     Example::

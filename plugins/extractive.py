@@ -6,6 +6,11 @@ prompt, plus a small bonus for shared words; the best ``max_sentences`` above th
 kept, at most ``per_source`` from one source, and each is followed by the ``[n]`` of its source. It never
 writes a word that is not in a source, so every sentence of its draft is grounded by construction.
 
+Sentence vectors are computed once, at ``groundwire sync`` (the ``annotate_chunks`` hook stores the chunk's
+sentences and their float16 vectors with the chunk, tagged with the embedder's ``model_id``), so a request
+embeds only the prompt; a chunk without a current annotation (indexed before, or by another embedder) has
+its sentences embedded when it is retrieved.
+
 The floor is calibrated per embedder and per prompt: a sentence must be more similar to the prompt than
 any of :data:`UNRELATED` (everyday sentences about nothing a knowledge base holds) is, plus ``margin``
 (0.05). Cosine scales differ between embedders (MiniLM's unrelated pairs score ~0.1, a hashing
@@ -15,13 +20,28 @@ the calibrated floor.
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from groundwire import Generation, Generator, GeneratorContext, GroundingRequest, hookimpl, split_sentences
+from groundwire import (
+    Embedder,
+    Generation,
+    Generator,
+    GeneratorContext,
+    GroundingRequest,
+    GroundwireConfig,
+    hookimpl,
+    split_sentences,
+)
 from groundwire.models import Chunk
+
+PLUGIN = "extractive"
+ANNOTATION = "extractive"
+_VERSION = 1
+_MIN_CHARS = 12
 
 _WORD_RE = re.compile(r"\w+")
 _STOP = frozenset(
@@ -88,20 +108,29 @@ class ExtractiveGenerator(Generator):
         return float(np.max(self._unrelated @ query_vector)) + self.margin
 
     def generate(self, request: GroundingRequest, sources: Sequence[Chunk]) -> Generation:
+        emb = self.context.embedder
         candidates: list[tuple[int, int, str]] = []  # (source index, position, sentence)
+        rows: list[np.ndarray | None] = []  # the stored vector of each candidate, None = embed now
         seen: set[str] = set()
         for si, chunk in enumerate(sources):
-            for pos, sent in enumerate(split_sentences(chunk.text)):
+            stored = stored_sentences(chunk, emb.model_id)
+            sents, vecs = stored if stored is not None else (candidate_sentences(chunk.text), None)
+            for pos, sent in enumerate(sents):
                 key = sent.casefold()
-                if len(sent) < 12 or key in seen:
+                if key in seen:
                     continue
                 seen.add(key)
                 candidates.append((si, pos, sent))
+                rows.append(vecs[pos] if vecs is not None else None)
         if not candidates:
             return Generation(text="", model=self.name)
-        emb = self.context.embedder
         q = emb.embed_query(request.prompt)
-        sv = emb.embed_documents([s for _, _, s in candidates])
+        todo = [i for i, r in enumerate(rows) if r is None]
+        if todo:
+            fresh = emb.embed_documents([candidates[i][2] for i in todo])
+            for i, v in zip(todo, fresh, strict=True):
+                rows[i] = v
+        sv = np.vstack([np.asarray(r, dtype=np.float32) for r in rows])
         sims = sv @ q
         floor = self.floor(q)
         qwords = _content_words(request.prompt)
@@ -127,6 +156,49 @@ class ExtractiveGenerator(Generator):
             body = sent.rstrip()
             parts.append(f"{body} [{si + 1}]")
         return Generation(text=" ".join(parts), model=self.name)
+
+
+def candidate_sentences(text: str) -> list[str]:
+    """The sentences of a chunk the generator may quote (shorter ones carry no answer)."""
+    return [s for s in split_sentences(text) if len(s) >= _MIN_CHARS]
+
+
+def stored_sentences(chunk: Chunk, model_id: str) -> tuple[list[str], np.ndarray] | None:
+    """The chunk's sentences and vectors computed at sync, or ``None`` when absent or made by another
+    embedder (or another version of this plugin, or malformed: then they are recomputed, never trusted)."""
+    note = (chunk.annotations or {}).get(ANNOTATION)
+    if not isinstance(note, Mapping) or note.get("v") != _VERSION or note.get("model") != model_id:
+        return None
+    sents, raw, dim = note.get("sentences"), note.get("vectors"), note.get("dim")
+    if not isinstance(sents, list) or not isinstance(raw, str) or not isinstance(dim, int) or dim <= 0:
+        return None
+    try:
+        vecs = np.frombuffer(base64.b64decode(raw, validate=True), dtype=np.float16).reshape(-1, dim)
+    except (ValueError, TypeError):
+        return None
+    if len(vecs) != len(sents) or not all(isinstance(x, str) for x in sents):
+        return None
+    return [str(x) for x in sents], vecs.astype(np.float32)
+
+
+@hookimpl
+def annotate_chunks(
+    chunks: Sequence[Chunk], config: GroundwireConfig, embedder: Embedder
+) -> Mapping[str, Mapping[str, Any]] | None:
+    """At sync: the sentences of each chunk and their vectors (float16), for the extractive generator."""
+    if config.generator.name != PLUGIN or not chunks:
+        return None
+    per = [candidate_sentences(c.text) for c in chunks]
+    flat = [s for ss in per for s in ss]
+    vecs = np.asarray(embedder.embed_documents(flat), dtype=np.float16) if flat else np.zeros((0, 1), np.float16)
+    out: dict[str, dict[str, Any]] = {}
+    start = 0
+    for c, ss in zip(chunks, per, strict=True):
+        part = vecs[start : start + len(ss)]
+        start += len(ss)
+        out[c.id] = {ANNOTATION: {"v": _VERSION, "model": embedder.model_id, "dim": int(embedder.dimension),
+                                  "sentences": ss, "vectors": base64.b64encode(part.tobytes()).decode()}}
+    return out
 
 
 @hookimpl
