@@ -190,12 +190,24 @@ def annotate_chunks(
         return None
     per = [candidate_sentences(c.text) for c in chunks]
     flat = [s for ss in per for s in ss]
-    vecs = np.asarray(embedder.embed_documents(flat), dtype=np.float16) if flat else np.zeros((0, 1), np.float16)
+    parts: list[np.ndarray | None]
+    try:
+        vecs = np.asarray(embedder.embed_documents(flat), dtype=np.float16) if flat else None
+        starts = np.cumsum([0, *(len(ss) for ss in per)])
+        parts = [vecs[a:b] if vecs is not None else np.zeros((0, 1), np.float16)
+                 for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    except Exception:  # noqa: BLE001 - one bad text must not fail the batch: chunk by chunk, skip failures
+        parts = []
+        for ss in per:
+            try:
+                parts.append(np.asarray(embedder.embed_documents(ss), dtype=np.float16) if ss
+                             else np.zeros((0, 1), np.float16))
+            except Exception:  # noqa: BLE001 - no annotation: the generator embeds its sentences when retrieved
+                parts.append(None)
     out: dict[str, dict[str, Any]] = {}
-    start = 0
-    for c, ss in zip(chunks, per, strict=True):
-        part = vecs[start : start + len(ss)]
-        start += len(ss)
+    for c, ss, part in zip(chunks, per, parts, strict=True):
+        if part is None:
+            continue
         out[c.id] = {ANNOTATION: {"v": _VERSION, "model": embedder.model_id, "dim": int(embedder.dimension),
                                   "sentences": ss, "vectors": base64.b64encode(part.tobytes()).decode()}}
     return out
