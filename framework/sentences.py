@@ -3,7 +3,10 @@
 The splitter is pysbd (rule-based sentence boundary disambiguation, no model): it knows abbreviations
 ("Dr.", "e.g.", "U.S."), decimals, ellipses and quotes, splits before capitals of any script (Ä, É,
 Cyrillic) and after CJK terminators (。！？) without a following space, and ends a sentence at a line
-break. On top of it, citation markers: ``[n]`` markers right after a sentence's end belong to that
+break that opens a new block (a blank line, a heading, a list item, a table row); a line break inside a
+hard-wrapped paragraph does not end one when the next line goes on in lower case or with a digit, or the
+line ends in a comma, semicolon or colon ("Dana's salary\nincrease for 2026 ..." is one sentence).
+On top of it, citation markers: ``[n]`` markers right after a sentence's end belong to that
 sentence, not to the next one (``"... 1 April. [1] The budget ..."``).
 
 Invariants: spans are in order, do not overlap, lie inside the text and cover every non-space character
@@ -21,6 +24,29 @@ from typing import Any
 __all__ = ["sentence_spans", "split_sentences"]
 
 _MARKERS = re.compile(r"\s*(?:\[\d+\]\s*)+")
+# a line break inside a paragraph (hard-wrapped prose): the next line goes on with the same sentence unless it
+# opens a block (heading, list item, table row, quote, fence) or the line before is a heading or a table row
+_SOFT_BREAK = re.compile(r"(?<=[^\n])\n(?=[ \t]*\S)(?![ \t]*(?:[#>|`~]|[-*+][ \t]|\d+[.)][ \t]))")
+_BLOCK_LINE = re.compile(r"[ \t]*(?:#|\|)")  # matched at a line's start (pattern.match(text, pos))
+_LIST_LINE = re.compile(r"[ \t]*(?:[-*+]|\d+[.)])[ \t]")
+
+
+def _unwrap(text: str) -> str:
+    """``text`` with soft line breaks turned into spaces (same length, so offsets still hold)."""
+    if "\n" not in text:
+        return text
+    out = list(text)
+    for m in _SOFT_BREAK.finditer(text):
+        i = m.start()
+        line_start = text.rfind("\n", 0, i) + 1
+        if _BLOCK_LINE.match(text, line_start):
+            continue
+        if _LIST_LINE.match(text, line_start) and not text[i + 1 : i + 2].isspace():
+            continue  # a list item goes on only on an indented line
+        nxt = text[i + 1 :].lstrip(" \t")[:1]
+        if nxt.islower() or nxt.isdigit() or text[:i].rstrip(" \t").endswith((",", ";", ":")):
+            out[i] = " "  # a continuation; a capital after an unpunctuated line may start a sentence
+    return "".join(out)
 _local = threading.local()  # a pysbd Segmenter per thread: it keeps per-call state on itself
 
 
@@ -41,9 +67,10 @@ def _spans(text: str) -> tuple[tuple[int, int], ...]:
         return ()
     starts = [len(text) - len(text.lstrip())]
     pos = starts[0]
-    for seg in _segmenter().segment(text):
+    flat = _unwrap(text)
+    for seg in _segmenter().segment(flat):
         body = seg.strip()
-        at = text.find(body, pos) if body else -1
+        at = flat.find(body, pos) if body else -1
         if at < 0:
             continue
         pos = at + len(body)

@@ -153,7 +153,7 @@ class ExtractiveGenerator(Generator):
         parts = []
         for i in picked:
             si, _, sent = candidates[i]
-            body = sent.rstrip()
+            body = " ".join(sent.split())  # a hard-wrapped sentence on one line
             parts.append(f"{body} [{si + 1}]")
         return Generation(text=" ".join(parts), model=self.name)
 

@@ -109,3 +109,13 @@ def test_extractive_generator_picks_single_sentences_in_any_script() -> None:
     for prompt, source, expected in cases:
         got = gen.generate(GroundingRequest(user=user, prompt=prompt), [make_chunk("c1", source)]).text
         assert got == expected
+
+
+def test_hard_wrapped_prose_is_one_sentence_but_blocks_are_not() -> None:
+    # the demo corpus wraps lines inside sentences; pysbd alone ended a sentence at every line break
+    assert split_sentences("Dana's salary\nincrease for 2026 is 4 percent, effective in April.") == [
+        "Dana's salary\nincrease for 2026 is 4 percent, effective in April."]
+    assert split_sentences("Meals are reimbursed up to\n60 euros per day. Next.") == [
+        "Meals are reimbursed up to\n60 euros per day.", "Next."]
+    assert split_sentences("# Title\nBody text.\n- one\n- two\n| a | b |\nafter the table") == [
+        "# Title", "Body text.", "- one", "- two", "| a | b |", "after the table"]
