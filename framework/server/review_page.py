@@ -234,14 +234,9 @@ def mount_review(app: FastAPI, st: ServerState) -> None:
         except (GroundwireError, ValueError) as exc:
             return page.error(request, problem_for(exc))
 
-    def signed_in(request: Request) -> dict[str, Any]:
-        session = page.session(request)
-        if session is None:
-            raise _Redirect()
-        return session
-
-    class _Redirect(Exception):
-        pass
+    def to_login(request: Request) -> Response:
+        request.state.refused = "no_session"
+        return RedirectResponse("/review/login", status_code=303)
 
     @app.get("/review/static/review.css", include_in_schema=False)
     async def css() -> Response:
@@ -259,11 +254,9 @@ def mount_review(app: FastAPI, st: ServerState) -> None:
     @app.get("/review", include_in_schema=False)
     async def index(request: Request) -> Response:
         async def go() -> Response:
-            try:
-                session = signed_in(request)
-            except _Redirect:
-                request.state.refused = "no_session"
-                return RedirectResponse("/review/login", status_code=303)
+            session = page.session(request)
+            if session is None:
+                return to_login(request)
             items = await st.call(page._listed, session["identity"])
             return page.render("list.html", items=items, session=request.state.session)
 
@@ -272,11 +265,9 @@ def mount_review(app: FastAPI, st: ServerState) -> None:
     @app.get("/review/{draft_id}", include_in_schema=False)
     async def show(request: Request, draft_id: str) -> Response:
         async def go() -> Response:
-            try:
-                session = signed_in(request)
-            except _Redirect:
-                request.state.refused = "no_session"
-                return RedirectResponse("/review/login", status_code=303)
+            session = page.session(request)
+            if session is None:
+                return to_login(request)
             item = await st.call(page._show, session["identity"], draft_id)
             return page.render("show.html", item=item, draft=item.draft, session=request.state.session,
                                open=item.status in ("pending_review", "edited"),
