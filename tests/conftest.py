@@ -75,6 +75,17 @@ def make_grounder(tmp_path: Path) -> Iterator[Callable[..., Grounder]]:
     yield _make
 
 
+def pay_and_office_corpus(tmp_path: Path) -> Path:
+    """Two files: pay.md readable by group:hr, open.md by everyone (the revocation tests change pay.md's ACL)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "pay.md").write_text("# Pay\n\nSalary is paid on the 25th of each month.\n")
+    (corpus / "pay.md.acl.toml").write_text('allow = ["group:hr"]\n')
+    (corpus / "open.md").write_text("# Office\n\nThe office opens at 8 and closes at 18.\n")
+    (corpus / "open.md.acl.toml").write_text('allow = ["everyone"]\n')
+    return corpus
+
+
 def kb(path: Path, tenant: str = "acme", **extra: Any) -> dict[str, Any]:
     return {"type": "knowledge_base", "tenant": tenant, "path": str(path), **extra}
 

@@ -15,7 +15,7 @@ from groundwire.retrieval import FastRetriever
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import kb
+from .conftest import kb, pay_and_office_corpus
 
 PRINCIPALS = ["everyone", "user:ann", "user:bob", "group:hr", "group:eng", "role:admin"]
 CONNECTORS = ["kb", "wiki"]
@@ -194,12 +194,7 @@ def test_hybrid_bm25_only_scores_permitted_rows(client):
 
 
 def test_grounder_sync_revocation_in_auto_mode(tmp_path, make_grounder):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "pay.md").write_text("# Pay\n\nSalary is paid on the 25th of each month.\n")
-    (corpus / "pay.md.acl.toml").write_text('allow = ["group:hr"]\n')
-    (corpus / "open.md").write_text("# Office\n\nThe office opens at 8 and closes at 18.\n")
-    (corpus / "open.md.acl.toml").write_text('allow = ["everyone"]\n')
+    corpus = pay_and_office_corpus(tmp_path)
     g = make_grounder({"kb": kb(corpus)}, retrieval={"mode": "auto", "refresh_seconds": 3600, "min_score": -1.0})
     g.sync()
     request = g._request("When is salary paid?", g.make_user("hana", groups=["hr"]), "ask", 5, None)

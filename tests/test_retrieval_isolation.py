@@ -223,14 +223,9 @@ def test_reader_survives_concurrent_writes_from_another_process(tmp_path):
 
 
 def test_grounder_sees_a_cli_sync_revocation_from_another_process(tmp_path, make_grounder):
-    from .conftest import kb
+    from .conftest import kb, pay_and_office_corpus
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "pay.md").write_text("# Pay\n\nSalary is paid on the 25th of each month.\n")
-    (corpus / "pay.md.acl.toml").write_text('allow = ["group:hr"]\n')
-    (corpus / "open.md").write_text("# Office\n\nThe office opens at 8 and closes at 18.\n")
-    (corpus / "open.md.acl.toml").write_text('allow = ["everyone"]\n')
+    corpus = pay_and_office_corpus(tmp_path)
     g = make_grounder({"kb": kb(corpus)}, retrieval={"mode": "auto", "refresh_seconds": 3600, "min_score": -1.0})
     g.sync()
     request = g._request("When is salary paid?", g.make_user("hana", groups=["hr"]), "ask", 5, None)
