@@ -110,7 +110,7 @@ def score_prompts(
         owner: list[int] = []
         for i, t in enumerate(texts):
             its = prompt_items(t)
-            if len(for_model(t).split()) < MIN_MODEL_WORDS:
+            if len(its[0].split()) < MIN_MODEL_WORDS:  # its[0]: the first window, the whole text when short
                 its = its[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
                 if not its:
                     continue
