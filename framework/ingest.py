@@ -529,8 +529,11 @@ class Ingester:
         t0 = time.perf_counter()
         vectors = self._embed(per_doc, tindex, name, existing, report)
         t1 = time.perf_counter()
-        # replace = upsert the new chunks (stable ids overwrite in place), then delete the old chunks the
-        # new version no longer has: a concurrent reader sees each chunk old or new, never a gap
+        # replace = upsert the new chunks, then delete the old chunks the new versions no longer have (one query
+        # and one delete per batch): a concurrent reader sees each document old or new, never a gap
+        replaced = [doc.id for doc, _, replaces in per_doc if replaces]
+        old_ids = tindex.chunk_ids(name, replaced) if replaced else set()
+        written: set[str] = set()
         for (doc, cs, replaces), vecs in zip(per_doc, vectors, strict=True):
             if vecs is None:  # embedding failed for this document; already reported (and its old version gone)
                 continue
@@ -540,7 +543,6 @@ class Ingester:
                     tindex.delete_documents(name, [doc.id])
                 existing.pop(doc.id, None)
                 continue
-            old_ids = tindex.chunk_ids(name, [doc.id]) if replaces else set()
             try:
                 tindex.add_document_chunks(cs, vecs, doc.version, doc.content_hash())
             except _ITEM_ERRORS as exc:
@@ -548,15 +550,16 @@ class Ingester:
                 tindex.delete_documents(name, [doc.id])  # nothing half-written stays
                 self._drop(tindex, name, doc.id, existing, report, f"write failed: {type(exc).__name__}: {exc}")
                 continue
-            stale = sorted(old_ids - {c.id for c in cs})
-            if stale:
-                tindex.delete_ids(stale)
+            written.update(c.id for c in cs)
             report.chunks += len(cs)
             if replaces:
                 report.updated += 1
             else:
                 report.added += 1
             existing[doc.id] = DocState(doc.version, doc.content_hash(), doc.acl.fingerprint(), len(cs))
+        stale = sorted(old_ids - written)
+        if stale:
+            tindex.delete_ids(stale)
         report.embed_seconds += t1 - t0
         report.write_seconds += time.perf_counter() - t1
 
