@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 from groundwire.audit import AuditLog
@@ -35,6 +36,9 @@ def append_many(path: str, keys: list[str], current: str, worker: str, n: int, t
 def rotate_many(path: str, keys: list[str], current: str, rounds: int) -> int:
     """Re-encrypt the whole log ``rounds`` times (what ``groundwire keys rotate`` does to each log)."""
     c = codec(keys, current)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (os.path.exists(path) and os.path.getsize(path) > 0):
+        time.sleep(0.005)  # start once the appenders have written (a spawned rotator can start first)
     done = 0
     for _ in range(rounds):
         done += AuditLog(Path(path), c).reencrypt(c)
