@@ -7,7 +7,9 @@ Invariants:
   the deny list and the configured connectors. There is no unfiltered query method.
 - Sensitive text (chunk text, title, URI, location) is stored only in the ``documents`` payload, passed
   through a :class:`Codec` (the identity by default, AES-GCM with the ``crypto`` extra; see issue 7).
-  Metadata holds ids, ACL tokens, connector name, position, versions and hashes only.
+  Metadata holds ids, ACL tokens, connector name, position, versions and hashes only; with a tenant data
+  key (:mod:`groundwire.datakeys`) the content hash is keyed (:meth:`TenantIndex.keyed_hash`, HMAC), so it
+  cannot confirm a guessed document.
 - Chroma telemetry is off.
 - Cross-process freshness: every write (upsert, delete, ACL-only update, dropping a tenant) replaces
   ``<state dir>/gw-<tenant>.generation`` atomically (temp file + rename) *after* the write, with a
@@ -43,6 +45,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from .datakeys import tenant_codec
 from .embedding import Vectors
 from .errors import IndexError_
 from .freshness import GenerationFile, embedded_for, persist_dir, reopen_embedded
@@ -249,7 +252,8 @@ class Index:
             if found is not None and found.collection.name == col.name:
                 return found
             self._check(tenant, col)
-            self._tenants[tenant] = TenantIndex(tenant, col, self.codec, self.generation_file(tenant), self)
+            self._tenants[tenant] = TenantIndex(
+                tenant, col, tenant_codec(self.codec, tenant), self.generation_file(tenant), self)
             return self._tenants[tenant]
 
     def live_model(self, tenant: str) -> str | None:
@@ -270,7 +274,7 @@ class Index:
             col = self.client.create_collection(
                 f"gw-{tenant}.r{time.time_ns()}", metadata=self._metadata(tenant), embedding_function=None
             )
-            return TenantIndex(tenant, col, self.codec)
+            return TenantIndex(tenant, col, tenant_codec(self.codec, tenant))
 
     def commit_rebuild(self, staged: TenantIndex) -> None:
         """Make ``staged`` the live collection (one metadata update of the anchor, then a generation bump
@@ -282,7 +286,8 @@ class Index:
             meta = {k: v for k, v in (anchor.metadata or {}).items() if k != "hnsw:space"}
             meta.update(gw_live=staged.collection.name, gw_model=self.model_id, gw_codec=self.codec.name)
             anchor.modify(metadata=meta)
-            live = TenantIndex(tenant, staged.collection, self.codec, self.generation_file(tenant), self)
+            live = TenantIndex(
+                tenant, staged.collection, tenant_codec(self.codec, tenant), self.generation_file(tenant), self)
             self._tenants[tenant] = live
             self._checked[tenant] = time.monotonic()
             live._wrote()
@@ -489,7 +494,7 @@ class TenantIndex:
                     "connector": c.connector,
                     "position": c.position,
                     "version": version,
-                    "content_hash": content_hash,
+                    "content_hash": self.keyed_hash(content_hash),
                     "acl_fp": c.acl.fingerprint(),
                     **_acl_meta(c.acl),
                 }
@@ -497,6 +502,12 @@ class TenantIndex:
         emb = np.asarray(vectors, dtype=np.float32)
         # the generation moves after the write: a cache loaded during it sees the old value and reloads
         self._write(lambda: self.collection.upsert(ids=ids, embeddings=emb, documents=docs, metadatas=metas))
+
+    def keyed_hash(self, content_hash: str) -> str:
+        """``content_hash`` as stored in metadata: HMAC under the tenant's metadata key when the codec has one
+        (``h1:<hex>``; an older unkeyed hash then compares unequal once and the document is re-indexed)."""
+        mac = getattr(self.codec, "mac", None)
+        return str(mac(content_hash)) if callable(mac) else content_hash
 
     def chunk_ids(self, connector: str, doc_ids: Iterable[str]) -> set[str]:
         """The ids of every stored chunk of these documents."""
