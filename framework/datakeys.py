@@ -160,9 +160,9 @@ class DataKeys:
                 if key.id == dek_id:
                     return key
         for tenant in self.tenants():
-            key = self.get(tenant)
-            if key is not None and key.id == dek_id:
-                return key
+            found = self.get(tenant)
+            if found is not None and found.id == dek_id:
+                return found
         return None
 
     def tenants(self) -> list[str]:
@@ -334,6 +334,14 @@ class MasterCodec(AesGcmCodec):
             if found is None:
                 found = self._tenants[tenant] = TenantCodec(self.data_keys, tenant)
             return found
+
+    def destroy_tenant(self, tenant: str) -> str | None:
+        """Crypto-shred ``tenant`` (:meth:`DataKeys.destroy`); its codec makes a new key if it writes again."""
+        with self._tlock:
+            old = self._tenants.pop(tenant, None)
+        if old is not None:
+            old._key = None
+        return self.data_keys.destroy(tenant)
 
     def decode(self, stored: str, chunk_id: str) -> str:
         prefix, kid, body = _split(stored)

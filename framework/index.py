@@ -307,7 +307,11 @@ class Index:
             log.warning("could not delete the staged collection %s", staged.collection.name)
 
     def drop_tenant(self, tenant: str) -> None:
-        """Delete every collection of ``tenant`` (tests and tools; ``sync --rebuild`` never calls it)."""
+        """Delete every collection of ``tenant`` (tenant purge, tests; ``sync --rebuild`` never calls it).
+
+        The records are deleted first, through the API: Chroma's ``delete_collection`` leaves list-valued
+        metadata (the ACL lists) behind in ``embedding_metadata_array`` (chroma-core/chroma#7594), where
+        records written later with a reused row id would inherit them."""
         validate_tenant(tenant)
         with self._open_lock:
             self._tenants.pop(tenant, None)
@@ -316,6 +320,9 @@ class Index:
                 name = col if isinstance(col, str) else col.name
                 if name == f"gw-{tenant}" or name.startswith(f"gw-{tenant}.r"):
                     with contextlib.suppress(Exception):  # already gone
+                        c = self.client.get_collection(name, embedding_function=None)
+                        while ids := c.get(include=[], limit=500)["ids"]:
+                            c.delete(ids=ids)
                         self.client.delete_collection(name)
         gen = self.generation_file(tenant)
         if gen is not None:

@@ -1,11 +1,12 @@
 """Refuse a keyring that cannot read the data already stored, before anything is written with it.
 
-Writing with a keyring that lacks the key of the existing data would leave a store (or an audit log) that
-no single configuration can read, and an audit chain that the right key later reports as TAMPERED. So the
-codec is checked once per process and data directory against a sample of every store: the first and last
-record of each audit log, every tenant's wrapped data key (:mod:`groundwire.datakeys`), the newest draft, the newest quarantine entry and (:func:`check_index`) one chunk
-of each tenant's collection. Encrypted data with encryption disabled is refused too. Data stored in clear
-while encryption is now enabled is not refused here (reading it names ``sync --rebuild``).
+Writing with a keyring that lacks the key of the existing data would leave a store (or an audit log) that no
+single configuration can read, and an audit chain that the right key later reports as TAMPERED. So the codec
+is checked once per process and data directory against a sample of every store: the first and last record of
+each audit log, every tenant's wrapped data key (:mod:`groundwire.datakeys`), the newest draft, the newest
+quarantine entry and (:func:`check_index`) one chunk of each tenant's collection. Encrypted data with
+encryption disabled is refused too. Data stored in clear while encryption is now enabled is not refused here
+(reading it names ``sync --rebuild``).
 
 The error names the key ids found in the data and the ids the keyring provides; never key material.
 """

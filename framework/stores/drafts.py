@@ -2,8 +2,8 @@
 
 In clear: id, tenant, request id, author, status, times. The rest (``body``: prompt, draft, sources, history,
 whatever the review workflow keeps) is one JSON payload passed through the at-rest codec of the draft's tenant
-(its data key, :mod:`groundwire.datakeys`) with associated data ``review:<draft id>``. The store neither interprets the body nor knows the rules of reviewing
-(:mod:`groundwire.review` does).
+(its data key, :mod:`groundwire.datakeys`) with associated data ``review:<draft id>``. The store neither
+interprets the body nor knows the rules of reviewing (:mod:`groundwire.review` does).
 """
 
 from __future__ import annotations

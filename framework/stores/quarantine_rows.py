@@ -2,8 +2,9 @@
 
 In clear: the columns of :data:`CLEAR` (tenant, chunk id, connector, plugin, score, times, hits, status,
 who released it). ``body`` (document id, reason, text hash, note) is one JSON payload passed through the
-at-rest codec of the row's tenant (its data key, :mod:`groundwire.datakeys`) with associated data ``quarantine:<tenant>:<chunk id>``. The rules (what is withheld, what a
-release means) live in :mod:`groundwire.quarantine`; this module only stores rows.
+at-rest codec of the row's tenant (its data key, :mod:`groundwire.datakeys`) with associated data
+``quarantine:<tenant>:<chunk id>``. The rules (what is withheld, what a release means) live in
+:mod:`groundwire.quarantine`; this module only stores rows.
 """
 
 from __future__ import annotations
