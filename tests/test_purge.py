@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from groundwire import Grounder, config_from_dict
 from groundwire.cli import main
@@ -18,6 +19,7 @@ from groundwire.models import UserContext
 from groundwire.purge import UnknownTenant, purge_tenant, self_check
 from groundwire.trust import export_audit, verify_audit
 
+from .conftest import make_chunk
 from .test_trust_audit import _write_toml
 from .trust_helpers import new_key
 
@@ -169,3 +171,20 @@ def test_self_check_passes_and_fails_when_purge_leaves_a_trace(two_tenants, monk
     monkeypatch.setattr(purge, "_scrub_chroma", lambda chroma_dir: None)  # Chroma's freed pages stay
     ok, detail = self_check(g)
     assert not ok and "still holds" in detail
+
+
+def test_purge_removes_the_vector_segment_folders_chroma_leaves_behind(two_tenants):
+    root, _, g = two_tenants
+    data = root / "data"
+    tindex = g.index.tenant("acme")
+    n = 1200  # past Chroma's HNSW sync threshold (1000), so the vectors and ids are persisted in a segment folder
+    chunks = [make_chunk(f"zqbulk{i:05d}", f"bulk text {i}", allow=(f"user:{ACME_USER}",)) for i in range(n)]
+    vectors = np.random.default_rng(0).random((n, g.embedder.dimension), dtype=np.float32)
+    tindex.add_document_chunks(chunks, vectors, "v1", "h")
+    segment_hits = {path for path, _ in _grep(data / "chroma", ["zqbulk00001"]) if path != "chroma.sqlite3"}
+    assert segment_hits, "expected the chunk ids in an HNSW segment folder"
+
+    record = purge_tenant(g, "acme", "admin")
+
+    assert _grep(data, ["zqbulk0", ACME_USER]) == []
+    assert record.destroyed["index_segment_files"] > 0
