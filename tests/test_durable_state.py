@@ -150,12 +150,15 @@ def test_index_only_data_with_the_wrong_key_is_refused_by_sync(tmp_path, monkeyp
     g = grounder(tmp_path, encryption=ENC)
     g.sync()
     count = g.index.tenant("acme").count()
-    shutil.rmtree(tmp_path / "data" / "audit")  # only the index holds encrypted data now
+    shutil.rmtree(tmp_path / "data" / "audit")
     monkeypatch.setenv("GW_TEST_KEYS", f"k9:{new_key()}")
+    with pytest.raises(KeyringMismatch, match="data key of tenant 'acme'.*key id 'k1'"):  # the wrapped data keys
+        grounder(tmp_path, encryption=ENC).sync()
+    shutil.rmtree(tmp_path / "data" / "keys")  # only the index holds encrypted data now
     g2 = grounder(tmp_path, encryption=ENC)
     doc = tmp_path / "corpus" / "acme" / "payday.md"
     doc.write_text(doc.read_text() + "\nPayday moves in December.\n")
     reports = g2.sync()
-    assert all("index of tenant" in r.error and "'k1'" in r.error for r in reports), [r.error for r in reports]
+    assert all("index of tenant" in r.error and "data key" in r.error for r in reports), [r.error for r in reports]
     assert g2.index.tenant("acme").count() == count
     assert all(not p for p in verify_audit(g2).values())  # the refusals themselves are not audited as writes

@@ -26,9 +26,11 @@ SPAWN = multiprocessing.get_context("spawn")
 THREADS, PER_THREAD, KILL_AFTER = 4, 3, 5
 
 
-def _index_state(g) -> set[tuple[str, str, str]]:
+def _index_state(g, keyed=lambda h: h) -> set[tuple[str, str, str]]:
+    """Ids, content hashes (through ``keyed``: an encrypted index stores them HMAC-keyed) and ACL fingerprints."""
     got = g.index.tenant("acme").collection.get(include=["metadatas"])
-    return {(i, str(m["content_hash"]), str(m["acl_fp"])) for i, m in zip(got["ids"], got["metadatas"], strict=True)}
+    return {(i, str(keyed(m["content_hash"])), str(m["acl_fp"]))
+            for i, m in zip(got["ids"], got["metadatas"], strict=True)}
 
 
 def _lines(root: Path, prefix: str) -> list[str]:
@@ -86,4 +88,4 @@ def test_load_and_fault(tmp_path: Path) -> None:
     (clean_root / "corpus").symlink_to(tmp_path / "corpus")
     clean = w._grounder(str(clean_root), "", encrypted=False)
     assert all(r.ok for r in clean.sync())
-    assert _index_state(check) == _index_state(clean)
+    assert _index_state(check) == _index_state(clean, check.index.tenant("acme").keyed_hash)
