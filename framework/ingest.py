@@ -12,6 +12,12 @@ Invariants:
   change before it is in the index. A sync that dies resumes from the last checkpoint; replayed changes
   are idempotent (chunk ids are stable, documents are replaced whole).
 - One failing connector does not stop the others; its error is reported and audited.
+- Pipelined: a connector's changes are produced in a bounded thread while the previous batch embeds
+  (:mod:`groundwire.ingest_pipeline`), in the same order, so all of the above holds unchanged.
+- Only what changed is embedded: an edited document's chunks whose index text is unchanged reuse their
+  stored vector (and annotations, when text, title, URI and location are unchanged; see
+  :mod:`groundwire.ingest_reuse`); a batch is written with one upsert; ``annotate_chunks`` runs after
+  embedding with the chunk vectors and a memo embedder (each distinct text embedded once per batch).
 - One bad item does not stop its connector: a document whose id, title, URI or text cannot be stored (not
   valid UTF-8, e.g. a file name with undecodable bytes), or whose chunking, embedding or write fails with a
   data error, is skipped with its reason and its old version is removed (fail closed); every other change of
@@ -24,7 +30,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +42,7 @@ from .connector import Checkpoint, Connector, ConnectorContext, Delete, Skipped,
 from .embedding import Embedder, MemoEmbedder
 from .errors import ConfigError, ConnectorError, GroundwireError
 from .index import DocState, Index, TenantIndex
+from .ingest_pipeline import Prefetch
 from .ingest_reuse import Reuse, load_reuse
 from .ingest_state import StateStore
 from .keycheck import check_index
@@ -62,6 +69,8 @@ class SyncReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     embedded: int = 0  # index texts run through the embedder (the others reused a stored vector)
+    items: int = 0  # changes processed so far (files, pages, deletions, checkpoints)
+    total: int | None = None  # items the connector expects to go through (None: unknown), for progress
     error: str = ""
     annotate_seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -84,6 +93,7 @@ class SyncReport:
             "skipped": len(self.skipped),
             "chunks": self.chunks,
             "embedded": self.embedded,
+            "items": self.items,
             "error": self.error,
             "seconds": round(self.seconds, 3),
             "annotate_seconds": round(self.annotate_seconds, 3),
@@ -136,9 +146,11 @@ class Ingester:
         connectors: Mapping[str, type[Connector]],
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         annotate: AnnotateFn | None = None,
+        prefetch: int = 32,
     ) -> None:
         self.config = config
         self.annotate = annotate
+        self.prefetch = prefetch  # changes produced ahead of embedding (0: no producer thread)
         self.index = index
         self.embedder = embedder
         self.connector_types = connectors
@@ -318,8 +330,16 @@ class Ingester:
             store.clear(cc.tenant, name)
         saved = store.load_for(cc.tenant, name, collection, len(existing))
         batch = _Batch()
+
+        def changes() -> Iterator[Any]:  # in the producer thread: the total first, then the changes
+            report.total = connector.expected_items(saved)
+            yield from connector.changes(saved)
+
+        # extraction runs ahead of embedding in a thread (bounded); same changes in the same order
+        feed: Prefetch[Any] = Prefetch(changes, self.prefetch, name=f"groundwire-sync-{name}")
         try:
-            for change in connector.changes(saved):
+            for change in feed:
+                report.items += 1
                 try:
                     self._apply(change, tindex, name, batch, existing, report)
                 except _ITEM_ERRORS as exc:  # one bad item: skip it, fail closed, keep going
@@ -341,6 +361,7 @@ class Ingester:
                 log.exception("connector %s failed", name)
                 report.error = str(ConnectorError(name, f"{type(exc).__name__}: {exc}"))
         finally:
+            feed.close()
             connector.close()
         report.seconds = time.perf_counter() - t0
         if progress:

@@ -5,12 +5,13 @@ that counts every text it embeds."""
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from groundwire import hookimpl
+from groundwire import AccessControl, Checkpoint, Connector, ConnectorSettings, Document, Section, Upsert, hookimpl
 from groundwire.ingest import index_text
 from groundwire.plugins.embedders import HashingEmbedder
 
@@ -120,3 +121,95 @@ def test_edit_re_embeds_only_changed_chunks(make_grounder, tmp_path: Path) -> No
     assert all(c.annotations.get("extractive") for c in chunks)
     draft = g.ground("Which rule expires?", "sam@example.com")
     assert "expires" in draft.text
+
+
+class Poisoned(HashingEmbedder):
+    """Refuses (a data error) any batch holding the word POISON, like a model refusing one bad input."""
+
+    name = "poisoned"
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        if any("POISON" in t for t in texts):
+            raise ValueError("cannot embed this text")
+        return super().embed_documents(texts)
+
+
+class _Scripted(Connector):
+    """Yields the class's script and records which thread ran it (pipelined: the producer thread)."""
+
+    type = "scripted-slow"
+    script: ClassVar[list[Any]] = []
+    threads: ClassVar[set[str]] = set()
+
+    class Settings(ConnectorSettings):
+        pass
+
+    def changes(self, state):  # type: ignore[no-untyped-def]
+        for change in _Scripted.script:
+            _Scripted.threads.add(threading.current_thread().name)
+            yield change
+        yield Checkpoint({"done": True})
+
+
+class _ScriptedPlugin:
+    @hookimpl
+    def register_connectors(self, register: Any) -> None:
+        register(_Scripted)
+
+    @hookimpl
+    def register_embedders(self, register: Any) -> None:
+        register(Poisoned)
+
+
+def _doc(i: int, text: str, title: str = "") -> Document:
+    return Document(id=f"d{i}", title=title or f"Doc {i}", uri=f"https://kb.example/d{i}",
+                    acl=AccessControl.of(["everyone"]), sections=(Section(text),), version=text)
+
+
+def _rows(g: Any) -> list[tuple[Any, ...]]:
+    got = g.index.tenant("acme").collection.get(include=["embeddings", "metadatas"])
+    return sorted((i, tuple(np.round(e, 6)), tuple(sorted(m.items())))
+                  for i, e, m in zip(got["ids"], got["embeddings"], got["metadatas"], strict=True))
+
+
+def test_pipelined_sync_same_index_and_one_bad_document_skips_only_itself(make_grounder, tmp_path: Path) -> None:
+    script = [Upsert(_doc(i, " ".join(PARAS[: 1 + i % 5]))) for i in range(12)]
+    script[4] = Upsert(_doc(4, "This document says POISON and cannot be embedded."))
+    script[7] = Upsert(_doc(7, "A title that cannot be stored.", title="bad \udcff title"))
+    _Scripted.script = script
+    reports, rows = [], []
+    for prefetch in (0, 4):
+        _Scripted.threads.clear()
+        g = make_grounder({"s": {"type": "scripted-slow", "tenant": "acme"}}, extra_plugins=(_ScriptedPlugin(),),
+                          embedder={"name": "poisoned", "batch_size": 3}, data_dir=str(tmp_path / f"data{prefetch}"))
+        ing = g.ingester()
+        ing.prefetch = prefetch
+        (r,) = ing.sync()
+        reports.append(r)
+        rows.append(_rows(g))
+        on_main = _Scripted.threads == {threading.current_thread().name}
+        assert on_main == (prefetch == 0), _Scripted.threads  # pipelined: the connector ran in the producer
+    for r in reports:
+        assert r.ok, r.error
+        assert (r.added, r.items) == (10, 13) and sorted(d for d, _ in r.skipped) == ["d4", "d7"]
+        assert any("embedding failed" in why for d, why in r.skipped if d == "d4")
+    assert rows[0] == rows[1] and len(rows[0]) == reports[0].chunks  # the same index, row for row
+
+
+def test_a_connector_error_midway_ends_the_sync_like_before(make_grounder, tmp_path: Path) -> None:
+    class Boom(_Scripted):
+        type = "boom"
+
+        def changes(self, state):  # type: ignore[no-untyped-def]
+            yield Upsert(_doc(1, "The first document is fine."))
+            raise RuntimeError("source went away")
+
+    class P:
+        @hookimpl
+        def register_connectors(self, register: Any) -> None:
+            register(Boom)
+
+    g = make_grounder({"b": {"type": "boom", "tenant": "acme"}}, extra_plugins=(P(),))
+    (r,) = g.sync()
+    assert not r.ok and "source went away" in r.error and r.items == 1
+    assert not [t for t in threading.enumerate() if t.name.startswith("groundwire-sync-")]  # producer gone
