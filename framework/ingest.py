@@ -69,7 +69,7 @@ class SyncReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     embedded: int = 0  # index texts run through the embedder (the others reused a stored vector)
-    items: int = 0  # changes processed so far (files, pages, deletions, checkpoints)
+    items: int = 0  # changes processed so far (files, pages, skips, deletions; not checkpoints)
     total: int | None = None  # items the connector expects to go through (None: unknown), for progress
     error: str = ""
     annotate_seconds: float = 0.0
@@ -339,7 +339,7 @@ class Ingester:
         feed: Prefetch[Any] = Prefetch(changes, self.prefetch, name=f"groundwire-sync-{name}")
         try:
             for change in feed:
-                report.items += 1
+                report.items += not isinstance(change, Checkpoint)
                 try:
                     self._apply(change, tindex, name, batch, existing, report)
                 except _ITEM_ERRORS as exc:  # one bad item: skip it, fail closed, keep going
