@@ -324,4 +324,6 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(audit_app, name="audit")
     cli.add_typer(review_app, name="review")
     cli.add_typer(quarantine_app, name="quarantine")
+    from .cli_tenant import tenant_app  # tenant purge (groundwire.purge)
+    cli.add_typer(tenant_app, name="tenant")
     cli.command("trust-report")(trust_report)

@@ -7,7 +7,9 @@ Invariants:
   the deny list and the configured connectors. There is no unfiltered query method.
 - Sensitive text (chunk text, title, URI, location) is stored only in the ``documents`` payload, passed
   through a :class:`Codec` (the identity by default, AES-GCM with the ``crypto`` extra; see issue 7).
-  Metadata holds ids, ACL tokens, connector name, position, versions and hashes only.
+  Metadata holds ids, ACL tokens, connector name, position, versions and hashes only; with a tenant data
+  key (:mod:`groundwire.datakeys`) the content hash is keyed (:meth:`TenantIndex.keyed_hash`, HMAC), so it
+  cannot confirm a guessed document.
 - Chroma telemetry is off.
 - Cross-process freshness: every write (upsert, delete, ACL-only update, dropping a tenant) replaces
   ``<state dir>/gw-<tenant>.generation`` atomically (temp file + rename) *after* the write, with a
@@ -50,6 +52,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from .acl_store import Acl, AclStore, meet, permits
+from .datakeys import tenant_codec
 from .embedding import Vectors
 from .errors import IndexError_
 from .freshness import GenerationFile, embedded_for, persist_dir, reopen_embedded
@@ -269,7 +272,7 @@ class Index:
             if found is not None and found.collection.name == col.name:
                 return found
             self._check(tenant, col)
-            self._tenants[tenant] = TenantIndex(tenant, col, self.codec, self.generation_file(tenant), self,
+            self._tenants[tenant] = TenantIndex(tenant, col, tenant_codec(self.codec, tenant), self.generation_file(tenant), self,
                                                 acl=self.acl_store(tenant))
             return self._tenants[tenant]
 
@@ -291,7 +294,7 @@ class Index:
             col = self.client.create_collection(
                 f"gw-{tenant}.r{time.time_ns()}", metadata=self._metadata(tenant), embedding_function=None
             )
-            return TenantIndex(tenant, col, self.codec)
+            return TenantIndex(tenant, col, tenant_codec(self.codec, tenant))
 
     def commit_rebuild(self, staged: TenantIndex) -> None:
         """Make ``staged`` the live collection (one metadata update of the anchor, then a generation bump
@@ -308,7 +311,7 @@ class Index:
                 if store is not None:  # before the switch: rows the staged collection lacks go, others narrow
                     store.fill_narrowed(rows)
                 anchor.modify(metadata=meta)
-                live = TenantIndex(tenant, staged.collection, self.codec, self.generation_file(tenant), self,
+                live = TenantIndex(tenant, staged.collection, tenant_codec(self.codec, tenant), self.generation_file(tenant), self,
                                    acl=store)
                 self._tenants[tenant] = live
                 self._checked[tenant] = time.monotonic()
@@ -331,7 +334,11 @@ class Index:
             log.warning("could not delete the staged collection %s", staged.collection.name)
 
     def drop_tenant(self, tenant: str) -> None:
-        """Delete every collection of ``tenant`` (tests and tools; ``sync --rebuild`` never calls it)."""
+        """Delete every collection of ``tenant`` (tenant purge, tests; ``sync --rebuild`` never calls it).
+
+        The records are deleted first, through the API: Chroma's ``delete_collection`` leaves list-valued
+        metadata (the ACL lists) behind in ``embedding_metadata_array`` (chroma-core/chroma#7594), where
+        records written later with a reused row id would inherit them."""
         validate_tenant(tenant)
         with self._open_lock:
             self._tenants.pop(tenant, None)
@@ -344,6 +351,9 @@ class Index:
                 name = col if isinstance(col, str) else col.name
                 if name == f"gw-{tenant}" or name.startswith(f"gw-{tenant}.r"):
                     with contextlib.suppress(Exception):  # already gone
+                        c = self.client.get_collection(name, embedding_function=None)
+                        while ids := c.get(include=[], limit=500)["ids"]:
+                            c.delete(ids=ids)
                         self.client.delete_collection(name)
         gen = self.generation_file(tenant)
         if gen is not None:
@@ -578,7 +588,7 @@ class TenantIndex:
                         "connector": c.connector,
                         "position": c.position,
                         "version": version,
-                        "content_hash": content_hash,
+                        "content_hash": self.keyed_hash(content_hash),
                         "acl_fp": c.acl.fingerprint(),
                         **_acl_meta(c.acl),
                     }
@@ -602,6 +612,12 @@ class TenantIndex:
             self._write(op)
             if self.acl is not None:
                 self.acl.put(rows)
+
+    def keyed_hash(self, content_hash: str) -> str:
+        """``content_hash`` as stored in metadata: HMAC under the tenant's metadata key when the codec has one
+        (``h1:<hex>``; an older unkeyed hash then compares unequal once and the document is re-indexed)."""
+        mac = getattr(self.codec, "mac", None)
+        return str(mac(content_hash)) if callable(mac) else content_hash
 
     def chunk_ids(self, connector: str, doc_ids: Iterable[str]) -> set[str]:
         """The ids of every stored chunk of these documents."""
