@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import cli_exports, cli_retention
+from . import cli_analytics, cli_exports, cli_retention
 
 __all__ = ["register"]
 
@@ -309,3 +309,4 @@ def register(cli: typer.Typer) -> None:
     cli.command("trust-report")(trust_report)
     cli_exports.register(cli, keys_app, audit_app, review_app)
     cli_retention.register(cli)
+    cli_analytics.register(cli)
