@@ -224,3 +224,11 @@ def test_truncated_file_leaves_no_plaintext_behind(env, tmp_path, capsys):
     assert main(["audit", "export", "--since", SINCE, "--config", str(cfg), "--recipient", str(ident),
                  "--out", str(out)]) == 1
     assert ".pub" in capsys.readouterr().err
+
+
+def test_export_benchmark_runs(capsys):
+    from benchmarks import export_stream
+
+    export_stream.main(["--mb", "1", "--lines", "40"])
+    out = capsys.readouterr().out
+    assert "MiB/s" in out and "removed 20 of 40" in out and "verify after: ok" in out
