@@ -122,26 +122,35 @@ def trim_log(log: AuditLog, before: datetime, dry_run: bool = False, event: dict
             raise RetentionError(f"the audit log {log.path} has {len(report.problems)} chain problem(s) (line "
                                  f"{p.line}: {p.problem}); retention would erase the evidence: investigate with "
                                  "'groundwire audit verify' first")
-        recs = list(log.records())
-        cut = -1  # index of the last record to remove
-        for i, rec in enumerate(recs[:-1]):  # never the last line
+        # one streaming pass (memory: one record): the removable prefix, never the last record
+        prior: dict[str, Any] | None = None  # an anchor left by an earlier run
+        first: dict[str, Any] | None = None
+        last: dict[str, Any] | None = None  # the last record to remove
+        removed = total = 0
+        pending: dict[str, Any] | None = None  # the record before the current one (removable unless it is last)
+        open_prefix = True
+        for rec in log.records():
+            total += 1
+            if pending is not None:
+                first, last, removed = first or pending, pending, removed + 1
+                pending = None
             if "anchor" in rec:
+                prior = rec["anchor"] if total == 1 else prior
                 continue
-            t = _at(decode_record(rec, log.codec, name))
-            if t is None or t >= before:
-                break
-            cut = i
-        removed = [r for r in recs[: cut + 1] if "anchor" not in r]
-        if not removed:
-            result = TrimResult(name, 0, kept=len(recs))
+            if open_prefix:
+                t = _at(decode_record(rec, log.codec, name))
+                if t is not None and t < before:
+                    pending = rec
+                else:
+                    open_prefix = False
+        anchors = 1 if prior is not None else 0
+        if last is None or first is None:
+            result = TrimResult(name, 0, kept=total - anchors)
         else:
-            result = TrimResult(name, len(removed), int(removed[0]["seq"]), int(removed[-1]["seq"]),
-                                len(recs) - cut - 1)
+            result = TrimResult(name, removed, int(first["seq"]), int(last["seq"]), total - anchors - removed)
         if dry_run:
             return result
-        if removed:
-            last = recs[cut]
-            prior = recs[0].get("anchor")
+        if last is not None:
             anchor = {"seq": last["seq"], "prev": last["prev"], "hash": last["hash"], "anchor": {
                 "first_seq": int(prior["first_seq"]) if prior else result.first_seq,
                 "removed": result.removed + (int(prior["removed"]) if prior else 0),

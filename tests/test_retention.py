@@ -16,6 +16,8 @@ from groundwire.cli import main
 from groundwire.crypto import AesGcmCodec, parse_keys
 from groundwire.retention import apply_retention, self_check
 from groundwire.trust import audit_reports, export_audit, rotate_keys
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .test_quarantine import _config as quarantine_config
 from .test_trust_audit import _write_toml
@@ -226,3 +228,33 @@ def test_concurrent_appends_from_other_processes_survive_retention(tmp_path):
     rep = verify_log(log.path)
     assert rep.ok, rep.problems
     assert rewrites >= 10
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ages=st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=12),
+       cutoffs=st.lists(st.integers(min_value=0, max_value=61), min_size=1, max_size=3),
+       victim=st.integers(min_value=0, max_value=100))
+def test_property_trims_keep_the_chain_and_tampering_stays_visible(tmp_path_factory, ages, cutoffs, victim):
+    tmp = tmp_path_factory.mktemp("prop")
+    log = _log(tmp, ages=tuple(sorted(ages, reverse=True)))  # oldest first, as a real log
+    expected = [f"r{i}" for i in range(len(ages))]
+    for days in cutoffs:
+        cut = NOW - timedelta(days=days)
+        ats = [datetime.fromisoformat(e["at"]) for e in log.events()]
+        keep_from = next((i for i, t in enumerate(ats) if t >= cut), len(ats) - 1)
+        expected = expected[min(keep_from, len(expected) - 1):]
+        trim_log(log, cut)
+        assert _ids(log) == expected
+        rep = verify_log(log.path)
+        assert rep.ok, rep.problems
+    # any one line changed after retention (the anchor included) is a problem
+    lines = _lines(log)
+    i = victim % len(lines)
+    rec = json.loads(lines[i])
+    if "anchor" in rec:
+        rec["anchor"]["removed"] += 1
+    else:
+        rec["event"]["data"]["i"] = -1
+    lines[i] = json.dumps(rec)
+    _rewrite(log, lines)
+    assert not verify_log(log.path).ok
