@@ -58,6 +58,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 NOBODY = "nobody:"  # sentinel for an empty ACL list: no user can hold it (normalize_principal rejects it)
 _PAGE = 5000
+_WRITE_ROWS = 4000  # rows per upsert (under chromadb's max batch size of 5461)
 _T = TypeVar("_T")
 
 
@@ -472,31 +473,49 @@ class TenantIndex:
         content_hash: str,
     ) -> None:
         """Store the chunks of one or more documents (replace them first with :meth:`delete_documents`)."""
-        if not chunks:
+        self.add_documents([(chunks, vectors, version, content_hash)])
+
+    def add_documents(self, docs: Sequence[tuple[Sequence[Chunk], Vectors, str, str]]) -> None:
+        """Store several documents' ``(chunks, vectors, version, content_hash)`` in as few upserts as the
+        store allows (one per ``_WRITE_ROWS`` rows)."""
+        ids: list[str] = []
+        payloads: list[str] = []
+        metas: list[dict[str, Any]] = []
+        embs: list[Any] = []
+        for chunks, vectors, version, content_hash in docs:
+            if not chunks:
+                continue
+            for c in chunks:
+                ids.append(c.id)
+                body: dict[str, Any] = {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}
+                if c.annotations:
+                    body["annotations"] = dict(c.annotations)
+                payloads.append(self.codec.encode(json.dumps(body, ensure_ascii=False), c.id))
+                metas.append(
+                    {
+                        "doc_id": c.doc_id,
+                        "doc_key": doc_key(c.connector, c.doc_id),
+                        "connector": c.connector,
+                        "position": c.position,
+                        "version": version,
+                        "content_hash": content_hash,
+                        "acl_fp": c.acl.fingerprint(),
+                        **_acl_meta(c.acl),
+                    }
+                )
+            embs.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1))
+        if not ids:
             return
-        ids, docs, metas = [], [], []
-        for c in chunks:
-            ids.append(c.id)
-            body: dict[str, Any] = {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}
-            if c.annotations:
-                body["annotations"] = dict(c.annotations)
-            payload = json.dumps(body, ensure_ascii=False)
-            docs.append(self.codec.encode(payload, c.id))
-            metas.append(
-                {
-                    "doc_id": c.doc_id,
-                    "doc_key": doc_key(c.connector, c.doc_id),
-                    "connector": c.connector,
-                    "position": c.position,
-                    "version": version,
-                    "content_hash": content_hash,
-                    "acl_fp": c.acl.fingerprint(),
-                    **_acl_meta(c.acl),
-                }
-            )
-        emb = np.asarray(vectors, dtype=np.float32)
+        emb = np.concatenate(embs)
+
+        def op() -> None:
+            for i in range(0, len(ids), _WRITE_ROWS):
+                j = i + _WRITE_ROWS
+                self.collection.upsert(ids=ids[i:j], embeddings=emb[i:j], documents=payloads[i:j],
+                                       metadatas=metas[i:j])
+
         # the generation moves after the write: a cache loaded during it sees the old value and reloads
-        self._write(lambda: self.collection.upsert(ids=ids, embeddings=emb, documents=docs, metadatas=metas))
+        self._write(op)
 
     def chunk_ids(self, connector: str, doc_ids: Iterable[str]) -> set[str]:
         """The ids of every stored chunk of these documents."""
@@ -506,6 +525,20 @@ class TenantIndex:
             part = keys[i : i + 500]
             out.update(self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
                 where={"doc_key": {"$in": p}}, include=[]))["ids"])
+        return out
+
+    def stored_chunks(self, connector: str, doc_ids: Iterable[str]) -> dict[str, tuple[str, Any]]:
+        """chunk id -> (stored payload as written, i.e. encoded; its vector) for every stored chunk of these
+        documents (ingestion reuses the vectors of chunks an edit did not change)."""
+        keys = [doc_key(connector, d) for d in doc_ids]
+        out: dict[str, tuple[str, Any]] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            got = self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
+                where={"doc_key": {"$in": p}}, include=["documents", "embeddings"]))
+            embs = got["embeddings"] if got["embeddings"] is not None else [None] * len(got["ids"])
+            for cid, doc, emb in zip(got["ids"], got["documents"] or [], embs, strict=True):
+                out[cid] = (doc, emb)
         return out
 
     def delete_ids(self, ids: Sequence[str]) -> None:
