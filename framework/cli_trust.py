@@ -297,11 +297,7 @@ def trust_report(config: ConfigOpt = _CFG, as_json: Annotated[bool, typer.Option
 
     checks = trust_checks(_grounder(config))
     if as_json:
-        typer.echo(
-            json.dumps(
-                [{"control": c.control, "config": c.config, "ok": c.ok, "detail": c.detail} for c in checks]
-            )
-        )
+        typer.echo(json.dumps([c.to_dict() for c in checks]))
     else:
         t = Table(title="Trust controls")
         for col in ("control", "configuration", "self-check", "detail"):
@@ -325,3 +321,6 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(review_app, name="review")
     cli.add_typer(quarantine_app, name="quarantine")
     cli.command("trust-report")(trust_report)
+    from .cli_ops import register as register_ops
+
+    register_ops(cli)
