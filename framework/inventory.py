@@ -259,12 +259,14 @@ def _connectors(g: Grounder, problems: list[str]) -> list[dict[str, Any]]:
     from .ingest import StateStore
 
     store = StateStore(g.config.data_path / "state")
+    indexed = {str(c.name) for c in g.index.client.list_collections()}
     out = []
     for name, cc in sorted(g.config.connectors.items()):
         p = store.path(cc.tenant, name)
-        items: int | None = None
+        items: int | None = 0
         try:
-            items = len(g.index.tenant(cc.tenant).documents(name))
+            if f"gw-{cc.tenant}" in indexed:  # never create a tenant's collection by looking
+                items = len(g.index.tenant(cc.tenant).documents(name))
         except Exception as exc:  # noqa: BLE001 - reported
             problems.append(f"connector {name}: {exc}")
         out.append({"name": name, "type": cc.type, "tenant": cc.tenant, "enabled": cc.enabled,
