@@ -93,11 +93,17 @@ def _provider(g: Grounder) -> str:
     enc = g.config.encryption
     if not enc.enabled:
         return "encryption is off: no keys to load (the trust report's encryption rows fail)"
-    from .crypto import codec_for
     from .pluginmanager import collect_registry
 
     providers = collect_registry(g.pm, "register_key_providers", lambda c: c.name)
-    ring = codec_for(g.config, providers).keyring
+    cls = providers.get(enc.provider)
+    if cls is None:
+        raise _Fail(f"unknown key provider {enc.provider!r} (installed: {', '.join(sorted(providers))})",
+                    "fix [encryption] provider or install the plugin that provides it")
+    options = dict(enc.options)
+    if "path" in options:
+        options["path"] = str(g.config.resolve(options["path"]))
+    ring = cls(**options).keyring()  # loading only: whether it reads the stored data is the next check
     return f"provider {enc.provider!r} loaded {len(ring.keys)} key(s), current {ring.current!r}"
 
 
