@@ -11,7 +11,8 @@ Encryption status of a file, decided from its kind and, for stores of payloads, 
 ``mixed`` (some payloads in clear), ``n.a.`` (no document or user data: locks, generation files, MACs,
 key material) and ``unknown`` (a file no Groundwire store writes; the trust report's inventory row fails on it).
 
-Invariants: nothing is created or modified (SQLite files are opened read-only); key material is never read
+Invariants: nothing is modified and no collection is created (SQLite files are opened read-only, which may
+leave their ``-wal`` / ``-shm`` side files, listed like their database); key material is never read
 into the output, only key ids; a part that cannot be read is reported in ``problems``, never raised.
 """
 
