@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 from groundwire import Grounder, config_from_dict
 from groundwire.cli import main
-from groundwire.inventory import ENCRYPTED, NA, PLAINTEXT, build_inventory
+from groundwire.crypto import PREFIX
+from groundwire.inventory import ENCRYPTED, MIXED, NA, PLAINTEXT, build_inventory, status_of
 from groundwire.keyfile import add_key, new_key_id
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .test_trust_audit import _write_toml
 from .trust_helpers import ACME_PUBLIC, make_config, new_key
@@ -111,3 +115,25 @@ def test_cli_inventory_json_and_table(tmp_path, capsys, monkeypatch):
     assert main(["inventory", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "gw-acme" in out and "acme-docs" in out and os.environ["GW_INV_KEYS"].split(":")[1] not in out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.booleans(), max_size=12))
+def test_a_store_is_reported_encrypted_only_when_every_payload_is(tmp_path_factory, encrypted):
+    """Property: one payload in clear among any number of ciphertexts never reads as 'encrypted payloads'
+    (the at-rest row and the inventory rely on it), for audit logs and SQLite payload stores alike."""
+    folder = tmp_path_factory.mktemp("status")
+    log = folder / "audit" / "t.jsonl"
+    log.parent.mkdir()
+    log.write_text("".join(
+        json.dumps({"seq": i, "prev": "", "hash": "", **({"enc": f"{PREFIX}:k1:AAAA"} if e else {"event": {}})}) + "\n"
+        for i, e in enumerate(encrypted)))
+    db_path = folder / "reviews.sqlite3"
+    with sqlite3.connect(db_path) as db:
+        db.execute("CREATE TABLE drafts (id TEXT, payload TEXT)")
+        db.executemany("INSERT INTO drafts VALUES (?, ?)",
+                       [(str(i), f"{PREFIX}:k1:AAAA" if e else '{"text": "clear"}') for i, e in enumerate(encrypted)])
+    db.close()
+    expected = NA if not encrypted else ENCRYPTED if all(encrypted) else PLAINTEXT if not any(encrypted) else MIXED
+    assert status_of("audit/t.jsonl", log) == expected
+    assert status_of("reviews.sqlite3", db_path) == expected
