@@ -167,3 +167,16 @@ def test_corrupt_chroma_store_fails_the_chroma_check(tmp_path, keys):
     db.write_bytes(os.urandom(4096))
     failing = _failing(_g(tmp_path, sync=False, encryption=ENC))
     assert "chroma" in failing
+
+
+def test_sharepoint_connector_reachability_against_the_graph_double(tmp_path, monkeypatch):
+    from .sharepoint.graph_double import TOKEN_ENV, GraphDouble
+    from .sharepoint.helpers import make_grounder
+
+    with GraphDouble(token="double-token") as double:
+        monkeypatch.setenv(TOKEN_ENV, double.token)
+        g = make_grounder(tmp_path, double, ["https://contoso.sharepoint.com/sites/hr"])
+        row = next(c for c in doctor_checks(g) if c.name == "connector sp")
+        assert row.ok and double.graph_url in row.detail and "HTTP" in row.detail
+    row = next(c for c in doctor_checks(g) if c.name == "connector sp")
+    assert not row.ok and "unreachable" in row.detail
