@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .crypto import PREFIX
+from .datakeys import DEK_PREFIX
 
 if TYPE_CHECKING:
     from .pipeline import Grounder
@@ -48,6 +49,7 @@ _SQLITE_STORES = ("reviews.sqlite3", "quarantine.sqlite")
 _KINDS: tuple[tuple[str, str], ...] = (
     ("*.lock", NA), ("*.lock.owner", NA), ("*.tmp", NA),
     ("audit/.checkpoints/key", NA), ("audit/.checkpoints/*.json", NA),
+    ("keys/*.dek", ENCRYPTED),  # tenant data keys, wrapped by the master key (groundwire.datakeys)
     ("audit/*.jsonl", "payloads:audit"), ("audit/*.jsonl.torn", "payloads:audit"),
     ("reviews.sqlite3", "payloads:sqlite"), ("quarantine.sqlite", "payloads:sqlite"),
     ("reviews.sqlite3-*", "payloads:sqlite-side"), ("quarantine.sqlite-*", "payloads:sqlite-side"),
@@ -75,8 +77,9 @@ def sqlite_payloads(path: Path) -> tuple[int, int]:
             cols = [r[1] for r in db.execute(f'PRAGMA table_info("{table}")')]
             if "payload" not in cols:
                 continue
-            t, e = db.execute(
-                f'SELECT COUNT(*), COALESCE(SUM(payload LIKE ?), 0) FROM "{table}"', (f"{PREFIX}:%",)
+            t, e = db.execute(  # under the master key (gw1) or a tenant's data key (gw2)
+                f'SELECT COUNT(*), COALESCE(SUM(payload LIKE ? OR payload LIKE ?), 0) FROM "{table}"',
+                (f"{PREFIX}:%", f"{DEK_PREFIX}:%"),
             ).fetchone()
             total, enc = total + int(t), enc + int(e)
         return enc, total
@@ -109,7 +112,7 @@ def collection_payloads(collection: Any, limit: int | None = None) -> tuple[int,
         if not docs:
             break
         seen += len(docs)
-        enc += sum(1 for d in docs if isinstance(d, str) and d.startswith(f"{PREFIX}:"))
+        enc += sum(1 for d in docs if isinstance(d, str) and d.startswith((f"{PREFIX}:", f"{DEK_PREFIX}:")))
         if len(docs) < n:
             break
         offset += len(docs)

@@ -2,7 +2,9 @@
 
 :func:`purge_tenant` holds the data dir's sync lock (a running sync would write the tenant back) and
 deletes, in this order: the tenant's Chroma collections (the anchor ``gw-<tenant>`` and every rebuild
-generation ``gw-<tenant>.r<n>``) with their HNSW segment folders, which Chroma leaves on disk; the
+generation ``gw-<tenant>.r<n>``) with their HNSW segment folders, which Chroma leaves on disk, and the rows of
+its ACL store (``chroma/acl/gw-<tenant>.sqlite``: kept as an empty, VACUUMed file, so other processes that
+have it open keep a valid store); the
 generation file; the snapshot folder (``chroma/snapshots/gw-<tenant>/``); connector state and caches
 (``state/<tenant>/``, ``cache/<tenant>/``); review drafts and quarantine entries (rows deleted with
 ``secure_delete``, then VACUUM and a TRUNCATE checkpoint); finally the tenant's data key
@@ -212,8 +214,12 @@ def _purge_locked(g: Grounder, tenant: str, by: str) -> PurgeRecord:
     names = _collection_names(g.index.client, tenant)
     chunks, docs, col_ids = _inventory(g.index.client, names)
     segments = _segments(chroma_dir, col_ids) if embedded else []
-    g.index.drop_tenant(tenant)
+    g.index.drop_tenant(tenant)  # also empties the tenant's authoritative ACL store (groundwire.acl_store)
     g._fast.pop(tenant, None)  # the in-memory retriever of this tenant
+    acl = g.index.acl_store(tenant)
+    if acl is not None and acl.path.exists():
+        with acl.writing():  # the rows are gone; leave nothing of them in free pages or the -wal file
+            acl.purge("DELETE FROM chunk_acl", ())
     seg_files = sum(_remove_tree(chroma_dir / s) for s in segments if s and "/" not in s and s not in (".", ".."))
     if embedded and (chroma_dir / "chroma.sqlite3").exists():
         _scrub_chroma(chroma_dir)
