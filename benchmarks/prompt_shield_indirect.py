@@ -118,15 +118,33 @@ def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]]) -> Fe
                       strong)
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> im.IndirectModel:
-    """Class-balanced L2 logistic regression (scikit-learn, training only); the shipped head is numpy."""
-    from sklearn.linear_model import LogisticRegression
+# clean hosts that look most like instructions (how-to text, READMEs, code, e-mails to people): their units
+# weigh more in training, the rest of the negatives being mostly abstracts and data tables
+HARD = {"howto", "readme", "gen-code", "bipia-code", "gen-email", "bipia-email"}
+HARD_WEIGHT = {"w": 4.0}
+HEAD = {"kind": "lr"}  # "lr" or "mlp" (set by --head)
 
+
+def fit_head(x: np.ndarray, y: np.ndarray, c: float = 1.0, weight: np.ndarray | None = None) -> im.IndirectModel:
+    """Class-balanced L2 logistic regression, or (``HEAD["kind"] == "mlp"``) a 64-unit ReLU network with
+    positives oversampled to balance; scikit-learn for training only, the shipped head is numpy."""
     k = 2 * im.DIM
     mu, sd = x[:, k:].mean(0), x[:, k:].std(0) + 1e-3
     xs = np.hstack([x[:, :k], (x[:, k:] - mu) / sd])
+    if HEAD["kind"] == "mlp":
+        from sklearn.neural_network import MLPClassifier
+
+        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        rep = np.concatenate([neg, np.resize(pos, max(len(neg) // 2, len(pos)))])
+        mlp = MLPClassifier(hidden_layer_sizes=(64,), alpha=1.0 / c * 1e-3, max_iter=60, random_state=0,
+                            early_stopping=False, batch_size=256)
+        mlp.fit(xs[rep], y[rep])
+        return im.IndirectModel(mlp.coefs_[1][:, 0].astype(np.float32), float(mlp.intercepts_[1][0]), mu, sd, 0.5,
+                                mlp.coefs_[0].astype(np.float32), mlp.intercepts_[0].astype(np.float32))
+    from sklearn.linear_model import LogisticRegression
+
     lr = LogisticRegression(C=c, class_weight="balanced", max_iter=300)
-    lr.fit(xs, y)
+    lr.fit(xs, y, sample_weight=weight)
     return im.IndirectModel(lr.coef_[0].astype(np.float32), float(lr.intercept_[0]), mu, sd, 0.5)
 
 
@@ -145,6 +163,12 @@ def train(f: Featurised, idx: np.ndarray, fpr: float, c: float, inner: int = 3) 
     docs = np.array([f.chunks[i].doc for i in idx])
     fold = np.array([int(hashlib.blake2b(str(d).encode(), digest_size=4).hexdigest(), 16) % inner for d in docs])
 
+    kinds = np.array([ch.kind for ch in f.chunks])
+    hard = np.isin(kinds, list(HARD)) & (f.chunk_y == 0)
+
+    def weights(u: np.ndarray) -> np.ndarray:
+        return np.where(hard[f.owner[u]], HARD_WEIGHT["w"], 1.0)
+
     def units_of(ix: np.ndarray) -> np.ndarray:
         m = np.isin(f.owner, ix)
         return np.flatnonzero(m & ((f.unit_y == 1) | (f.chunk_y[f.owner] == 0)))
@@ -153,13 +177,13 @@ def train(f: Featurised, idx: np.ndarray, fpr: float, c: float, inner: int = 3) 
     for k in range(inner):
         tr, te = idx[fold != k], idx[fold == k]
         u = units_of(tr)
-        m = fit_head(f.x[u], f.unit_y[u], c)
+        m = fit_head(f.x[u], f.unit_y[u], c, weights(u))
         te_neg = te[f.chunk_y[te] == 0]
         neg.append(chunk_scores(f, m, te_neg))
     u = units_of(idx)
-    m = fit_head(f.x[u], f.unit_y[u], c)
+    m = fit_head(f.x[u], f.unit_y[u], c, weights(u))
     th = float(np.quantile(np.concatenate(neg), 1 - fpr)) + 1e-6
-    return im.IndirectModel(m.w, m.b, m.mu, m.sd, min(max(th, 0.05), 0.995))
+    return im.IndirectModel(m.w, m.b, m.mu, m.sd, min(max(th, 0.05), 0.995), m.w1, m.b1)
 
 
 def _fmt(k: int, n: int) -> str:
@@ -181,7 +205,7 @@ def loso(f: Featurised, fpr: float, c: float) -> None:
     split = np.array([ch.split for ch in f.chunks])
     src = np.array([ch.source for ch in f.chunks])
     clean_eval = np.flatnonzero((split == "eval") & (f.chunk_y == 0))
-    print(f"indirect LOSO: unit head, threshold at {fpr} of inner out-of-fold clean chunks, C={c}")
+    print(f"indirect LOSO: unit head ({HEAD['kind']}), threshold at {fpr} of inner out-of-fold clean chunks, C={c}")
     print(f"  {'held-out source':20s} {'TPR':>16s} {'FPR clean eval':>18s} threshold")
     tot = [0, 0]
     kinds: dict[str, list[int]] = {}
@@ -275,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--per-train", type=int, default=DEFAULT_PER_TRAIN)
     ap.add_argument("--per-eval", type=int, default=DEFAULT_PER_EVAL)
     ap.add_argument("--parts", default="loso,shipped,cost")
+    ap.add_argument("--head", choices=["lr", "mlp"], default=HEAD["kind"])
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
     if args.threads:
@@ -282,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         torch.set_num_threads(args.threads)
     parts = args.parts.split(",")
+    HEAD["kind"] = args.head
     if {"loso", "shipped"} & set(parts):
         f = load(Path(args.seed_dir) if args.seed_dir else None, args.per_train, args.per_eval)
         if "loso" in parts:
