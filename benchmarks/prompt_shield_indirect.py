@@ -300,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--per-eval", type=int, default=DEFAULT_PER_EVAL)
     ap.add_argument("--parts", default="loso,shipped,cost")
     ap.add_argument("--head", choices=["lr", "mlp"], default=HEAD["kind"])
+    ap.add_argument("--cost-docs", type=int, default=120, help="--parts cost: eval documents timed")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
     if args.threads:
@@ -315,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "shipped" in parts:
             shipped(f)
     if "cost" in parts:
-        cost()
+        cost(args.cost_docs)
 
 
 def load(seed_dir: Path | None, per_train: int, per_eval: int) -> Featurised:
