@@ -279,11 +279,7 @@ def trust_report(config: ConfigOpt = _CFG, as_json: Annotated[bool, typer.Option
 
     checks = trust_checks(_grounder(config))
     if as_json:
-        typer.echo(
-            json.dumps(
-                [{"control": c.control, "config": c.config, "ok": c.ok, "detail": c.detail} for c in checks]
-            )
-        )
+        typer.echo(json.dumps([c.to_dict() for c in checks]))
     else:
         t = Table(title="Trust controls")
         for col in ("control", "configuration", "self-check", "detail"):
@@ -306,7 +302,12 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(audit_app, name="audit")
     cli.add_typer(review_app, name="review")
     cli.add_typer(quarantine_app, name="quarantine")
+    from .cli_tenant import tenant_app  # tenant purge (groundwire.purge)
+    cli.add_typer(tenant_app, name="tenant")
     cli.command("trust-report")(trust_report)
     cli_exports.register(cli, keys_app, audit_app, review_app)
     cli_retention.register(cli)
     cli_analytics.register(cli)
+    from .cli_ops import register as register_ops
+
+    register_ops(cli)
