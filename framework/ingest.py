@@ -394,7 +394,7 @@ class Ingester:
                 self._drop(tindex, name, doc.id, existing, report, problem)
                 return
             old = existing.get(doc.id)
-            if old is not None and old.content_hash == doc.content_hash():
+            if old is not None and old.content_hash == tindex.keyed_hash(doc.content_hash()):
                 if old.acl_fingerprint == doc.acl.fingerprint():
                     if old.version != doc.version:  # e.g. a touched file: same text, new mtime
                         tindex.update_acl(name, doc.id, doc.acl, doc.version)
@@ -542,7 +542,8 @@ class Ingester:
                 report.updated += 1
             else:
                 report.added += 1
-            existing[doc.id] = DocState(doc.version, doc.content_hash(), doc.acl.fingerprint(), len(cs))
+            existing[doc.id] = DocState(doc.version, tindex.keyed_hash(doc.content_hash()), doc.acl.fingerprint(),
+                                        len(cs))
         stale = sorted(old_ids - written)
         if stale:
             tindex.delete_ids(stale)
