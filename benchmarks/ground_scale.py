@@ -248,10 +248,17 @@ class _LangChainMiniLM:
 
 def langchain_pipeline(size: int, max_sentences: int = 4) -> Any:
     """Chroma retriever (metadata filter) + ContextualCompressionRetriever(splitter -> EmbeddingsFilter)."""
+    import warnings
+
     from langchain_chroma import Chroma
     from langchain_classic.retrievers import ContextualCompressionRetriever
     from langchain_classic.retrievers.document_compressors import DocumentCompressorPipeline, EmbeddingsFilter
     from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    with warnings.catch_warnings():  # EmbeddingsFilter imports langchain_community, which warns it is sunset
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import langchain_community.document_transformers.embeddings_redundant_filter  # noqa: F401
+        import langchain_community.utils.math  # noqa: F401
 
     emb = _LangChainMiniLM()
     _lc_collection(size)
