@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     print("(latencies in ms; ratio = langchain p50 / groundwire p50)")
     for key, val in extra.items():
         print(f"{key}: {val:.3f}" if abs(val) < 10 else f"{key}: {val:.1f}")
-    side = [(k, v) for k, v in extra.items() if k.startswith(("ground_p50", "ground_ratio", "sync_ratio",
+    side = [(k, v) for k, v in extra.items() if k.startswith(("ground_p50", "ground_cpu", "ground_ratio", "sync_ratio",
                                                                "sync_groundwire_chunks", "sync_langchain"))]
     if side:
         print("side by side (issue 14):")
