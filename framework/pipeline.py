@@ -273,8 +273,8 @@ class Grounder:
 
         return Ingester(
             self.config, self.index, self.embedder, self.connector_types, on_event=on_event,
-            annotate=lambda chunks: self.pm.hook.annotate_chunks(
-                chunks=chunks, config=self.config, embedder=self.embedder
+            annotate=lambda chunks, vectors, embedder: self.pm.hook.annotate_chunks(
+                chunks=chunks, config=self.config, embedder=embedder, vectors=vectors
             ),
         )
 
