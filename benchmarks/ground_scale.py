@@ -47,6 +47,7 @@ GROUPS = ["g0"]
 N_GROUPS = 10
 PER_CHUNK = 5
 TOP_K = 5
+BUILD_FORMAT = 2  # bumped when the index's write path changes what a cached tenant must hold (the ACL store)
 
 
 def _folder(size: int) -> Path:
@@ -133,7 +134,7 @@ def build(size: int, pool_size: int, progress: bool = True) -> Any:
     g = grounder(size)
     tindex = g.index.tenant("acme")
     done = folder / "built.json"
-    if done.is_file() and tindex.count() == size:
+    if done.is_file() and tindex.count() == size and json.loads(done.read_text()).get("format") == BUILD_FORMAT:
         return g
     pool = sentence_pool(pool_size)
     vec_file = folder / f"pool-{len(pool)}.npy"
@@ -184,7 +185,8 @@ def build(size: int, pool_size: int, progress: bool = True) -> Any:
                       f"{lookup.misses} texts embedded outside the pool)", flush=True)
     finally:
         scoring.embed = real_embed  # type: ignore[assignment]
-    done.write_text(json.dumps({"size": size, "pool": len(pool), "seconds": time.perf_counter() - t0}))
+    done.write_text(json.dumps({"format": BUILD_FORMAT, "size": size, "pool": len(pool),
+                                "seconds": time.perf_counter() - t0}))
     return g
 
 
