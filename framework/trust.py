@@ -2,8 +2,9 @@
 export. The self-checks behind ``groundwire trust-report`` live in :mod:`groundwire.trustcenter` (``Check`` and
 ``trust_checks`` are re-exported here).
 
-Invariants: rotation decrypts with any known key and re-encrypts with the current one (index payloads,
-audit lines, review drafts, quarantine entries), never writing plaintext; verification and export read every tenant's
+Invariants: rotation re-wraps every tenant data key under the current master key, then decrypts with
+any known key and re-encrypts (index payloads, review drafts and quarantine entries under the tenant's data
+key, audit lines under the current master key), never writing plaintext; verification and export read every tenant's
 audit log and report problems by file and line.
 """
 
@@ -85,16 +86,20 @@ def rotate_keys(g: Grounder) -> dict[str, int]:
     from .keycheck import check_index
 
     check_index([g.index.tenant(t) for t in g.config.tenants()], codec)  # refuse before re-encrypting
-    counts = {"chunks": 0, "audit_lines": 0, "drafts": 0, "quarantined": 0}
+    counts = {"data_keys": 0, "chunks": 0, "audit_lines": 0, "drafts": 0, "quarantined": 0}
+    keys = getattr(codec, "data_keys", None)
+    if keys is not None:  # first: the payloads below are then written under data keys wrapped by the new key
+        counts["data_keys"] = keys.rewrap(codec)
     for tenant in g.config.tenants():
-        col = g.index.tenant(tenant).collection
+        tindex = g.index.tenant(tenant)
+        col, tcodec = tindex.collection, tindex.codec  # the tenant's data key; gw1 payloads migrate to it
         offset = 0
         while True:
             got = col.get(include=["documents", "embeddings", "metadatas"], limit=_PAGE, offset=offset)
             ids = got["ids"]
             if not ids:
                 break
-            docs = [codec.encode(codec.decode(d, i), i) for i, d in zip(ids, got["documents"], strict=True)]
+            docs = [tcodec.encode(tcodec.decode(d, i), i) for i, d in zip(ids, got["documents"], strict=True)]
             col.upsert(ids=ids, embeddings=got["embeddings"], documents=docs, metadatas=got["metadatas"])
             counts["chunks"] += len(ids)
             if len(ids) < _PAGE:
