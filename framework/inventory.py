@@ -9,7 +9,8 @@ Encryption status of a file, decided from its kind and, for stores of payloads, 
 ``encrypted payloads`` (every payload is AES-GCM ciphertext; ids, ACL principals and hashes stay in clear),
 ``plaintext`` (data stored in clear: vectors, ACL stores, connector state, or payloads written without
 encryption), ``mixed`` (some payloads in clear), ``n.a.`` (no document or user data: locks, generation files,
-MACs, wrapped tenant data keys, key material) and ``unknown`` (a file no Groundwire store writes; the trust report's inventory row fails on it).
+MACs, wrapped tenant data keys, key material) and ``unknown`` (a file no Groundwire store writes; the trust
+report's inventory row fails on it).
 
 Invariants: nothing is modified and no collection is created (SQLite files are opened read-only, which may
 leave their ``-wal`` / ``-shm`` side files, listed like their database); key material is never read
