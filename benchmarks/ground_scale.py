@@ -172,7 +172,8 @@ def build(size: int, pool_size: int, progress: bool = True) -> Any:
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
             notes: dict[str, dict[str, Any]] = {}
             for part in (extractive.annotate_chunks(chunks, g.config, lookup),
-                         shield.annotate_chunks(chunks, g.config)):
+                         shield.annotate_chunks(chunks, g.config, lookup,
+                                                dict(zip([c.id for c in chunks], vec, strict=True)))):
                 for cid, note in (part or {}).items():
                     notes.setdefault(cid, {}).update(note)
             chunks = [dataclasses.replace(c, annotations=notes.get(c.id, {})) for c in chunks]
