@@ -272,9 +272,8 @@ class Index:
             if found is not None and found.collection.name == col.name:
                 return found
             self._check(tenant, col)
-            self._tenants[tenant] = TenantIndex(
-                tenant, col, tenant_codec(self.codec, tenant), self.generation_file(tenant), self,
-                acl=self.acl_store(tenant))
+            self._tenants[tenant] = TenantIndex(tenant, col, tenant_codec(self.codec, tenant),
+                                                self.generation_file(tenant), self, acl=self.acl_store(tenant))
             return self._tenants[tenant]
 
     def live_model(self, tenant: str) -> str | None:
@@ -312,9 +311,8 @@ class Index:
                 if store is not None:  # before the switch: rows the staged collection lacks go, others narrow
                     store.fill_narrowed(rows)
                 anchor.modify(metadata=meta)
-                live = TenantIndex(
-                    tenant, staged.collection, tenant_codec(self.codec, tenant), self.generation_file(tenant), self,
-                    acl=store)
+                live = TenantIndex(tenant, staged.collection, tenant_codec(self.codec, tenant),
+                                   self.generation_file(tenant), self, acl=store)
                 self._tenants[tenant] = live
                 self._checked[tenant] = time.monotonic()
                 live._wrote()
