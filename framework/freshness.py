@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import IndexError_
 
-__all__ = ["EmbeddedClient", "GenerationFile", "embedded_for", "flock", "persist_dir", "reopen_embedded"]
+__all__ = ["EmbeddedClient", "GenerationFile", "cached_system", "embedded_for", "flock", "persist_dir", "reopen_embedded"]
 
 
 class GenerationFile:
@@ -119,12 +119,36 @@ class EmbeddedClient:
     client: Any
     epoch: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    system: Any = None  # chromadb's System behind ``client`` when registered or reopened
 
 
 _EMBEDDED: dict[str, EmbeddedClient] = {}
 _EMBEDDED_LOCK = threading.Lock()
 
 
+def cached_system(client: Any) -> Any:
+    """The ``System`` chromadb's process cache holds for ``client``'s directory now (``None``: none)."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    try:
+        ident = SharedSystemClient._get_identifier_from_settings(client.get_settings())
+    except Exception:  # noqa: BLE001 - not an embedded chromadb client
+        return None
+    return SharedSystemClient._identifier_to_system.get(ident)
+
+
 def embedded_for(path: Path, client: Any) -> EmbeddedClient:
+    """The registry entry of ``path``. If chromadb's cache now holds another ``System`` for it than the one
+    registered (the cache was cleared and a new client made, e.g. after the folder was deleted and
+    recreated), the given client is adopted and the epoch moves, so every Index of the directory rebinds
+    instead of reading the old, in-memory state of a folder that no longer exists."""
+    system = cached_system(client)
     with _EMBEDDED_LOCK:
-        return _EMBEDDED.setdefault(str(path.resolve()), EmbeddedClient(client))
+        entry = _EMBEDDED.get(str(path.resolve()))
+        if entry is None:
+            entry = _EMBEDDED[str(path.resolve())] = EmbeddedClient(client, system=system)
+        elif system is not None and entry.system is not None and system is not entry.system:
+            with entry.lock:
+                entry.client, entry.system = client, system
+                entry.epoch += 1
+        return entry

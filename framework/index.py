@@ -55,7 +55,7 @@ from .acl_store import Acl, AclStore, meet, permits
 from .datakeys import tenant_codec
 from .embedding import Vectors
 from .errors import IndexError_
-from .freshness import GenerationFile, embedded_for, persist_dir, reopen_embedded
+from .freshness import GenerationFile, cached_system, embedded_for, persist_dir, reopen_embedded
 from .models import AccessControl, Chunk, validate_tenant
 
 __all__ = [
@@ -203,6 +203,7 @@ class Index:
         with shared.lock:
             if shared.epoch == seen_epoch:
                 shared.client, old = reopen_embedded(shared.client)
+                shared.system = cached_system(shared.client)
                 shared.epoch += 1
                 self.reopens += 1
                 if old is not None:
