@@ -8,6 +8,7 @@ chunks, grant ``d<j>`` to ann, revoke it again, every third round delete the add
 ann the whole time. Printed: runs, queries, queries that failed closed (IndexError_), *leaks* (an answer
 holding a chunk ann could never read), and runs whose answers after the writer finished were not exact
 (a revoked ACL still served, or a grant missing). Exit status 1 if any leak or inexact run was seen.
+``--without-store`` switches the ACL store off, to compare.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ WRITER = textwrap.dedent(
     from pathlib import Path
 
     path, ops = sys.argv[1], json.loads(sys.argv[2])
+    if sys.argv[3] == "1":
+        Index.acl_store = lambda self, tenant: None
     t = Index(make_client("embedded", Path(path)), "test-model", 8).tenant("acme")
     for op in ops:
         if op[0] == "acl":
@@ -53,13 +56,15 @@ WRITER = textwrap.dedent(
 )
 
 
-def one_run(path: Path) -> tuple[int, int, int, bool]:
+def one_run(path: Path, without_store: bool = False) -> tuple[int, int, int, bool]:
     from groundwire import AccessControl
     from groundwire.errors import IndexError_
     from groundwire.index import Index, make_client
     from groundwire.models import Chunk
     from groundwire.retrieval import FastRetriever
 
+    if without_store:
+        Index.acl_store = lambda self, tenant: None  # type: ignore[method-assign]
     t = Index(make_client("embedded", path), "test-model", DIM).tenant("acme")
     rng = np.random.default_rng(0)
     t.add_document_chunks(
@@ -75,7 +80,7 @@ def one_run(path: Path) -> tuple[int, int, int, bool]:
         if j % 3 == 0:
             ops.append(["delete", f"n{j}"])
     ever = {f"d{j}" for j in range(12)} | {f"n{j}-{i}" for j in range(1, 12, 2) for i in range(20)}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), json.dumps(ops)])
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), json.dumps(ops), str(int(without_store))])
     queries = failed = leaks = 0
 
     def ask(k: int) -> set[str]:
@@ -98,13 +103,15 @@ def one_run(path: Path) -> tuple[int, int, int, bool]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--without-store", action="store_true",
+                    help="switch the authoritative ACL store off (Chroma metadata only, as before it existed)")
     args = ap.parse_args()
     totals = [0, 0, 0]
     inexact = 0
     t0 = time.perf_counter()
     for n in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="gw-stress-") as tmp:
-            q, f, leak, exact = one_run(Path(tmp) / "chroma")
+            q, f, leak, exact = one_run(Path(tmp) / "chroma", args.without_store)
         totals = [totals[0] + q, totals[1] + f, totals[2] + leak]
         inexact += not exact
         print(f"run {n + 1}: queries {q}, failed closed {f}, leaks {leak}, exact after: {exact}", flush=True)
