@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -62,6 +63,7 @@ def _enc(values: Iterable[str]) -> str:
     return json.dumps(sorted(values))
 
 
+@functools.lru_cache(maxsize=4096)  # ACL lists repeat across the chunks of a document and a tenant
 def _dec(text: str) -> frozenset[str]:
     return frozenset(str(v) for v in json.loads(text))
 
