@@ -16,7 +16,8 @@ Invariants:
   grants the user; the returned chunk's ACL is the meet of both, so later re-checks (the ``access`` plugin,
   review) use the stricter one. A missing row is "not readable" (fail closed).
 - A store created beside an existing collection is filled from Chroma once (:meth:`AclStore.complete` false),
-  under the same lock, from a freshly opened client.
+  under the same lock, by the first process that uses the tenant (its client reopened first if another
+  process wrote since it last looked; known limit: that one-time copy trusts its Chroma view).
 """
 
 from __future__ import annotations

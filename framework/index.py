@@ -528,11 +528,8 @@ class TenantIndex:
         store = self.acl
         if store is None or store.complete():
             return store
-        with store.writing():
+        with store.writing():  # no writer runs meanwhile (writes hold this lock once the store exists)
             if not store.complete():
-                if self._owner is not None:
-                    self._owner.reopen(self._owner.epoch)
-                    self._seen = self.gen_file.read() if self.gen_file is not None else self._seen
                 store.fill(self._read(lambda: _acl_rows(self.collection)))
         return store
 
