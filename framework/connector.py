@@ -162,5 +162,10 @@ class Connector(ABC):
         return ConfinedRoot(root, follow_symlinks=s.follow_symlinks, max_bytes=int(s.max_file_mb * 1024 * 1024),
                             follow_hardlinks=s.follow_hardlinks)
 
+    def expected_items(self, state: Mapping[str, Any]) -> int | None:
+        """How many items (files, pages) :meth:`changes` will go through, if that is cheap to know; for
+        progress totals and ETA only (``None``: unknown). Runs in the same thread as :meth:`changes`."""
+        return None
+
     def close(self) -> None:
         """Release connections. Called once after a sync."""

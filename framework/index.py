@@ -7,7 +7,9 @@ Invariants:
   the deny list and the configured connectors. There is no unfiltered query method.
 - Sensitive text (chunk text, title, URI, location) is stored only in the ``documents`` payload, passed
   through a :class:`Codec` (the identity by default, AES-GCM with the ``crypto`` extra; see issue 7).
-  Metadata holds ids, ACL tokens, connector name, position, versions and hashes only.
+  Metadata holds ids, ACL tokens, connector name, position, versions and hashes only; with a tenant data
+  key (:mod:`groundwire.datakeys`) the content hash is keyed (:meth:`TenantIndex.keyed_hash`, HMAC), so it
+  cannot confirm a guessed document.
 - Chroma telemetry is off.
 - Cross-process freshness: every write (upsert, delete, ACL-only update, dropping a tenant) replaces
   ``<state dir>/gw-<tenant>.generation`` atomically (temp file + rename) *after* the write, with a
@@ -50,6 +52,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from .acl_store import Acl, AclStore, meet, permits
+from .datakeys import tenant_codec
 from .embedding import Vectors
 from .errors import IndexError_
 from .freshness import GenerationFile, embedded_for, persist_dir, reopen_embedded
@@ -65,6 +68,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 NOBODY = "nobody:"  # sentinel for an empty ACL list: no user can hold it (normalize_principal rejects it)
 _PAGE = 5000
+_WRITE_ROWS = 4000  # rows per upsert (under chromadb's max batch size of 5461)
 _T = TypeVar("_T")
 
 
@@ -268,8 +272,8 @@ class Index:
             if found is not None and found.collection.name == col.name:
                 return found
             self._check(tenant, col)
-            self._tenants[tenant] = TenantIndex(tenant, col, self.codec, self.generation_file(tenant), self,
-                                                acl=self.acl_store(tenant))
+            self._tenants[tenant] = TenantIndex(tenant, col, tenant_codec(self.codec, tenant),
+                                                self.generation_file(tenant), self, acl=self.acl_store(tenant))
             return self._tenants[tenant]
 
     def live_model(self, tenant: str) -> str | None:
@@ -290,7 +294,7 @@ class Index:
             col = self.client.create_collection(
                 f"gw-{tenant}.r{time.time_ns()}", metadata=self._metadata(tenant), embedding_function=None
             )
-            return TenantIndex(tenant, col, self.codec)
+            return TenantIndex(tenant, col, tenant_codec(self.codec, tenant))
 
     def commit_rebuild(self, staged: TenantIndex) -> None:
         """Make ``staged`` the live collection (one metadata update of the anchor, then a generation bump
@@ -307,8 +311,8 @@ class Index:
                 if store is not None:  # before the switch: rows the staged collection lacks go, others narrow
                     store.fill_narrowed(rows)
                 anchor.modify(metadata=meta)
-                live = TenantIndex(tenant, staged.collection, self.codec, self.generation_file(tenant), self,
-                                   acl=store)
+                live = TenantIndex(tenant, staged.collection, tenant_codec(self.codec, tenant),
+                                   self.generation_file(tenant), self, acl=store)
                 self._tenants[tenant] = live
                 self._checked[tenant] = time.monotonic()
                 live._wrote()
@@ -330,7 +334,11 @@ class Index:
             log.warning("could not delete the staged collection %s", staged.collection.name)
 
     def drop_tenant(self, tenant: str) -> None:
-        """Delete every collection of ``tenant`` (tests and tools; ``sync --rebuild`` never calls it)."""
+        """Delete every collection of ``tenant`` (tenant purge, tests; ``sync --rebuild`` never calls it).
+
+        The records are deleted first, through the API: Chroma's ``delete_collection`` leaves list-valued
+        metadata (the ACL lists) behind in ``embedding_metadata_array`` (chroma-core/chroma#7594), where
+        records written later with a reused row id would inherit them."""
         validate_tenant(tenant)
         with self._open_lock:
             self._tenants.pop(tenant, None)
@@ -343,6 +351,9 @@ class Index:
                 name = col if isinstance(col, str) else col.name
                 if name == f"gw-{tenant}" or name.startswith(f"gw-{tenant}.r"):
                     with contextlib.suppress(Exception):  # already gone
+                        c = self.client.get_collection(name, embedding_function=None)
+                        while ids := c.get(include=[], limit=500)["ids"]:
+                            c.delete(ids=ids)
                         self.client.delete_collection(name)
         gen = self.generation_file(tenant)
         if gen is not None:
@@ -547,37 +558,63 @@ class TenantIndex:
         content_hash: str,
     ) -> None:
         """Store the chunks of one or more documents (replace them first with :meth:`delete_documents`)."""
-        if not chunks:
+        self.add_documents([(chunks, vectors, version, content_hash)])
+
+    def add_documents(self, docs: Sequence[tuple[Sequence[Chunk], Vectors, str, str]]) -> None:
+        """Store several documents' ``(chunks, vectors, version, content_hash)`` in as few upserts as the
+        store allows (one per ``_WRITE_ROWS`` rows)."""
+        ids: list[str] = []
+        payloads: list[str] = []
+        metas: list[dict[str, Any]] = []
+        embs: list[Any] = []
+        acls: list[tuple[Any, Any]] = []
+        for chunks, vectors, version, content_hash in docs:
+            if not chunks:
+                continue
+            for c in chunks:
+                ids.append(c.id)
+                acls.append((c.acl.allow, c.acl.deny))
+                body: dict[str, Any] = {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}
+                if c.annotations:
+                    body["annotations"] = dict(c.annotations)
+                payloads.append(self.codec.encode(json.dumps(body, ensure_ascii=False), c.id))
+                metas.append(
+                    {
+                        "doc_id": c.doc_id,
+                        "doc_key": doc_key(c.connector, c.doc_id),
+                        "connector": c.connector,
+                        "position": c.position,
+                        "version": version,
+                        "content_hash": self.keyed_hash(content_hash),
+                        "acl_fp": c.acl.fingerprint(),
+                        **_acl_meta(c.acl),
+                    }
+                )
+            embs.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1))
+        if not ids:
             return
-        ids, docs, metas = [], [], []
-        rows = [(c.id, doc_key(c.connector, c.doc_id), c.connector, (c.acl.allow, c.acl.deny)) for c in chunks]
-        for c in chunks:
-            ids.append(c.id)
-            body: dict[str, Any] = {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}
-            if c.annotations:
-                body["annotations"] = dict(c.annotations)
-            payload = json.dumps(body, ensure_ascii=False)
-            docs.append(self.codec.encode(payload, c.id))
-            metas.append(
-                {
-                    "doc_id": c.doc_id,
-                    "doc_key": doc_key(c.connector, c.doc_id),
-                    "connector": c.connector,
-                    "position": c.position,
-                    "version": version,
-                    "content_hash": content_hash,
-                    "acl_fp": c.acl.fingerprint(),
-                    **_acl_meta(c.acl),
-                }
-            )
-        emb = np.asarray(vectors, dtype=np.float32)
+        emb = np.concatenate(embs)
+        rows = [(cid, m["doc_key"], m["connector"], acl) for cid, m, acl in zip(ids, metas, acls, strict=True)]
+
+        def op() -> None:
+            for i in range(0, len(ids), _WRITE_ROWS):
+                j = i + _WRITE_ROWS
+                self.collection.upsert(ids=ids[i:j], embeddings=emb[i:j], documents=payloads[i:j],
+                                       metadatas=metas[i:j])
+
         with self._acl_write():
             if self.acl is not None:
                 self.acl.narrow({cid: acl for cid, _, _, acl in rows})
             # the generation moves after the write: a cache loaded during it sees the old value and reloads
-            self._write(lambda: self.collection.upsert(ids=ids, embeddings=emb, documents=docs, metadatas=metas))
+            self._write(op)
             if self.acl is not None:
                 self.acl.put(rows)
+
+    def keyed_hash(self, content_hash: str) -> str:
+        """``content_hash`` as stored in metadata: HMAC under the tenant's metadata key when the codec has one
+        (``h1:<hex>``; an older unkeyed hash then compares unequal once and the document is re-indexed)."""
+        mac = getattr(self.codec, "mac", None)
+        return str(mac(content_hash)) if callable(mac) else content_hash
 
     def chunk_ids(self, connector: str, doc_ids: Iterable[str]) -> set[str]:
         """The ids of every stored chunk of these documents."""
@@ -587,6 +624,20 @@ class TenantIndex:
             part = keys[i : i + 500]
             out.update(self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
                 where={"doc_key": {"$in": p}}, include=[]))["ids"])
+        return out
+
+    def stored_chunks(self, connector: str, doc_ids: Iterable[str]) -> dict[str, tuple[str, Any]]:
+        """chunk id -> (stored payload as written, i.e. encoded; its vector) for every stored chunk of these
+        documents (ingestion reuses the vectors of chunks an edit did not change)."""
+        keys = [doc_key(connector, d) for d in doc_ids]
+        out: dict[str, tuple[str, Any]] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            got = self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
+                where={"doc_key": {"$in": p}}, include=["documents", "embeddings"]))
+            embs = got["embeddings"] if got["embeddings"] is not None else [None] * len(got["ids"])
+            for cid, doc, emb in zip(got["ids"], got["documents"] or [], embs, strict=True):
+                out[cid] = (doc, emb)
         return out
 
     def delete_ids(self, ids: Sequence[str]) -> None:
