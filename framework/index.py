@@ -163,6 +163,20 @@ class Index:
         self._acl: dict[str, AclStore] = {}
         self.reopens = 0
 
+    def remove_acl_store(self, tenant: str) -> int:
+        """Delete ``tenant``'s ACL store files (a tenant purge, after :meth:`drop_tenant`); returns how many."""
+        with self._lock:
+            self._acl.pop(tenant, None)
+        if self.state_dir is None:
+            return 0
+        base = self.state_dir / "acl" / f"gw-{tenant}.sqlite"
+        gone = 0
+        for path in (base, *(base.with_name(base.name + s) for s in ("-wal", "-shm", ".lock"))):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                gone += 1
+        return gone
+
     def acl_store(self, tenant: str) -> AclStore | None:
         """The authoritative ACL store of ``tenant`` (embedded stores only: a Chroma server is one process,
         and writers on other hosts would not update a store in this data dir)."""

@@ -86,7 +86,7 @@ def _traces(g: Grounder, tenant: str) -> list[str]:
     found = [str(p.relative_to(data)) for p in (
         data / "keys" / f"{tenant}.dek", data / "state" / tenant, data / "cache" / tenant,
         data / "audit" / f"{tenant}.jsonl", data / "chroma" / f"gw-{tenant}.generation",
-        data / "chroma" / "snapshots" / f"gw-{tenant}",
+        data / "chroma" / "snapshots" / f"gw-{tenant}", data / "chroma" / "acl" / f"gw-{tenant}.sqlite",
     ) if p.exists()]
     if (data / "reviews.sqlite3").exists() and g.reviews.count(tenant):
         found.append("reviews.sqlite3")
@@ -213,6 +213,7 @@ def _purge_locked(g: Grounder, tenant: str, by: str) -> PurgeRecord:
     chunks, docs, col_ids = _inventory(g.index.client, names)
     segments = _segments(chroma_dir, col_ids) if embedded else []
     g.index.drop_tenant(tenant)
+    g.index.remove_acl_store(tenant)  # chunk ids and their principals (groundwire.acl_store)
     g._fast.pop(tenant, None)  # the in-memory retriever of this tenant
     seg_files = sum(_remove_tree(chroma_dir / s) for s in segments if s and "/" not in s and s not in (".", ".."))
     if embedded and (chroma_dir / "chroma.sqlite3").exists():

@@ -104,6 +104,7 @@ def test_purge_leaves_nothing_of_the_tenant_and_the_other_keeps_working(two_tena
     assert d["documents"] == 3 and d["chunks"] >= 3 and d["drafts"] == 1 and d["quarantine_entries"] == 1
     assert d["collections"] == ["gw-acme"] and d["snapshot_files"] > 0 and d["state_files"] > 0
     assert not (data / "state" / "acme").exists() and not (data / "chroma" / "gw-acme.generation").exists()
+    assert not list((data / "chroma" / "acl").glob("gw-acme.*"))  # the chunk ACL store is gone too
     # globex is untouched: its data is still there, it syncs, asks, and its review still works
     assert _grep(data, [GLOBEX_USER])
     (root / "corpus" / "globex" / "payday.md").write_text(f"# Payday\n\n{GLOBEX_TEXT} Updated.\n", encoding="utf-8")
