@@ -180,7 +180,10 @@ def langchain_baseline(corpus: Corpus) -> Any:
     """LangChain's Chroma vector store over the same collection (no embedding function needed)."""
     from langchain_chroma import Chroma
 
-    return Chroma(client=corpus.client, collection_name=corpus.tindex.collection.name,
+    # the index's current client: it reopens its embedded client when needed (e.g. the first ACL-store read),
+    # which closes the one the corpus was opened with
+    client = getattr(getattr(corpus.tindex, "_owner", None), "client", None) or corpus.client
+    return Chroma(client=client, collection_name=corpus.tindex.collection.name,
                   create_collection_if_not_exists=False)
 
 

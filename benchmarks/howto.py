@@ -143,22 +143,23 @@ def harvest_installed(split: str = "eval", min_chars: int = MIN_CHARS) -> Harves
 
 
 def segment_scores(texts: Sequence[str]) -> list[np.ndarray]:
-    """Per document, the shipped indirect model's score of each of its segments (one embedding batch);
-    a segment whose own text hits a strong rule counts as 0.99, as it would alone."""
-    model = ps.load_model("indirect")
-    segs = [ps.segments(t) for t in texts]
-    flat = [s for ss in segs for s in ss]
+    """Per document, the shipped indirect head's score of each of its units (``ps.units``: the sentences the
+    chunk is judged by; one embedding batch); a unit whose own text hits a strong rule counts as 0.99."""
+    from groundwire.plugins.prompt_shield import indirect_model as im
+
+    model = im.load_indirect()
+    per = [im.units(t) for t in texts]
+    flat = [u for us in per for u in us]
     if not flat:
         return [np.zeros(0) for _ in texts]
-    ctx = np.vstack([np.tile(ps.doc_context(t), (len(ss), 1)) for t, ss in zip(texts, segs, strict=True) if ss])
-    chars = np.hstack([np.stack([ps.char_features(s) for s in flat]), ctx])
-    p = model.predict(ps.embed(flat), chars)
-    strong = np.array([any(h.strong for h in ps.rule_hits(s)) for s in flat])
-    p = np.maximum(p, np.where(strong, 0.99, 0.0))
+    cvec = ps.embed(list(texts) + ["", ""])[: len(texts)]
+    uvec = ps.embed(flat + ["", ""])[: len(flat)]
     out, i = [], 0
-    for ss in segs:
-        out.append(p[i : i + len(ss)])
-        i += len(ss)
+    for n, (t, us) in enumerate(zip(texts, per, strict=True)):
+        p = model.predict(im.features(cvec[n], uvec[i : i + len(us)], us, t)) if us else np.zeros(0)
+        strong = np.array([any(h.strong for h in ps.rule_hits(u)) for u in us], dtype=bool)
+        out.append(np.maximum(p, np.where(strong, 0.99, 0.0)))
+        i += len(us)
     return out
 
 

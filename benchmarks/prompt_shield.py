@@ -558,6 +558,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from benchmarks.prompt_shield_loso import main_loso
 
         main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads, args.l2)
+        if "indirect" in args.parts.split(","):  # the unit head's own leave-one-source-out figures
+            from benchmarks import prompt_shield_indirect
+
+            prompt_shield_indirect.main([*(["--seed-dir", args.seed_dir] if args.seed_dir else []), "--parts", "loso"])
         return
     if not args.data:
         ap.error("--data is required (or --loso)")

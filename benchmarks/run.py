@@ -7,13 +7,18 @@ Chroma vector store with the equivalent ``where`` filter. It prints p50/p95 late
 against exact search over the allowed set, short results, the Groundwire/baseline ratio, ingest rates,
 end-to-end latency (MiniLM query embedding + retrieval) and peak RSS; snapshot start-up per 100k chunks
 from Chroma and from the memory-mapped snapshot file, with RSS, in fresh processes (benchmarks.snapshot_load,
-``--snapshot-sizes``); the ANN plan's recall@10 at 50% selectivity; writes a PNG plot and a JSON file to
-``benchmarks/results/``.
+``--snapshot-sizes``; mapped-file start-up and RSS at ``--snapshot-file-only`` rows, 1M by default); the ANN
+plan's recall@10 at every selectivity; a whole ``Grounder.ground`` request at ``--ground-size`` chunks beside
+LangChain's equivalent extractive pipeline (benchmarks.ground_scale); the sync figures of
+benchmarks.sync_speed when that module is present (chunks/s, ratio vs LangChain, matmul fraction, int8
+change); writes a PNG plot and a JSON file to ``benchmarks/results/``. ``--quick`` sizes everything down to
+a smoke run.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import time
 from pathlib import Path
@@ -143,6 +148,36 @@ def ingest_rates(backends: list[str], docs: int = 512, inserts: int = 20_000) ->
     return out
 
 
+def sync_figures(limit: int, quick: bool) -> dict[str, float]:
+    """The figures of benchmarks.sync_speed (another module, maybe absent): default backend and int8."""
+    try:
+        from benchmarks import sync_speed  # type: ignore[attr-defined]
+    except ImportError:
+        print("sync figures: benchmarks.sync_speed is not in this tree; skipped")
+        return {}
+
+    def call(**kw: Any) -> dict[str, Any]:
+        accepted = inspect.signature(sync_speed.measure).parameters
+        return dict(sync_speed.measure(**{k: v for k, v in kw.items() if k in accepted}))
+
+    out: dict[str, float] = {}
+    try:
+        res = call(limit=limit, langchain=True, limit_model=not quick)
+        for key in ("groundwire_chunks_per_s", "langchain_chunks_per_s", "ratio_chunks_per_s", "matmul_fraction",
+                    "embed_matmul_fraction", "gemm_gflops"):
+            if isinstance(res.get(key), int | float):
+                out[f"sync_{key}[{res.get('docs', limit)} docs]"] = float(res[key])
+        int8 = call(limit=limit, backend="onnx-int8", langchain=False, limit_model=False)
+        if res.get("groundwire_chunks_per_s") and int8.get("groundwire_chunks_per_s"):
+            out[f"sync_groundwire_chunks_per_s[int8,{int8.get('docs', limit)} docs]"] = float(
+                int8["groundwire_chunks_per_s"])
+            out["sync_int8_speedup[chunks/s int8 / default]"] = (
+                float(int8["groundwire_chunks_per_s"]) / float(res["groundwire_chunks_per_s"]))
+    except Exception as exc:  # noqa: BLE001 - another module's failure must not lose the other figures
+        print(f"sync figures: benchmarks.sync_speed failed ({type(exc).__name__}: {exc}); skipped")
+    return out
+
+
 def plot(rows: list[dict[str, Any]], path: Any) -> None:
     import matplotlib
 
@@ -179,7 +214,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--snapshot-sizes", default=None,
                     help="synthetic sizes for the snapshot start-up and RSS figures in fresh processes "
                          "(default: the largest of --sizes; '' to skip)")
+    ap.add_argument("--snapshot-file-only", type=int, default=1_000_000,
+                    help="rows of the mapped-file start-up and RSS figure without Chroma (0 to skip)")
+    ap.add_argument("--ground-size", type=int, default=100_000, help="chunks of the ground() tenant (0 to skip)")
+    ap.add_argument("--ground-requests", type=int, default=60, help="ground() requests per round")
+    ap.add_argument("--ground-repeats", type=int, default=3, help="rounds (the median of their p50s is printed)")
+    ap.add_argument("--ground-pool", type=int, default=1500, help="SciFact sentences the ground() chunks use")
+    ap.add_argument("--sync-limit", type=int, default=500, help="SciFact documents for the sync figures (0: skip)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run: 300 chunks, 5 queries, no end-to-end, ground() at 300 chunks, no sync")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.sizes, args.real_sizes, args.queries, args.no_e2e = "300", "", 5, True
+        args.snapshot_file_only, args.sync_limit = 0, 0
+        args.ground_size, args.ground_requests, args.ground_repeats, args.ground_pool = 300, 3, 1, 60
     sizes = [int(x) for x in args.sizes.split(",")]
     plan = [("synthetic", n) for n in sizes] + [("scifact", int(x)) for x in args.real_sizes.split(",") if x]
     rows: list[dict[str, Any]] = []
@@ -200,13 +248,23 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_e2e:
         extra.update(ingest_rates(args.backends.split(",")))
     for r in rows:
-        if r["selectivity"] == 0.5:
-            extra[f"recall@10[{r['corpus']}-{r['size']},50%,{r['groundwire']['plan']}]"] = r["groundwire"]["recall"]
+        extra[f"recall@10[{r['corpus']}-{r['size']},{r['selectivity']:.1%},{r['groundwire']['plan']}]"] = (
+            r["groundwire"]["recall"])
     snapshot_sizes = str(max(sizes)) if args.snapshot_sizes is None else args.snapshot_sizes
-    for size in (int(x) for x in snapshot_sizes.split(",") if x):
-        from benchmarks.snapshot_load import measure as snapshot_measure
+    from benchmarks.snapshot_load import measure as snapshot_measure
+    from benchmarks.snapshot_load import measure_file_only
 
+    for size in (int(x) for x in snapshot_sizes.split(",") if x):
         extra.update(snapshot_measure(size))
+    if args.snapshot_file_only:
+        extra.update(measure_file_only(args.snapshot_file_only))
+    if args.ground_size:
+        from benchmarks.ground_scale import measure as ground_measure
+
+        extra.update(ground_measure(args.ground_size, args.ground_requests, args.ground_repeats, args.ground_pool,
+                                    progress=not args.quick))
+    if args.sync_limit:
+        extra.update(sync_figures(args.sync_limit, args.quick))
     extra["peak_rss_mb"] = peak_rss_mb()
     head = (f"{'corpus':>9} {'size':>7} {'sel':>6} {'allowed':>7} | {'gw p50':>7} {'p95':>7} {'QPS':>7} {'rec':>5} "
             f"{'short':>5} {'plan':>9} | {'+payload':>8} | {'lc p50':>7} {'p95':>7} {'rec':>5} "
@@ -222,7 +280,13 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['ratio']:>5.1f}x {r['ratio_payload']:>6.1f}x")
     print("(latencies in ms; ratio = langchain p50 / groundwire p50)")
     for key, val in extra.items():
-        print(f"{key}: {val:.2f}")
+        print(f"{key}: {val:.3f}" if abs(val) < 10 else f"{key}: {val:.1f}")
+    side = [(k, v) for k, v in extra.items() if k.startswith(("ground_p50", "ground_cpu", "ground_ratio", "sync_ratio",
+                                                               "sync_groundwire_chunks", "sync_langchain"))]
+    if side:
+        print("side by side (issue 14):")
+        for key, val in side:
+            print(f"  {key}: {val:.2f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot(rows, RESULTS / "latency.png")
     (RESULTS / "results.json").write_text(json.dumps({"cells": rows, "extra": extra}, indent=2))

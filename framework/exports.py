@@ -472,7 +472,8 @@ def self_check(grounder: Grounder | None = None) -> tuple[bool, str]:
     """The trust report's "encrypts portable media" check: canary exports go through the same writer as
     ``audit export`` (one for a fresh recipient key, one for a passphrase). Passes only if neither ciphertext
     contains the canary, a wrong identity, a wrong passphrase, a flipped byte and a truncated copy all fail,
-    and the right keys give the canary back. ``grounder`` is accepted for the report's uniform signature."""
+    the right keys give the canary back, and the CLI refuses an export without a key option. ``grounder`` is
+    accepted for the report's uniform signature."""
     import io
 
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -488,10 +489,11 @@ def self_check(grounder: Grounder | None = None) -> tuple[bool, str]:
         ("passphrase", ExportKey(passphrase=phrase, kdf=cheap), (None, phrase), (None, phrase + "x")),
     ]
     for label, key, good, bad in cases:
-        buf = io.BytesIO()
+        whole, buf = io.BytesIO(), io.BytesIO()
+        encrypt_lines(whole, key, "self-check", lines)  # one chunk: the canary is never split
         encrypt_lines(buf, key, "self-check", lines, chunk=64)  # small chunks: several of them
         blob = buf.getvalue()
-        if canary.encode() in blob:
+        if canary.encode() in whole.getvalue():
             failures.append(f"{label}: the canary is readable in the ciphertext")
         try:
             got = b"".join(iter_plaintext(io.BytesIO(blob), *good)).decode()
@@ -508,6 +510,13 @@ def self_check(grounder: Grounder | None = None) -> tuple[bool, str]:
                 failures.append(f"{label}: {what} was accepted")
             except (DecryptionError, ExportError, EncryptionError):
                 pass
+    from .cli_exports import export_key
+
+    try:  # the CLI's default: no key option must be an error, never a plaintext export
+        if export_key(None, None, False) is None:
+            failures.append("an export without key options would be written in clear")
+    except ExportError:
+        pass
     if failures:
         return False, "; ".join(failures)
     return True, ("AES-256-GCM STREAM exports (X25519 recipient or Argon2id passphrase): canaries round-trip, "

@@ -7,9 +7,10 @@ SHA-256 of their module files.
 
 Encryption status of a file, decided from its kind and, for stores of payloads, from its content:
 ``encrypted payloads`` (every payload is AES-GCM ciphertext; ids, ACL principals and hashes stay in clear),
-``plaintext`` (data stored in clear: vectors, connector state, or payloads written without encryption),
-``mixed`` (some payloads in clear), ``n.a.`` (no document or user data: locks, generation files, MACs,
-key material) and ``unknown`` (a file no Groundwire store writes; the trust report's inventory row fails on it).
+``plaintext`` (data stored in clear: vectors, ACL stores, connector state, or payloads written without
+encryption), ``mixed`` (some payloads in clear), ``n.a.`` (no document or user data: locks, generation files,
+MACs, wrapped tenant data keys, key material) and ``unknown`` (a file no Groundwire store writes; the trust
+report's inventory row fails on it).
 
 Invariants: nothing is modified and no collection is created (SQLite files are opened read-only, which may
 leave their ``-wal`` / ``-shm`` side files, listed like their database); key material is never read
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .crypto import PREFIX
+from .datakeys import DEK_PREFIX
 
 if TYPE_CHECKING:
     from .pipeline import Grounder
@@ -42,12 +44,12 @@ __all__ = [
 ENCRYPTED, PLAINTEXT, MIXED, NA, UNKNOWN = "encrypted payloads", "plaintext", "mixed", "n.a.", "unknown"
 _PAGE = 1000
 _KEY_ID_TIME = re.compile(r"^k(\d{14})$")  # ids made by 'groundwire keys generate' (groundwire.keyfile.new_key_id)
-_SQLITE_STORES = ("reviews.sqlite3", "quarantine.sqlite")
+_CIPHER = (f"{PREFIX}:", f"{DEK_PREFIX}:")  # master-key (gw1) and tenant data-key (gw2) ciphertexts
 
 # (glob on the path relative to data_dir, status or "payloads:<how>") - first match wins
 _KINDS: tuple[tuple[str, str], ...] = (
     ("*.lock", NA), ("*.lock.owner", NA), ("*.tmp", NA),
-    ("audit/.checkpoints/key", NA), ("audit/.checkpoints/*.json", NA),
+    ("audit/.checkpoints/key", NA), ("audit/.checkpoints/*.json", NA), ("keys/*.dek", NA),
     ("audit/*.jsonl", "payloads:audit"), ("audit/*.jsonl.torn", "payloads:audit"),
     ("reviews.sqlite3", "payloads:sqlite"), ("quarantine.sqlite", "payloads:sqlite"),
     ("reviews.sqlite3-*", "payloads:sqlite-side"), ("quarantine.sqlite-*", "payloads:sqlite-side"),
@@ -76,7 +78,8 @@ def sqlite_payloads(path: Path) -> tuple[int, int]:
             if "payload" not in cols:
                 continue
             t, e = db.execute(
-                f'SELECT COUNT(*), COALESCE(SUM(payload LIKE ?), 0) FROM "{table}"', (f"{PREFIX}:%",)
+                f'SELECT COUNT(*), COALESCE(SUM(payload LIKE ? OR payload LIKE ?), 0) FROM "{table}"',
+                tuple(f"{c}%" for c in _CIPHER),
             ).fetchone()
             total, enc = total + int(t), enc + int(e)
         return enc, total
@@ -109,7 +112,7 @@ def collection_payloads(collection: Any, limit: int | None = None) -> tuple[int,
         if not docs:
             break
         seen += len(docs)
-        enc += sum(1 for d in docs if isinstance(d, str) and d.startswith(f"{PREFIX}:"))
+        enc += sum(1 for d in docs if isinstance(d, str) and d.startswith(_CIPHER))
         if len(docs) < n:
             break
         offset += len(docs)
@@ -246,6 +249,19 @@ def key_ages(g: Grounder, problems: list[str]) -> list[dict[str, Any]]:
                         "created": made.isoformat(timespec="seconds") if made else None,
                         "age_days": round((now - made).total_seconds() / 86400, 1) if made else None,
                         "created_from": source})
+    for dek in sorted((g.config.data_path / "keys").glob("*.dek")):  # tenant data keys, wrapped by the master key
+        try:
+            doc = json.loads(dek.read_text(encoding="utf-8"))
+            made = datetime.fromisoformat(str(doc["created"])) if doc.get("created") else None
+            if made is not None and made.tzinfo is None:
+                made = made.replace(tzinfo=UTC)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"data key {dek.name}: {type(exc).__name__}")
+            continue
+        out.append({"id": str(doc.get("id", dek.stem)), "current": True, "provider": f"data key of tenant {dek.stem}",
+                    "created": made.isoformat(timespec="seconds") if made else None,
+                    "age_days": round((now - made).total_seconds() / 86400, 1) if made else None,
+                    "created_from": "data key file" if made else "unknown"})
     local = g.config.data_path / "audit" / ".checkpoints" / "key"
     ckpt = g.config.resolve(g.config.audit.checkpoint_dir) / "key" if g.config.audit.checkpoint_dir else local
     if ckpt.exists():

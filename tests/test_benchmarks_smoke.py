@@ -15,10 +15,16 @@ def test_run_writes_table_plot_and_json(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(common, "CACHE", tmp_path / "cache")
     monkeypatch.setattr(run, "RESULTS", tmp_path / "results")
-    run.main(["--sizes", "300", "--real-sizes", "", "--queries", "5", "--no-e2e"])
+    run.main(["--quick"])
     out = capsys.readouterr().out
     assert "ratio = langchain p50 / groundwire p50" in out
-    assert "snapshot_load_s_per_100k[file,300]" in out and "recall@10[synthetic-300,50%,exact]" in out
+    assert "snapshot_load_s_per_100k[file,300]" in out
+    for s in common.SELECTIVITIES:
+        assert f"recall@10[synthetic-300,{s:.1%},exact]: 1.000" in out
+    side = out.split("side by side (issue 14):")[1]
+    for key in ("ground_p50_ms[groundwire,300]", "ground_p50_ms[langchain,300]",
+                "ground_ratio[langchain/groundwire,300]"):
+        assert key in side
     data = json.loads((tmp_path / "results" / "results.json").read_text())
     assert len(data["cells"]) == len(common.SELECTIVITIES)
     for cell in data["cells"]:

@@ -159,3 +159,30 @@ def test_index_only_data_with_the_wrong_key_is_refused_by_sync(tmp_path, monkeyp
     assert all("index of tenant" in r.error and "'k1'" in r.error for r in reports), [r.error for r in reports]
     assert g2.index.tenant("acme").count() == count
     assert all(not p for p in verify_audit(g2).values())  # the refusals themselves are not audited as writes
+
+
+def _count_drafts(path: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM drafts").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_write_does_not_checkpoint_the_wal_on_close_and_is_durable(tmp_path):
+    """Closing the last connection makes SQLite checkpoint the WAL and fsync the database (a second fsync per
+    write); the store's idle keeper connection prevents that. The row is committed all the same: another
+    process reads it, and closing the keeper checkpoints the WAL into the database."""
+    path = tmp_path / "reviews.sqlite3"
+    store = DraftStore(path, Identity)
+    wal = tmp_path / "reviews.sqlite3-wal"
+    for i in range(3):
+        store.insert(DraftRow(f"d{i}", "acme", "u", "pending_review", "t", "t", {"i": i}), "r")
+        assert wal.is_file() and wal.stat().st_size > 0  # the commit is in the WAL, not checkpointed on close
+    with SPAWN.Pool(1) as pool:
+        assert pool.apply(_count_drafts, (str(path),)) == 3
+    store.close()
+    assert not wal.exists() or wal.stat().st_size == 0  # the last connection closed: checkpointed
+    assert _count_drafts(str(path)) == 3
+    store.insert(DraftRow("d3", "acme", "u", "pending_review", "t", "t", {}), "r")  # usable after close()
+    assert store.count("acme") == 4

@@ -232,3 +232,21 @@ def test_export_benchmark_runs(capsys):
     export_stream.main(["--mb", "1", "--lines", "40"])
     out = capsys.readouterr().out
     assert "MiB/s" in out and "removed 20 of 40" in out and "verify after: ok" in out
+
+
+def test_self_check_fails_when_the_control_is_broken(monkeypatch):
+    import groundwire.cli_exports as cli_exports
+    import groundwire.exports as exports
+
+    monkeypatch.setattr(cli_exports, "export_key", lambda *a: None)  # a default that writes clear text
+    ok, detail = self_check(None)
+    assert not ok and "in clear" in detail
+    monkeypatch.undo()
+
+    def clear_emit(self, data, last):  # "encryption" that writes the plaintext
+        self._out.write(data + b"\0" * 16)
+        self._n += 1
+
+    monkeypatch.setattr(exports.ExportWriter, "_emit", clear_emit)
+    ok, detail = self_check(None)
+    assert not ok and "readable in the ciphertext" in detail

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pytest
 from groundwire import AccessControl, Checkpoint, Connector, ConnectorSettings, Document, Section, Upsert, hookimpl
 from groundwire.ingest import index_text
 from groundwire.plugins.embedders import HashingEmbedder
@@ -35,10 +36,10 @@ class CountingPlugin:
         register(Counting)
 
 
-def _grounder(make_grounder: Any, root: Path, *plugins: object) -> Any:
+def _grounder(make_grounder: Any, root: Path, *plugins: object, **overrides: Any) -> Any:
     Counting.seen.clear()
     return make_grounder({"kb": kb(root, default_allow=["everyone"])}, extra_plugins=(CountingPlugin(), *plugins),
-                         embedder={"name": "counting"})
+                         embedder={"name": "counting"}, **overrides)
 
 
 def _touch(path: Path, text: str) -> None:
@@ -88,11 +89,14 @@ def test_annotate_chunks_gets_chunk_vectors_and_a_memo_embedder(make_grounder, t
     assert stored and all(c.annotations["t.len"] == len(c.text) and c.annotations["old.n"] == 1 for c in stored)
 
 
-def test_edit_re_embeds_only_changed_chunks(make_grounder, tmp_path: Path) -> None:
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_edit_re_embeds_only_changed_chunks(make_grounder, tmp_path: Path, encrypted: bool) -> None:
     root = tmp_path / "kb"
     write(root / "a.md", "# A\n\n" + "\n\n".join(PARAS) + "\n")
     write(root / "b.md", "# B\n\nAnother document that is never edited, about the canteen menu on Fridays.\n")
-    g = _grounder(make_grounder, root)
+    crypto = {"encryption": {"enabled": True, "provider": "file",
+                             "options": {"path": str(tmp_path / "gw.keys"), "create": True}}} if encrypted else {}
+    g = _grounder(make_grounder, root, **crypto)
     first = g.sync()[0]
     assert first.ok and first.chunks > 3
     tindex = g.index.tenant("acme")

@@ -51,7 +51,7 @@ def test_inventory_lists_every_store_of_an_encrypted_data_dir(tmp_path):
         assert c["payloads"] == ENCRYPTED and c["encrypted_payloads"] == c["chunks"]
     files = {f["path"]: f for f in inv["files"]}
     segment_bytes = sum(f["bytes"] for p, f in files.items() if p.startswith("chroma/") and p.count("/") == 2
-                        and not p.startswith("chroma/snapshots/"))
+                        and not p.startswith(("chroma/snapshots/", "chroma/acl/")))
     assert sum(c["vector_bytes"] for c in cols.values()) == segment_bytes > 0
 
     # files: exactly what is on disk, with sizes; payload stores encrypted, vectors and state in clear
@@ -111,7 +111,12 @@ def test_cli_inventory_json_and_table(tmp_path, capsys, monkeypatch):
     capsys.readouterr()
     assert main(["inventory", "--json", "--config", str(cfg)]) == 0
     inv = json.loads(capsys.readouterr().out)
-    assert {k["id"] for k in inv["keys"]} == {"k1"} and inv["keys"][0]["created_from"].startswith("unknown")
+    master = [k for k in inv["keys"] if k["provider"] == "env"]
+    assert [k["id"] for k in master] == ["k1"] and master[0]["created_from"].startswith("unknown")
+    data_keys = [k for k in inv["keys"] if k["provider"].startswith("data key of tenant")]
+    assert all(k["created"] for k in data_keys)  # per-tenant data keys (when this version has them)
+    assert {p.stem for p in (tmp_path / "data" / "keys").glob("*.dek")} == {
+        k["provider"].rsplit(" ", 1)[1] for k in data_keys}
     assert main(["inventory", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "gw-acme" in out and "acme-docs" in out and os.environ["GW_INV_KEYS"].split(":")[1] not in out

@@ -138,7 +138,7 @@ INJECTED_CODE = (
 
 @pytest.mark.slow
 def test_indirect_classifier_keeps_howto_and_tables() -> None:
-    th = ps.load_model("indirect").threshold
+    th = ps.effective_threshold("indirect", None, True)
     scores = ps.score_documents([HOWTO, TABLE, INJECTED, INJECTED_CODE])
     assert scores[0].score < th and scores[1].score < th
     assert scores[2].score >= th and scores[3].score >= th

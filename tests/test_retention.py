@@ -258,3 +258,12 @@ def test_property_trims_keep_the_chain_and_tampering_stays_visible(tmp_path_fact
     lines[i] = json.dumps(rec)
     _rewrite(log, lines)
     assert not verify_log(log.path).ok
+
+
+def test_self_check_fails_when_forged_anchors_pass(tmp_path, monkeypatch):
+    import groundwire.audit_anchor as audit_anchor
+
+    g = grounder(tmp_path)
+    monkeypatch.setattr(audit_anchor, "anchor_problem", lambda *a: "")  # verification that trusts any anchor
+    ok, detail = self_check(g)
+    assert not ok and "forged" in detail

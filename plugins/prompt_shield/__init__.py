@@ -8,7 +8,9 @@ Offline, no downloads. A package of small parts:
 - :mod:`.rules`: known attack families; a *strong* hit blocks on its own, whatever the threshold;
 - :mod:`.model`: character features, MiniLM embeddings and the numpy logistic regression whose weights
   ship here as ``prompt_shield_{direct,indirect}.npz``;
-- :mod:`.segments`: documents are screened per prose segment of a chunk (table rows, fences excluded);
+- :mod:`.indirect_model`: the indirect head over a chunk's stored vector and its sentences' vectors
+  (``prompt_shield_indirect.npz``);
+- :mod:`.segments`: table-row and fence patterns (and the older prose segments, kept for benchmarks);
 - :mod:`.scoring`: prompts are scored as the max over word windows and decoded payloads, documents as their
   worst segment, precomputed at ingestion (``annotate_chunks``) and versioned;
 - :mod:`.plugin`: the hooks and the strictly validated settings (:class:`ShieldSettings`).
@@ -20,6 +22,7 @@ rules only and says so in the reason (the shield never fails open silently).
 from __future__ import annotations
 
 from .decode import decoded_payloads
+from .indirect_model import IndirectModel, embed_text, load_indirect, units
 from .model import (
     ARTEFACT_DIR,
     N_CHAR,
@@ -71,6 +74,7 @@ __all__ = [
     "SEGMENT_CHARS",
     "TABLE_ROW",
     "RawScore",
+    "IndirectModel",
     "Rule",
     "Score",
     "ShieldModel",
@@ -84,11 +88,13 @@ __all__ = [
     "doc_context",
     "effective_threshold",
     "embed",
+    "embed_text",
     "embedder_backend",
     "fit_logistic",
     "for_model",
     "homoglyph_words",
     "indirect_version",
+    "load_indirect",
     "load_model",
     "normalise",
     "prompt_items",
@@ -101,5 +107,6 @@ __all__ = [
     "screen_prompt",
     "segments",
     "settings_for",
+    "units",
     "windows",
 ]

@@ -143,6 +143,10 @@ def effective_threshold(kind: str, threshold: float | None, use_model: bool) -> 
     The threshold governs the classifier only: a strong rule hit blocks whatever it is."""
     if threshold is not None:
         return threshold
+    if kind == "indirect" and use_model:
+        from .indirect_model import load_indirect  # the unit head (indirect_model imports this module)
+
+        return load_indirect().threshold
     return load_model(kind).threshold if use_model else 0.5
 
 

@@ -14,13 +14,14 @@ rules only and says so in the reason (the shield never fails open silently).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from groundwire import Action, GroundingRequest, GroundwireConfig, Verdict, hookimpl
+from groundwire import Action, Embedder, GroundingRequest, GroundwireConfig, Verdict, hookimpl
 from groundwire.models import Chunk
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .indirect_model import embed_text
 from .model import effective_threshold
 from .scoring import (
     ANNOTATION,
@@ -98,17 +99,37 @@ def screen_prompt(request: GroundingRequest, config: GroundwireConfig) -> Verdic
     return Verdict(stage="prompt", plugin=PLUGIN, action=action, score=round(sc.score, 4), reason=sc.reason)
 
 
+def _bundled(config: GroundwireConfig) -> bool:
+    """Whether the configured embedder *is* the bundled MiniLM the indirect head was trained on (then its
+    vectors are used as they are; any other embedder's vectors live in another space)."""
+    e = config.embedder
+    return e.name == "minilm" and not e.options.get("path")
+
+
 @hookimpl
-def annotate_chunks(chunks: Sequence[Chunk], config: GroundwireConfig) -> dict[str, dict[str, Any]] | None:
+def annotate_chunks(
+    chunks: Sequence[Chunk], config: GroundwireConfig, embedder: Embedder, vectors: Mapping[str, Sequence[float]]
+) -> dict[str, dict[str, Any]] | None:
     """Precompute the indirect screening of new chunks at ingestion (``precompute``, default on), so a
-    request only applies the threshold to stored results (per tenant: its settings decide)."""
+    request only applies the threshold to stored results (per tenant: its settings decide).
+
+    With the bundled MiniLM as the embedder, the head reads each chunk's index vector from ``vectors`` (no
+    second model run for the chunk) and embeds its units through ingestion's per-batch memo ``embedder``
+    (the extractive generator's sentences are the same texts: one model run for both); otherwise the
+    bundled model embeds both, as at query time."""
     if not chunks:
         return None
     todo = [c for c in chunks if (s := settings_for(config, c.tenant)).indirect and s.use_model and s.precompute]
     if not todo:
         return None
+    own = _bundled(config)
     try:
-        raw = raw_document_scores([c.text for c in todo], True, embedder_backend(config), remember=False)
+        raw = raw_document_scores(
+            [c.text for c in todo], True, embedder_backend(config), remember=False,
+            chunk_vecs=[vectors.get(c.id) if own else None for c in todo],
+            embed_units=embedder.embed_documents if own else None,
+            chunk_inputs=[embed_text(c.text, c.title) for c in todo],
+        )
     except (OSError, ImportError) as exc:  # scored at query time instead
         log.warning("prompt shield could not precompute chunk scores: %s", exc)
         return None

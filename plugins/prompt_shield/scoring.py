@@ -1,5 +1,6 @@
 """Scoring: rules and classifier combined, for prompts (max over word windows and decoded payloads) and for
-documents (the worst segment; precomputed at ingestion and versioned).
+documents (the worst unit of a chunk, :mod:`.indirect_model`; precomputed at ingestion from the chunk's stored
+vector and versioned).
 
 Invariants: a strong rule hit sets ``Score.strong`` and blocks whatever the threshold; the classifier only
 ever sees normalised text; a prompt's score is the max over windows that cover the whole text and over its
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -20,10 +21,10 @@ import numpy as np
 from groundwire.models import Chunk
 
 from .decode import decoded_payloads, looks_english
+from .indirect_model import MODEL_ID, N_FEATURES, UNIT_MIN_CHARS, chunk_probs, embed_text, load_indirect
 from .model import (
     ARTEFACT_DIR,
     N_CHAR,
-    ShieldModel,
     char_features,
     effective_threshold,
     embed,
@@ -32,7 +33,7 @@ from .model import (
 )
 from .normalize import WINDOW_STRIDE, WINDOW_WORDS, clean_lines, for_model, windows
 from .rules import RULES, Rule, rule_hits
-from .segments import FENCE, N_CONTEXT, SEGMENT_CHARS, TABLE_ROW, doc_context, segments
+from .segments import FENCE, TABLE_ROW
 
 __all__ = [
     "ANNOTATION",
@@ -143,48 +144,13 @@ def score_prompts(
     ]
 
 
-_SEG_CACHE: OrderedDict[tuple[int, str], float] = OrderedDict()
+_SEG_CACHE: OrderedDict[tuple[str, str], float] = OrderedDict()
 _SEG_LOCK = threading.Lock()
 SEGMENT_CACHE_SIZE = 20_000
 
 
-def _segment_probs(
-    model: ShieldModel, flat: Sequence[str], context: np.ndarray, backend: str = "auto", remember: bool = True
-) -> np.ndarray:
-    """Segment scores; retrieved chunks recur across requests, so scores are kept in a per-process LRU
-    (keyed by the model and a hash of the segment text) and only the misses are embedded, in one batch."""
-    keys = [
-        (id(model), hashlib.blake2b(s.encode() + c.tobytes(), digest_size=16).hexdigest())
-        for s, c in zip(flat, context, strict=True)
-    ]
-    probs = np.zeros(len(flat))
-    with _SEG_LOCK:
-        miss = []
-        for i, k in enumerate(keys):
-            if k in _SEG_CACHE:
-                probs[i] = _SEG_CACHE[k]
-                _SEG_CACHE.move_to_end(k)
-            else:
-                miss.append(i)
-    if miss:
-        texts = [for_model(flat[i]) for i in miss]
-        chars = np.hstack([np.stack([char_features(t, flat[i]) for t, i in zip(texts, miss, strict=True)]),
-                           context[miss]])
-        got = model.predict(embed(texts, backend), chars)
-        if not remember:
-            probs[miss] = got
-            return probs
-        with _SEG_LOCK:
-            for i, p in zip(miss, got, strict=True):
-                probs[i] = float(p)
-                _SEG_CACHE[keys[i]] = float(p)
-            while len(_SEG_CACHE) > SEGMENT_CACHE_SIZE:
-                _SEG_CACHE.popitem(last=False)
-    return probs
-
-
 def clear_cache() -> None:
-    """Forget cached segment scores (benchmarks measure cold latency with it)."""
+    """Forget cached chunk scores (benchmarks measure cold latency with it)."""
     with _SEG_LOCK:
         _SEG_CACHE.clear()
 
@@ -212,32 +178,67 @@ class RawScore:
             return None
 
 
+def _chunk_cache_key(text: str, chunk_input: str) -> tuple[str, str]:
+    return (indirect_version(), hashlib.blake2b(f"{chunk_input}\0{text}".encode(), digest_size=16).hexdigest())
+
+
 def raw_document_scores(
-    texts: Sequence[str], use_model: bool = True, backend: str = "auto", remember: bool = True
+    texts: Sequence[str],
+    use_model: bool = True,
+    backend: str = "auto",
+    remember: bool = True,
+    *,
+    chunk_vecs: Sequence[Any] | None = None,
+    embed_units: Callable[[Sequence[str]], np.ndarray] | None = None,
+    chunk_inputs: Sequence[str] | None = None,
 ) -> list[RawScore]:
-    """Worst segment probability (one embedding batch for all segments of all texts) and rule hits."""
-    model = load_model("indirect") if use_model else None
-    segs = [segments(t) for t in texts]
-    flat = [s for ss in segs for s in ss]
-    probs = np.zeros(len(flat))
-    if model is not None and flat:
-        ctx = np.vstack(
-            [np.tile(doc_context(t), (len(ss), 1)) for t, ss in zip(texts, segs, strict=True) if ss]
-        )
-        probs = _segment_probs(model, flat, ctx, backend, remember)
-    out: list[RawScore] = []
-    i = 0
-    for t, ss in zip(texts, segs, strict=True):
-        p = float(probs[i : i + len(ss)].max()) if (model is not None and ss) else (0.0 if model else None)
-        i += len(ss)
-        out.append(RawScore(p, tuple((h.strong, h.reason) for h in cached_rule_hits(t))))
-    return out
+    """The classifier's worst unit (:mod:`.indirect_model`) and the rule hits, per chunk text.
+
+    ``chunk_vecs``: the chunks' stored embeddings (``None`` entries, or no list: embedded now from
+    ``chunk_inputs``, default the texts, with the bundled model); ``embed_units``: how the units are embedded
+    (ingestion passes its memoising embedder; default the bundled model). Scores of texts embedded here are
+    kept in a per-process LRU (``remember``) keyed by the artefact version and a hash of the text."""
+    model = load_indirect() if use_model else None
+    inputs = list(chunk_inputs) if chunk_inputs is not None else list(texts)
+    probs: list[float | None] = [None] * len(texts)
+    if model is not None and texts:
+        vecs = list(chunk_vecs) if chunk_vecs is not None else [None] * len(texts)
+        keys = [_chunk_cache_key(t, c) for t, c in zip(texts, inputs, strict=True)]
+        todo = []
+        with _SEG_LOCK:
+            for i, k in enumerate(keys):
+                if k in _SEG_CACHE:
+                    probs[i] = _SEG_CACHE[k]
+                    _SEG_CACHE.move_to_end(k)
+                else:
+                    todo.append(i)
+        if todo:
+            def bundled(ts: Sequence[str]) -> np.ndarray:
+                return embed(list(ts) + ["", ""], backend)[: len(ts)]  # > 1 text: not the one-query memo
+
+            got = chunk_probs(
+                model,
+                [texts[i] for i in todo],
+                [None if vecs[i] is None else np.asarray(vecs[i], np.float32) for i in todo],
+                bundled,
+                embed_units or bundled,
+                [inputs[i] for i in todo],
+            )
+            with _SEG_LOCK:
+                for i, p in zip(todo, got, strict=True):
+                    probs[i] = float(p)
+                    if remember:
+                        _SEG_CACHE[keys[i]] = float(p)
+                while len(_SEG_CACHE) > SEGMENT_CACHE_SIZE:
+                    _SEG_CACHE.popitem(last=False)
+    return [RawScore(p, tuple((h.strong, h.reason) for h in cached_rule_hits(t)))
+            for t, p in zip(texts, probs, strict=True)]
 
 
 def score_documents(
     texts: Sequence[str], use_model: bool = True, threshold: float | None = None, backend: str = "auto"
 ) -> list[Score]:
-    """Indirect-injection score per document: the worst of its segments (one embedding batch for all)."""
+    """Indirect-injection score per chunk text: the worst of its units (one embedding batch for all)."""
     th = effective_threshold("indirect", threshold, use_model)
     return [_combine(r.p, r.hits, th) for r in raw_document_scores(texts, use_model, backend)]
 
@@ -248,10 +249,11 @@ def indirect_version() -> str:
     segmenting."""
     h = hashlib.blake2b(digest_size=8)
     h.update((ARTEFACT_DIR / "prompt_shield_indirect.npz").read_bytes())
+    h.update(f"units:{UNIT_MIN_CHARS}:{N_FEATURES}:{MODEL_ID}".encode())
     for r in RULES:
         cased = r.cased.pattern if r.cased is not None else ""
         h.update(f"{r.name}\0{r.pattern.pattern}\0{cased}\0{r.strong}\0{r.reason}\0".encode())
-    h.update(f"{SEGMENT_CHARS}:{N_CHAR}:{N_CONTEXT}:{TABLE_ROW.pattern}:{FENCE.pattern}:norm2".encode())
+    h.update(f"{N_CHAR}:{TABLE_ROW.pattern}:{FENCE.pattern}:norm2".encode())
     h.update(f"{WINDOW_WORDS}:{WINDOW_STRIDE}".encode())
     return h.hexdigest()
 
@@ -271,6 +273,8 @@ def score_chunks(
                 raw[i] = RawScore.from_json(note)
     todo = [i for i, r in enumerate(raw) if r is None]
     if todo:
-        for i, r in zip(todo, raw_document_scores([chunks[i].text for i in todo], use_model, backend), strict=True):
+        got = raw_document_scores([chunks[i].text for i in todo], use_model, backend,
+                                  chunk_inputs=[embed_text(chunks[i].text, chunks[i].title) for i in todo])
+        for i, r in zip(todo, got, strict=True):
             raw[i] = r
     return [_combine(r.p, r.hits, th) for r in raw if r is not None]

