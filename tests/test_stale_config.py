@@ -100,6 +100,9 @@ def test_a_long_lived_process_refuses_requests_after_a_cli_edit(tmp_path):
     import os
     import subprocess
     import sys
+    import time
+
+    from groundwire.config_watch import RACY_SECONDS
 
     cfg = make_config(tmp_path, features={"ask": ["*"]})
     two = dict(cfg, connectors={**cfg["connectors"], "acme-extra": dict(cfg["connectors"]["acme-docs"], acl={
@@ -108,7 +111,8 @@ def test_a_long_lived_process_refuses_requests_after_a_cli_edit(tmp_path):
     _write_toml(path, two)
     assert main(["sync", "--config", str(path)]) == 0
     old = os.stat(path).st_mtime - 10
-    os.utime(path, (old, old))  # not "racily clean": the stat is trusted once the bytes were hashed
+    os.utime(path, (old, old))
+    time.sleep(RACY_SECONDS + 0.1)  # ctime too is older than the racy window: the stat is trusted once hashed
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-c", SERVE, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, env=env)
