@@ -16,12 +16,14 @@ Invariants:
   grants the user; the returned chunk's ACL is the meet of both, so later re-checks (the ``access`` plugin,
   review) use the stricter one. A missing row is "not readable" (fail closed).
 - A store created beside an existing collection is filled from Chroma once (:meth:`AclStore.complete` false),
-  under the same lock, from a freshly opened client.
+  under the same lock, by the first process that uses the tenant (its client reopened first if another
+  process wrote since it last looked; known limit: that one-time copy trusts its Chroma view).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -62,6 +64,7 @@ def _enc(values: Iterable[str]) -> str:
     return json.dumps(sorted(values))
 
 
+@functools.lru_cache(maxsize=4096)  # ACL lists repeat across the chunks of a document and a tenant
 def _dec(text: str) -> frozenset[str]:
     return frozenset(str(v) for v in json.loads(text))
 

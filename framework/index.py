@@ -163,6 +163,20 @@ class Index:
         self._acl: dict[str, AclStore] = {}
         self.reopens = 0
 
+    def remove_acl_store(self, tenant: str) -> int:
+        """Delete ``tenant``'s ACL store files (a tenant purge, after :meth:`drop_tenant`); returns how many."""
+        with self._lock:
+            self._acl.pop(tenant, None)
+        if self.state_dir is None:
+            return 0
+        base = self.state_dir / "acl" / f"gw-{tenant}.sqlite"
+        gone = 0
+        for path in (base, *(base.with_name(base.name + s) for s in ("-wal", "-shm", ".lock"))):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                gone += 1
+        return gone
+
     def acl_store(self, tenant: str) -> AclStore | None:
         """The authoritative ACL store of ``tenant`` (embedded stores only: a Chroma server is one process,
         and writers on other hosts would not update a store in this data dir)."""
@@ -540,11 +554,8 @@ class TenantIndex:
         store = self.acl
         if store is None or store.complete():
             return store
-        with store.writing():
+        with store.writing():  # no writer runs meanwhile (writes hold this lock once the store exists)
             if not store.complete():
-                if self._owner is not None:
-                    self._owner.reopen(self._owner.epoch)
-                    self._seen = self.gen_file.read() if self.gen_file is not None else self._seen
                 store.fill(self._read(lambda: _acl_rows(self.collection)))
         return store
 

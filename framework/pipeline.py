@@ -11,15 +11,16 @@ Invariants:
   feature, runs the prompt shield, the access re-check and document screening (quarantine included), and
   writes an audit record. ``_search`` (steps 3-4 only), :attr:`Grounder.index` and
   :meth:`Grounder.fast_retriever` are internals that do none of that.
-- A Grounder loaded from a file refuses to write (``sync``, review decisions, quarantine releases) once that
-  file's bytes differ from what it loaded (:class:`~groundwire.errors.StaleConfig`): a long-lived app never
-  re-applies an old ACL glob over one an administrator narrowed. It does not reload by itself.
+- A Grounder loaded from a file refuses to write (``sync``, review decisions, quarantine releases) and to
+  answer requests (``ground``, ``aground``, ``retrieve``) once that file's bytes differ from what it loaded
+  (:class:`~groundwire.errors.StaleConfig`; one ``stat`` per request, a hash only when it changed): a long-lived
+  app never re-applies an old ACL glob over one an administrator narrowed, nor serves a removed connector or
+  a narrowed feature role. It does not reload by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ import pluggy
 
 from .audit_event import AuditEvent
 from .config import GroundwireConfig, load_config, validate_options, validate_plugin_settings
+from .config_watch import ConfigWatch
 from .connector import Connector
 from .embedding import CachedEmbedder, Embedder
 from .errors import AccessDenied, ConfigError, FeatureDisabled, InputError, PromptBlocked, StaleConfig, explain
@@ -125,6 +127,7 @@ class Grounder:
         self._reviews: Any = None
         self._quarantine: Any = None
         self._fast: dict[str, FastRetriever] = {}
+        self._config_watch: ConfigWatch | None = None
         # Guards every lazily built part (double-checked: the fast path reads the attribute without it).
         # Re-entrant because building one part builds others (index -> embedder, codec).
         self._lock = threading.RLock()
@@ -256,13 +259,11 @@ class Grounder:
         expected = self.config.source_hash
         if not expected:
             return  # built from a dict: there is no file to compare with
-        try:
+        watch = self._config_watch
+        if watch is None:
             # base_dir is the file's resolved folder: still right if the app changed directory since
-            path = self.config.base_dir / Path(self.config.source).name
-            current = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            current = ""
-        if current != expected:
+            watch = self._config_watch = ConfigWatch(self.config.base_dir / Path(self.config.source).name, expected)
+        if not watch.current():  # one stat per call; the file is hashed only when its stat changed
             raise StaleConfig(self.config.source)
 
     # --- ingestion ------------------------------------------------------------------------------------
@@ -396,6 +397,7 @@ class Grounder:
     def _before_retrieval(self, request: GroundingRequest) -> tuple[Draft | None, list[Verdict]]:
         """Steps 1-2. Raises for an unknown tenant or a disabled feature; returns a blocked draft or None,
         and the prompt verdicts."""
+        self.check_config_current()  # never serve with rules the administrator has changed (README)
         user = request.user
         if user.tenant not in self.config.tenants():
             self._audit(

@@ -88,7 +88,7 @@ def _traces(g: Grounder, tenant: str) -> list[str]:
     found = [str(p.relative_to(data)) for p in (
         data / "keys" / f"{tenant}.dek", data / "state" / tenant, data / "cache" / tenant,
         data / "audit" / f"{tenant}.jsonl", data / "chroma" / f"gw-{tenant}.generation",
-        data / "chroma" / "snapshots" / f"gw-{tenant}",
+        data / "chroma" / "snapshots" / f"gw-{tenant}", data / "chroma" / "acl" / f"gw-{tenant}.sqlite",
     ) if p.exists()]
     if (data / "reviews.sqlite3").exists() and g.reviews.count(tenant):
         found.append("reviews.sqlite3")

@@ -9,9 +9,9 @@ snippet, location), retrieved chunks (``Grounder.retrieve`` and the LangChain re
 
 The oracle is written from the documented rules (README, *ACL precedence* and *Hostile sources*), over the
 test's own model of the tree, never from the connector's code:
-- only regular files with UTF-8 names inside the root are ever readable (folders are never entered through
-  links); a link with ``follow_symlinks`` shows its in-root target's text under the target's ACL; outside
-  text is never readable;
+- only regular files with UTF-8 names inside the root, with one name (no hard links), are ever readable
+  (folders are never entered through links); a link with ``follow_symlinks`` shows its in-root target's text
+  under the target's ACL; outside text is never readable;
 - a file is unreadable for everyone when its own sidecar or any folder sidecar above it is malformed;
 - allow: file sidecar, else the longest matching glob that states one, else the nearest folder sidecar that
   states one, else ``default_allow``; deny: the union over every level; grant = allow hits and deny misses;
@@ -34,7 +34,7 @@ from chromadb.config import Settings
 from groundwire import Grounder, GroundingRequest, UserContext, config_from_dict
 from groundwire.index import Index
 from groundwire.langchain import GroundwireRetriever
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 FOLDERS = ["", "a", "a/b", "c"]
@@ -42,9 +42,10 @@ NAMES = ["n1", "n2", "n3", "n4", "n5", "n6"]
 PRINCIPALS = ["everyone", "user:alice@x.com", "group:hr", "user:intern@x.com", "role:manager"]
 GLOBS = ["*", "a/*", "c/n*", "a/b/*"]  # distinct lengths: no equal-length conflict by construction
 BAD = ["allow = [1]\n", 'allow = [["group:hr"]]\n', "allow = [2020-01-01]\n", 'allow = "everyone"\n',
-       'allow = ["everyone"\n', 'alow = ["everyone"]\n', 'allow = ["admins"]\n', 'deny = "group:hr"\n']
+       'allow = ["everyone"\n', 'alow = ["everyone"]\n', 'allow = ["admins"]\n', 'deny = "group:hr"\n',
+       'allow = ["group:h\u0440"]\n']  # the last: a Cyrillic look-alike of group:hr (mixed scripts): malformed
 KINDS = ["regular"] * 6 + ["link_out", "link_other_tenant", "link_passwd", "link_zero", "link_in",
-         "fifo", "badname"]
+         "fifo", "badname", "hardlink_out"]
 USERS = [
     UserContext.of("sam@x.com", "acme"),
     UserContext.of("alice@x.com", "acme"),
@@ -77,7 +78,7 @@ good_st = st.builds(Good, st.one_of(st.none(), allow_st, allow_st), deny_st)
 sidecar_st = st.one_of(st.none(), st.none(), good_st, good_st, good_st, st.sampled_from(BAD).map(Bad))
 file_st = st.tuples(st.sampled_from(FOLDERS), st.sampled_from(NAMES), st.sampled_from(KINDS), sidecar_st)
 mutation_st = st.tuples(
-    st.sampled_from(["edit", "acl", "delete", "to_link_out", "to_badname", "folder_acl"]),
+    st.sampled_from(["edit", "acl", "delete", "to_link_out", "to_badname", "folder_acl", "to_hardlink"]),
     st.integers(0, 7), sidecar_st,
 )
 scenario_st = st.fixed_dictionaries({
@@ -215,6 +216,8 @@ def build(base: Path, sc: dict) -> Model:
                 continue
         elif kind == "fifo":
             os.mkfifo(p)
+        elif kind == "hardlink_out":  # a hard link to another tenant's file: never read (follow_hardlinks off)
+            os.link(base / "globex" / "pay.md", p)
         elif kind == "link_in":
             e.target = next(r for r in regular if r != rel)
             p.symlink_to(m.root / e.target)
@@ -251,6 +254,9 @@ def mutate(m: Model, base: Path, mutations: list) -> None:
         elif op == "to_link_out":
             _replace_with(p, lambda q: q.symlink_to(base / "outside" / "secret.md"))
             e.kind, e.marker = "link_out", ""
+        elif op == "to_hardlink":
+            _replace_with(p, lambda q: os.link(base / "outside" / "secret.md", q))
+            e.kind, e.marker = "hardlink_out", ""
         elif op == "to_badname":
             os.rename(os.fsencode(p), os.fsencode(p)[:-3] + b"\xff.md")
             e.kind, e.marker = "gone", ""
@@ -298,6 +304,9 @@ def _check(g: Grounder, m: Model, reports, base: Path) -> None:
         for uri in [c.uri for c in draft.citations] + [c.uri for c in chunks]:
             assert uri.startswith(root_uri), f"citation URI outside the root: {uri}"
     assert all(rep.ok for rep in reports), [rep.error for rep in reports]  # nothing may abort a sync
+    for spoof in ("h\u0440", "\u0430lice@x.com"):  # look-alikes are refused at query time, never a new principal
+        with pytest.raises(ValueError, match="mixes scripts"):
+            UserContext.of(spoof if "@" in spoof else "sam@x.com", "acme", groups=[] if "@" in spoof else [spoof])
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -335,3 +344,116 @@ def test_hostile_trees_never_show_forbidden_text(tmp_path_factory, shared_index,
                 except OSError:
                     pass
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- a config edit between syncs, and a second long-lived process asking while the syncs run -------------
+
+ASKER = r"""
+import json, re, sys
+from groundwire import Grounder, GroundingRequest, StaleConfig, UserContext
+users = [UserContext.of(u, "acme", groups=gs, roles=rs) for u, gs, rs in json.loads(sys.argv[2])]
+pattern = re.compile(r"zq[a-z]{2}m|zqoutsidex|zqglobexx|root:x:0:0|/etc/|/dev/")
+stop = sys.argv[3]
+g = Grounder.from_config(sys.argv[1])
+import os
+rounds = 0
+while True:
+    done = os.path.exists(stop)
+    for u in users:
+        try:
+            chunks = g.retrieve(GroundingRequest(user=u, prompt=QUESTION, top_k=20))
+        except StaleConfig:  # what an app does after an administrator's edit: build a new Grounder
+            g = Grounder.from_config(sys.argv[1])
+            chunks = g.retrieve(GroundingRequest(user=u, prompt=QUESTION, top_k=20))
+        seen = " ".join(f"{c.title} {c.uri} {c.text} {c.location}" for c in chunks)
+        print(json.dumps({"user": u.user_id, "final": done, "seen": sorted(set(pattern.findall(seen)))}), flush=True)
+    rounds += 1
+    if done:
+        break
+""".replace("QUESTION", repr(QUESTION))
+
+
+def _kb_config(base: Path, m: Model) -> dict:
+    acl = {g: ({"deny": list(s.deny)} | ({"allow": list(s.allow)} if s.allow is not None else {}))
+           for g, s in m.globs.items()}
+    kbc = {"type": "knowledge_base", "tenant": "acme", "path": str(m.root), "acl": acl, "follow_symlinks": m.follow}
+    if m.default_allow is not None:
+        kbc["default_allow"] = list(m.default_allow)
+    return {"data_dir": str(base / "data"), "default_tenant": "acme", "embedder": {"name": "hashing"},
+            "plugins": {"load_entrypoints": False, "disabled": ["prompt_shield"]},
+            "retrieval": {"top_k": 10, "candidates": 40, "mode": "auto", "refresh_seconds": 3600},
+            "connectors": {"kb": kbc}}
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])  # no shrinking: each example runs two processes
+@given(sc=scenario_st, new_globs=st.dictionaries(st.sampled_from(GLOBS), good_st, max_size=2))
+def test_config_edits_and_a_second_process_never_show_forbidden_text(tmp_path_factory, sc, new_globs) -> None:
+    """The administrator edits the configuration's globs between the syncs (the app's Grounder then refuses
+    requests and is rebuilt); another process asks as every user the whole time, on the same embedded Chroma.
+    What it sees during a sync may be the old or the new state's, never anything else; after the last sync,
+    exactly the new state's."""
+    import copy
+    import json
+    import subprocess
+    import sys
+
+    from groundwire import StaleConfig
+
+    from .test_trust_audit import _write_toml
+
+    base = tmp_path_factory.mktemp("hostile2")
+    (base / "outside").mkdir()
+    (base / "outside" / "secret.md").write_text("# Secret\n\nThe zqoutsidex note covers the budget and the plan.\n")
+    (base / "globex").mkdir()
+    (base / "globex" / "pay.md").write_text("# Pay\n\nThe zqglobexx note covers the budget and the plan.\n")
+    m = build(base, sc)
+    path = base / "g.toml"
+    _write_toml(path, _kb_config(base, m))
+    g = Grounder.from_config(path)
+    g.sync(full=True)
+    stop = base / "stop"
+    users = [[u.user_id, sorted(u.groups), sorted(u.roles)] for u in USERS]
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", ASKER, str(path), json.dumps(users), str(stop)],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    try:
+        first = proc.stdout.readline()  # the second process is up and answering before the edits
+        assert first
+        before = copy.deepcopy(m)
+        mutate(m, base, sc["mutations"])
+        m.globs = dict(new_globs)
+        old_bytes = path.read_bytes()
+        _write_toml(path, _kb_config(base, m))  # the administrator's edit
+        if path.read_bytes() != old_bytes:
+            with pytest.raises(StaleConfig):
+                g.ground(QUESTION, USERS[0])  # the old Grounder never answers with the replaced rules
+        g = Grounder.from_config(path)
+        reports = _sync(g, full=False)
+        stop.write_text("1")
+        lines = [first] + proc.stdout.readlines()
+    finally:
+        stop.write_text("1")
+        code = proc.wait(timeout=120)
+        proc.stdout.close()
+        for p in m.root.rglob("*"):
+            if p.is_fifo():
+                try:
+                    os.close(os.open(p, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass
+    assert code == 0
+    by_id = {u.user_id: u for u in USERS}
+    answers = [json.loads(x) for x in lines]
+    assert any(a["final"] for a in answers)
+    for a in answers:
+        user = by_id[a["user"]]
+        for mk in a["seen"]:
+            assert mk.startswith("zq") and mk not in ("zqoutsidex", "zqglobexx"), f"{user.user_id} saw {mk}"
+            if a["final"]:  # asked after the last sync finished: exactly the new state
+                assert may_read(m, user, mk), f"after the syncs {user.user_id} saw {mk}"
+            else:
+                assert may_read(before, user, mk) or may_read(m, user, mk), f"{user.user_id} saw {mk} mid-sync"
+    _check(g, m, reports, base)
+    shutil.rmtree(base, ignore_errors=True)

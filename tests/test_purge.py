@@ -4,6 +4,8 @@ working; the destruction record is in the audit log and verifies."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import subprocess
 import sys
 import time
@@ -104,6 +106,11 @@ def test_purge_leaves_nothing_of_the_tenant_and_the_other_keeps_working(two_tena
     assert d["documents"] == 3 and d["chunks"] >= 3 and d["drafts"] == 1 and d["quarantine_entries"] == 1
     assert d["collections"] == ["gw-acme"] and d["snapshot_files"] > 0 and d["state_files"] > 0
     assert not (data / "state" / "acme").exists() and not (data / "chroma" / "gw-acme.generation").exists()
+    store = data / "chroma" / "acl" / "gw-acme.sqlite"  # kept (other processes may hold it open), emptied
+    if store.exists():
+        db = sqlite3.connect(store)
+        assert db.execute("SELECT COUNT(*) FROM chunk_acl").fetchone() == (0,)
+        db.close()
     # globex is untouched: its data is still there, it syncs, asks, and its review still works
     assert _grep(data, [GLOBEX_USER])
     (root / "corpus" / "globex" / "payday.md").write_text(f"# Payday\n\n{GLOBEX_TEXT} Updated.\n", encoding="utf-8")

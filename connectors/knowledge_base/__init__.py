@@ -2,8 +2,9 @@
 
 Files are walked and read only through :class:`groundwire.ConfinedRoot`: nothing outside ``path`` is ever read,
 symbolic links are skipped unless ``follow_symlinks = true`` (and then only links to files inside ``path``),
-FIFOs, sockets and devices are never opened, reads stop at ``max_file_mb``, and names that are not valid UTF-8
-are skipped. Every skip is a :class:`Skipped` change with its reason.
+files with several names (hard links) unless ``follow_hardlinks = true``, FIFOs, sockets and devices are never
+opened, reads stop at ``max_file_mb``, and names that are not valid UTF-8 are skipped. Every skip is a
+:class:`Skipped` change with its reason.
 
 ACLs (principals: ``everyone``, ``user:<id>``, ``group:<id>``, ``role:<id>``) come from ``<file>.acl.toml``
 sidecars, the ``acl`` globs of the configuration, ``.groundwire-acl.toml`` folder sidecars and
