@@ -23,7 +23,9 @@ from typing import Any
 
 from .errors import IndexError_
 
-__all__ = ["EmbeddedClient", "GenerationFile", "cached_system", "embedded_for", "flock", "persist_dir", "reopen_embedded"]
+__all__ = [
+    "EmbeddedClient", "GenerationFile", "cached_system", "embedded_for", "flock", "persist_dir", "reopen_embedded",
+]
 
 
 class GenerationFile:

@@ -5,7 +5,6 @@ working; the destruction record is in the audit log and verifies."""
 from __future__ import annotations
 
 import sqlite3
-
 import subprocess
 import sys
 import time
