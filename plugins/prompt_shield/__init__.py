@@ -7,7 +7,9 @@ Offline, no downloads. A package of small parts:
 - :mod:`.decode`: base64/32/16, ascii85/base85, hex, rot13 and leetspeak readings, nested up to a bound;
 - :mod:`.rules`: known attack families; a *strong* hit blocks on its own, whatever the threshold;
 - :mod:`.model`: character features, MiniLM embeddings and the numpy logistic regression whose weights
-  ship here as ``prompt_shield_{direct,indirect}.npz``;
+  ship here as ``prompt_shield_indirect.npz``;
+- :mod:`.direct_model`: the direct classifier (embedding, character features and hashed n-grams;
+  ``prompt_shield_direct.npz``), whose lexical part ranks a long prompt's windows;
 - :mod:`.segments`: documents are screened per prose segment of a chunk (table rows, fences excluded);
 - :mod:`.scoring`: prompts are scored as the max over word windows and decoded payloads, documents as their
   worst segment, precomputed at ingestion (``annotate_chunks``) and versioned;
@@ -20,6 +22,7 @@ rules only and says so in the reason (the shield never fails open silently).
 from __future__ import annotations
 
 from .decode import decoded_payloads
+from .direct_model import DirectModel, hashed_ngrams, load_direct
 from .model import (
     ARTEFACT_DIR,
     N_CHAR,
@@ -75,6 +78,7 @@ __all__ = [
     "Score",
     "ShieldModel",
     "ShieldSettings",
+    "DirectModel",
     "annotate_chunks",
     "char_features",
     "clean",
@@ -87,8 +91,10 @@ __all__ = [
     "embedder_backend",
     "fit_logistic",
     "for_model",
+    "hashed_ngrams",
     "homoglyph_words",
     "indirect_version",
+    "load_direct",
     "load_model",
     "normalise",
     "prompt_items",
