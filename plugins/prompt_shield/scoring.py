@@ -9,6 +9,7 @@ readable decoded payloads, so neither filler nor an encoding lowers it; reasons 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -84,8 +85,9 @@ def _combine(p: float | None, hits: Sequence[tuple[bool, str]], threshold: float
 # to ~100 filler words, which dilutes its embedding; a 40-word window (stride 20) holds any 20-word run whole.
 SHORT_WORDS = 40
 SHORT_STRIDE = 20
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 MAX_SHORT = 256  # beyond this many short windows they grow (as windows() does past MAX_WINDOWS)
-MAX_ITEMS = 360
+MAX_ITEMS = 720
 
 
 def _short_windows(text: str) -> list[str]:
@@ -102,7 +104,8 @@ def _short_windows(text: str) -> list[str]:
 def prompt_items(text: str) -> list[str]:
     """What the direct classifier reads of one prompt: word windows of its normalised text (one when short),
     the readable decoded payloads hidden in it (base64 & co., an English-looking rot13) and, for prompts
-    longer than one window, short windows too (see :data:`SHORT_WORDS`)."""
+    longer than one window, each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows too (see
+    :data:`SHORT_WORDS`)."""
     mtext = for_model(text)
     items = windows(mtext)
     for payload in decoded_payloads(clean_lines(text)):
@@ -111,7 +114,9 @@ def prompt_items(text: str) -> list[str]:
             items.append(mt)
     if len(items) > 1 and len(mtext.split()) > WINDOW_WORDS:
         seen = set(items)
-        for w in _short_windows(mtext):
+        # each sentence on its own too: a short payload behind filler is then read with none of it
+        sentences = [x for x in _SENTENCE.split(mtext) if len(x.split()) >= MIN_MODEL_WORDS]
+        for w in [*sentences, *_short_windows(mtext)]:
             if w not in seen:
                 seen.add(w)
                 items.append(w)
