@@ -526,6 +526,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--l2-hash", type=float, default=1.0, help="--loso: L2 of the hashed n-gram weights")
     ap.add_argument("--augment", type=float, default=0.5, help="--loso: share of attacks also seen behind a prefix")
     ap.add_argument("--no-hash", action="store_true", help="--loso: no hashed n-gram features")
+    ap.add_argument("--evasion-n", type=int, default=400, help="--loso: attacks sampled for the evasion table")
+    ap.add_argument("--latency-n", type=int, default=200, help="--loso: prompts timed for the latency figures")
     ap.add_argument("--limit", type=int, default=1500, help="--loso: at most this many rows per source and label")
     ap.add_argument("--parts", default="direct,indirect,evasion,latency", help="--loso: which parts to run")
     ap.add_argument("--kind", choices=["direct", "indirect"], default="direct")
@@ -562,7 +564,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from benchmarks.prompt_shield_loso import main_loso
 
         recipe = Recipe(args.l2, args.l2_hash, args.augment, not args.no_hash)
-        main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads, recipe)
+        main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads, recipe,
+                  args.evasion_n, args.latency_n)
         return
     if not args.data:
         ap.error("--data is required (or --loso)")

@@ -278,7 +278,8 @@ def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
 
 
 def main_loso(
-    seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int, recipe: Recipe | None = None
+    seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int, recipe: Recipe | None = None,
+    evasion_n: int = 400, latency_n: int = 200,
 ) -> None:
     import torch
 
@@ -290,6 +291,6 @@ def main_loso(
     if "indirect" in parts:
         indirect_eval(sources, 150)
     if "evasion" in parts:
-        evasion_table(sources, 400)
+        evasion_table(sources, evasion_n)
     if "latency" in parts:
-        latency(sources)
+        latency(sources, latency_n)

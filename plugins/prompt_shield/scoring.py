@@ -43,6 +43,7 @@ __all__ = [
     "clear_cache",
     "direct_probs",
     "indirect_version",
+    "prompt_item_parts",
     "prompt_items",
     "raw_document_scores",
     "score_chunks",
@@ -101,7 +102,18 @@ def _short_windows(text: str) -> list[str]:
     return [" ".join(words[st : st + size]) for st in starts]
 
 
+# Sentences and short windows are many per long prompt, so they would add false positives at the model's own
+# threshold (pasted how-to articles and READMEs, in-sample and held out); they block only at this probability.
+EXTRA_ITEM_P = 0.85
+
+
 def prompt_items(text: str) -> list[str]:
+    """:func:`prompt_item_parts` joined."""
+    main, extra = prompt_item_parts(text)
+    return main + extra
+
+
+def prompt_item_parts(text: str) -> tuple[list[str], list[str]]:
     """What the direct classifier reads of one prompt: word windows of its normalised text (one when short),
     the readable decoded payloads hidden in it (base64 & co., an English-looking rot13) and, for prompts
     longer than one window, each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows too (see
@@ -112,6 +124,7 @@ def prompt_items(text: str) -> list[str]:
         mt = for_model(payload)
         if len(mt.split()) >= 3 and looks_english(mt) >= 0.1 and mt not in items:
             items.append(mt)
+    extra: list[str] = []
     if len(items) > 1 and len(mtext.split()) > WINDOW_WORDS:
         seen = set(items)
         # each sentence on its own too: a short payload behind filler is then read with none of it
@@ -119,8 +132,8 @@ def prompt_items(text: str) -> list[str]:
         for w in [*sentences, *_short_windows(mtext)]:
             if w not in seen:
                 seen.add(w)
-                items.append(w)
-    return items[:MAX_ITEMS]
+                extra.append(w)
+    return items[:MAX_ITEMS], extra[: max(MAX_ITEMS - len(items), 0)]
 
 
 # Prompts shorter than this (in words, after normalisation) are judged by the rules and decoded payloads only:
@@ -147,28 +160,35 @@ def direct_probs(
     items: list[str] = []
     lex: list[float] = []
     owner: list[int] = []
+    is_extra: list[bool] = []
     for i, t in enumerate(texts):
-        its = prompt_items(t)
+        main, more = prompt_item_parts(t)
+        its = main + more
+        flags = np.array([False] * len(main) + [True] * len(more))
         if len(its[0].split()) < MIN_MODEL_WORDS:  # its[0]: the first window, the whole text when short
-            its = its[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
+            its, flags = its[1:], flags[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
             if not its:
                 continue
         ll = model.lexical_logit(its)
         if len(its) > top_k:
             keep = sorted(np.argsort(-ll, kind="stable")[:top_k])
-            its, ll = [its[k] for k in keep], ll[keep]
+            its, ll, flags = [its[k] for k in keep], ll[keep], flags[keep]
         # MiniLM is uncased and whitespace-blind: the raw prompt embeds like its normalised form, and the raw
         # text hits the query memo retrieval fills (one embedding per request, not two)
         memo = embed_fn is None and len(its) == 1 and its[0].lower() == " ".join(t.split()).lower()
         items.extend([t] if memo else its)
         lex.extend(ll.tolist())
         owner.extend([i] * len(its))
+        is_extra.extend(flags.tolist())
     best = [0.0] * len(texts)
     if items:
         mtexts = [for_model(s) for s in items]
         chars = np.stack([char_features(m) for m in mtexts])
         emb = (embed_fn or (lambda xs: embed(xs, backend)))(items)
         p = model.predict(emb, chars, mtexts, np.asarray(lex))
+        # an extra item (sentence, short window) below EXTRA_ITEM_P is scaled below the threshold
+        cut = np.asarray(is_extra) & (p < EXTRA_ITEM_P)
+        p = np.where(cut, np.minimum(p, model.threshold * p / EXTRA_ITEM_P), p)
         for o, v in zip(owner, p, strict=True):
             best[o] = max(best[o], float(v))
     return best
