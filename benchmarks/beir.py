@@ -1,5 +1,13 @@
 """BEIR-format quality evaluation: ``python -m benchmarks.beir --data DIR --split NAME``.
 
+``--through-product [--backend B ...]``: the same corpus through the product's own path instead: the corpus
+written as Markdown files (``# title`` + text), ``Grounder.sync`` with the knowledge-base connector (its
+extractor, chunker, embedder and index), then ``Grounder.retrieve`` per query as a user who may read
+everything, chunk hits folded to documents (a document ranks at its best chunk). Prints nDCG@10 and
+recall@100 per backend, each backend's sync chunks/s, and the nDCG@10 change against the first backend.
+By default the generator's and the shield's index-time work and the shield's query-time screening are
+left out (``--all-plugins`` keeps them): they cost sync time and do not choose what retrieval ranks.
+
 Reads any BEIR folder (``corpus.jsonl[.gz]``, ``queries.jsonl[.gz]``, ``qrels/<split>.tsv``) and prints
 nDCG@10 and recall@100 for BM25 (bm25s), dense (MiniLM, the default embedder) and hybrid (reciprocal rank
 fusion with the same formula as :mod:`groundwire.retrieval`). Corpus embeddings are cached under
@@ -126,14 +134,95 @@ def evaluate(folder: str | Path, split: str, depth: int = 1000, weights: tuple[f
     return out
 
 
+def through_product(folder: str | Path, split: str, backend: str = "auto", limit: int | None = None,
+                    hybrid: bool = False, all_plugins: bool = False, top_k: int = 100) -> dict[str, float]:
+    """nDCG@10 and recall@100 of ``Grounder.retrieve`` over the corpus synced from files (see the module
+    docstring); ``limit`` keeps the first documents only (and the queries whose relevant documents are all
+    among them)."""
+    import tempfile
+
+    from groundwire import Grounder, config_from_dict
+
+    from benchmarks.sync_speed import write_corpus
+
+    folder = Path(folder)
+    queries = load_queries(folder)
+    qrels = {q: r for q, r in load_qrels(folder, split).items() if q in queries}
+    with tempfile.TemporaryDirectory(prefix="gw-beir-") as tmp:
+        root = Path(tmp)
+        n = write_corpus(folder, root / "kb", limit)
+        names = {p.stem for p in (root / "kb").glob("*.md")}
+        if limit:
+            qrels = {q: r for q, r in qrels.items() if all(d in names for d in r)}
+        data: dict[str, Any] = {
+            "data_dir": str(root / "data"), "default_tenant": "bench",
+            "embedder": {"name": "minilm", "options": {"backend": backend}},
+            "retrieval": {"top_k": top_k, "hybrid": hybrid},
+            "features": {"ask": ["*"]},
+            "connectors": {"corpus": {"type": "knowledge_base", "tenant": "bench", "path": str(root / "kb"),
+                                      "default_allow": ["everyone"]}},
+        }
+        if not all_plugins:
+            data["generator"] = {"name": "openai"}  # never built: only retrieve runs; no sentence vectors at sync
+            data["plugins"] = {"disabled": ["prompt_shield"]}
+        g = Grounder(config_from_dict(data, base_dir=root))
+        g.embedder.warm_up()
+        (rep,) = g.sync()
+        if not rep.ok:
+            raise RuntimeError(rep.error)
+        ndcg, rec = [], []
+        user = g.make_user("bench@example.com")
+        t0 = time.perf_counter()
+        for q, rel in qrels.items():
+            ranked: list[str] = []
+            for c in g.retrieve(queries[q], user, top_k=top_k):
+                d = c.doc_id.removesuffix(".md")
+                if d not in ranked:
+                    ranked.append(d)
+            ndcg.append(ndcg_at(ranked, rel))
+            rec.append(recall_at(ranked, rel))
+        query_s = time.perf_counter() - t0
+    return {"ndcg@10": float(np.mean(ndcg)), "recall@100": float(np.mean(rec)), "queries": float(len(qrels)),
+            "documents": float(n), "chunks": float(rep.chunks), "sync_seconds": rep.seconds,
+            "chunks_per_s": rep.chunks / rep.seconds, "query_ms": 1000 * query_s / max(1, len(qrels))}
+
+
+def main_through_product(args: Any) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {}
+    for backend in args.backend or ["onnx", "onnx-int8"]:
+        results[backend] = through_product(args.data, args.split, backend, args.limit or None, args.hybrid,
+                                           args.all_plugins)
+        r = results[backend]
+        print(f"{backend:<10} nDCG@10 {r['ndcg@10']:.4f}  recall@100 {r['recall@100']:.4f}  "
+              f"sync {int(r['chunks'])} chunks in {r['sync_seconds']:.1f} s = {r['chunks_per_s']:.1f} chunks/s  "
+              f"({int(r['queries'])} queries, {int(r['documents'])} documents, {r['query_ms']:.1f} ms/query)",
+              flush=True)
+    first, *rest = list(results)
+    for b in rest:
+        d = results[b]["ndcg@10"] - results[first]["ndcg@10"]
+        speed = results[b]["chunks_per_s"] / results[first]["chunks_per_s"]
+        print(f"{b} vs {first}: nDCG@10 {d:+.4f}, sync chunks/s {speed:.2f}x")
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="nDCG@10 and recall@100 of BM25, dense, hybrid (BEIR)")
+    ap.add_argument("--through-product", action="store_true",
+                    help="sync the corpus as files and rank with Grounder.retrieve (see the module docstring)")
+    ap.add_argument("--backend", action="append", help="with --through-product: MiniLM backend(s), repeatable "
+                    "(default: onnx and onnx-int8)")
+    ap.add_argument("--limit", type=int, default=0, help="with --through-product: first N documents only")
+    ap.add_argument("--hybrid", action="store_true", help="with --through-product: [retrieval] hybrid = true")
+    ap.add_argument("--all-plugins", action="store_true", help="with --through-product: keep every plugin")
     ap.add_argument("--data", required=True, help="BEIR folder (corpus.jsonl[.gz], queries.jsonl, qrels/)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--dense-weight", type=float, default=1.0)
     ap.add_argument("--bm25-weight", type=float, default=1.0)
     ap.add_argument("--rrf-k", type=int, default=60)
     args = ap.parse_args(argv)
+    if args.through_product:
+        main_through_product(args)
+        return
     res = evaluate(args.data, args.split, weights=(args.dense_weight, args.bm25_weight), rrf_k=args.rrf_k)
     meta = res.pop("_")
     print(f"{Path(args.data).name} split={args.split}: {int(meta['queries'])} queries, "

@@ -100,7 +100,7 @@ def _parse(line: bytes) -> dict[str, Any] | None:
         and isinstance(rec.get("seq"), int)
         and isinstance(rec.get("hash"), str)
         and isinstance(rec.get("prev"), str)
-        and ("event" in rec or "enc" in rec)
+        and ("event" in rec or "enc" in rec or isinstance(rec.get("anchor"), dict))
     ):
         return rec
     return None
@@ -277,7 +277,11 @@ class AuditLog:
             self._append_locked([], codec)  # first repair a torn tail and check the checkpoint
             out, n, last = [], 0, None
             for rec in self.records():
-                if "enc" in rec:
+                if "anchor" in rec:
+                    from .audit_anchor import resign_anchor
+
+                    resign_anchor(self.path.stem, rec, codec, self._ckpt_folder)
+                elif "enc" in rec:
                     aad = _aad(int(rec["seq"]), self.path.stem)
                     event = json.loads(codec.decode(rec["enc"], aad))
                     rec["enc"] = codec.encode(_canonical(event).decode(), aad)
@@ -320,7 +324,8 @@ class AuditLog:
     def events(self) -> Iterator[dict[str, Any]]:
         """The decrypted events, in order."""
         for rec in self.records():
-            yield decode_record(rec, self.codec, self.path.stem)
+            if "anchor" not in rec:  # retention's stand-in for removed lines (groundwire.audit_anchor)
+                yield decode_record(rec, self.codec, self.path.stem)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -372,10 +377,15 @@ def verify_log(path: Path, codec: Any = None, checkpoint_dir: Path | None = None
                 prev, expected_seq = GENESIS, expected_seq + 1
                 continue
             seq, rprev, rhash = rec["seq"], rec["prev"], rec["hash"]
+            first = report.records == 0 and not problems
             report.records += 1
             last_seq = seq
             if head is not None and seq == head.seq:
                 at_head = rhash
+            if "anchor" in rec:  # lines removed by retention (groundwire.audit_anchor)
+                _check_anchor(path, rec, codec, checkpoint_dir, lineno, first, report)
+                prev, expected_seq = rhash, seq + 1
+                continue
             try:
                 event = decode_record(rec, codec, path.stem)
             except (GroundwireError, ValueError, KeyError, TypeError) as exc:
@@ -403,6 +413,23 @@ def verify_log(path: Path, codec: Any = None, checkpoint_dir: Path | None = None
             prev, expected_seq = rhash, seq + 1
     _verify_head(path, checkpoint_dir, head, head_error, last_seq, at_head, lineno, report)
     return report
+
+
+def _check_anchor(path: Path, rec: dict[str, Any], codec: Any, checkpoint_dir: Path | None, lineno: int,
+                  first: bool, report: LogReport) -> None:
+    from .audit_anchor import anchor_problem
+
+    if not first:
+        report.problems.append(ChainProblem(lineno, "a retention anchor in the middle of the log (only the first "
+                                                    "line may stand in for removed lines)"))
+        return
+    problem = anchor_problem(path.stem, rec, codec, head_path(path, checkpoint_dir).parent)
+    if problem:
+        report.problems.append(ChainProblem(lineno, problem))
+        return
+    a = rec["anchor"]
+    report.notes.append(ChainProblem(lineno, f"starts at a retention anchor: lines {a['first_seq']}-{rec['seq']} "
+                                             f"(recorded before {a['before']}) were removed on {a['at']}"))
 
 
 def _verify_head(

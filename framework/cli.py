@@ -21,7 +21,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .errors import ConfigError, explain
@@ -171,33 +170,24 @@ def sync(
     timeout: Annotated[
         float | None, typer.Option(help="With --wait: give up after this many seconds (default: no limit).")
     ] = None,
+    progress_every: Annotated[
+        float, typer.Option(help="Not on a terminal: print a progress line per connector this often (seconds).")
+    ] = 5.0,
 ) -> None:
     """Fetch documents from the configured connectors and update the index.
 
     One sync per data dir at a time: a second one exits 1 naming the running one, or with --wait waits.
     --rebuild re-embeds into a new collection and switches to it only if every connector succeeded.
     """
+    from .sync_progress import SyncProgress
+
     g = _grounder(config)
-    with Progress(
-        SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(), console=err_console, transient=True, disable=as_json,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-        loading = progress.add_task("loading embedding model", status="", total=None)
+    with SyncProgress(err_console, enabled=not as_json, every=progress_every) as progress:
+        progress.status("loading embedding model")
         g.embedder.warm_up()
-        progress.remove_task(loading)
-
-        def on_progress(name: str, r: SyncReport) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, status="", total=None)
-            progress.update(
-                tasks[name],
-                status=f"+{r.added} ~{r.updated} acl {r.acl_updated} ={r.unchanged} -{r.deleted} "
-                f"skipped {len(r.skipped)} | {r.chunks} chunks",
-            )
-
+        progress.status("")
         reports = g.sync(
-            connector or None, full=full, progress=on_progress, rebuild=rebuild, wait=wait, timeout=timeout,
+            connector or None, full=full, progress=progress.update, rebuild=rebuild, wait=wait, timeout=timeout,
             on_wait=lambda msg: err_console.print(f"[yellow]waiting:[/] {escape(msg)}"),
         )
     if as_json:

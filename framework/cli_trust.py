@@ -7,7 +7,6 @@ Registered through the built-in ``trust_cli`` plugin's ``register_commands`` hoo
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from . import cli_analytics, cli_exports, cli_retention
 
 __all__ = ["register"]
 
@@ -115,25 +116,6 @@ def audit_verify(
         console.print("no audit logs yet")
     if bad:
         raise typer.Exit(1)
-
-
-@audit_app.command("export")
-def audit_export(
-    since: Annotated[str, typer.Option(help="ISO date or time, e.g. 2026-01-01 or 2026-01-01T09:00:00Z.")],
-    config: ConfigOpt = _CFG,
-    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
-) -> None:
-    """Print audit events since a time as JSON lines (decrypted), for analytics."""
-    from .trust import export_audit
-
-    try:
-        t = datetime.fromisoformat(since.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{since!r} is not an ISO date/time", param_hint="--since") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    for ev in export_audit(_grounder(config), t, tenant):
-        typer.echo(json.dumps(ev, ensure_ascii=False, sort_keys=True))
 
 
 def _reviewer(
@@ -297,11 +279,7 @@ def trust_report(config: ConfigOpt = _CFG, as_json: Annotated[bool, typer.Option
 
     checks = trust_checks(_grounder(config))
     if as_json:
-        typer.echo(
-            json.dumps(
-                [{"control": c.control, "config": c.config, "ok": c.ok, "detail": c.detail} for c in checks]
-            )
-        )
+        typer.echo(json.dumps([c.to_dict() for c in checks]))
     else:
         t = Table(title="Trust controls")
         for col in ("control", "configuration", "self-check", "detail"):
@@ -324,4 +302,12 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(audit_app, name="audit")
     cli.add_typer(review_app, name="review")
     cli.add_typer(quarantine_app, name="quarantine")
+    from .cli_tenant import tenant_app  # tenant purge (groundwire.purge)
+    cli.add_typer(tenant_app, name="tenant")
     cli.command("trust-report")(trust_report)
+    cli_exports.register(cli, keys_app, audit_app, review_app)
+    cli_retention.register(cli)
+    cli_analytics.register(cli)
+    from .cli_ops import register as register_ops
+
+    register_ops(cli)

@@ -48,6 +48,7 @@ __all__ = [
     "IndexConfig",
     "PluginSettings",
     "PluginsConfig",
+    "RetentionConfig",
     "RetrievalConfig",
     "load_config",
     "validate_options",
@@ -128,6 +129,15 @@ class AuditConfig(_Strict):
     checkpoint_dir: str = ""
 
 
+class RetentionConfig(_Strict):
+    """``[retention]``: days to keep audit lines, review drafts (by last update) and quarantine entries (by
+    last hit), enforced by ``groundwire retention apply``; 0 keeps them forever."""
+
+    audit_days: int = Field(default=365, ge=0, le=36500)
+    reviews_days: int = Field(default=365, ge=0, le=36500)
+    quarantine_days: int = Field(default=365, ge=0, le=36500)
+
+
 class PluginsConfig(_Strict):
     disabled: list[str] = Field(default_factory=list)
     load_entrypoints: bool = True
@@ -161,6 +171,7 @@ class GroundwireConfig(_Strict):
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     features: dict[str, list[str]] = Field(default_factory=lambda: {"ask": ["*"]})
     connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
     # data residency: tenant (or "*") -> model endpoint regions allowed; empty = no restriction

@@ -10,8 +10,8 @@ Invariants a connector must keep (checked by ``groundwire.testing.ConnectorContr
 - document ids are stable across syncs; a document that disappears at the source is deleted;
 - a checkpoint's state is JSON-serialisable and only emitted after every change it covers;
 - a connector that reads local files reads them only through :meth:`Connector.confined_root`
-  (:class:`groundwire.sources.ConfinedRoot`): inside its root, no links out, no special files, bounded reads,
-  every refused entry a :class:`Skipped` with its reason;
+  (:class:`groundwire.sources.ConfinedRoot`): inside its root, no links out, no hard links (by default), no
+  special files, bounded reads, every refused entry a :class:`Skipped` with its reason;
 - one bad item is a :class:`Skipped`, never an exception that ends the sync (later changes and deletions must
   still be delivered).
 """
@@ -59,10 +59,13 @@ class FileSourceSettings(ConnectorSettings):
     :param path: the root folder, relative to the configuration file; nothing outside it is ever read
     :param follow_symlinks: read links to files whose real target stays inside ``path`` (default: skip links)
     :param max_file_mb: larger files are skipped; reads stop at this size whatever the file claims
+    :param follow_hardlinks: read files that have more than one name (hard links; default: skip them, since
+        one may name a file outside ``path``)
     """
 
     path: str
     follow_symlinks: bool = False
+    follow_hardlinks: bool = False
     max_file_mb: float = Field(default=25.0, gt=0)
 
 
@@ -156,7 +159,13 @@ class Connector(ABC):
             root = Path(self.context.config_dir) / root
         if not root.is_dir():
             raise ConnectorError(self.name, f"folder {root} does not exist; fix 'path' in the configuration")
-        return ConfinedRoot(root, follow_symlinks=s.follow_symlinks, max_bytes=int(s.max_file_mb * 1024 * 1024))
+        return ConfinedRoot(root, follow_symlinks=s.follow_symlinks, max_bytes=int(s.max_file_mb * 1024 * 1024),
+                            follow_hardlinks=s.follow_hardlinks)
+
+    def expected_items(self, state: Mapping[str, Any]) -> int | None:
+        """How many items (files, pages) :meth:`changes` will go through, if that is cheap to know; for
+        progress totals and ETA only (``None``: unknown). Runs in the same thread as :meth:`changes`."""
+        return None
 
     def close(self) -> None:
         """Release connections. Called once after a sync."""

@@ -250,7 +250,8 @@ def _plugin_provider_types(load_entrypoints: bool, disabled: tuple[str, ...]) ->
 
 
 def codec_for(config: GroundwireConfig, providers: Mapping[str, type[KeyProvider]] | None = None) -> Any:
-    """The codec configured by ``[encryption]``: AES-GCM when enabled, else the identity codec."""
+    """The codec configured by ``[encryption]``: AES-GCM when enabled (a :class:`~groundwire.datakeys.MasterCodec`
+    whose ``for_tenant`` gives each tenant's data-key codec), else the identity codec."""
     from .index import IdentityCodec
     from .keycheck import check_data_keys
 
@@ -272,6 +273,8 @@ def codec_for(config: GroundwireConfig, providers: Mapping[str, type[KeyProvider
     options = dict(enc.options)
     if "path" in options:
         options["path"] = str(config.resolve(options["path"]))
-    codec = AesGcmCodec(cls(**options).keyring())
+    from .datakeys import MasterCodec
+
+    codec = MasterCodec(cls(**options).keyring(), config.data_path / "keys")  # + per-tenant data keys
     check_data_keys(config.data_path, codec)
     return codec

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from .errors import GroundwireError
 
-__all__ = ["CachedEmbedder", "Embedder", "EmbedderMismatch", "Vectors", "check_vectors"]
+__all__ = ["CachedEmbedder", "Embedder", "EmbedderMismatch", "MemoEmbedder", "Vectors", "check_vectors"]
 
 UNIT_TOLERANCE = 1e-3
 
@@ -139,3 +139,50 @@ class CachedEmbedder(Embedder):
             if len(self._cache) > self.size:
                 self._cache.popitem(last=False)
         return vec
+
+
+class MemoEmbedder(Embedder):
+    """A memo in front of another embedder for one ingestion batch: each distinct text goes through the
+    model once, however often it is asked for (two plugins embedding the same sentences, or sentences
+    repeated by chunk overlap). ``seed`` pre-fills it (a chunk's index text -> its vector).
+
+    Invariants: ``embed_documents`` returns exactly what the inner embedder returns for each text (rows
+    are copied from the inner result, in the caller's order); queries are passed through unmemoised;
+    ``model_id`` and ``dimension`` are the inner embedder's. Not shared across threads. ``calls`` and
+    ``texts_embedded`` count what reached the inner embedder.
+    """
+
+    name = "memo"
+
+    def __init__(self, inner: Embedder, seed: Mapping[str, Vectors] | None = None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.dimension = inner.dimension
+        self._memo: dict[str, Vectors] = dict(seed or {})
+        self.calls = 0
+        self.texts_embedded = 0
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing:
+            fresh = np.asarray(self.inner.embed_documents(missing), dtype=np.float32)
+            self.calls += 1
+            self.texts_embedded += len(missing)
+            if fresh.shape[0] != len(missing):
+                raise EmbedderMismatch(getattr(self.inner, "name", "?"), f"returned {fresh.shape[0]} vectors "
+                                       f"for {len(missing)} texts")
+            for t, v in zip(missing, fresh, strict=True):
+                self._memo[t] = v
+        return np.stack([self._memo[t] for t in texts]).astype(np.float32, copy=False)
+
+    def embed_query(self, text: str) -> Vectors:
+        return self.inner.embed_query(text)

@@ -205,29 +205,40 @@ def filter_chunks(
 
 @hookspec
 def annotate_chunks(
-    chunks: Sequence[Chunk], config: GroundwireConfig, embedder: Embedder
+    chunks: Sequence[Chunk],
+    config: GroundwireConfig,
+    embedder: Embedder,
+    vectors: Mapping[str, Sequence[float]],
 ) -> Mapping[str, Mapping[str, Any]] | None:
     """Compute per-chunk values once, at index time, so that query-time hooks stay cheap.
 
-    Called by ingestion for every batch of new or changed chunks, before they are stored. Returned values
-    are kept with the chunk (in its payload, encrypted at rest like the text) and come back on every
-    retrieval as ``Chunk.annotations``. Key them by plugin name and include a version of whatever produced
-    them (model, rules), so a query-time hook can tell a stale value from a current one and recompute.
-    Values must be JSON-serialisable. Chunks indexed before a plugin was installed have no annotation.
+    Called by ingestion for every batch of new or changed chunks, after they are embedded and before they
+    are stored. Returned values are kept with the chunk (in its payload, encrypted at rest like the text)
+    and come back on every retrieval as ``Chunk.annotations``. Key them by plugin name and include a
+    version of whatever produced them (model, rules), so a query-time hook can tell a stale value from a
+    current one and recompute. Values must be JSON-serialisable. Chunks indexed before a plugin was
+    installed have no annotation. A chunk whose text, title, URI and location did not change when its
+    document changed keeps the annotations it had and is not passed again (like an unchanged document).
 
     Combined: the mappings of all plugins are merged per chunk (keys must not collide across plugins).
 
     :param chunks: new or changed chunks of one ingestion batch (any tenant and connector)
     :param config: the configuration in force
-    :param embedder: the configured embedder (e.g. to store vectors of parts of a chunk; record its
-        ``model_id`` with them)
+    :param embedder: the configured embedder behind a memo for this batch: a text embedded once in the
+        batch (by any plugin, or a chunk's own index text) is not run through the model again. Record its
+        ``model_id`` with vectors you store.
+    :param vectors: chunk id -> the chunk's index vector (unit length, ``embedder.dimension`` floats; the
+        embedding of ``f"{title}\\n{text}"``, or of ``text`` when the title is empty), for every chunk in
+        ``chunks``: reuse it instead of embedding the chunk again
     :return: chunk id -> {key: value}, or ``None``
 
     Example::
 
         @hookimpl
-        def annotate_chunks(chunks):
-            return {c.id: {"my_plugin": {"version": 1, "words": len(c.text.split())}} for c in chunks}
+        def annotate_chunks(chunks, vectors):
+            return {c.id: {"my_plugin": {"version": 1, "words": len(c.text.split()),
+                                         "norm": round(sum(x * x for x in vectors[c.id]), 3)}}
+                    for c in chunks}
     """
 
 

@@ -7,7 +7,9 @@ Invariants:
   the deny list and the configured connectors. There is no unfiltered query method.
 - Sensitive text (chunk text, title, URI, location) is stored only in the ``documents`` payload, passed
   through a :class:`Codec` (the identity by default, AES-GCM with the ``crypto`` extra; see issue 7).
-  Metadata holds ids, ACL tokens, connector name, position, versions and hashes only.
+  Metadata holds ids, ACL tokens, connector name, position, versions and hashes only; with a tenant data
+  key (:mod:`groundwire.datakeys`) the content hash is keyed (:meth:`TenantIndex.keyed_hash`, HMAC), so it
+  cannot confirm a guessed document.
 - Chroma telemetry is off.
 - Cross-process freshness: every write (upsert, delete, ACL-only update, dropping a tenant) replaces
   ``<state dir>/gw-<tenant>.generation`` atomically (temp file + rename) *after* the write, with a
@@ -19,6 +21,12 @@ Invariants:
   then raises :class:`~groundwire.errors.IndexError_`; raw chromadb errors never escape a read.
 - Writers must be serialized (``groundwire sync`` holds the sync lock); readers may be any number of
   processes sharing the data dir.
+- Authoritative ACLs (embedded store): every write also maintains :class:`groundwire.acl_store.AclStore`
+  (narrowed or deleted *before* the Chroma write, set *after* it, under a cross-process lock), and every read
+  that returns chunks (:meth:`TenantIndex.get_chunks`, :meth:`TenantIndex.query`) keeps a chunk only if that
+  store's row grants the principals too, with the meet of both ACLs on the returned chunk. A reader whose
+  Chroma state lags cannot serve a revoked or deleted chunk; on a disagreement it reopens its client and reads
+  once more.
 - Rebuild without loss (live pointer): the collection ``gw-<tenant>`` is the tenant's anchor. When its
   metadata holds ``gw_live``, the tenant's chunks live in that collection (``gw-<tenant>.r<n>``, made by
   :meth:`Index.begin_rebuild` and switched to by :meth:`Index.commit_rebuild`, one metadata update and a
@@ -37,12 +45,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from .acl_store import Acl, AclStore, meet, permits
+from .datakeys import tenant_codec
 from .embedding import Vectors
 from .errors import IndexError_
 from .freshness import GenerationFile, embedded_for, persist_dir, reopen_embedded
@@ -58,6 +68,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 NOBODY = "nobody:"  # sentinel for an empty ACL list: no user can hold it (normalize_principal rejects it)
 _PAGE = 5000
+_WRITE_ROWS = 4000  # rows per upsert (under chromadb's max batch size of 5461)
 _T = TypeVar("_T")
 
 
@@ -149,7 +160,19 @@ class Index:
         self._open_lock = threading.RLock()  # get_or_create_collection from several threads at once races
         self.pointer_seconds = pointer_seconds
         self._checked: dict[str, float] = {}
+        self._acl: dict[str, AclStore] = {}
         self.reopens = 0
+
+    def acl_store(self, tenant: str) -> AclStore | None:
+        """The authoritative ACL store of ``tenant`` (embedded stores only: a Chroma server is one process,
+        and writers on other hosts would not update a store in this data dir)."""
+        if self._embedded is None or self.state_dir is None:
+            return None
+        with self._lock:
+            store = self._acl.get(tenant)
+            if store is None:
+                store = self._acl[tenant] = AclStore(self.state_dir / "acl" / f"gw-{tenant}.sqlite")
+            return store
 
     def generation_file(self, tenant: str) -> GenerationFile | None:
         return None if self.state_dir is None else GenerationFile(self.state_dir / f"gw-{tenant}.generation")
@@ -249,7 +272,8 @@ class Index:
             if found is not None and found.collection.name == col.name:
                 return found
             self._check(tenant, col)
-            self._tenants[tenant] = TenantIndex(tenant, col, self.codec, self.generation_file(tenant), self)
+            self._tenants[tenant] = TenantIndex(tenant, col, tenant_codec(self.codec, tenant),
+                                                self.generation_file(tenant), self, acl=self.acl_store(tenant))
             return self._tenants[tenant]
 
     def live_model(self, tenant: str) -> str | None:
@@ -270,7 +294,7 @@ class Index:
             col = self.client.create_collection(
                 f"gw-{tenant}.r{time.time_ns()}", metadata=self._metadata(tenant), embedding_function=None
             )
-            return TenantIndex(tenant, col, self.codec)
+            return TenantIndex(tenant, col, tenant_codec(self.codec, tenant))
 
     def commit_rebuild(self, staged: TenantIndex) -> None:
         """Make ``staged`` the live collection (one metadata update of the anchor, then a generation bump
@@ -281,11 +305,19 @@ class Index:
             previous = self.live_name(tenant)
             meta = {k: v for k, v in (anchor.metadata or {}).items() if k != "hnsw:space"}
             meta.update(gw_live=staged.collection.name, gw_model=self.model_id, gw_codec=self.codec.name)
-            anchor.modify(metadata=meta)
-            live = TenantIndex(tenant, staged.collection, self.codec, self.generation_file(tenant), self)
-            self._tenants[tenant] = live
-            self._checked[tenant] = time.monotonic()
-            live._wrote()
+            store = self.acl_store(tenant)
+            with store.writing() if store is not None else contextlib.nullcontext():
+                rows = _acl_rows(staged.collection) if store is not None else []
+                if store is not None:  # before the switch: rows the staged collection lacks go, others narrow
+                    store.fill_narrowed(rows)
+                anchor.modify(metadata=meta)
+                live = TenantIndex(tenant, staged.collection, tenant_codec(self.codec, tenant),
+                                   self.generation_file(tenant), self, acl=store)
+                self._tenants[tenant] = live
+                self._checked[tenant] = time.monotonic()
+                live._wrote()
+                if store is not None:
+                    store.fill(rows)
             keep = {staged.collection.name, previous, f"gw-{tenant}"}
             for col in self.client.list_collections():
                 name = col if isinstance(col, str) else col.name
@@ -302,19 +334,55 @@ class Index:
             log.warning("could not delete the staged collection %s", staged.collection.name)
 
     def drop_tenant(self, tenant: str) -> None:
-        """Delete every collection of ``tenant`` (tests and tools; ``sync --rebuild`` never calls it)."""
+        """Delete every collection of ``tenant`` (tenant purge, tests; ``sync --rebuild`` never calls it).
+
+        The records are deleted first, through the API: Chroma's ``delete_collection`` leaves list-valued
+        metadata (the ACL lists) behind in ``embedding_metadata_array`` (chroma-core/chroma#7594), where
+        records written later with a reused row id would inherit them."""
         validate_tenant(tenant)
         with self._open_lock:
             self._tenants.pop(tenant, None)
             self._checked.pop(tenant, None)
+            store = self.acl_store(tenant)
+            if store is not None:
+                with store.writing():
+                    store.delete(everything=True)
             for col in self.client.list_collections():
                 name = col if isinstance(col, str) else col.name
                 if name == f"gw-{tenant}" or name.startswith(f"gw-{tenant}.r"):
                     with contextlib.suppress(Exception):  # already gone
+                        c = self.client.get_collection(name, embedding_function=None)
+                        while ids := c.get(include=[], limit=500)["ids"]:
+                            c.delete(ids=ids)
                         self.client.delete_collection(name)
         gen = self.generation_file(tenant)
         if gen is not None:
             gen.bump()
+
+
+def _meta_acl(meta: Any) -> Acl | None:
+    """(allow, deny) of a Chroma row's metadata without the sentinel; None if missing or malformed."""
+    if not isinstance(meta, dict):
+        return None
+    allow, deny = meta.get("acl_allow"), meta.get("acl_deny")
+    if not isinstance(allow, list) or not isinstance(deny, list):
+        return None
+    return frozenset(map(str, allow)) - {NOBODY}, frozenset(map(str, deny)) - {NOBODY}
+
+
+def _acl_rows(collection: Any) -> list[tuple[str, str, str, Acl]]:
+    """(id, doc key, connector, ACL) of every row of ``collection`` (rows with broken ACL metadata left out)."""
+    out: list[tuple[str, str, str, Acl]] = []
+    offset = 0
+    while True:
+        got = collection.get(include=["metadatas"], limit=_PAGE, offset=offset)
+        for cid, m in zip(got["ids"], got["metadatas"] or [], strict=True):
+            acl = _meta_acl(m)
+            if acl is not None:
+                out.append((cid, str(m.get("doc_key", "")), str(m.get("connector", "")), acl))
+        if len(got["ids"]) < _PAGE:
+            return out
+        offset += _PAGE
 
 
 def _acl_meta(acl: AccessControl) -> dict[str, list[str]]:
@@ -361,9 +429,10 @@ class TenantIndex:
 
     def __init__(
         self, tenant: str, collection: Any, codec: Codec, gen_file: GenerationFile | None = None,
-        owner: Index | None = None,
+        owner: Index | None = None, acl: AclStore | None = None,
     ) -> None:
         self.tenant = tenant
+        self.acl = acl  # the authoritative ACL store (groundwire.acl_store); None: Chroma's metadata only
         self.collection = collection
         self.codec = codec
         self.gen_file = gen_file
@@ -443,8 +512,11 @@ class TenantIndex:
                 break
             time.sleep(pause)
             assert self._owner is not None
+            # the generation is read BEFORE reopening: read after, a write finishing in between would be
+            # taken as already seen by a client opened before it, which then stayed stale
+            seen = self.gen_file.read() if self.gen_file is not None else self._seen
             self._owner.reopen(epoch)
-            self._seen = self.gen_file.read() if self.gen_file is not None else self._seen
+            self._seen = seen
             epoch = self._owner.epoch
         first, last = errors[0], errors[-1]
         raise IndexError_(
@@ -462,6 +534,23 @@ class TenantIndex:
         finally:
             self._wrote()  # after the write (also a failed one: it may have written part)
 
+    def _acl_ready(self) -> AclStore | None:
+        """The ACL store, filled from Chroma first if it is new (under its lock, on a fresh client)."""
+        store = self.acl
+        if store is None or store.complete():
+            return store
+        with store.writing():
+            if not store.complete():
+                if self._owner is not None:
+                    self._owner.reopen(self._owner.epoch)
+                    self._seen = self.gen_file.read() if self.gen_file is not None else self._seen
+                store.fill(self._read(lambda: _acl_rows(self.collection)))
+        return store
+
+    def _acl_write(self) -> contextlib.AbstractContextManager[Any]:
+        store = self._acl_ready()
+        return store.writing() if store is not None else contextlib.nullcontext()
+
     # --- writes ------------------------------------------------------------------------------------
 
     def add_document_chunks(
@@ -472,31 +561,63 @@ class TenantIndex:
         content_hash: str,
     ) -> None:
         """Store the chunks of one or more documents (replace them first with :meth:`delete_documents`)."""
-        if not chunks:
+        self.add_documents([(chunks, vectors, version, content_hash)])
+
+    def add_documents(self, docs: Sequence[tuple[Sequence[Chunk], Vectors, str, str]]) -> None:
+        """Store several documents' ``(chunks, vectors, version, content_hash)`` in as few upserts as the
+        store allows (one per ``_WRITE_ROWS`` rows)."""
+        ids: list[str] = []
+        payloads: list[str] = []
+        metas: list[dict[str, Any]] = []
+        embs: list[Any] = []
+        acls: list[tuple[Any, Any]] = []
+        for chunks, vectors, version, content_hash in docs:
+            if not chunks:
+                continue
+            for c in chunks:
+                ids.append(c.id)
+                acls.append((c.acl.allow, c.acl.deny))
+                body: dict[str, Any] = {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}
+                if c.annotations:
+                    body["annotations"] = dict(c.annotations)
+                payloads.append(self.codec.encode(json.dumps(body, ensure_ascii=False), c.id))
+                metas.append(
+                    {
+                        "doc_id": c.doc_id,
+                        "doc_key": doc_key(c.connector, c.doc_id),
+                        "connector": c.connector,
+                        "position": c.position,
+                        "version": version,
+                        "content_hash": self.keyed_hash(content_hash),
+                        "acl_fp": c.acl.fingerprint(),
+                        **_acl_meta(c.acl),
+                    }
+                )
+            embs.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1))
+        if not ids:
             return
-        ids, docs, metas = [], [], []
-        for c in chunks:
-            ids.append(c.id)
-            body: dict[str, Any] = {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}
-            if c.annotations:
-                body["annotations"] = dict(c.annotations)
-            payload = json.dumps(body, ensure_ascii=False)
-            docs.append(self.codec.encode(payload, c.id))
-            metas.append(
-                {
-                    "doc_id": c.doc_id,
-                    "doc_key": doc_key(c.connector, c.doc_id),
-                    "connector": c.connector,
-                    "position": c.position,
-                    "version": version,
-                    "content_hash": content_hash,
-                    "acl_fp": c.acl.fingerprint(),
-                    **_acl_meta(c.acl),
-                }
-            )
-        emb = np.asarray(vectors, dtype=np.float32)
-        # the generation moves after the write: a cache loaded during it sees the old value and reloads
-        self._write(lambda: self.collection.upsert(ids=ids, embeddings=emb, documents=docs, metadatas=metas))
+        emb = np.concatenate(embs)
+        rows = [(cid, m["doc_key"], m["connector"], acl) for cid, m, acl in zip(ids, metas, acls, strict=True)]
+
+        def op() -> None:
+            for i in range(0, len(ids), _WRITE_ROWS):
+                j = i + _WRITE_ROWS
+                self.collection.upsert(ids=ids[i:j], embeddings=emb[i:j], documents=payloads[i:j],
+                                       metadatas=metas[i:j])
+
+        with self._acl_write():
+            if self.acl is not None:
+                self.acl.narrow({cid: acl for cid, _, _, acl in rows})
+            # the generation moves after the write: a cache loaded during it sees the old value and reloads
+            self._write(op)
+            if self.acl is not None:
+                self.acl.put(rows)
+
+    def keyed_hash(self, content_hash: str) -> str:
+        """``content_hash`` as stored in metadata: HMAC under the tenant's metadata key when the codec has one
+        (``h1:<hex>``; an older unkeyed hash then compares unequal once and the document is re-indexed)."""
+        mac = getattr(self.codec, "mac", None)
+        return str(mac(content_hash)) if callable(mac) else content_hash
 
     def chunk_ids(self, connector: str, doc_ids: Iterable[str]) -> set[str]:
         """The ids of every stored chunk of these documents."""
@@ -508,17 +629,41 @@ class TenantIndex:
                 where={"doc_key": {"$in": p}}, include=[]))["ids"])
         return out
 
+    def stored_chunks(self, connector: str, doc_ids: Iterable[str]) -> dict[str, tuple[str, Any]]:
+        """chunk id -> (stored payload as written, i.e. encoded; its vector) for every stored chunk of these
+        documents (ingestion reuses the vectors of chunks an edit did not change)."""
+        keys = [doc_key(connector, d) for d in doc_ids]
+        out: dict[str, tuple[str, Any]] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            got = self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
+                where={"doc_key": {"$in": p}}, include=["documents", "embeddings"]))
+            embs = got["embeddings"] if got["embeddings"] is not None else [None] * len(got["ids"])
+            for cid, doc, emb in zip(got["ids"], got["documents"] or [], embs, strict=True):
+                out[cid] = (doc, emb)
+        return out
+
     def delete_ids(self, ids: Sequence[str]) -> None:
         def op() -> None:
             for i in range(0, len(ids), 500):
                 self.collection.delete(ids=list(ids[i : i + 500]))
 
-        self._write(op)
+        with self._acl_write():
+            if self.acl is not None:
+                self.acl.delete(ids=ids)
+            self._write(op)
 
     def upsert_raw(self, ids: list[str], embeddings: Any, documents: list[str], metadatas: list[Any]) -> None:
         """Upsert rows copied from another collection of this tenant (a connector rebuild's merge)."""
-        self._write(lambda: self.collection.upsert(
-            ids=ids, embeddings=embeddings, documents=documents, metadatas=metadatas))
+        rows = [(cid, str(m.get("doc_key", "")), str(m.get("connector", "")), acl)
+                for cid, m in zip(ids, metadatas, strict=True) for acl in [_meta_acl(m)] if acl is not None]
+        with self._acl_write():
+            if self.acl is not None:
+                self.acl.narrow({cid: acl for cid, _, _, acl in rows})
+            self._write(lambda: self.collection.upsert(
+                ids=ids, embeddings=embeddings, documents=documents, metadatas=metadatas))
+            if self.acl is not None:
+                self.acl.put(rows)
 
     def delete_documents(self, connector: str, doc_ids: Iterable[str]) -> None:
         keys = [doc_key(connector, d) for d in doc_ids]
@@ -527,21 +672,37 @@ class TenantIndex:
             for i in range(0, len(keys), 500):
                 self.collection.delete(where={"doc_key": {"$in": keys[i : i + 500]}})
 
-        self._write(op)
+        with self._acl_write():
+            if self.acl is not None:
+                self.acl.delete(doc_keys=keys)
+            self._write(op)
 
     def update_acl(self, connector: str, doc_id: str, acl: AccessControl, version: str) -> int:
         """Replace the ACL of every chunk of a document (no re-embedding). Returns the chunk count."""
+        key = doc_key(connector, doc_id)
+        done: list[str] = []
+
         def op() -> int:
-            ids = self.collection.get(where={"doc_key": doc_key(connector, doc_id)}, include=[])["ids"]
+            ids = self.collection.get(where={"doc_key": key}, include=[])["ids"]
             if ids:
                 meta = {**_acl_meta(acl), "acl_fp": acl.fingerprint(), "version": version}
                 self.collection.update(ids=ids, metadatas=[meta] * len(ids))
+            done[:] = ids
             return len(ids)
 
-        return self._write(op)
+        with self._acl_write():
+            if self.acl is not None:
+                self.acl.narrow_docs(key, (acl.allow, acl.deny))
+            n = self._write(op)
+            if self.acl is not None:
+                self.acl.put([(cid, key, connector, (acl.allow, acl.deny)) for cid in done])
+            return n
 
     def delete_connector(self, connector: str) -> None:
-        self._write(lambda: self.collection.delete(where={"connector": connector}))
+        with self._acl_write():
+            if self.acl is not None:
+                self.acl.delete(connector=connector)
+            self._write(lambda: self.collection.delete(where={"connector": connector}))
 
     # --- reads -------------------------------------------------------------------------------------
 
@@ -622,9 +783,28 @@ class TenantIndex:
             include=["documents", "metadatas", "distances"],
         ))
         ids = res["ids"][0]
-        return self._to_chunks(
+        chunks = self._to_chunks(
             ids, res["documents"][0], res["metadatas"][0], [1.0 - float(d) for d in res["distances"][0]]
         )
+        return self._authoritative(chunks, set(principals) - {NOBODY})[0]
+
+    def _authoritative(self, chunks: list[Chunk], principals: set[str]) -> tuple[list[Chunk], bool]:
+        """``chunks`` the ACL store also grants to ``principals``, each with the meet of both ACLs; and whether
+        the store and Chroma disagreed about one of them (Chroma's view lags, or a write is under way)."""
+        store = self._acl_ready()
+        if store is None or not chunks:
+            return chunks, False
+        stored = store.get([c.id for c in chunks])
+        out, disagree = [], False
+        for c in chunks:
+            row = stored.get(c.id)
+            mine = (c.acl.allow, c.acl.deny)
+            disagree = disagree or row != mine
+            if row is None or not permits(row, principals):
+                continue
+            allow, deny = meet(mine, row)
+            out.append(c if row == mine else replace(c, acl=AccessControl(allow, deny)))
+        return out, disagree
 
     def get_chunks(self, ids: Sequence[str], principals: Iterable[str], connectors: Sequence[str]) -> list[Chunk]:
         """Fetch chunks by id, still filtered by principals and connectors; order follows ``ids``."""
@@ -636,11 +816,16 @@ class TenantIndex:
         if not ps:
             raise ValueError("a query needs at least one principal and one connector")
         wanted = set(connectors)
-        res = self._read(lambda: self.collection.get(ids=list(ids), include=["documents", "metadatas"]))
-        keep = [j for j, m in enumerate(res["metadatas"]) if _readable(m, ps, wanted)]
-        chunks = self._to_chunks(
-            [res["ids"][j] for j in keep], [res["documents"][j] for j in keep],
-            [res["metadatas"][j] for j in keep], [0.0] * len(keep),
-        )
+        for attempt in range(2):
+            res = self._read(lambda: self.collection.get(ids=list(ids), include=["documents", "metadatas"]))
+            keep = [j for j, m in enumerate(res["metadatas"]) if _readable(m, ps, wanted)]
+            chunks = self._to_chunks(
+                [res["ids"][j] for j in keep], [res["documents"][j] for j in keep],
+                [res["metadatas"][j] for j in keep], [0.0] * len(keep),
+            )
+            chunks, disagree = self._authoritative(chunks, ps)
+            if not disagree or self._owner is None or attempt:
+                break
+            self._owner.reopen(self._owner.epoch)  # our Chroma view may lag: read once more on a fresh client
         by_id = {c.id: c for c in chunks}
         return [by_id[i] for i in ids if i in by_id]

@@ -12,6 +12,12 @@ Invariants:
   change before it is in the index. A sync that dies resumes from the last checkpoint; replayed changes
   are idempotent (chunk ids are stable, documents are replaced whole).
 - One failing connector does not stop the others; its error is reported and audited.
+- Pipelined: a connector's changes are produced in a bounded thread while the previous batch embeds
+  (:mod:`groundwire.ingest_pipeline`), in the same order, so all of the above holds unchanged.
+- Only what changed is embedded: an edited document's chunks whose index text is unchanged reuse their
+  stored vector (and annotations, when text, title, URI and location are unchanged; see
+  :mod:`groundwire.ingest_reuse`); a batch is written with one upsert; ``annotate_chunks`` runs after
+  embedding with the chunk vectors and a memo embedder (each distinct text embedded once per batch).
 - One bad item does not stop its connector: a document whose id, title, URI or text cannot be stored (not
   valid UTF-8, e.g. a file name with undecodable bytes), or whose chunking, embedding or write fails with a
   data error, is skipped with its reason and its old version is removed (fail closed); every other change of
@@ -20,29 +26,31 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .chunking import chunk_document
 from .config import GroundwireConfig
 from .connector import Checkpoint, Connector, ConnectorContext, Delete, Skipped, Unchanged, Upsert
-from .embedding import Embedder
-from .errors import ConfigError, ConnectorError, GroundwireError, storage_error
+from .embedding import Embedder, MemoEmbedder
+from .errors import ConfigError, ConnectorError, GroundwireError
 from .index import DocState, Index, TenantIndex
+from .ingest_pipeline import Prefetch
+from .ingest_reuse import Reuse, load_reuse
+from .ingest_state import StateStore
 from .keycheck import check_index
 from .models import Chunk, Document
 from .sources import printable_name
 from .stores.fs import disk_full_error
 
-__all__ = ["Ingester", "SyncReport", "StateStore"]
+__all__ = ["AnnotateFn", "Ingester", "StateStore", "SyncReport", "index_text"]
 
 log = logging.getLogger("groundwire.ingest")
 
@@ -60,6 +68,9 @@ class SyncReport:
     deleted: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
+    embedded: int = 0  # index texts run through the embedder (the others reused a stored vector)
+    items: int = 0  # changes processed so far (files, pages, skips, deletions; not checkpoints)
+    total: int | None = None  # items the connector expects to go through (None: unknown), for progress
     error: str = ""
     annotate_seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -81,6 +92,8 @@ class SyncReport:
             "deleted": self.deleted,
             "skipped": len(self.skipped),
             "chunks": self.chunks,
+            "embedded": self.embedded,
+            "items": self.items,
             "error": self.error,
             "seconds": round(self.seconds, 3),
             "annotate_seconds": round(self.annotate_seconds, 3),
@@ -89,99 +102,14 @@ class SyncReport:
         }
 
 
-class StateStore:
-    """Connector state files under ``<data_dir>/state/<tenant>/<connector>.json``.
-
-    Invariants: a file is replaced atomically (temp file + fsync + rename + directory fsync), so a crash
-    leaves the old state or the new one, never a torn file. Each file also records which index data the
-    state describes (``{"format": 2, "index": {"collection", "documents"}, "state": {...}}``);
-    :meth:`load_for` returns an empty state (a full sync) when that index data is gone, so a delta token
-    never says "no changes" about documents the index no longer holds. A write that fails raises
-    :class:`~groundwire.errors.StorageError` (naming disk space when the disk is full).
-    """
-
-    FORMAT = 2
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, tenant: str, connector: str) -> Path:
-        return self.root / tenant / f"{connector}.json"
-
-    def _read(self, tenant: str, connector: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        p = self.path(tenant, connector)
-        if not p.exists():
-            return {}, None
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning("state file %s is unreadable (%s); doing a full sync of %s", p, exc, connector)
-            return {}, None
-        if not isinstance(data, dict):
-            return {}, None
-        if data.get("format") == self.FORMAT and isinstance(data.get("state"), dict):
-            marker = data.get("index")
-            return dict(data["state"]), dict(marker) if isinstance(marker, dict) else None
-        return data, None  # format 1: the bare connector state, no index marker
-
-    def load(self, tenant: str, connector: str) -> dict[str, Any]:
-        """The saved connector state (empty: none, or unreadable)."""
-        return self._read(tenant, connector)[0]
-
-    def load_for(self, tenant: str, connector: str, collection: str, documents: int) -> dict[str, Any]:
-        """The saved state if the index still holds what it describes, else ``{}`` (and the file removed).
-
-        :param collection: the id of the tenant's collection now (a deleted or rebuilt index has a new one)
-        :param documents: how many documents of ``connector`` the index holds now
-        """
-        state, marker = self._read(tenant, connector)
-        if not state:
-            return state
-        if marker is None:
-            stale = documents == 0  # format 1: only a state over an empty index is known to be stale
-        else:
-            stale = str(marker.get("collection", "")) != collection or (
-                int(marker.get("documents", 0)) > 0 and documents == 0
-            )
-        if stale:
-            log.warning("the index no longer holds the documents the saved state of %s/%s describes; "
-                        "doing a full sync", tenant, connector)
-            self.clear(tenant, connector)
-            return {}
-        return state
-
-    def save(
-        self, tenant: str, connector: str, state: Mapping[str, Any], collection: str = "", documents: int = 0
-    ) -> None:
-        p = self.path(tenant, connector)
-        body = {"format": self.FORMAT, "index": {"collection": collection, "documents": documents},
-                "state": dict(state)}
-        tmp = ""
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{connector}.", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(body, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-            tmp = ""
-            dfd = os.open(p.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError as exc:
-            raise storage_error(f"the sync state of connector {connector!r}", p, exc) from exc
-        finally:
-            if tmp:
-                Path(tmp).unlink(missing_ok=True)
-
-    def clear(self, tenant: str, connector: str) -> None:
-        self.path(tenant, connector).unlink(missing_ok=True)
-
-
 ProgressFn = Callable[[str, SyncReport], None]
+#: ``annotate(chunks, vectors, embedder)``: the ``annotate_chunks`` hook's results (see its spec)
+AnnotateFn = Callable[[Sequence[Chunk], Mapping[str, Any], Embedder], Iterable[Mapping[str, Mapping[str, Any]] | None]]
+
+
+def index_text(chunk: Chunk) -> str:
+    """The text a chunk's index vector embeds: its title and text (the text alone when untitled)."""
+    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
 
 #: errors that come from one item's data (bad text, bad id), not from the store or the machine
 _ITEM_ERRORS = (UnicodeError, ValueError, TypeError, KeyError)
@@ -217,10 +145,12 @@ class Ingester:
         embedder: Embedder,
         connectors: Mapping[str, type[Connector]],
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
-        annotate: Callable[[Sequence[Chunk]], Iterable[Mapping[str, Mapping[str, Any]] | None]] | None = None,
+        annotate: AnnotateFn | None = None,
+        prefetch: int = 32,
     ) -> None:
         self.config = config
         self.annotate = annotate
+        self.prefetch = prefetch  # changes produced ahead of embedding (0: no producer thread)
         self.index = index
         self.embedder = embedder
         self.connector_types = connectors
@@ -400,8 +330,16 @@ class Ingester:
             store.clear(cc.tenant, name)
         saved = store.load_for(cc.tenant, name, collection, len(existing))
         batch = _Batch()
+
+        def changes() -> Iterator[Any]:  # in the producer thread: the total first, then the changes
+            report.total = connector.expected_items(saved)
+            yield from connector.changes(saved)
+
+        # extraction runs ahead of embedding in a thread (bounded); same changes in the same order
+        feed: Prefetch[Any] = Prefetch(changes, self.prefetch, name=f"groundwire-sync-{name}")
         try:
-            for change in connector.changes(saved):
+            for change in feed:
+                report.items += not isinstance(change, Checkpoint)
                 try:
                     self._apply(change, tindex, name, batch, existing, report)
                 except _ITEM_ERRORS as exc:  # one bad item: skip it, fail closed, keep going
@@ -423,6 +361,7 @@ class Ingester:
                 log.exception("connector %s failed", name)
                 report.error = str(ConnectorError(name, f"{type(exc).__name__}: {exc}"))
         finally:
+            feed.close()
             connector.close()
         report.seconds = time.perf_counter() - t0
         if progress:
@@ -455,7 +394,7 @@ class Ingester:
                 self._drop(tindex, name, doc.id, existing, report, problem)
                 return
             old = existing.get(doc.id)
-            if old is not None and old.content_hash == doc.content_hash():
+            if old is not None and old.content_hash == tindex.keyed_hash(doc.content_hash()):
                 if old.acl_fingerprint == doc.acl.fingerprint():
                     if old.version != doc.version:  # e.g. a touched file: same text, new mtime
                         tindex.update_acl(name, doc.id, doc.acl, doc.version)
@@ -484,13 +423,15 @@ class Ingester:
             report.skipped.append((item, printable_name(change.reason)))
             log.info("%s: skipped %s: %s", name, item, change.reason)
 
-    def _annotations(self, chunks: Sequence[Chunk]) -> dict[str, dict[str, Any]]:
+    def _annotations(
+        self, chunks: Sequence[Chunk], vectors: Mapping[str, Any], embedder: Embedder
+    ) -> dict[str, dict[str, Any]]:
         """The ``annotate_chunks`` results merged per chunk id (a key two plugins both set is an error)."""
         out: dict[str, dict[str, Any]] = {}
         if not chunks or self.annotate is None:
             return out
         ids = {c.id for c in chunks}
-        for result in self.annotate(chunks):
+        for result in self.annotate(chunks, vectors, embedder):
             for cid, values in (result or {}).items():
                 if cid not in ids:
                     continue
@@ -504,8 +445,9 @@ class Ingester:
     def _flush(
         self, tindex: TenantIndex, name: str, batch: _Batch, existing: dict[str, DocState], report: SyncReport
     ) -> None:
-        """Chunk, annotate, embed and write the batch. A data error of one document skips only that document
-        (its old version removed); the store's own failures still end the sync with an error."""
+        """Chunk, embed (only chunks an edit changed), annotate (with the chunk vectors) and write the batch.
+        A data error of one document skips only that document (its old version removed); the store's own
+        failures still end the sync with an error."""
         if not batch.docs:
             return
         rs = self.config.retrieval
@@ -517,23 +459,55 @@ class Ingester:
             except _ITEM_ERRORS as exc:
                 self._drop(tindex, name, doc.id, existing, report, f"chunking failed: {type(exc).__name__}: {exc}")
         batch.docs.clear()
-        chunks = [c for _, cs, _ in per_doc for c in cs]
-        t_ann = time.perf_counter()
-        notes = self._annotations(chunks)
-        if notes:
-            per_doc = [
-                (doc, [replace(c, annotations=notes[c.id]) if c.id in notes else c for c in cs], r)
-                for doc, cs, r in per_doc
-            ]
-        report.annotate_seconds += time.perf_counter() - t_ann
         t0 = time.perf_counter()
-        vectors = self._embed(per_doc, tindex, name, existing, report)
+        # the replaced documents' stored chunks: their ids (deleted after the write unless rewritten) and the
+        # vectors and annotations of chunks the edit left as they were
+        reuse = load_reuse(tindex, name, [doc.id for doc, _, replaces in per_doc if replaces],
+                           self.embedder.dimension)
+        vectors = self._embed(per_doc, reuse, tindex, name, existing, report)
         t1 = time.perf_counter()
-        # replace = upsert the new chunks, then delete the old chunks the new versions no longer have (one query
-        # and one delete per batch): a concurrent reader sees each document old or new, never a gap
-        replaced = [doc.id for doc, _, replaces in per_doc if replaces]
-        old_ids = tindex.chunk_ids(name, replaced) if replaced else set()
-        written: set[str] = set()
+        report.embed_seconds += t1 - t0
+        per_doc = self._annotate(per_doc, vectors, reuse)
+        t2 = time.perf_counter()
+        report.annotate_seconds += t2 - t1
+        self._write(tindex, name, per_doc, vectors, reuse.old_ids, existing, report)
+        report.write_seconds += time.perf_counter() - t2
+
+    def _annotate(
+        self, per_doc: list[tuple[Document, list[Chunk], bool]], vectors: list[Any], reuse: Reuse
+    ) -> list[tuple[Document, list[Chunk], bool]]:
+        """The chunks with their annotations: stored ones for unchanged chunks, else ``annotate_chunks``' (given
+        the chunk vectors and a memo embedder seeded with them)."""
+        by_id: dict[str, Any] = {}
+        seed: dict[str, Any] = {}
+        kept: dict[str, dict[str, Any]] = {}
+        todo: list[Chunk] = []
+        for (_, cs, _), vecs in zip(per_doc, vectors, strict=True):
+            if vecs is None:
+                continue
+            for c, v in zip(cs, vecs, strict=True):
+                seed.setdefault(index_text(c), v)
+                old = reuse.annotations(c)
+                if old is not None:
+                    kept[c.id] = old
+                else:
+                    by_id[c.id] = v
+                    todo.append(c)
+        notes = self._annotations(todo, by_id, MemoEmbedder(self.embedder, seed)) if todo else {}
+        notes.update({cid: n for cid, n in kept.items() if n})
+        if not notes:
+            return per_doc
+        return [(doc, [replace(c, annotations=notes[c.id]) if c.id in notes else c for c in cs], r)
+                for doc, cs, r in per_doc]
+
+    def _write(
+        self, tindex: TenantIndex, name: str, per_doc: list[tuple[Document, list[Chunk], bool]], vectors: list[Any],
+        old_ids: set[str], existing: dict[str, DocState], report: SyncReport,
+    ) -> None:
+        """One upsert for the whole batch (document by document only if it fails with a data error), then one
+        delete of the replaced documents' chunks the new versions no longer have: a concurrent reader sees
+        each document old or new, never a gap."""
+        ready: list[tuple[Document, list[Chunk], bool, Any]] = []
         for (doc, cs, replaces), vecs in zip(per_doc, vectors, strict=True):
             if vecs is None:  # embedding failed for this document; already reported (and its old version gone)
                 continue
@@ -543,47 +517,71 @@ class Ingester:
                     tindex.delete_documents(name, [doc.id])
                 existing.pop(doc.id, None)
                 continue
-            try:
-                tindex.add_document_chunks(cs, vecs, doc.version, doc.content_hash())
-            except _ITEM_ERRORS as exc:
-                existing.pop(doc.id, None)
-                tindex.delete_documents(name, [doc.id])  # nothing half-written stays
-                self._drop(tindex, name, doc.id, existing, report, f"write failed: {type(exc).__name__}: {exc}")
-                continue
+            ready.append((doc, cs, replaces, vecs))
+        rows = [(cs, vecs, doc.version, doc.content_hash()) for doc, cs, _, vecs in ready]
+        done = ready
+        try:
+            tindex.add_documents(rows)
+        except _ITEM_ERRORS:
+            done = []
+            for item, row in zip(ready, rows, strict=True):  # find the bad one(s), keep the rest
+                try:
+                    tindex.add_documents([row])
+                    done.append(item)
+                except _ITEM_ERRORS as exc:
+                    doc = item[0]
+                    existing.pop(doc.id, None)
+                    tindex.delete_documents(name, [doc.id])  # nothing half-written stays
+                    self._drop(tindex, name, doc.id, existing, report,
+                               f"write failed: {type(exc).__name__}: {exc}")
+        written: set[str] = set()
+        for doc, cs, replaces, _ in done:
             written.update(c.id for c in cs)
             report.chunks += len(cs)
             if replaces:
                 report.updated += 1
             else:
                 report.added += 1
-            existing[doc.id] = DocState(doc.version, doc.content_hash(), doc.acl.fingerprint(), len(cs))
+            existing[doc.id] = DocState(doc.version, tindex.keyed_hash(doc.content_hash()), doc.acl.fingerprint(),
+                                        len(cs))
         stale = sorted(old_ids - written)
         if stale:
             tindex.delete_ids(stale)
-        report.embed_seconds += t1 - t0
-        report.write_seconds += time.perf_counter() - t1
 
     def _embed(
-        self, per_doc: list[tuple[Document, list[Chunk], bool]], tindex: TenantIndex, name: str,
+        self, per_doc: list[tuple[Document, list[Chunk], bool]], reuse: Reuse, tindex: TenantIndex, name: str,
         existing: dict[str, DocState], report: SyncReport,
     ) -> list[Any]:
-        """Vectors per document (``None`` where that document's embedding failed: it is dropped)."""
-        texts = [[f"{c.title}\n{c.text}" if c.title else c.text for c in cs] for _, cs, _ in per_doc]
-        flat = [t for ts in texts for t in ts]
-        out: list[Any] = []
-        try:
-            vectors: Any = self.embedder.embed_documents(flat) if flat else []
-            offset = 0
-            for ts in texts:
-                out.append(vectors[offset : offset + len(ts)])
-                offset += len(ts)
+        """Vectors per document (``None`` where that document's embedding failed: it is dropped). Only texts
+        with no stored vector are embedded, each distinct text once, all in one call when it succeeds."""
+        texts = [[index_text(c) for c in cs] for _, cs, _ in per_doc]
+        dim = self.embedder.dimension
+
+        def assemble(ts: list[str], fresh: dict[str, Any]) -> Any:
+            out = np.empty((len(ts), dim), dtype=np.float32)
+            for i, t in enumerate(ts):
+                v = reuse.vector(t)
+                out[i] = v if v is not None else fresh[t]
             return out
+
+        def embed(ts: list[str]) -> dict[str, Any]:
+            todo = list(dict.fromkeys(t for t in ts if reuse.vector(t) is None))
+            if not todo:
+                return {}
+            vecs = self.embedder.embed_documents(todo)
+            report.embedded += len(todo)
+            return dict(zip(todo, vecs, strict=True))
+
+        try:
+            fresh = embed([t for ts in texts for t in ts])
+            return [assemble(ts, fresh) for ts in texts]
         except _ITEM_ERRORS as batch_exc:
             first: Exception = batch_exc
-        out, failed = [], []
+        out: list[Any] = []
+        failed = []
         for (doc, _, _), ts in zip(per_doc, texts, strict=True):  # find the bad one(s), keep the rest
             try:
-                out.append(self.embedder.embed_documents(ts) if ts else [])
+                out.append(assemble(ts, embed(ts)))
             except _ITEM_ERRORS as exc:
                 out.append(None)
                 failed.append((doc, exc))

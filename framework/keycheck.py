@@ -1,11 +1,12 @@
 """Refuse a keyring that cannot read the data already stored, before anything is written with it.
 
-Writing with a keyring that lacks the key of the existing data would leave a store (or an audit log) that
-no single configuration can read, and an audit chain that the right key later reports as TAMPERED. So the
-codec is checked once per process and data directory against a sample of every store: the first and last
-record of each audit log, the newest draft, the newest quarantine entry and (:func:`check_index`) one chunk
-of each tenant's collection. Encrypted data with encryption disabled is refused too. Data stored in clear
-while encryption is now enabled is not refused here (reading it names ``sync --rebuild``).
+Writing with a keyring that lacks the key of the existing data would leave a store (or an audit log) that no
+single configuration can read, and an audit chain that the right key later reports as TAMPERED. So the codec
+is checked once per process and data directory against a sample of every store: the first and last record of
+each audit log, every tenant's wrapped data key (:mod:`groundwire.datakeys`), the newest draft, the newest
+quarantine entry and (:func:`check_index`) one chunk of each tenant's collection. Encrypted data with
+encryption disabled is refused too. Data stored in clear while encryption is now enabled is not refused here
+(reading it names ``sync --rebuild``).
 
 The error names the key ids found in the data and the ids the keyring provides; never key material.
 """
@@ -38,9 +39,21 @@ def _fingerprint(codec: Any) -> str:
 
 
 def _kid(stored: str) -> str | None:
+    from .datakeys import DEK_PREFIX
+
     prefix, _, rest = stored.partition(":")
     kid, sep, _ = rest.partition(":")
+    if prefix == DEK_PREFIX and sep:
+        return f"data key {kid}"
     return kid if prefix == PREFIX and sep else None
+
+
+def _dek_samples(data: Path) -> Iterable[tuple[str, str, str]]:
+    """The wrapped data key of every tenant (``<data_dir>/keys/*.dek``): the master keyring must unwrap it."""
+    from .datakeys import DataKeys
+    from .index import IdentityCodec
+
+    return DataKeys(data / "keys", IdentityCodec()).samples()  # type: ignore[arg-type]  # reads, never unwraps
 
 
 def _audit_samples(folder: Path) -> Iterable[tuple[str, str, str]]:
@@ -104,11 +117,13 @@ def _check(samples: Iterable[tuple[str, str, str]], codec: Any) -> None:
     wrong = sorted(k for k in bad if k in ring.keys)
     detail = (f"; the provided key(s) {', '.join(map(repr, wrong))} have the right id but not the key material "
               "the data was written with" if wrong else "")
+    needed = ", ".join(repr(k) for k in sorted(bad) if not k.startswith("data key "))
     raise KeyringMismatch(
         f"the configured keyring (key ids {have}; current {ring.current!r}) cannot decrypt the existing data: "
         f"{found}{detail}. Configure the key provider under [encryption] with the key(s) "
-        f"{', '.join(map(repr, sorted(bad)))} (keep old keys until 'groundwire keys rotate' has re-encrypted "
-        "everything). Nothing was written."
+        f"{needed or 'that wrap the data keys'}"
+        " (keep old keys until 'groundwire keys rotate' has re-encrypted everything; a missing data key file under "
+        "keys/ must be restored from a backup). Nothing was written."
     )
 
 
@@ -119,7 +134,8 @@ def check_data_keys(data_dir: Path, codec: Any) -> None:
     with _LOCK:
         if key in _OK:
             return
-    samples = [*_audit_samples(data_dir / "audit"), *_store_samples(data_dir, lambda: codec)]
+    samples = [*_audit_samples(data_dir / "audit"), *_dek_samples(data_dir),
+               *_store_samples(data_dir, lambda: codec)]
     _check(samples, codec)
     with _LOCK:
         _OK.add(key)

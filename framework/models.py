@@ -8,7 +8,8 @@ Invariants:
   letters ``A-Z``; nothing else is folded (no ``casefold``, no compatibility mapping). Ids holding a
   character that could make two different-looking or equal-looking ids (controls, format/bidi/invisible
   characters, spaces other than U+0020, compatibility characters such as the Kelvin sign or ``ﬁ``) are
-  rejected with :class:`InvalidPrincipal`, never silently cleaned.
+  rejected with :class:`InvalidPrincipal`, never silently cleaned; so are ids mixing scripts (Unicode TR39
+  single-script rule, :mod:`groundwire.scripts`: a Cyrillic ``а`` inside a Latin ``group:hr``).
 - An :class:`AccessControl` with an empty ``allow`` set grants nobody (fail closed). ``deny`` wins.
 - A :class:`Draft` is always created with status ``pending_review``; only the review workflow moves it.
 """
@@ -27,6 +28,7 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import InvalidPrincipal
+from .scripts import mixed_scripts
 
 __all__ = [
     "EVERYONE",
@@ -104,7 +106,8 @@ def canonical_id(value: object, what: str = "identity") -> str:
        changes: ``ſ``, ``ﬁ``, full-width letters, superscripts...) or a canonical singleton (a duplicate
        code point that NFC replaces: the Kelvin sign, the Ohm sign, the Angstrom sign...);
     3. it is normalised to Unicode NFC (so NFD ``josé`` equals NFC ``josé``);
-    4. the ASCII letters ``A-Z`` are lower-cased; every other character keeps its case.
+    4. it is rejected if it mixes scripts (TR39 single-script rule, Common and Inherited characters aside);
+    5. the ASCII letters ``A-Z`` are lower-cased; every other character keeps its case.
 
     So two ids are the same principal exactly when they are equal after NFC and ASCII lower-casing:
     ``Alice`` = ``alice``, but ``STRASSE`` != ``straße``, ``ÉQUIPE`` != ``équipe``, and ``hr`` + U+3000
@@ -130,7 +133,16 @@ def _canonical_unicode(value: str, text: str, what: str) -> str:
                 f"invalid {what} {value!r}: character {i + 1} (U+{ord(ch):04X}) is {why}; "
                 "ids may use letters, digits, punctuation and inner plain spaces"
             )
-    return unicodedata.normalize("NFC", text).translate(_ASCII_LOWER)
+    out = unicodedata.normalize("NFC", text)
+    mixed = mixed_scripts(out)
+    if mixed is not None:  # e.g. a Cyrillic 'а' (U+0430) in a Latin 'group:hr' look-alike
+        i, ch = mixed
+        raise InvalidPrincipal(
+            f"invalid {what} {value!r}: character {i + 1} (U+{ord(ch):04X} {unicodedata.name(ch, '?')}) mixes "
+            "scripts with the characters before it (Unicode TR39: an id must be single-script, digits and "
+            "punctuation aside); ids that mix scripts can look like other ids"
+        )
+    return out.translate(_ASCII_LOWER)
 
 
 def normalize_principal(token: str) -> str:

@@ -273,8 +273,8 @@ class Grounder:
 
         return Ingester(
             self.config, self.index, self.embedder, self.connector_types, on_event=on_event,
-            annotate=lambda chunks: self.pm.hook.annotate_chunks(
-                chunks=chunks, config=self.config, embedder=self.embedder
+            annotate=lambda chunks, vectors, embedder: self.pm.hook.annotate_chunks(
+                chunks=chunks, config=self.config, embedder=embedder, vectors=vectors
             ),
         )
 
@@ -550,18 +550,26 @@ class Grounder:
         tindex = self.index.tenant(request.user.tenant)
         n = max(request.top_k, self.config.retrieval.candidates)
         if self.config.retrieval.mode == "auto":
-            candidates = self.fast_retriever(request.user.tenant).retrieve(
-                vec, principals, connectors, n, text=request.prompt
-            )
+            fast = self.fast_retriever(request.user.tenant)
+            # Payloads (a Chroma read and a decryption each) of the first top_k of the n candidates only; all
+            # n only when one of those is dropped below, so the result is what keeping from all n would give.
+            kept = self._keep(request, principals, fast.retrieve(
+                vec, principals, connectors, n, text=request.prompt, fetch=request.top_k))
+            if len(kept) == request.top_k:
+                return kept
+            candidates = fast.retrieve(vec, principals, connectors, n, text=request.prompt)
         else:
             candidates = tindex.query(vec, principals, connectors, n)
+        return self._keep(request, principals, candidates)[: request.top_k]
+
+    def _keep(self, request: GroundingRequest, principals: frozenset[str], candidates: list[Chunk]) -> list[Chunk]:
+        """Step 4: the candidates no ``filter_chunks`` plugin denies (deny wins), at or above ``min_score``."""
         denied: set[str] = set()
         for result in self.pm.hook.filter_chunks(
             request=request, principals=principals, chunks=candidates, config=self.config
         ):
             denied.update(result or ())
-        kept = [c for c in candidates if c.id not in denied and c.score >= self.config.retrieval.min_score]
-        return kept[: request.top_k]
+        return [c for c in candidates if c.id not in denied and c.score >= self.config.retrieval.min_score]
 
     def _retrieve_and_screen(self, request: GroundingRequest) -> tuple[list[Chunk], int, list[Verdict]]:
         """Steps 3-5. DROP verdicts withhold a chunk for this request; QUARANTINE verdicts also record it in

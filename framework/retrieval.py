@@ -567,12 +567,14 @@ class FastRetriever:
         connectors: Sequence[str],
         k: int,
         text: str | None = None,
+        fetch: int | None = None,
     ) -> list[Chunk]:
-        """Search, then fetch the payloads via :meth:`TenantIndex.get_chunks` (which filters again)."""
+        """Search, then fetch the payloads via :meth:`TenantIndex.get_chunks` (which filters again); with
+        ``fetch``, only those of the first ``fetch`` of the ``k`` hits (the same ranking as without it)."""
         principals = frozenset(principals)
         for attempt in range(2):
             result = self.search(vector, principals, connectors, k, text)
-            ids = [h.id for h in result.hits]
+            ids = [h.id for h in result.hits][:fetch]
             chunks = self.tindex.get_chunks(ids, principals, connectors)
             if len(chunks) == len(ids) or attempt == 1:
                 break

@@ -19,8 +19,13 @@ connector contract, ``groundwire.testing.ConnectorContract``):
 - Reasons never contain a path outside the root (a link's target is not named), so a sync report cannot
   disclose another tenant's folder layout.
 
-Known limit: a *hard* link is indistinguishable from a regular file and is read (creating one needs write
-access to the root's file system and, on Linux, ownership of the target under ``protected_hardlinks``).
+- **No hard links by default.** A regular file with more than one name (``st_nlink > 1``) may be a hard link
+  to a file outside the root (another tenant's folder, a file the connector's user can read but nobody put
+  in the knowledge base): a hard link cannot be told from its target, so every such file is skipped with a
+  reason, by the walk (``lstat``) and again at the read (``fstat`` of the opened file, so a link made after the
+  walk is refused too). ``follow_hardlinks=True`` reads them (for roots on file systems where the operator
+  knows every name of every file, e.g. deduplicating backup trees). Skipped this way too: a followed symbolic
+  link whose target has several names, and a sidecar that is a hard link.
 """
 
 from __future__ import annotations
@@ -104,11 +109,16 @@ class ConfinedRoot:
     :param root: the configured folder (resolved to its real path; must exist)
     :param follow_symlinks: read links to files whose real target is inside the root
     :param max_bytes: the most bytes :meth:`read` returns; a larger file is refused
+    :param follow_hardlinks: read regular files that have more than one name (default: skip them)
     """
 
-    def __init__(self, root: str | Path, *, follow_symlinks: bool = False, max_bytes: int = 25 * 1024 * 1024) -> None:
+    def __init__(
+        self, root: str | Path, *, follow_symlinks: bool = False, max_bytes: int = 25 * 1024 * 1024,
+        follow_hardlinks: bool = False,
+    ) -> None:
         self.root = Path(os.path.realpath(root))
         self.follow_symlinks = follow_symlinks
+        self.follow_hardlinks = follow_hardlinks
         self.max_bytes = max_bytes
 
     # --- paths -----------------------------------------------------------------------------------------
@@ -163,7 +173,8 @@ class ConfinedRoot:
                 if is_dir:
                     subdirs.append(rel)
                 elif stat.S_ISREG(st.st_mode):
-                    yield SourceEntry(rel, rel, st.st_size, st.st_mtime_ns)
+                    linked = self._hardlinked(st)
+                    yield SourceSkip(rel, linked) if linked else SourceEntry(rel, rel, st.st_size, st.st_mtime_ns)
                 elif stat.S_ISLNK(st.st_mode):
                     yield self._link(rel, include)
                 else:
@@ -192,7 +203,17 @@ class ConfinedRoot:
             return SourceSkip(rel, "symbolic link whose target does not exist")
         if not stat.S_ISREG(st.st_mode):
             return SourceSkip(rel, f"symbolic link to {_kind(st.st_mode)}: not followed")
+        linked = self._hardlinked(st)
+        if linked:
+            return SourceSkip(rel, f"symbolic link to a file that {linked.removeprefix('a file that ')}")
         return SourceEntry(rel, target, st.st_size, st.st_mtime_ns)
+
+    def _hardlinked(self, st: os.stat_result) -> str | None:
+        """Why a regular file with ``st`` is refused as a possible hard link, or None."""
+        if st.st_nlink > 1 and not self.follow_hardlinks:
+            return (f"a file that has {st.st_nlink} names (a hard link, maybe to a file outside the root): "
+                    "never read (follow_hardlinks = false)")
+        return None
 
     # --- reading ---------------------------------------------------------------------------------------
 
@@ -208,6 +229,9 @@ class ConfinedRoot:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise SourceRefused(f"{_kind(st.st_mode)}, not a regular file: never read")
+            linked = self._hardlinked(st)  # again on the open file: a link made after the walk
+            if linked:
+                raise SourceRefused(linked)
             if st.st_size > limit:
                 raise SourceRefused(f"larger than the limit of {limit} bytes")
             out = bytearray()

@@ -23,9 +23,9 @@ from groundwire.embedding import Vectors
 
 log = logging.getLogger("groundwire.plugins.embedders")
 
-_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS: dict[tuple[str, str, int], Any] = {}
 _LOCK = threading.Lock()
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
 _FALLBACK: dict[str, str] = {}  # model path -> why ONNX could not be used (logged once)
 
 
@@ -43,37 +43,39 @@ def _offline_env() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def load_sentence_transformer(path: str, backend: str = "auto") -> Any:
-    """Load (once per process) an encoder for the sentence-transformers folder ``path``, offline.
+def load_sentence_transformer(path: str, backend: str = "auto", threads: int = 0) -> Any:
+    """Load (once per process and setting) an encoder for the sentence-transformers folder ``path``, offline.
 
     ``backend``: ``torch`` (sentence-transformers), ``onnx`` (ONNX Runtime, exported once from the same
-    weights, see :mod:`groundwire.plugins.onnx_minilm`) or ``auto`` (ONNX, falling back to torch with a
-    warning when the export or ONNX Runtime is unavailable). Every encoder has ``encode(texts, ...)``.
+    weights, see :mod:`groundwire.plugins.onnx_minilm`), ``onnx-int8`` (that export quantized to int8 once)
+    or ``auto`` (ONNX, falling back to torch with a warning when the export or ONNX Runtime is
+    unavailable). ``threads``: ONNX Runtime intra-op threads (0: the physical cores). Every encoder has
+    ``encode(texts, ...)``.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown embedder backend {backend!r}; use one of {', '.join(BACKENDS)}")
     with _LOCK:
         if backend == "auto":
             backend = "torch" if path in _FALLBACK else "onnx"
-            if (path, backend) not in _MODELS and backend == "onnx":
+            if (path, backend, threads) not in _MODELS and backend == "onnx":
                 try:
-                    _MODELS[(path, "onnx")] = _load(path, "onnx")
+                    _MODELS[(path, "onnx", threads)] = _load(path, "onnx", threads)
                 except Exception as exc:  # noqa: BLE001 - any export/runtime failure: explain, fall back
                     _FALLBACK[path] = str(exc)
                     log.warning("ONNX embedder unavailable for %s, using torch: %s", path, exc)
                     backend = "torch"
-        key = (path, backend)
+        key = (path, backend, threads if backend != "torch" else 0)
         if key not in _MODELS:
-            _MODELS[key] = _load(path, backend)
+            _MODELS[key] = _load(path, backend, threads)
         return _MODELS[key]
 
 
-def _load(path: str, backend: str) -> Any:
+def _load(path: str, backend: str, threads: int = 0) -> Any:
     _offline_env()
-    if backend == "onnx":
+    if backend in ("onnx", "onnx-int8"):
         from groundwire.plugins.onnx_minilm import OnnxSentenceEncoder
 
-        return OnnxSentenceEncoder(path)
+        return OnnxSentenceEncoder(path, threads=threads, quantized=backend == "onnx-int8")
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
@@ -102,20 +104,25 @@ class MiniLMEmbedder(Embedder):
     """all-MiniLM-L6-v2 (384 dimensions) from the bundled package.
 
     Options: ``path``, ``batch_size``, ``backend`` (``auto`` = ONNX Runtime when it can be used, else
-    torch; ``onnx``; ``torch``). Both backends give the same vectors, so an index built with one is
-    queried with the other without a rebuild.
+    torch; ``onnx``; ``onnx-int8``; ``torch``), ``threads`` (ONNX Runtime intra-op threads, 0 = the
+    physical cores). ``onnx`` and ``torch`` give the same vectors, so an index built with one is queried
+    with the other without a rebuild; ``onnx-int8`` approximates them (same model id: an index may be
+    queried with any backend, at the int8 quality cost that ``benchmarks.beir --through-product`` measures).
     """
 
     name = "minilm"
     dimension = 384
 
-    def __init__(self, path: str | None = None, batch_size: int = 64, backend: str = "auto") -> None:
-        super().__init__(path=path, batch_size=batch_size, backend=backend)
+    def __init__(self, path: str | None = None, batch_size: int = 64, backend: str = "auto", threads: int = 0) -> None:
+        super().__init__(path=path, batch_size=batch_size, backend=backend, threads=threads)
         if backend not in BACKENDS:
             raise ValueError(f"unknown embedder backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        if threads < 0:
+            raise ValueError(f"threads must be 0 (the physical cores) or more, not {threads}")
         self.path = path or bundled_model_path()
         self.batch_size = batch_size
         self.backend = backend
+        self.threads = threads
         self._model: Any = None
 
     @property
@@ -125,7 +132,7 @@ class MiniLMEmbedder(Embedder):
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = load_sentence_transformer(self.path, self.backend)
+            self._model = load_sentence_transformer(self.path, self.backend, self.threads)
         return self._model
 
     def warm_up(self) -> None:

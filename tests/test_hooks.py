@@ -330,5 +330,7 @@ def test_hook_register_key_providers(pm, make_grounder, corpus) -> None:
     g = make_grounder({"kb": kb(corpus)}, extra_plugins=(P(),), encryption={"enabled": True, "provider": "fixed-test"})
     g.sync()
     stored = g.index.tenant("acme").collection.get(include=["documents"])["documents"]
-    assert stored and all(s.startswith("gw1:k9:") for s in stored)
+    assert stored and all(s.startswith("gw2:") for s in stored)  # under the tenant's data key, wrapped by k9
+    wrapped = (g.config.data_path / "keys" / "acme.dek").read_text()
+    assert '"wrapped": "gw1:k9:' in wrapped
     assert "25 days" not in " ".join(stored)

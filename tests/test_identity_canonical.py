@@ -242,3 +242,65 @@ def test_a_feature_role_without_a_canonical_form_is_a_config_error(make_grounder
     assert g.retrieve("q", "u", roles=["MANAGER"]) == []  # allowed (no connectors, so nothing to return)
     with pytest.raises(FeatureDisabled):
         g.retrieve("q", "u", roles=["STRASSE"])
+
+
+# --- mixed-script look-alikes (Unicode TR39 single-script rule) -----------------------------------------
+
+LOOKALIKES = {"\u0430": "a", "\u0435": "e", "\u043e": "o", "\u0440": "p", "\u0441": "c", "\u0445": "x",
+              "\u0455": "s", "\u0456": "i", "\u03bf": "o", "\u03b1": "a", "\u0578": "n"}
+
+
+def test_a_cyrillic_letter_in_a_latin_id_is_rejected_on_both_sides(tmp_path, make_grounder):
+    spoof = "h\u0440"  # 'hр' with CYRILLIC SMALL LETTER ER
+    with pytest.raises(ValueError, match="U\\+0440.*mixes scripts"):
+        AccessControl.of([f"group:{spoof}"])
+    with pytest.raises(ValueError, match="mixes scripts"):
+        UserContext.of("u", "acme", groups=[spoof])
+    with pytest.raises(ValueError, match="mixes scripts"):
+        UserContext.of("\u0430lice@example.com", "acme")
+    # single-script ids in any script, with digits and punctuation, stay valid
+    for ok in ("группа-1", "ομάδα.1", "日本語ひらがなカタカナ", "한국어漢字", "josé", "x\u0301", "équipe_2"):
+        assert _group(ok)
+
+
+SCRIPTS = st.sampled_from(["Latn", "Cyrl", "Grek", "Armn"])
+LETTERS = {"Latn": "abcehiopsxé", "Cyrl": "асеһіорѕхё", "Grek": "αεικοπστχ", "Armn": "աբգոսհ"}
+COMMON = "0123456789-_.@"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(SCRIPTS, st.integers(0, 20), st.booleans()), min_size=1, max_size=8))
+def test_an_id_is_accepted_only_if_it_is_single_script(parts):
+    """Oracle from the documented rule: letters of one script (Latin, Cyrillic, Greek, Armenian) plus digits
+    and ASCII punctuation are one id; letters of two scripts are an error, at index and at query time."""
+    text = "".join(COMMON[n % len(COMMON)] if common else LETTERS[s][n % len(LETTERS[s])]
+                   for s, n, common in parts)
+    scripts = {s for s, _, common in parts if not common}
+    acl_ok = _try_acl(text)
+    user_ok = _try_principals(text) is not None
+    assert acl_ok == user_ok == (len(scripts) <= 1), (text, scripts)
+
+
+def _try_acl(ident: str) -> bool:
+    try:
+        AccessControl.of([f"group:{ident}"])
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=10), st.data())
+def test_a_lookalike_never_matches_the_latin_id(latin, data):
+    """Swapping any one letter of a Latin id for a Cyrillic, Greek or Armenian look-alike never yields a
+    principal that an ACL of the Latin id grants, nor one that escapes its deny."""
+    spots = [i for i, ch in enumerate(latin) if ch in LOOKALIKES.values()]
+    assume(spots)
+    i = data.draw(st.sampled_from(spots))
+    fake = data.draw(st.sampled_from([k for k, v in LOOKALIKES.items() if v == latin[i]]))
+    spoof = latin[:i] + fake + latin[i + 1:]
+    ps = _try_principals(spoof)
+    if ps is not None:  # only when the whole id is in the look-alike's script (a one-letter id)
+        assert not AccessControl.of([f"group:{latin}"]).grants(ps)
+    else:
+        assert len(latin) > 1

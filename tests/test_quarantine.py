@@ -271,7 +271,7 @@ def test_encrypted_store_holds_ids_only_in_clear_and_rotates(tmp_path, monkeypat
     db = sqlite3.connect(path)
     (payload,) = db.execute("SELECT payload FROM quarantine WHERE chunk_id = ?", (cid,)).fetchone()
     db.close()
-    assert payload.startswith("gw1:k1:")
+    assert payload.startswith("gw2:")  # under acme's data key
 
     monkeypatch.setenv("GW_TEST_KEYS", f"k1:{k1},k2:{k2}")
     assert rotate_keys(_grounder(tmp_path, encryption=ENC))["quarantined"] == 1

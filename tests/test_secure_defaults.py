@@ -3,6 +3,7 @@ and the key provider and the trust report refuse key files that other users coul
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -15,7 +16,9 @@ from groundwire.cli import main
 from groundwire.crypto import EncryptionError, FileKeyProvider, generate_key
 from groundwire.keyfile import add_key, key_file_problem
 from groundwire.trust import trust_checks
+from groundwire.trustcenter import NOT_AVAILABLE
 
+DELEGATED = {"asset disposal": "purge", "encrypts portable media": "exports", "retention": "retention"}
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -120,6 +123,11 @@ def test_demo_configuration_passes_every_trust_check(tmp_path, monkeypatch) -> N
     assert g.config.encryption.enabled
     assert all(r.ok for r in g.sync())
     g.ground("When are salaries paid?", "sam@example.com")
-    bad = [c for c in trust_checks(g) if not c.ok]
+    # the rows whose self-checks live in modules of other parts (purge, exports, retention) fail with "not
+    # available in this version" until those modules are installed; every other row passes
+    bad = [c for c in trust_checks(g) if not c.ok and c.detail != NOT_AVAILABLE]
     assert not bad, bad
+    for c in trust_checks(g):
+        if c.detail == NOT_AVAILABLE:
+            assert importlib.util.find_spec(f"groundwire.{DELEGATED[c.control]}") is None, c
     assert _mode(tmp_path / "state.keys") == 0o600

@@ -49,6 +49,30 @@ def test_undecodable_folder_names_are_skipped_with_a_printable_name(tmp_path) ->
     assert [(s.item, s.reason.split(":")[0]) for s in skips] == [("d\\xfe", "folder name is not valid UTF-8")]
 
 
+def test_hard_links_are_skipped_unless_opted_in_and_refused_at_read_time(tmp_path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.md").write_text("zqsecret")
+    (root / "plain.md").write_text("fine")
+    os.link(outside / "secret.md", root / "linked.md")
+    (root / "l").symlink_to(root / "linked.md")
+    fs = ConfinedRoot(root, follow_symlinks=True)
+    walked = list(fs.walk())
+    assert [e.rel for e in walked if isinstance(e, SourceEntry)] == ["plain.md"]
+    reasons = {e.item: e.reason for e in walked if isinstance(e, SourceSkip)}
+    assert set(reasons) == {"linked.md", "l"} and all("hard link" in r for r in reasons.values())
+    assert all(str(outside) not in r and "secret" not in r for r in reasons.values())
+    entry = next(e for e in walked if isinstance(e, SourceEntry))
+    os.link(outside / "secret.md", root / "late.md")  # made after the walk: the read's fstat refuses it
+    os.replace(root / "late.md", root / "plain.md")
+    with pytest.raises(SourceRefused, match="hard link"):
+        fs.read(entry)
+    opted = ConfinedRoot(root, follow_hardlinks=True)
+    assert opted.read("linked.md") == b"zqsecret"
+    assert {e.rel for e in opted.walk() if isinstance(e, SourceEntry)} == {"plain.md", "linked.md"}
+
+
 def test_globs_overlap_examples() -> None:
     assert globs_overlap("hr/*", "*/x*")
     assert globs_overlap("*", "a/b/*")

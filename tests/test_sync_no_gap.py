@@ -19,7 +19,7 @@ def test_an_edited_document_is_readable_at_every_write_of_its_sync(tmp_path, mon
     def visible() -> int:
         return len([c for c in g.retrieve("When is Acme payday?", user) if c.doc_id == "payday.md"])
 
-    real_add, real_delete = TenantIndex.add_document_chunks, TenantIndex.delete_ids
+    real_add, real_delete = TenantIndex.add_documents, TenantIndex.delete_ids
 
     def add(self, *a, **kw):  # a reader right before each write of the sync
         seen.append(("before add", visible()))
@@ -30,7 +30,7 @@ def test_an_edited_document_is_readable_at_every_write_of_its_sync(tmp_path, mon
         real_delete(self, ids)
         seen.append(("after stale delete", visible()))
 
-    monkeypatch.setattr(TenantIndex, "add_document_chunks", add)
+    monkeypatch.setattr(TenantIndex, "add_documents", add)  # every chunk write of ingestion
     monkeypatch.setattr(TenantIndex, "delete_ids", delete_ids)
     for i, paragraphs in enumerate([3, 1, 0, 2]):  # chunks added, rewritten and left over
         extra = "".join(f"\n\nAcme payday note {j} of edit {i}: transfers leave at nine." for j in range(paragraphs))

@@ -106,12 +106,12 @@ def test_export_since_and_tenant(tmp_path, capsys):
     cfg = tmp_path / "gw.toml"
     _write_toml(cfg, make_config(tmp_path))
     since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
-    assert main(["audit", "export", "--since", since, "--tenant", "globex", "--config", str(cfg)]) == 0
+    assert main(["audit", "export", "--since", since, "--tenant", "globex", "--plaintext", "--config", str(cfg)]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
     assert rows and {r["tenant"] for r in rows} == {"globex"}
     assert any(r["kind"] == "request" and r["actor"] == "bob" for r in rows)
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    assert main(["audit", "export", "--since", future, "--config", str(cfg)]) == 0
+    assert main(["audit", "export", "--since", future, "--plaintext", "--config", str(cfg)]) == 0
     assert capsys.readouterr().out.strip() == ""
     assert all(not p for p in verify_audit(g).values())
 

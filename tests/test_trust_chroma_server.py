@@ -78,7 +78,7 @@ def test_sync_query_and_acl_revocation_over_http(chroma_server, tmp_path, monkey
     assert any(c.text == ACME_HR for c in got)
     assert not any(c.text == ACME_HR for c in g.retrieve(GroundingRequest(sam, ACME_HR, top_k=5)))
     stored = g.index.tenant("acme").collection.get(include=["documents"])["documents"]
-    assert all(d.startswith("gw1:k1:") for d in stored)
+    assert all(d.startswith("gw2:") for d in stored)  # under acme's data key (in the local data dir)
 
     # revoke the HR group's access: gone after the next sync, with no re-embedding needed
     (tmp_path / "corpus" / "acme" / "hr" / "raises.md.acl.toml").write_text('allow = ["user:rita"]\n')

@@ -25,7 +25,7 @@ from groundwire.errors import IndexError_
 from groundwire.trust import rotate_keys
 
 from .test_trust_audit import _write_toml
-from .trust_helpers import ACME_HR, ACME_PUBLIC, grounder, make_config, new_key
+from .trust_helpers import ACME_HR, ACME_PUBLIC, grounder, make_config, new_key, wrapped_by
 
 
 def _enc(var: str = "GW_TEST_KEYS") -> dict:
@@ -124,14 +124,15 @@ def test_index_payloads_and_audit_are_encrypted_and_unreadable_without_key(tmp_p
     draft = g.ground("When is payday?", "alice", tenant="acme")
     assert "25th" in draft.text
     stored = g.index.tenant("acme").collection.get(include=["documents"])["documents"]
-    assert stored and all(d.startswith("gw1:k1:") for d in stored)
+    assert stored and all(d.startswith("gw2:") for d in stored)  # under acme's data key, wrapped by k1
+    assert wrapped_by(tmp_path / "data", "acme") == "k1"
     assert not any("payday" in d.lower() for d in stored)
     audit_text = (tmp_path / "data" / "audit" / "acme.jsonl").read_text()
     assert '"enc"' in audit_text and draft.id not in audit_text
     db = sqlite3.connect(tmp_path / "data" / "reviews.sqlite3")
     (payload,) = db.execute("SELECT payload FROM drafts WHERE id = ?", (draft.id,)).fetchone()
     db.close()
-    assert payload.startswith("gw1:") and "25th" not in payload
+    assert payload.startswith("gw2:") and "25th" not in payload
     # the raw Chroma files hold no plaintext chunk text either
     raw = b"".join(p.read_bytes() for p in (tmp_path / "data" / "chroma").rglob("*") if p.is_file())
     assert ACME_PUBLIC.encode() not in raw and ACME_HR.encode() not in raw
@@ -144,9 +145,13 @@ def test_index_payloads_and_audit_are_encrypted_and_unreadable_without_key(tmp_p
     # encrypted), naming the key id found; not silently returning ciphertext
     with pytest.raises(KeyringMismatch, match="encrypted with key id 'k1'.*not enabled"):
         grounder(tmp_path).ground("When is payday?", "alice", tenant="acme")
-    # with only the index encrypted, the index itself refuses
+    # the wrapped data keys alone are enough to refuse (they name the master key that wraps them)
     shutil.rmtree(tmp_path / "data" / "audit")
     (tmp_path / "data" / "reviews.sqlite3").unlink()
+    with pytest.raises(KeyringMismatch, match="data key of tenant 'acme'.*key id 'k1'.*not enabled"):
+        grounder(tmp_path).ground("When is payday?", "alice", tenant="acme")
+    # with only the index encrypted, the index itself refuses
+    shutil.rmtree(tmp_path / "data" / "keys")
     with pytest.raises(IndexError_, match="codec 'aes-gcm'"):
         grounder(tmp_path).ground("When is payday?", "alice", tenant="acme")
 
@@ -168,7 +173,7 @@ def test_rotate_keys_reencrypts_everything(tmp_path, monkeypatch):
     monkeypatch.setenv("GW_TEST_KEYS", f"k2:{k2}")
     g3 = grounder(tmp_path, encryption=_enc())
     stored = g3.index.tenant("acme").collection.get(include=["documents"])["documents"]
-    assert all(d.startswith("gw1:k2:") for d in stored)
+    assert all(d.startswith("gw2:") for d in stored) and wrapped_by(tmp_path / "data", "acme") == "k2"
     assert "25th" in g3.ground("When is payday?", "alice", tenant="acme").text
     from groundwire.trust import verify_audit
 
@@ -247,4 +252,4 @@ def test_cli_keys_generate_and_rotate(tmp_path, monkeypatch, capsys):
     assert main(["audit", "verify", "--config", str(cfg)]) == 0
     g2 = grounder(tmp_path, encryption=enc)
     docs = g2.index.tenant("globex").collection.get(include=["documents"])["documents"]
-    assert docs and all(d.startswith("gw1:k2:") for d in docs)
+    assert docs and all(d.startswith("gw2:") for d in docs) and wrapped_by(tmp_path / "data", "globex") == "k2"

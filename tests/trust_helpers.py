@@ -57,3 +57,11 @@ def grounder(root: Path, **extra: Any) -> Grounder:
 
 def new_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
+
+
+def wrapped_by(data_dir: Path, tenant: str) -> str:
+    """The master key id that wraps ``tenant``'s data key (``<data_dir>/keys/<tenant>.dek``)."""
+    import json
+
+    doc = json.loads((data_dir / "keys" / f"{tenant}.dek").read_text(encoding="utf-8"))
+    return str(doc["wrapped"]).split(":")[1]

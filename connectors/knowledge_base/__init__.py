@@ -86,6 +86,13 @@ class KnowledgeBaseConnector(Connector):
             return False
         return not any(fnmatch.fnmatchcase(rel, pat) for pat in s.exclude)
 
+    def expected_items(self, state: Mapping[str, Any]) -> int | None:
+        """The files and refused entries the walk will yield (a listing, no file is read)."""
+        try:
+            return sum(1 for _ in self.confined_root().walk(self._include))
+        except Exception:  # noqa: BLE001 - a total is optional; changes() reports the real problem
+            return None
+
     def changes(self, state: Mapping[str, Any]) -> Iterator[Any]:
         s: KnowledgeBaseSettings = self.settings  # type: ignore[assignment]
         fs = self.confined_root()

@@ -255,7 +255,7 @@ def _trust(st: ServerState, identity: Identity) -> dict[str, Any]:
     st.feature(identity.user, "trust_report", "trust_report")
     checks = trust_checks(st.grounder)
     return {"ok": all(c.ok for c in checks),
-            "checks": [{"control": c.control, "config": c.config, "ok": c.ok, "detail": c.detail} for c in checks]}
+            "checks": [c.to_dict() for c in checks]}
 
 
 @router.get("/v1/trust-report", tags=["trust"])

@@ -1,9 +1,9 @@
 """The rows of the review queue: one SQLite row per draft (``<data_dir>/reviews.sqlite3``).
 
 In clear: id, tenant, request id, author, status, times. The rest (``body``: prompt, draft, sources, history,
-whatever the review workflow keeps) is one JSON payload passed through the at-rest codec with associated data
-``review:<draft id>``. The store neither interprets the body nor knows the rules of reviewing
-(:mod:`groundwire.review` does).
+whatever the review workflow keeps) is one JSON payload passed through the at-rest codec of the draft's tenant
+(its data key, :mod:`groundwire.datakeys`) with associated data ``review:<draft id>``. The store neither
+interprets the body nor knows the rules of reviewing (:mod:`groundwire.review` does).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..datakeys import tenant_codec
 from .sqlite import Migration, SqliteStore
 
 __all__ = ["DraftRow", "DraftStore"]
@@ -61,15 +62,16 @@ class DraftStore(SqliteStore):
     def aad(draft_id: str) -> str:
         return f"review:{draft_id}"
 
-    def _encode(self, draft_id: str, body: dict[str, Any]) -> str:
-        return str(self._codec().encode(json.dumps(body, ensure_ascii=False), self.aad(draft_id)))
+    def _encode(self, tenant: str, draft_id: str, body: dict[str, Any]) -> str:
+        codec = tenant_codec(self._codec(), tenant)
+        return str(codec.encode(json.dumps(body, ensure_ascii=False), self.aad(draft_id)))
 
     def insert(self, row: DraftRow, request_id: str) -> None:
         with self.connect() as db:
             db.execute(
                 "INSERT INTO drafts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (row.id, row.tenant, request_id, row.author, row.status, row.created_at, row.updated_at,
-                 self._encode(row.id, row.body)),
+                 self._encode(row.tenant, row.id, row.body)),
             )
 
     def load(self, draft_id: str) -> DraftRow | None:
@@ -80,7 +82,7 @@ class DraftStore(SqliteStore):
             ).fetchone()
         if r is None:
             return None
-        body = json.loads(self._codec().decode(r[6], self.aad(r[0])))
+        body = json.loads(tenant_codec(self._codec(), r[1]).decode(r[6], self.aad(r[0])))
         return DraftRow(r[0], r[1], r[2], r[3], r[4], r[5], body)
 
     def update(self, row: DraftRow, previous_status: str) -> bool:
@@ -88,7 +90,7 @@ class DraftStore(SqliteStore):
         with self.connect() as db:
             cur = db.execute(
                 "UPDATE drafts SET status = ?, updated_at = ?, payload = ? WHERE id = ? AND status = ?",
-                (row.status, row.updated_at, self._encode(row.id, row.body), row.id, previous_status),
+                (row.status, row.updated_at, self._encode(row.tenant, row.id, row.body), row.id, previous_status),
             )
         return cur.rowcount == 1
 
@@ -113,6 +115,16 @@ class DraftStore(SqliteStore):
         with self.connect() as db:
             return int(db.execute(sql, args).fetchone()[0])
 
+    def delete_before(self, before: str, dry_run: bool = False) -> dict[tuple[str, str], int]:
+        """Delete (or, in a dry run, count) the rows last updated before ``before`` (an ISO time in the same
+        UTC format as the stored times), in one transaction. Returns counts per ``(tenant, status)``."""
+        where = "FROM drafts WHERE updated_at < ?"
+        with self.transaction() as db:
+            rows = db.execute(f"SELECT tenant, status, COUNT(*) {where} GROUP BY tenant, status", (before,)).fetchall()
+            if not dry_run:
+                db.execute(f"DELETE {where}", (before,))
+        return {(str(t), str(s)): int(n) for t, s, n in rows}
+
     def sample(self) -> tuple[str, str] | None:
         """``(associated data, payload)`` of the newest row, to check that the keyring can read this store."""
         with self.connect() as db:
@@ -122,8 +134,13 @@ class DraftStore(SqliteStore):
     def reencrypt(self, codec: Any) -> int:
         """Re-encrypt every payload with ``codec``'s current key, in one transaction. Returns the count."""
         with self.transaction() as db:
-            rows = db.execute("SELECT id, payload FROM drafts").fetchall()
-            for did, payload in rows:
-                plain = codec.decode(payload, self.aad(did))
-                db.execute("UPDATE drafts SET payload = ? WHERE id = ?", (codec.encode(plain, self.aad(did)), did))
+            rows = db.execute("SELECT id, tenant, payload FROM drafts").fetchall()
+            for did, tenant, payload in rows:
+                tc = tenant_codec(codec, tenant)  # a payload under the master key moves to the tenant's data key
+                plain = tc.decode(payload, self.aad(did))
+                db.execute("UPDATE drafts SET payload = ? WHERE id = ?", (tc.encode(plain, self.aad(did)), did))
         return len(rows)
+
+    def delete_tenant(self, tenant: str) -> int:
+        """Delete every row of ``tenant`` (a purge), leaving nothing of them in the files. Returns the count."""
+        return self.purge("DELETE FROM drafts WHERE tenant = ?", (tenant,))

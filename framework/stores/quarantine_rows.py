@@ -2,8 +2,9 @@
 
 In clear: the columns of :data:`CLEAR` (tenant, chunk id, connector, plugin, score, times, hits, status,
 who released it). ``body`` (document id, reason, text hash, note) is one JSON payload passed through the
-at-rest codec with associated data ``quarantine:<tenant>:<chunk id>``. The rules (what is withheld, what a
-release means) live in :mod:`groundwire.quarantine`; this module only stores rows.
+at-rest codec of the row's tenant (its data key, :mod:`groundwire.datakeys`) with associated data
+``quarantine:<tenant>:<chunk id>``. The rules (what is withheld, what a release means) live in
+:mod:`groundwire.quarantine`; this module only stores rows.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..datakeys import tenant_codec
 from .sqlite import Migration, SqliteStore
 
 __all__ = ["CLEAR", "QuarantineRows", "Row"]
@@ -58,11 +60,13 @@ class QuarantineRows(SqliteStore):
         return f"quarantine:{tenant}:{chunk_id}"
 
     def _row(self, r: Sequence[Any]) -> Row:
-        return tuple(r[: len(CLEAR)]), json.loads(self._codec().decode(r[len(CLEAR)], self.aad(r[0], r[1])))
+        return tuple(r[: len(CLEAR)]), json.loads(
+            tenant_codec(self._codec(), r[0]).decode(r[len(CLEAR)], self.aad(r[0], r[1])))
 
     def put(self, db: sqlite3.Connection, values: Sequence[Any], body: dict[str, Any]) -> None:
         """Insert or replace one row (``values`` in the order of :data:`CLEAR`) inside ``db``'s transaction."""
-        payload = self._codec().encode(json.dumps(body, ensure_ascii=False), self.aad(values[0], values[1]))
+        codec = tenant_codec(self._codec(), values[0])
+        payload = codec.encode(json.dumps(body, ensure_ascii=False), self.aad(values[0], values[1]))
         db.execute(f"INSERT OR REPLACE INTO quarantine ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",
                    (*values, payload))
 
@@ -86,6 +90,16 @@ class QuarantineRows(SqliteStore):
                 [(now, tenant, cid, status) for cid in chunk_ids],
             )
 
+    def delete_before(self, before: str, dry_run: bool = False) -> dict[tuple[str, str], int]:
+        """Delete (or, in a dry run, count) the rows last seen before ``before`` (an ISO time), in one
+        transaction. Returns counts per ``(tenant, status)``."""
+        where = "FROM quarantine WHERE last_seen < ?"
+        with self.transaction() as db:
+            rows = db.execute(f"SELECT tenant, status, COUNT(*) {where} GROUP BY tenant, status", (before,)).fetchall()
+            if not dry_run:
+                db.execute(f"DELETE {where}", (before,))
+        return {(str(t), str(s)): int(n) for t, s, n in rows}
+
     def sample(self) -> tuple[str, str] | None:
         """``(associated data, payload)`` of the most recently seen row, to check the keyring can read it."""
         with self.connect() as db:
@@ -98,9 +112,13 @@ class QuarantineRows(SqliteStore):
         with self.transaction() as db:
             rows = db.execute("SELECT tenant, chunk_id, payload FROM quarantine").fetchall()
             for tenant, cid, payload in rows:
-                aad = self.aad(tenant, cid)
+                aad, tc = self.aad(tenant, cid), tenant_codec(codec, tenant)
                 db.execute(
                     "UPDATE quarantine SET payload = ? WHERE tenant = ? AND chunk_id = ?",
-                    (codec.encode(codec.decode(payload, aad), aad), tenant, cid),
+                    (tc.encode(tc.decode(payload, aad), aad), tenant, cid),
                 )
         return len(rows)
+
+    def delete_tenant(self, tenant: str) -> int:
+        """Delete every row of ``tenant`` (a purge), leaving nothing of them in the files. Returns the count."""
+        return self.purge("DELETE FROM quarantine WHERE tenant = ?", (tenant,))

@@ -147,6 +147,24 @@ class SqliteStore:
         finally:
             db.close()
 
+    def purge(self, sql: str, args: Sequence[object]) -> int:
+        """Run one DELETE so that nothing of the deleted rows stays in the files: ``secure_delete`` zeroes
+        the freed cells, VACUUM rewrites the database without free pages, and a TRUNCATE checkpoint empties
+        the ``-wal`` file (which held the old page images). Returns the number of rows deleted."""
+        with self.connect() as db:
+            db.execute("PRAGMA secure_delete = ON")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                n = db.execute(sql, list(args)).rowcount
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(n)
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``: serialised across processes), committed on success and

@@ -2,9 +2,10 @@
 
 Every connector runs the general cases (ACLs, checkpoints, stable ids, edits, deletions, ACL changes). A
 connector that reads local files also runs the hostile-source cases: links out of its root (to
-``/etc/passwd``, to another tenant's folder), links inside it, link loops, FIFOs, links to devices and
-names that are not valid UTF-8 must be skipped with a reason while the rest of the sync completes; each of
-those syncs runs under a timeout so a regression fails instead of hanging the suite. A subclass declares
+``/etc/passwd``, to another tenant's folder), links inside it, link loops, hard links (to a file outside the
+root), FIFOs, links to devices and names that are not valid UTF-8 must be skipped with a reason while the
+rest of the sync completes; each of those syncs runs under a timeout so a regression fails instead of hanging
+the suite. A subclass declares
 ``reads_local_files = True`` (its source is then a :class:`FileSourceController`) or ``False`` (the cases
 are reported as not applicable); leaving it undeclared fails them.
 """
@@ -280,6 +281,26 @@ class ConnectorContract:
         out = self.guarded_sync(source, {}, None)
         assert source.doc_id("l") not in out.upserts
         assert src.path_for("l").name in self._skipped_names(out)
+
+    def test_hard_links_are_not_read_by_default(
+        self, source: SourceController, tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        src = self.file_source(source)
+        other = tmp_path_factory.mktemp("other-tenant-hard")
+        secret = other / "salaries.md"
+        secret.write_text("# Salaries\n\nThe other tenant's zqhardsecret figure is confidential.\n")
+        source.add("a", "Alpha document. It talks about the annual budget.", ["everyone"])
+        source.add("h", "placeholder for a hard link to another tenant's file", ["everyone"])
+        try:
+            self._replace(src.path_for("h"), lambda p: os.link(secret, p))
+        except OSError as exc:  # another file system (EXDEV) or no hard links at all
+            pytest.skip(f"cannot make a hard link here: {exc}")
+        out = self.guarded_sync(source, {}, None)
+        self._assert_clean(out, ["zqhardsecret"])
+        assert source.doc_id("h") not in out.upserts
+        assert source.doc_id("a") in out.upserts, "one refused hard link must not stop the rest of the sync"
+        assert src.path_for("h").name in self._skipped_names(out), "a refused hard link must be reported"
+        assert "hard link" in self._skipped_names(out)
 
     def test_fifos_and_device_links_are_never_opened(self, source: SourceController) -> None:
         src = self.file_source(source)

@@ -88,7 +88,11 @@ def test_admin_routes_need_their_feature(service: Service) -> None:
         assert admin.get("/v1/quarantine").json() == {"items": []}
         assert admin.post("/v1/quarantine/nope/release", json={}).status_code == 404
         report = admin.get("/v1/trust-report").json()
-        assert {c["control"] for c in report["checks"]} >= {"security trimming", "audit"}
+        rows = {c["control"]: c for c in report["checks"]}
+        assert {"security trimming", "tracks and stores all activity"} <= set(rows)
+        # the service's own token validation, probed live against the issuer double
+        assert rows["unique authentication"]["ok"], rows["unique authentication"]
+        assert "forged signature (bad_signature)" in rows["unique authentication"]["detail"]
         alice.post("/v1/drafts", json={"prompt": "annual leave"})
         metrics = admin.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain")

@@ -1,0 +1,337 @@
+"""A whole ``Grounder.ground`` request at scale, and LangChain's equivalent extractive pipeline beside it.
+
+    python -m benchmarks.ground_scale [--size 100000] [--requests 60] [--repeats 3] [--quick]
+
+The tenant (cached under ``benchmarks/.cache/ground-<size>/``) holds ``size`` chunks of real text: SciFact
+sentences (a pool of ``--pool`` sentences, each embedded once with the bundled MiniLM) packed five to a
+chunk in varied combinations, one sentence per paragraph. Building it uses the index API with precomputed
+vectors: a chunk's vector is the normalised mean of its sentences' MiniLM vectors (not MiniLM's vector of
+the whole chunk: that would take hours to embed here), and the annotations are made by the product's own
+``annotate_chunks`` hooks (extractive sentence vectors, prompt-shield precompute) with the embedding calls
+answered from the pool's vectors. Rows are spread over ten ACL groups (``group:g0`` .. ``group:g9``) and 2%
+of rows deny the benchmark user, so the user (in ``group:g0``) may read ~10% of them.
+
+The request path is the product's: ``Grounder.ground`` with the extractive generator, ``[retrieval] hybrid
+= true``, every screening hook on (prompt shield on the prompt and the chunks, content safety, PII,
+groundedness), the audit log with its default fsync, encryption at rest on, the review queue. Each request
+is a distinct SciFact claim (no query-cache hits). Figures: p50/p95 of each of ``--repeats`` rounds and the
+median of the rounds' p50s.
+
+LangChain's equivalent: its Chroma vector store over a plain collection with the same vectors, texts and an
+``acl`` metadata field filtered to the same ~10% (``filter={"acl": "g0"}``), as a retriever of the same top
+k, under ``ContextualCompressionRetriever`` whose compressor is a ``DocumentCompressorPipeline`` of a
+sentence splitter and ``EmbeddingsFilter`` (same MiniLM on the same ONNX Runtime encoder, ``k`` = the
+extractive generator's ``max_sentences``); the draft is the kept sentences joined. No screening, audit or
+encryption on that side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import common
+
+USER = "bench@example.com"
+GROUPS = ["g0"]
+N_GROUPS = 10
+PER_CHUNK = 5
+TOP_K = 5
+
+
+def _folder(size: int) -> Path:
+    return common.CACHE / f"ground-{size}"
+
+
+def config(size: int) -> dict[str, Any]:
+    folder = _folder(size)
+    (folder / "empty").mkdir(parents=True, exist_ok=True)
+    return {
+        "data_dir": str(folder / "data"), "default_tenant": "acme",
+        "embedder": {"name": "minilm"}, "generator": {"name": "extractive"},
+        "retrieval": {"hybrid": True, "top_k": TOP_K},
+        "features": {"ask": ["*"]},
+        "encryption": {"enabled": True, "provider": "file",
+                       "options": {"path": str(folder / "keys"), "create": True}},
+        "connectors": {"kb": {"type": "knowledge_base", "tenant": "acme", "path": str(folder / "empty"),
+                              "default_allow": ["everyone"]}},
+    }
+
+
+def grounder(size: int) -> Any:
+    from groundwire import Grounder, config_from_dict
+
+    return Grounder(config_from_dict(config(size), base_dir=_folder(size)))
+
+
+def sentence_pool(count: int) -> list[str]:
+    """SciFact sentences the extractive generator would quote (12..300 characters), in corpus order."""
+    from groundwire.plugins.extractive import candidate_sentences
+
+    from benchmarks.beir import load_corpus as load_beir
+
+    out: list[str] = []
+    seen: set[str] = set()
+    for body in load_beir(common.SCIFACT).values():
+        for s in candidate_sentences(body):
+            s = " ".join(s.split())
+            if len(s) <= 300 and s.casefold() not in seen:
+                seen.add(s.casefold())
+                out.append(s)
+        if len(out) >= count:
+            return out[:count]
+    return out
+
+
+def _layout(size: int, pool: int, seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sentence indices per chunk (varied combinations), ACL group per chunk, deny flags."""
+    rng = np.random.default_rng(seed)
+    start = rng.integers(0, pool, size)
+    step = rng.integers(1, max(2, pool // PER_CHUNK), size)
+    sents = (start[:, None] + step[:, None] * np.arange(PER_CHUNK)[None, :]) % pool
+    return sents, rng.integers(0, N_GROUPS, size), rng.random(size) < 0.02
+
+
+class _PoolEmbedder:
+    """Answers embedding calls for known texts from precomputed vectors (building only); others are
+    embedded by ``inner``."""
+
+    def __init__(self, inner: Any, known: dict[str, np.ndarray]) -> None:
+        self.inner, self.known = inner, known
+        self.model_id, self.dimension, self.misses = inner.model_id, inner.dimension, 0
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        out = [self.known.get(t) for t in texts]
+        todo = [i for i, v in enumerate(out) if v is None]
+        if todo:
+            self.misses += len(todo)
+            fresh = self.inner.embed_documents([texts[i] for i in todo])
+            for i, v in zip(todo, fresh, strict=True):
+                out[i] = self.known[texts[i]] = np.asarray(v, dtype=np.float32)
+        return np.vstack(out) if out else np.zeros((0, self.dimension), np.float32)
+
+
+def build(size: int, pool_size: int, progress: bool = True) -> Any:
+    """Build (once) the cached tenant and the LangChain collection; return the Grounder."""
+    from groundwire import AccessControl
+    from groundwire.models import Chunk
+    from groundwire.plugins import extractive
+    from groundwire.plugins.prompt_shield import plugin as shield
+    from groundwire.plugins.prompt_shield import scoring
+
+    folder = _folder(size)
+    g = grounder(size)
+    tindex = g.index.tenant("acme")
+    done = folder / "built.json"
+    if done.is_file() and tindex.count() == size:
+        return g
+    pool = sentence_pool(pool_size)
+    vec_file = folder / f"pool-{len(pool)}.npy"
+    if vec_file.is_file():
+        pvec = np.load(vec_file)
+    else:
+        if progress:
+            print(f"  embedding {len(pool)} SciFact sentences with MiniLM (cached afterwards) ...", flush=True)
+        pvec = np.vstack([g.embedder.embed_documents(pool[i : i + 256]) for i in range(0, len(pool), 256)])
+        np.save(vec_file, pvec.astype(np.float32))
+    known = {s: v for s, v in zip(pool, pvec, strict=True)}
+    lookup = _PoolEmbedder(g.embedder, known)
+    for_model = scoring.for_model
+    real_embed = scoring.embed
+    scoring.embed = lambda texts, backend="auto": lookup.embed_documents(list(texts))  # type: ignore[assignment]
+    for t in pool:  # the shield embeds the normalised segment; MiniLM is uncased and whitespace-blind
+        known.setdefault(for_model(t), known[t])
+    sents, group, denied = _layout(size, len(pool))
+    lc = _lc_collection(size, reset=True)
+    t0 = time.perf_counter()
+    try:
+        step = 2000
+        for lo in range(0, size, step):
+            hi = min(size, lo + step)
+            chunks, lc_ids, lc_docs, lc_meta = [], [], [], []
+            for i in range(lo, hi):
+                text = "\n\n".join(pool[j] for j in sents[i])
+                acl = AccessControl.of([f"group:g{group[i]}", f"user:owner{i % 997}"],
+                                       [f"user:{USER}"] if denied[i] else [])
+                chunks.append(Chunk(id=f"c{i}", doc_id=f"d{i // 2}", connector="kb", tenant="acme", text=text,
+                                    title=f"SciFact note {i // 2}", uri=f"https://kb.example/{i // 2}",
+                                    location="", acl=acl, position=i % 2))
+                lc_ids.append(f"c{i}")
+                lc_docs.append(text)
+                lc_meta.append({"acl": "none" if denied[i] else f"g{group[i]}"})
+            vec = pvec[sents[lo:hi]].mean(axis=1)
+            vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+            notes: dict[str, dict[str, Any]] = {}
+            for part in (extractive.annotate_chunks(chunks, g.config, lookup),
+                         shield.annotate_chunks(chunks, g.config)):
+                for cid, note in (part or {}).items():
+                    notes.setdefault(cid, {}).update(note)
+            chunks = [dataclasses.replace(c, annotations=notes.get(c.id, {})) for c in chunks]
+            tindex.add_document_chunks(chunks, vec, "v1", "h")
+            lc.add(ids=lc_ids, embeddings=vec, documents=lc_docs, metadatas=lc_meta)  # type: ignore[arg-type]
+            if progress:
+                print(f"  built {hi}/{size} chunks ({hi / (time.perf_counter() - t0):.0f}/s, "
+                      f"{lookup.misses} texts embedded outside the pool)", flush=True)
+    finally:
+        scoring.embed = real_embed  # type: ignore[assignment]
+    done.write_text(json.dumps({"size": size, "pool": len(pool), "seconds": time.perf_counter() - t0}))
+    return g
+
+
+def _lc_client(size: int) -> Any:
+    import chromadb
+
+    return chromadb.PersistentClient(path=str(_folder(size) / "langchain"),
+                                     settings=chromadb.Settings(anonymized_telemetry=False))
+
+
+def _lc_collection(size: int, reset: bool = False) -> Any:
+    client = _lc_client(size)
+    if reset:
+        try:
+            client.delete_collection("langchain-bench")
+        except Exception:  # noqa: BLE001 - none yet
+            pass
+    return client.get_or_create_collection("langchain-bench", metadata={"hnsw:space": "cosine"})
+
+
+def questions(count: int) -> list[str]:
+    from benchmarks.beir import load_queries
+
+    return list(load_queries(common.SCIFACT).values())[:count]
+
+
+def _stats(ms: list[float]) -> dict[str, float]:
+    p50, p95 = np.percentile(np.asarray(ms), [50, 95])
+    return {"p50": float(p50), "p95": float(p95)}
+
+
+def time_groundwire(g: Any, qs: list[str]) -> tuple[list[float], list[Any]]:
+    times, drafts = [], []
+    for q in qs:
+        t0 = time.perf_counter()
+        d = g.ground(q, USER, groups=GROUPS)
+        times.append((time.perf_counter() - t0) * 1000)
+        drafts.append(d)
+    return times, drafts
+
+
+class _LangChainMiniLM:
+    """LangChain ``Embeddings`` over the same bundled MiniLM encoder (ONNX Runtime) Groundwire uses."""
+
+    def __new__(cls) -> Any:
+        from groundwire.plugins.embedders import MiniLMEmbedder
+        from langchain_core.embeddings import Embeddings
+
+        class MiniLM(Embeddings):
+            def __init__(self) -> None:
+                self.inner = MiniLMEmbedder()
+                self.inner.warm_up()
+
+            def embed_documents(self, texts: list[str]) -> list[list[float]]:
+                return np.asarray(self.inner.embed_documents(texts)).tolist()
+
+            def embed_query(self, text: str) -> list[float]:
+                return np.asarray(self.inner.embed_query(text)).tolist()
+
+        return MiniLM()
+
+
+def langchain_pipeline(size: int, max_sentences: int = 4) -> Any:
+    """Chroma retriever (metadata filter) + ContextualCompressionRetriever(splitter -> EmbeddingsFilter)."""
+    from langchain_chroma import Chroma
+    from langchain_classic.retrievers import ContextualCompressionRetriever
+    from langchain_classic.retrievers.document_compressors import DocumentCompressorPipeline, EmbeddingsFilter
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    emb = _LangChainMiniLM()
+    _lc_collection(size)
+    store = Chroma(client=_lc_client(size), collection_name="langchain-bench", embedding_function=emb,
+                   create_collection_if_not_exists=False)
+    base = store.as_retriever(search_kwargs={"k": TOP_K, "filter": {"acl": GROUPS[0]}})
+    splitter = RecursiveCharacterTextSplitter(chunk_size=300, chunk_overlap=0, separators=["\n\n", "\n", ". "])
+    compressor = DocumentCompressorPipeline(transformers=[
+        splitter, EmbeddingsFilter(embeddings=emb, k=max_sentences, similarity_threshold=None)])
+    return ContextualCompressionRetriever(base_compressor=compressor, base_retriever=base)
+
+
+def time_langchain(chain: Any, qs: list[str]) -> tuple[list[float], list[str]]:
+    times, drafts = [], []
+    for q in qs:
+        t0 = time.perf_counter()
+        docs = chain.invoke(q)
+        draft = " ".join(d.page_content for d in docs)
+        times.append((time.perf_counter() - t0) * 1000)
+        drafts.append(draft)
+    return times, drafts
+
+
+def measure(size: int = 100_000, requests: int = 60, repeats: int = 3, pool: int = 6000,
+            langchain: bool = True, progress: bool = True) -> dict[str, float]:
+    """Build (once) and time both pipelines; figures keyed like benchmarks.run prints them."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    g = build(size, pool, progress)
+    t0 = time.perf_counter()
+    g.warm_up()
+    out: dict[str, float] = {f"ground_warm_up_s[{size}]": time.perf_counter() - t0}
+    qs = questions(5 + requests * repeats + 5)
+    for q in qs[:5]:
+        g.ground(q, USER, groups=GROUPS)  # first calls: generator floor, caches
+    gw_p50s, gw_p95s, cited = [], [], 0
+    for r in range(repeats):
+        times, drafts = time_groundwire(g, qs[5 + r * requests : 5 + (r + 1) * requests])
+        s = _stats(times)
+        gw_p50s.append(s["p50"])
+        gw_p95s.append(s["p95"])
+        cited += sum(1 for d in drafts if d.citations)
+        if progress:
+            print(f"  ground() round {r + 1}: p50 {s['p50']:.1f} ms  p95 {s['p95']:.1f} ms", flush=True)
+    out[f"ground_p50_ms[groundwire,{size}]"] = statistics.median(gw_p50s)
+    out[f"ground_p95_ms[groundwire,{size}]"] = statistics.median(gw_p95s)
+    out[f"ground_drafts_with_citations[{size}]"] = cited / (requests * repeats)
+    if langchain:
+        chain = langchain_pipeline(size)
+        for q in qs[:5]:
+            chain.invoke(q)
+        lc_p50s, lc_p95s = [], []
+        for r in range(repeats):
+            times, _ = time_langchain(chain, qs[5 + r * requests : 5 + (r + 1) * requests])
+            s = _stats(times)
+            lc_p50s.append(s["p50"])
+            lc_p95s.append(s["p95"])
+            if progress:
+                print(f"  langchain round {r + 1}: p50 {s['p50']:.1f} ms  p95 {s['p95']:.1f} ms", flush=True)
+        out[f"ground_p50_ms[langchain,{size}]"] = statistics.median(lc_p50s)
+        out[f"ground_p95_ms[langchain,{size}]"] = statistics.median(lc_p95s)
+        out[f"ground_ratio[langchain/groundwire,{size}]"] = (
+            out[f"ground_p50_ms[langchain,{size}]"] / out[f"ground_p50_ms[groundwire,{size}]"])
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=100_000)
+    ap.add_argument("--requests", type=int, default=60)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pool", type=int, default=6000, help="distinct SciFact sentences the chunks are made of")
+    ap.add_argument("--no-langchain", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="2,000 chunks, 10 requests, 1 round (a smoke run)")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.size, a.requests, a.repeats, a.pool = 2000, 10, 1, 400
+    figures = measure(a.size, a.requests, a.repeats, a.pool, not a.no_langchain)
+    for key, val in figures.items():
+        print(f"{key}: {val:.2f}")
+
+
+if __name__ == "__main__":
+    main()

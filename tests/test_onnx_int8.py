@@ -1,0 +1,63 @@
+"""The int8 MiniLM backend (``backend = "onnx-int8"``): quantized offline once, atomically, hash-checked; its vectors
+approximate fp32; ONNX Runtime thread settings follow the machine or the ``threads`` option."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from groundwire.plugins import embedders, onnx_minilm
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "How many days of annual leave do I get?",
+    "Expenses are paid with the next monthly salary. " * 60,  # over the 256-token limit: truncated
+    "The salary review budget is 3.5 percent of payroll.",
+    "x",
+    "Dense retrieval with sentence embeddings ranks passages by cosine similarity to the question.",
+]
+
+
+@pytest.fixture
+def fp32_copy(tmp_path: Path) -> Path:
+    """The exported fp32 model linked into a fresh folder, so the int8 file is made there (not in the cache)."""
+    src = onnx_minilm.export_onnx(embedders.bundled_model_path())
+    link = tmp_path / "model.onnx"
+    link.symlink_to(src)
+    return link
+
+
+def test_int8_is_made_once_hash_checked_and_approximates_fp32(fp32_copy: Path) -> None:
+    out = onnx_minilm.quantize_int8(fp32_copy)
+    record = json.loads((out.parent / "model-int8.json").read_text())
+    assert out.is_file() and record["sha256"] and not list(out.parent.glob(".*.tmp"))
+    mtime = out.stat().st_mtime_ns
+    assert onnx_minilm.quantize_int8(fp32_copy) == out and out.stat().st_mtime_ns == mtime  # reused
+    out.write_bytes(b"damaged")  # a file that does not match its record is made again, never loaded
+    assert onnx_minilm.quantize_int8(fp32_copy) == out and out.stat().st_size > 1_000_000
+    model_dir = embedders.bundled_model_path()
+    int8 = onnx_minilm.OnnxSentenceEncoder(model_dir, threads=1, quantized=True)
+    fp32 = embedders.load_sentence_transformer(model_dir, "onnx")
+    a, b = fp32.encode(TEXTS, batch_size=2), int8.encode(TEXTS, batch_size=2)
+    assert a.shape == b.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert ((a * b).sum(axis=1)).min() > 0.97
+    # buckets by token length keep the caller's order (activations are quantized per batch: close, not equal)
+    single = np.stack([int8.encode([t])[0] for t in TEXTS])
+    assert (single * b).sum(axis=1).min() > 0.95 and np.argmax(single @ b.T, axis=1).tolist() == list(range(len(TEXTS)))
+
+
+def test_int8_backend_through_the_embedder_and_thread_settings() -> None:
+    e = embedders.MiniLMEmbedder(backend="onnx-int8", threads=1)
+    v = e.embed_documents(TEXTS[:3])
+    assert v.shape == (3, 384) and e.model.quantized and e.model.path.name == "model-int8.onnx"
+    opts = e.model.session.get_session_options()
+    assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (1, 1)
+    auto = embedders.load_sentence_transformer(embedders.bundled_model_path(), "onnx")
+    assert auto.threads == onnx_minilm.physical_cores() >= 1
+    assert auto.session.get_session_options().intra_op_num_threads == auto.threads
+    with pytest.raises(ValueError, match="threads"):
+        embedders.MiniLMEmbedder(threads=-1)
