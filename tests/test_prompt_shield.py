@@ -115,7 +115,7 @@ BENIGN = [
 @pytest.mark.slow
 def test_direct_classifier_on_unseen_prompts() -> None:
     scores = ps.score_prompts(ATTACKS + BENIGN)
-    th = ps.load_model("direct").threshold
+    th = ps.effective_threshold("direct", None, True)
     assert [s.score >= th for s in scores] == [True] * len(ATTACKS) + [False] * len(BENIGN)
 
 

@@ -7,7 +7,9 @@ Offline, no downloads. A package of small parts:
 - :mod:`.decode`: base64/32/16, ascii85/base85, hex, rot13 and leetspeak readings, nested up to a bound;
 - :mod:`.rules`: known attack families; a *strong* hit blocks on its own, whatever the threshold;
 - :mod:`.model`: character features, MiniLM embeddings and the numpy logistic regression whose weights
-  ship here as ``prompt_shield_{direct,indirect}.npz``;
+  ship here as ``prompt_shield_indirect.npz`` (older format);
+- :mod:`.direct_model`: the direct classifier (embedding, character features and hashed n-grams;
+  ``prompt_shield_direct.npz``), whose lexical part ranks a long prompt's windows;
 - :mod:`.indirect_model`: the indirect head over a chunk's stored vector and its sentences' vectors
   (``prompt_shield_indirect.npz``);
 - :mod:`.segments`: table-row and fence patterns (and the older prose segments, kept for benchmarks);
@@ -22,6 +24,7 @@ rules only and says so in the reason (the shield never fails open silently).
 from __future__ import annotations
 
 from .decode import decoded_payloads
+from .direct_model import DirectModel, hashed_ngrams, load_direct
 from .indirect_model import IndirectModel, embed_text, load_indirect, units
 from .model import (
     ARTEFACT_DIR,
@@ -79,6 +82,7 @@ __all__ = [
     "Score",
     "ShieldModel",
     "ShieldSettings",
+    "DirectModel",
     "annotate_chunks",
     "char_features",
     "clean",
@@ -92,8 +96,10 @@ __all__ = [
     "embedder_backend",
     "fit_logistic",
     "for_model",
+    "hashed_ngrams",
     "homoglyph_words",
     "indirect_version",
+    "load_direct",
     "load_indirect",
     "load_model",
     "normalise",

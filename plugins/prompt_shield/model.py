@@ -29,7 +29,6 @@ __all__ = [
     "ShieldModel",
     "char_features",
     "effective_threshold",
-    "load_veto",
     "embed",
     "fit_logistic",
     "load_model",
@@ -121,19 +120,9 @@ class ShieldModel:
 
 @lru_cache(maxsize=4)
 def load_model(kind: str) -> ShieldModel:
-    """The shipped artefact ``prompt_shield_<kind>.npz`` (``direct`` or ``indirect``)."""
+    """The shipped artefact ``prompt_shield_<kind>.npz`` in this class's format (``indirect``; the direct
+    artefact is a :class:`~.direct_model.DirectModel`, see :func:`~.direct_model.load_direct`)."""
     with np.load(ARTEFACT_DIR / f"prompt_shield_{kind}.npz") as z:
-        return ShieldModel(z["w"], float(z["b"]), z["mu"], z["sd"], float(z["threshold"]))
-
-
-@lru_cache(maxsize=1)
-def load_veto() -> ShieldModel | None:
-    """``prompt_shield_direct_veto.npz`` (the direct artefact shipped before the retraining on normalised text,
-    same feature layout), or ``None`` when absent: a direct classifier block needs it to agree."""
-    path = ARTEFACT_DIR / "prompt_shield_direct_veto.npz"
-    if not path.is_file():
-        return None
-    with np.load(path) as z:
         return ShieldModel(z["w"], float(z["b"]), z["mu"], z["sd"], float(z["threshold"]))
 
 
@@ -143,11 +132,17 @@ def effective_threshold(kind: str, threshold: float | None, use_model: bool) -> 
     The threshold governs the classifier only: a strong rule hit blocks whatever it is."""
     if threshold is not None:
         return threshold
-    if kind == "indirect" and use_model:
+    if not use_model:
+        return 0.5
+    if kind == "direct":  # the direct artefact has its own format (see .direct_model)
+        from .direct_model import load_direct
+
+        return load_direct().threshold
+    if kind == "indirect":
         from .indirect_model import load_indirect  # the unit head (indirect_model imports this module)
 
         return load_indirect().threshold
-    return load_model(kind).threshold if use_model else 0.5
+    return load_model(kind).threshold
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 25) -> tuple[np.ndarray, float]:

@@ -10,6 +10,7 @@ readable decoded payloads, so neither filler nor an encoding lowers it; reasons 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ import numpy as np
 from groundwire.models import Chunk
 
 from .decode import decoded_payloads, looks_english
+from .direct_model import DirectModel, load_direct
 from .indirect_model import MODEL_ID, N_FEATURES, UNIT_MIN_CHARS, chunk_probs, embed_text, load_indirect
 from .model import (
     ARTEFACT_DIR,
@@ -28,8 +30,6 @@ from .model import (
     char_features,
     effective_threshold,
     embed,
-    load_model,
-    load_veto,
 )
 from .normalize import WINDOW_STRIDE, WINDOW_WORDS, clean_lines, for_model, windows
 from .rules import RULES, Rule, rule_hits
@@ -41,7 +41,9 @@ __all__ = [
     "Score",
     "cached_rule_hits",
     "clear_cache",
+    "direct_probs",
     "indirect_version",
+    "prompt_item_parts",
     "prompt_items",
     "raw_document_scores",
     "score_chunks",
@@ -80,15 +82,58 @@ def _combine(p: float | None, hits: Sequence[tuple[bool, str]], threshold: float
     return Score(p, reason if p >= threshold else "no injection pattern found")
 
 
+# Long prompts are also read in short windows: a payload behind a padding flood shares a 120-word window with up
+# to ~100 filler words, which dilutes its embedding; a 40-word window (stride 20) holds any 20-word run whole.
+SHORT_WORDS = 40
+SHORT_STRIDE = 20
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+MAX_SHORT = 256  # beyond this many short windows they grow (as windows() does past MAX_WINDOWS)
+MAX_ITEMS = 720
+
+
+def _short_windows(text: str) -> list[str]:
+    words = text.split()
+    size, stride = SHORT_WORDS, SHORT_STRIDE
+    while (len(words) - size) / stride + 1 > MAX_SHORT:
+        size, stride = size * 2, stride * 2
+    starts = list(range(0, max(len(words) - size, 0) + 1, stride))
+    if starts[-1] + size < len(words):
+        starts.append(len(words) - size)
+    return [" ".join(words[st : st + size]) for st in starts]
+
+
+# Sentences and short windows are many per long prompt, so they would add false positives at the model's own
+# threshold (pasted how-to articles and READMEs, in-sample and held out); they block only at this probability.
+EXTRA_ITEM_P = 0.85
+
+
 def prompt_items(text: str) -> list[str]:
-    """What the direct classifier scores for one prompt: word windows of its normalised text (one when
-    short) and the readable decoded payloads hidden in it (base64 & co., an English-looking rot13)."""
-    items = windows(for_model(text))
+    """:func:`prompt_item_parts` joined."""
+    main, extra = prompt_item_parts(text)
+    return main + extra
+
+
+def prompt_item_parts(text: str) -> tuple[list[str], list[str]]:
+    """What the direct classifier reads of one prompt: word windows of its normalised text (one when short),
+    the readable decoded payloads hidden in it (base64 & co., an English-looking rot13) and, for prompts
+    longer than one window, each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows too (see
+    :data:`SHORT_WORDS`)."""
+    mtext = for_model(text)
+    items = windows(mtext)
     for payload in decoded_payloads(clean_lines(text)):
         mt = for_model(payload)
         if len(mt.split()) >= 3 and looks_english(mt) >= 0.1 and mt not in items:
             items.append(mt)
-    return items[:96]
+    extra: list[str] = []
+    if len(items) > 1 and len(mtext.split()) > WINDOW_WORDS:
+        seen = set(items)
+        # each sentence on its own too: a short payload behind filler is then read with none of it
+        sentences = [x for x in _SENTENCE.split(mtext) if len(x.split()) >= MIN_MODEL_WORDS]
+        for w in [*sentences, *_short_windows(mtext)]:
+            if w not in seen:
+                seen.add(w)
+                extra.append(w)
+    return items[:MAX_ITEMS], extra[: max(MAX_ITEMS - len(items), 0)]
 
 
 # Prompts shorter than this (in words, after normalisation) are judged by the rules and decoded payloads only:
@@ -97,47 +142,66 @@ def prompt_items(text: str) -> list[str]:
 MIN_MODEL_WORDS = 4
 
 
+# A long prompt's windows are all ranked by the cheap lexical part of the direct model; only this many (the
+# best-ranked) are embedded, in one batch, so screening cost no longer grows with the prompt's length.
+TOP_WINDOWS = 3
+
+
+def direct_probs(
+    texts: Sequence[str],
+    model: DirectModel,
+    backend: str = "auto",
+    embed_fn: Callable[[Sequence[str]], np.ndarray] | None = None,
+    top_k: int = TOP_WINDOWS,
+) -> list[float]:
+    """The direct classifier's probability per prompt: the max over its :func:`prompt_items`, of which the
+    ``top_k`` best by :meth:`~.direct_model.DirectModel.lexical_logit` are embedded (one batch for all
+    prompts); prompts under :data:`MIN_MODEL_WORDS` words keep only their decoded payloads (0.0 if none)."""
+    items: list[str] = []
+    lex: list[float] = []
+    owner: list[int] = []
+    is_extra: list[bool] = []
+    for i, t in enumerate(texts):
+        main, more = prompt_item_parts(t)
+        its = main + more
+        flags = np.array([False] * len(main) + [True] * len(more))
+        if len(its[0].split()) < MIN_MODEL_WORDS:  # its[0]: the first window, the whole text when short
+            its, flags = its[1:], flags[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
+            if not its:
+                continue
+        ll = model.lexical_logit(its)
+        if len(its) > top_k:
+            keep = sorted(np.argsort(-ll, kind="stable")[:top_k])
+            its, ll, flags = [its[k] for k in keep], ll[keep], flags[keep]
+        # MiniLM is uncased and whitespace-blind: the raw prompt embeds like its normalised form, and the raw
+        # text hits the query memo retrieval fills (one embedding per request, not two)
+        memo = embed_fn is None and len(its) == 1 and its[0].lower() == " ".join(t.split()).lower()
+        items.extend([t] if memo else its)
+        lex.extend(ll.tolist())
+        owner.extend([i] * len(its))
+        is_extra.extend(flags.tolist())
+    best = [0.0] * len(texts)
+    if items:
+        mtexts = [for_model(s) for s in items]
+        chars = np.stack([char_features(m) for m in mtexts])
+        emb = (embed_fn or (lambda xs: embed(xs, backend)))(items)
+        p = model.predict(emb, chars, mtexts, np.asarray(lex))
+        # an extra item (sentence, short window) below EXTRA_ITEM_P is scaled below the threshold
+        cut = np.asarray(is_extra) & (p < EXTRA_ITEM_P)
+        p = np.where(cut, np.minimum(p, model.threshold * p / EXTRA_ITEM_P), p)
+        for o, v in zip(owner, p, strict=True):
+            best[o] = max(best[o], float(v))
+    return best
+
+
 def score_prompts(
     texts: Sequence[str], use_model: bool = True, threshold: float | None = None, backend: str = "auto"
 ) -> list[Score]:
-    """Direct-injection scores for prompts (rules + classifier, max over :func:`prompt_items`; prompts under
-    :data:`MIN_MODEL_WORDS` words are scored by the classifier only through their decoded payloads)."""
-    model = load_model("direct") if use_model else None
+    """Direct-injection scores for prompts (rules + classifier, see :func:`direct_probs`)."""
     th = effective_threshold("direct", threshold, use_model)
     probs: list[float | None] = [None] * len(texts)
-    if model is not None and texts:
-        items: list[str] = []
-        raws: list[str] = []
-        owner: list[int] = []
-        for i, t in enumerate(texts):
-            its = prompt_items(t)
-            if len(its[0].split()) < MIN_MODEL_WORDS:  # its[0]: the first window, the whole text when short
-                its = its[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
-                if not its:
-                    continue
-            # MiniLM is uncased and whitespace-blind: the raw prompt embeds like its normalised form, and the
-            # raw text hits the query memo retrieval fills (one embedding per request, not two)
-            if len(its) == 1 and its[0].lower() == " ".join(t.split()).lower():
-                its = [t]
-            items.extend(its)
-            raws.extend([t] * len(its))
-            owner.extend([i] * len(its))
-        chars = np.stack([char_features(for_model(s), raw) for s, raw in zip(items, raws, strict=True)]) \
-            if items else None
-        emb = embed(items, backend) if items else None
-        p = model.predict(emb, chars) if items else []
-        veto = load_veto()
-        if veto is not None and items:
-            # a classifier block needs the veto model (the previous artefact) to agree at its own threshold: the
-            # retrained model alone blocked 9 of 15 benign questions with accented words ("crème brûlée",
-            # "München"); the previous one alone, on normalised text, blocked every pasted multi-line how-to
-            # article (tests/test_prompt_shield_short.py). Scores the veto rejects are reported below the threshold.
-            pv = veto.predict(emb, chars)
-            p = np.where(pv >= veto.threshold, p, np.minimum(p, th * pv / veto.threshold))
-        best: list[float | None] = [None] * len(texts)
-        for o, v in zip(owner, p, strict=True):
-            best[o] = max(best[o] or 0.0, float(v))
-        probs = [b if b is not None else 0.0 for b in best]
+    if use_model and texts:
+        probs = list(direct_probs(texts, load_direct(), backend))
     return [
         _combine(p, [(h.strong, h.reason) for h in cached_rule_hits(t)], th)
         for t, p in zip(texts, probs, strict=True)
