@@ -60,9 +60,8 @@ def test_benign_prose_is_not_withheld() -> None:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: the shipped indirect model catches few instructions planted in prose hosts; "
-    "augmenting training with SciFact hosts alone raised how-to false positives (see benchmarks.prompt_shield "
-    "--hosts --plant-eval), so no retrained artefact ships yet",
+    reason="known gap (issue 13): the unit head trained on planted hosts still misses some of these "
+    "instructions in prose or withholds a clean abstract (held-out figures: benchmarks.prompt_shield_indirect)",
 )
 def test_instructions_planted_in_prose_are_withheld_and_the_prose_is_not() -> None:
     chunks = [make_chunk(f"clean{i}", a) for i, a in enumerate(ABSTRACTS)]
