@@ -116,14 +116,9 @@ class DraftStore(SqliteStore):
             return int(db.execute(sql, args).fetchone()[0])
 
     def delete_before(self, before: str, dry_run: bool = False) -> dict[tuple[str, str], int]:
-        """Delete (or, in a dry run, count) the rows last updated before ``before`` (an ISO time in the same
-        UTC format as the stored times), in one transaction. Returns counts per ``(tenant, status)``."""
-        where = "FROM drafts WHERE updated_at < ?"
-        with self.transaction() as db:
-            rows = db.execute(f"SELECT tenant, status, COUNT(*) {where} GROUP BY tenant, status", (before,)).fetchall()
-            if not dry_run:
-                db.execute(f"DELETE {where}", (before,))
-        return {(str(t), str(s)): int(n) for t, s, n in rows}
+        """Delete (or, in a dry run, count) the rows last updated before ``before`` (an ISO time); counts per
+        ``(tenant, status)``."""
+        return self.delete_rows_before("drafts", "updated_at", before, dry_run)
 
     def sample(self) -> tuple[str, str] | None:
         """``(associated data, payload)`` of the newest row, to check that the keyring can read this store."""

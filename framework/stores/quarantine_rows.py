@@ -91,14 +91,9 @@ class QuarantineRows(SqliteStore):
             )
 
     def delete_before(self, before: str, dry_run: bool = False) -> dict[tuple[str, str], int]:
-        """Delete (or, in a dry run, count) the rows last seen before ``before`` (an ISO time), in one
-        transaction. Returns counts per ``(tenant, status)``."""
-        where = "FROM quarantine WHERE last_seen < ?"
-        with self.transaction() as db:
-            rows = db.execute(f"SELECT tenant, status, COUNT(*) {where} GROUP BY tenant, status", (before,)).fetchall()
-            if not dry_run:
-                db.execute(f"DELETE {where}", (before,))
-        return {(str(t), str(s)): int(n) for t, s, n in rows}
+        """Delete (or, in a dry run, count) the rows last seen before ``before`` (an ISO time); counts per
+        ``(tenant, status)``."""
+        return self.delete_rows_before("quarantine", "last_seen", before, dry_run)
 
     def sample(self) -> tuple[str, str] | None:
         """``(associated data, payload)`` of the most recently seen row, to check the keyring can read it."""

@@ -195,6 +195,19 @@ class SqliteStore:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(n)
 
+    def delete_rows_before(
+        self, table: str, column: str, before: str, dry_run: bool = False
+    ) -> dict[tuple[str, str], int]:
+        """Delete (or, in a dry run, count) the rows of ``table`` whose ``column`` (an ISO time in the stored UTC
+        format) is before ``before``, in one transaction. Returns counts per ``(tenant, status)``. ``table`` and
+        ``column`` are the store's own identifiers (constants of its subclass), never user input."""
+        where = f"FROM {table} WHERE {column} < ?"
+        with self.transaction() as db:
+            rows = db.execute(f"SELECT tenant, status, COUNT(*) {where} GROUP BY tenant, status", (before,)).fetchall()
+            if not dry_run:
+                db.execute(f"DELETE {where}", (before,))
+        return {(str(t), str(s)): int(n) for t, s, n in rows}
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``: serialised across processes), committed on success and
