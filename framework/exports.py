@@ -427,42 +427,39 @@ def decrypt_stream(
     return total
 
 
-def decrypt_file(
-    src: Path, dest: Path, identity: X25519PrivateKey | None = None, passphrase: str | None = None
-) -> int:
-    """Decrypt ``src`` to ``dest`` (mode 0600), renamed into place only once the whole export authenticated."""
+@contextlib.contextmanager
+def _atomic_output(dest: Path, fsync: bool = False) -> Iterator[IO[bytes]]:
+    """A new file (mode 0600) beside ``dest``, renamed onto it only if the block succeeds, else removed."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
-        with os.fdopen(fd, "wb") as out, src.open("rb") as f:
-            n = decrypt_stream(f, out, identity, passphrase)
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(tmp, dest)
-        return n
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def decrypt_file(
+    src: Path, dest: Path, identity: X25519PrivateKey | None = None, passphrase: str | None = None
+) -> int:
+    """Decrypt ``src`` to ``dest`` (mode 0600), renamed into place only once the whole export authenticated."""
+    with _atomic_output(dest) as out, src.open("rb") as f:
+        return decrypt_stream(f, out, identity, passphrase)
 
 
 def write_export(dest: Path, key: ExportKey | None, content: str, lines: Iterable[str]) -> int:
     """Write ``lines`` to ``dest`` (mode 0600) encrypted with ``key`` (None: plaintext JSON lines; the caller
     has audited that), atomically. Returns the number of lines."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if key is None:
-                n = sum(out.write(line.encode("utf-8") + b"\n") > 0 for line in lines)
-            else:
-                n = encrypt_lines(out, key, content, lines)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-        return n
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with _atomic_output(dest, fsync=True) as out:
+        if key is None:
+            return sum(out.write(line.encode("utf-8") + b"\n") > 0 for line in lines)
+        return encrypt_lines(out, key, content, lines)
 
 
 # --- self-check ---------------------------------------------------------------------------------------------
