@@ -100,11 +100,13 @@ class Embedder(ABC):
             raise ValueError(f"{len(spans)} span lists for {len(texts)} texts")
         vecs = self.embed_documents(texts)
         flat = [t[a:b].strip() or t for t, ss in zip(texts, spans, strict=True) for a, b in ss]
-        got = self.embed_documents(flat) if flat else np.zeros((0, self.dimension), np.float32)
+        distinct = list(dict.fromkeys(flat))  # a sentence repeated by chunk overlap is embedded once
+        got = self.embed_documents(distinct) if distinct else np.zeros((0, self.dimension), np.float32)
+        row = {t: i for i, t in enumerate(distinct)}
         out: list[Vectors] = []
         k = 0
         for ss in spans:
-            out.append(np.asarray(got[k : k + len(ss)], dtype=np.float32))
+            out.append(np.asarray(np.asarray(got)[[row[t] for t in flat[k : k + len(ss)]]], dtype=np.float32))
             k += len(ss)
         return vecs, out
 
@@ -140,6 +142,22 @@ class CachedEmbedder(Embedder):
             check_vectors(self.inner, vectors, len(texts))
             self._checked_documents = True
         return vectors
+
+    @property
+    def pools_spans(self) -> bool:  # type: ignore[override]
+        return bool(self.inner.pools_spans)
+
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[Vectors, list[Vectors]]:
+        vectors, per = self.inner.embed_with_spans(texts, spans)
+        if not self._checked_documents and texts:
+            check_vectors(self.inner, vectors, len(texts))
+            rows = [p for p in per if len(p)]
+            if rows:
+                check_vectors(self.inner, np.vstack(rows), sum(len(p) for p in rows))
+            self._checked_documents = True
+        return vectors, per
 
     def embed_query(self, text: str) -> Vectors:
         with self._lock:
@@ -205,6 +223,21 @@ class MemoEmbedder(Embedder):
             for t, v in zip(missing, fresh, strict=True):
                 self._memo[t] = v
         return np.stack([self._memo[t] for t in texts]).astype(np.float32, copy=False)
+
+    @property
+    def pools_spans(self) -> bool:  # type: ignore[override]
+        return bool(self.inner.pools_spans)
+
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[Vectors, list[Vectors]]:
+        """The inner embedder's (not memoised: span vectors depend on their text); counted in ``calls``."""
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        vectors, per = self.inner.embed_with_spans(texts, spans)
+        for t, v in zip(texts, np.asarray(vectors, dtype=np.float32), strict=True):
+            self._memo.setdefault(t, v)
+        return vectors, per
 
     def embed_query(self, text: str) -> Vectors:
         return self.inner.embed_query(text)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .audit_event import AuditEvent
     from .config import GroundwireConfig
     from .connector import Connector
-    from .embedding import Embedder
+    from .embedding import Embedder, Vectors
     from .generation import Generator
     from .models import Chunk, Citation, Draft, GroundingRequest, UserContext, Verdict
 
@@ -209,6 +209,7 @@ def annotate_chunks(
     config: GroundwireConfig,
     embedder: Embedder,
     vectors: Mapping[str, Sequence[float]],
+    sentence_vectors: Mapping[str, tuple[list[str], Vectors]],
 ) -> Mapping[str, Mapping[str, Any]] | None:
     """Compute per-chunk values once, at index time, so that query-time hooks stay cheap.
 
@@ -230,6 +231,15 @@ def annotate_chunks(
     :param vectors: chunk id -> the chunk's index vector (unit length, ``embedder.dimension`` floats; the
         embedding of ``f"{title}\\n{text}"``, or of ``text`` when the title is empty), for every chunk in
         ``chunks``: reuse it instead of embedding the chunk again
+    :param sentence_vectors: chunk id -> ``(sentences, vectors)`` for every chunk in ``chunks``: the chunk
+        text's sentences exactly as :func:`groundwire.split_sentences` gives them (all of them, short ones
+        included: filter as you need) and an ``(len(sentences), embedder.dimension)`` float32 array of unit
+        vectors, computed in the same embedder call as ``vectors``. With an embedder whose ``pools_spans`` is
+        true (the bundled MiniLM on ONNX) each is read from the chunk's own model run ("late chunking": the
+        mean of the sentence's token states in the context of ``title + "\\n" + text``), so it costs no
+        second model pass but is *not* the vector ``embedder.embed_documents([sentence])`` returns (it is
+        closer to its chunk's vector); otherwise each sentence was embedded alone (and the memo
+        ``embedder`` returns those same vectors for those sentences)
     :return: chunk id -> {key: value}, or ``None``
 
     Example::

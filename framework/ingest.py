@@ -17,7 +17,10 @@ Invariants:
 - Only what changed is embedded: an edited document's chunks whose index text is unchanged reuse their
   stored vector (and annotations, when text, title, URI and location are unchanged; see
   :mod:`groundwire.ingest_reuse`); a batch is written with one upsert; ``annotate_chunks`` runs after
-  embedding with the chunk vectors and a memo embedder (each distinct text embedded once per batch).
+  embedding with the chunk vectors, a memo embedder (each distinct text embedded once per batch) and each
+  chunk's sentences with their vectors from the same embedder call as the chunk vectors
+  (:meth:`~groundwire.embedding.Embedder.embed_with_spans`: one model pass per batch with an embedder that
+  pools spans, the ONNX MiniLM; sentences are :func:`groundwire.split_sentences` of the chunk text).
 - One bad item does not stop its connector: a document whose id, title, URI or text cannot be stored (not
   valid UTF-8, e.g. a file name with undecodable bytes), or whose chunking, embedding or write fails with a
   data error, is skipped with its reason and its old version is removed (fail closed); every other change of
@@ -39,7 +42,7 @@ import numpy as np
 from .chunking import chunk_document
 from .config import GroundwireConfig
 from .connector import Checkpoint, Connector, ConnectorContext, Delete, Skipped, Unchanged, Upsert
-from .embedding import Embedder, MemoEmbedder
+from .embedding import Embedder, MemoEmbedder, Vectors
 from .errors import ConfigError, ConnectorError, GroundwireError
 from .index import DocState, Index, TenantIndex
 from .ingest_pipeline import Prefetch
@@ -47,10 +50,12 @@ from .ingest_reuse import Reuse, load_reuse
 from .ingest_state import StateStore
 from .keycheck import check_index
 from .models import Chunk, Document
+from .sentences import sentence_spans
 from .sources import printable_name
 from .stores.fs import disk_full_error
 
-__all__ = ["AnnotateFn", "Ingester", "StateStore", "SyncReport", "index_text"]
+__all__ = ["AnnotateFn", "Ingester", "SentenceVectors", "StateStore", "SyncReport", "index_text",
+           "index_text_spans"]
 
 log = logging.getLogger("groundwire.ingest")
 
@@ -103,13 +108,24 @@ class SyncReport:
 
 
 ProgressFn = Callable[[str, SyncReport], None]
-#: ``annotate(chunks, vectors, embedder)``: the ``annotate_chunks`` hook's results (see its spec)
-AnnotateFn = Callable[[Sequence[Chunk], Mapping[str, Any], Embedder], Iterable[Mapping[str, Mapping[str, Any]] | None]]
+#: chunk id -> (the chunk text's sentences, their vectors ``(len(sentences), dimension)``)
+SentenceVectors = Mapping[str, tuple[list[str], Vectors]]
+#: ``annotate(chunks, vectors, embedder, sentence_vectors)``: the ``annotate_chunks`` hook's results (see its spec)
+AnnotateFn = Callable[[Sequence[Chunk], Mapping[str, Any], Embedder, SentenceVectors],
+                      Iterable[Mapping[str, Mapping[str, Any]] | None]]
 
 
 def index_text(chunk: Chunk) -> str:
     """The text a chunk's index vector embeds: its title and text (the text alone when untitled)."""
     return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
+
+
+def index_text_spans(title: str, text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """The sentences of ``text`` (:func:`groundwire.split_sentences`) and their character spans in the index
+    text of a chunk with this title and text (shifted past ``title + "\\n"``)."""
+    shift = len(title) + 1 if title else 0
+    spans = sentence_spans(text)
+    return [text[a:b].strip() for a, b in spans], [(a + shift, b + shift) for a, b in spans]
 
 #: errors that come from one item's data (bad text, bad id), not from the store or the machine
 _ITEM_ERRORS = (UnicodeError, ValueError, TypeError, KeyError)
@@ -424,14 +440,14 @@ class Ingester:
             log.info("%s: skipped %s: %s", name, item, change.reason)
 
     def _annotations(
-        self, chunks: Sequence[Chunk], vectors: Mapping[str, Any], embedder: Embedder
+        self, chunks: Sequence[Chunk], vectors: Mapping[str, Any], embedder: Embedder, sentences: SentenceVectors
     ) -> dict[str, dict[str, Any]]:
         """The ``annotate_chunks`` results merged per chunk id (a key two plugins both set is an error)."""
         out: dict[str, dict[str, Any]] = {}
         if not chunks or self.annotate is None:
             return out
         ids = {c.id for c in chunks}
-        for result in self.annotate(chunks, vectors, embedder):
+        for result in self.annotate(chunks, vectors, embedder, sentences):
             for cid, values in (result or {}).items():
                 if cid not in ids:
                     continue
@@ -464,22 +480,27 @@ class Ingester:
         # vectors and annotations of chunks the edit left as they were
         reuse = load_reuse(tindex, name, [doc.id for doc, _, replaces in per_doc if replaces],
                            self.embedder.dimension)
-        vectors = self._embed(per_doc, reuse, tindex, name, existing, report)
+        vectors, sentences = self._embed(per_doc, reuse, tindex, name, existing, report)
         t1 = time.perf_counter()
         report.embed_seconds += t1 - t0
-        per_doc = self._annotate(per_doc, vectors, reuse)
+        per_doc = self._annotate(per_doc, vectors, reuse, sentences)
         t2 = time.perf_counter()
         report.annotate_seconds += t2 - t1
         self._write(tindex, name, per_doc, vectors, reuse.old_ids, existing, report)
         report.write_seconds += time.perf_counter() - t2
 
     def _annotate(
-        self, per_doc: list[tuple[Document, list[Chunk], bool]], vectors: list[Any], reuse: Reuse
+        self, per_doc: list[tuple[Document, list[Chunk], bool]], vectors: list[Any], reuse: Reuse,
+        sentences: Mapping[tuple[str, str], tuple[list[str], Vectors]],
     ) -> list[tuple[Document, list[Chunk], bool]]:
         """The chunks with their annotations: stored ones for unchanged chunks, else ``annotate_chunks``' (given
-        the chunk vectors and a memo embedder seeded with them)."""
+        the chunk vectors, their sentence vectors and a memo embedder seeded with the chunk vectors, and with
+        the sentence vectors too when the embedder embedded each sentence alone: then they are exactly what
+        it would return for the sentence's text)."""
         by_id: dict[str, Any] = {}
+        sent_by_id: dict[str, tuple[list[str], Vectors]] = {}
         seed: dict[str, Any] = {}
+        alone = not self.embedder.pools_spans
         kept: dict[str, dict[str, Any]] = {}
         todo: list[Chunk] = []
         for (_, cs, _), vecs in zip(per_doc, vectors, strict=True):
@@ -493,7 +514,13 @@ class Ingester:
                 else:
                     by_id[c.id] = v
                     todo.append(c)
-        notes = self._annotations(todo, by_id, MemoEmbedder(self.embedder, seed)) if todo else {}
+                    got = sentences.get((c.title, c.text))
+                    if got is not None:
+                        sent_by_id[c.id] = got
+                        if alone:
+                            for st, sv in zip(got[0], got[1], strict=True):
+                                seed.setdefault(st, sv)
+        notes = self._annotations(todo, by_id, MemoEmbedder(self.embedder, seed), sent_by_id) if todo else {}
         notes.update({cid: n for cid, n in kept.items() if n})
         if not notes:
             return per_doc
@@ -551,11 +578,15 @@ class Ingester:
     def _embed(
         self, per_doc: list[tuple[Document, list[Chunk], bool]], reuse: Reuse, tindex: TenantIndex, name: str,
         existing: dict[str, DocState], report: SyncReport,
-    ) -> list[Any]:
-        """Vectors per document (``None`` where that document's embedding failed: it is dropped). Only texts
-        with no stored vector are embedded, each distinct text once, all in one call when it succeeds."""
+    ) -> tuple[list[Any], dict[tuple[str, str], tuple[list[str], Vectors]]]:
+        """Vectors per document (``None`` where that document's embedding failed: it is dropped) and the
+        sentences with their vectors per ``(title, text)`` of every chunk that will be annotated. Only texts
+        with no stored vector (or to be annotated again) are embedded, each distinct text once, all in one
+        :meth:`~groundwire.embedding.Embedder.embed_with_spans` call when it succeeds (so the sentence vectors
+        come from the chunk's own model run with an embedder that pools spans)."""
         texts = [[index_text(c) for c in cs] for _, cs, _ in per_doc]
         dim = self.embedder.dimension
+        sentences: dict[tuple[str, str], tuple[list[str], Vectors]] = {}
 
         def assemble(ts: list[str], fresh: dict[str, Any]) -> Any:
             out = np.empty((len(ts), dim), dtype=np.float32)
@@ -564,24 +595,42 @@ class Ingester:
                 out[i] = v if v is not None else fresh[t]
             return out
 
-        def embed(ts: list[str]) -> dict[str, Any]:
-            todo = list(dict.fromkeys(t for t in ts if reuse.vector(t) is None))
-            if not todo:
+        def embed(cs: list[Chunk]) -> dict[str, Any]:
+            jobs: dict[tuple[str, str], bool] = {}  # (title, text) -> its sentence vectors are needed
+            covered: set[str] = set()
+            for c in cs:
+                t, key = index_text(c), (c.title, c.text)
+                if self.annotate is not None and reuse.annotations(c) is None:
+                    jobs[key] = True
+                    covered.add(t)
+                elif reuse.vector(t) is None and t not in covered and key not in jobs:
+                    jobs[key] = False
+                    covered.add(t)
+            if not jobs:
                 return {}
-            vecs = self.embedder.embed_documents(todo)
+            keys = list(jobs)
+            todo = [f"{ti}\n{tx}" if ti else tx for ti, tx in keys]
+            split = [index_text_spans(*k) if jobs[k] else ([], []) for k in keys]
+            vecs, per = self.embedder.embed_with_spans(todo, [sp for _, sp in split])
             report.embedded += len(todo)
-            return dict(zip(todo, vecs, strict=True))
+            for k, (sents, _), sv in zip(keys, split, per, strict=True):
+                if jobs[k]:
+                    sentences[k] = (sents, np.asarray(sv, dtype=np.float32).reshape(len(sents), dim))
+            fresh: dict[str, Any] = {}
+            for t, v in zip(todo, vecs, strict=True):
+                fresh.setdefault(t, v)
+            return fresh
 
         try:
-            fresh = embed([t for ts in texts for t in ts])
-            return [assemble(ts, fresh) for ts in texts]
+            fresh = embed([c for _, cs, _ in per_doc for c in cs])
+            return [assemble(ts, fresh) for ts in texts], sentences
         except _ITEM_ERRORS as batch_exc:
             first: Exception = batch_exc
         out: list[Any] = []
         failed = []
-        for (doc, _, _), ts in zip(per_doc, texts, strict=True):  # find the bad one(s), keep the rest
+        for (doc, cs, _), ts in zip(per_doc, texts, strict=True):  # find the bad one(s), keep the rest
             try:
-                out.append(assemble(ts, embed(ts)))
+                out.append(assemble(ts, embed(cs)))
             except _ITEM_ERRORS as exc:
                 out.append(None)
                 failed.append((doc, exc))
@@ -589,4 +638,4 @@ class Ingester:
             raise first  # not one bad item: the embedder itself fails; end the sync with its error
         for doc, err in failed:
             self._drop(tindex, name, doc.id, existing, report, f"embedding failed: {type(err).__name__}: {err}")
-        return out
+        return out, sentences

@@ -274,8 +274,8 @@ class Grounder:
 
         return Ingester(
             self.config, self.index, self.embedder, self.connector_types, on_event=on_event,
-            annotate=lambda chunks, vectors, embedder: self.pm.hook.annotate_chunks(
-                chunks=chunks, config=self.config, embedder=embedder, vectors=vectors
+            annotate=lambda chunks, vectors, embedder, sentences: self.pm.hook.annotate_chunks(
+                chunks=chunks, config=self.config, embedder=embedder, vectors=vectors, sentence_vectors=sentences
             ),
         )
 
