@@ -124,7 +124,7 @@ class _PoolEmbedder:
 
 def build(size: int, pool_size: int, progress: bool = True) -> Any:
     """Build (once) the cached tenant and the LangChain collection; return the Grounder."""
-    from groundwire import AccessControl
+    from groundwire import AccessControl, split_sentences
     from groundwire.models import Chunk
     from groundwire.plugins import extractive
     from groundwire.plugins.prompt_shield import plugin as shield
@@ -173,7 +173,10 @@ def build(size: int, pool_size: int, progress: bool = True) -> Any:
             vec = pvec[sents[lo:hi]].mean(axis=1)
             vec /= np.linalg.norm(vec, axis=1, keepdims=True)
             notes: dict[str, dict[str, Any]] = {}
-            for part in (extractive.annotate_chunks(chunks, g.config, lookup),
+            by_id = dict(zip([c.id for c in chunks], vec, strict=True))
+            alone = {c.id: (ss, lookup.embed_documents(ss)) for c in chunks  # sentences embedded alone
+                     for ss in [split_sentences(c.text)]}
+            for part in (extractive.annotate_chunks(chunks, g.config, lookup, by_id, alone),
                          shield.annotate_chunks(chunks, g.config, lookup,
                                                 dict(zip([c.id for c in chunks], vec, strict=True)))):
                 for cid, note in (part or {}).items():
