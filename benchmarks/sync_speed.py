@@ -1,4 +1,4 @@
-"""Ingestion speed: ``python -m benchmarks.sync_speed [--limit N] [--backend B] [--no-langchain]``.
+"""Ingestion speed: ``python -m benchmarks.sync_speed [--limit N] [--backend B] [--no-langchain] [--no-shield-off]``.
 
 Writes the first ``--limit`` documents of a BEIR corpus (default: SciFact, ``../shared/data/scifact``) as
 Markdown files (``# title`` + abstract) into a temporary folder and measures, in one run:
@@ -7,9 +7,17 @@ Markdown files (``# title`` + abstract) into a temporary folder and measures, in
   init`` writes (the defaults: MiniLM, the extractive generator's sentence vectors, the built-in plugins
   with the prompt shield's precompute, encryption at rest), optionally with ``[embedder.options] backend``;
   timed by the sync report (connector start to last write, model load excluded) and by the wall clock;
+- ``groundwire`` with ``[plugins.settings.prompt_shield] precompute = false`` (unless ``--no-shield-off``): the
+  same sync without the shield's precomputed chunk scores (what the shield's unit embeddings cost; they are
+  scored at query time instead);
 - ``langchain``: the same files through ``DirectoryLoader`` (``TextLoader``) + ``RecursiveCharacterTextSplitter``
-  (same chunk size and overlap) + ``Chroma.from_documents`` with ``HuggingFaceEmbeddings`` over the same
-  package-path MiniLM, offline; model load excluded likewise;
+  (same chunk size and overlap, both in characters: groundwire's ``chunk_size`` / ``chunk_overlap`` defaults)
+  + ``Chroma.from_documents`` with ``HuggingFaceEmbeddings`` over the same package-path MiniLM, offline; model
+  load excluded likewise. That is what LangChain uses by default for a local model: ``HuggingFaceEmbeddings``
+  runs sentence-transformers on torch (``batch_size`` 32, no length bucketing beyond sentence-transformers'
+  own sort by length); ``Chroma.from_documents`` writes in batches of the client's ``max_batch_size``; no
+  encryption, no ACLs, no annotations. LangChain embeds the chunk text alone (the file's ``# title`` line is
+  in its first chunk), groundwire embeds ``title + "\n" + text`` per chunk;
 - the physical limit: the machine's float32 matrix-multiply throughput at MiniLM's shapes (numpy and torch,
   the better of the two) and the FLOPs MiniLM spends on the chunks' index vectors (per token: 6 layers of
   QKV, output, FFN and attention matmuls, tokens as the model's tokenizer counts them, no padding). The
@@ -19,7 +27,10 @@ Markdown files (``# title`` + abstract) into a temporary folder and measures, in
 ``measure(...)`` returns a dict with these keys (seconds, counts, rates):
 ``docs``, ``groundwire_chunks``, ``groundwire_seconds``, ``groundwire_wall_seconds``,
 ``groundwire_chunks_per_s``, ``groundwire_docs_per_s``, ``groundwire_embed_seconds``,
-``groundwire_annotate_seconds``, ``groundwire_write_seconds``, ``backend``; with LangChain:
+``groundwire_annotate_seconds``, ``groundwire_write_seconds``, ``backend``, ``ratio_vs_old`` (chunks/s over
+:data:`OLD_CHUNKS_PER_S`, the figure issue 14 started from); with the shield off the same ``noshield_*`` keys
+(``noshield_chunks_per_s``, ``noshield_seconds``, ``noshield_embed_seconds``, ``noshield_annotate_seconds``,
+``noshield_write_seconds``, ``noshield_ratio_vs_old``, ``noshield_ratio_chunks_per_s``); with LangChain:
 ``langchain_chunks``, ``langchain_seconds``, ``langchain_chunks_per_s``, ``langchain_docs_per_s``,
 ``ratio_chunks_per_s`` (groundwire / langchain chunks/s) and ``ratio_docs_per_s``; with the limit:
 ``gemm_gflops`` (machine), ``chunk_tokens``, ``chunk_gflop`` (model work of the index vectors),
@@ -47,6 +58,9 @@ from benchmarks.common import SCIFACT
 __all__ = ["gemm_flops", "main", "measure", "minilm_flops", "write_corpus"]
 
 LAYERS, HIDDEN, FFN = 6, 384, 1536
+#: ``groundwire sync`` chunks/s when issue 14 was filed (``--limit 200``, default settings, same machine)
+OLD_CHUNKS_PER_S = 12.2
+SHIELD_OFF = "\n[plugins.settings.prompt_shield]\nprecompute = false\n"
 
 
 def write_corpus(data: str | Path, dest: Path, limit: int | None) -> int:
@@ -199,7 +213,8 @@ def run_langchain(kb: Path, work: Path, chunk_size: int, overlap: int) -> dict[s
 
 
 def measure(data: str | Path = SCIFACT, limit: int | None = 500, backend: str | None = None,
-            langchain: bool = True, limit_model: bool = True, python_path: str | None = None) -> dict[str, Any]:
+            langchain: bool = True, limit_model: bool = True, python_path: str | None = None,
+            shield_off: bool = True) -> dict[str, Any]:
     """One measurement (see the module docstring for the keys)."""
     from groundwire.config import RetrievalConfig
 
@@ -213,6 +228,7 @@ def measure(data: str | Path = SCIFACT, limit: int | None = 500, backend: str | 
         out |= {f"groundwire_{k}": v for k, v in gw.items() if k != "docs"}
         out["groundwire_chunks_per_s"] = gw["chunks"] / gw["seconds"]
         out["groundwire_docs_per_s"] = gw["docs"] / gw["seconds"]
+        out["ratio_vs_old"] = out["groundwire_chunks_per_s"] / OLD_CHUNKS_PER_S
         if langchain:
             lc = run_langchain(kb, work, rc.chunk_size, rc.chunk_overlap)
             out["langchain_chunks"] = lc["chunks"]
@@ -221,6 +237,14 @@ def measure(data: str | Path = SCIFACT, limit: int | None = 500, backend: str | 
             out["langchain_docs_per_s"] = lc["docs"] / lc["seconds"]
             out["ratio_chunks_per_s"] = out["groundwire_chunks_per_s"] / out["langchain_chunks_per_s"]
             out["ratio_docs_per_s"] = out["groundwire_docs_per_s"] / out["langchain_docs_per_s"]
+        if shield_off:
+            (work / "noshield").mkdir()
+            ns = run_groundwire(kb, work / "noshield", backend, python_path, SHIELD_OFF)
+            out |= {f"noshield_{k}": v for k, v in ns.items() if k != "docs"}
+            out["noshield_chunks_per_s"] = ns["chunks"] / ns["seconds"]
+            out["noshield_ratio_vs_old"] = out["noshield_chunks_per_s"] / OLD_CHUNKS_PER_S
+            if langchain:
+                out["noshield_ratio_chunks_per_s"] = out["noshield_chunks_per_s"] / out["langchain_chunks_per_s"]
         if limit_model:
             counts = _chunk_token_counts(kb, rc.chunk_size, rc.chunk_overlap)
             flops = minilm_flops(counts)
@@ -240,7 +264,16 @@ def report(res: dict[str, Any]) -> str:
              f"groundwire sync: {res['groundwire_chunks']} chunks in {res['groundwire_seconds']:.1f} s "
              f"(wall {res['groundwire_wall_seconds']:.1f} s; embed {res['groundwire_embed_seconds']:.1f} s, "
              f"annotate {res['groundwire_annotate_seconds']:.1f} s, write {res['groundwire_write_seconds']:.1f} s): "
-             f"{res['groundwire_chunks_per_s']:.1f} chunks/s, {res['groundwire_docs_per_s']:.1f} docs/s"]
+             f"{res['groundwire_chunks_per_s']:.1f} chunks/s, {res['groundwire_docs_per_s']:.1f} docs/s; "
+             f"{res['ratio_vs_old']:.2f}x the old {OLD_CHUNKS_PER_S} chunks/s"]
+    if "noshield_chunks" in res:
+        lines.append(f"  shield precompute off: {res['noshield_chunks']} chunks in {res['noshield_seconds']:.1f} s "
+                     f"(embed {res['noshield_embed_seconds']:.1f} s, "
+                     f"annotate {res['noshield_annotate_seconds']:.1f} s, "
+                     f"write {res['noshield_write_seconds']:.1f} s): {res['noshield_chunks_per_s']:.1f} chunks/s, "
+                     f"{res['noshield_ratio_vs_old']:.2f}x the old figure"
+                     + (f", {res['noshield_ratio_chunks_per_s']:.2f}x LangChain"
+                        if "noshield_ratio_chunks_per_s" in res else ""))
     if "langchain_chunks" in res:
         lines.append(f"langchain:       {res['langchain_chunks']} chunks in {res['langchain_seconds']:.1f} s: "
                      f"{res['langchain_chunks_per_s']:.1f} chunks/s, {res['langchain_docs_per_s']:.1f} docs/s")
@@ -262,12 +295,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--backend", default=None, help="[embedder.options] backend (default: the default)")
     ap.add_argument("--no-langchain", action="store_true")
     ap.add_argument("--no-limit", action="store_true", help="skip the matmul-limit measurement")
+    ap.add_argument("--no-shield-off", action="store_true", help="skip the sync with the shield precompute off")
     ap.add_argument("--groundwire-path", default=None,
                     help="PYTHONPATH for the sync subprocess (another checkout, for a before/after figure)")
     ap.add_argument("--json", default=None, help="also write the result to this file")
     args = ap.parse_args(argv)
     res = measure(args.data, args.limit or None, args.backend, not args.no_langchain, not args.no_limit,
-                  args.groundwire_path)
+                  args.groundwire_path, not args.no_shield_off)
     print(report(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1), encoding="utf-8")

@@ -150,6 +150,8 @@ class CachedEmbedder(Embedder):
     def embed_with_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
     ) -> tuple[Vectors, list[Vectors]]:
+        if not self.inner.pools_spans:  # spans embedded alone: through this wrapper's embed_documents
+            return super().embed_with_spans(texts, spans)
         vectors, per = self.inner.embed_with_spans(texts, spans)
         if not self._checked_documents and texts:
             check_vectors(self.inner, vectors, len(texts))

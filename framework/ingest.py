@@ -12,8 +12,10 @@ Invariants:
   change before it is in the index. A sync that dies resumes from the last checkpoint; replayed changes
   are idempotent (chunk ids are stable, documents are replaced whole).
 - One failing connector does not stop the others; its error is reported and audited.
-- Pipelined: a connector's changes are produced in a bounded thread while the previous batch embeds
-  (:mod:`groundwire.ingest_pipeline`), in the same order, so all of the above holds unchanged.
+- Pipelined: a connector's changes are produced in a bounded thread (at least a batch ahead) while the previous
+  batch embeds (:mod:`groundwire.ingest_pipeline`), in the same order, so all of the above holds unchanged; that
+  thread also splits the sentences of each document's chunks ahead (cached per text, used by the embedding
+  step's sentence spans).
 - Only what changed is embedded: an edited document's chunks whose index text is unchanged reuse their
   stored vector (and annotations, when text, title, URI and location are unchanged; see
   :mod:`groundwire.ingest_reuse`); a batch is written with one upsert; ``annotate_chunks`` runs after
@@ -141,6 +143,17 @@ def _unstorable(doc: Document) -> str:
         except UnicodeEncodeError:
             return f"document {what} is not valid UTF-8 (undecodable bytes): not indexed; fix the source"
     return ""
+
+
+def _split_ahead(doc: Document, connector: str, tenant: str, size: int, overlap: int) -> None:
+    """Split the sentences of ``doc``'s chunks now (in the producer thread, while the previous batch embeds):
+    :func:`~groundwire.sentences.sentence_spans` caches them per text, so the embedding step finds them
+    ready. Only a warm-up: any error is left for the embedding step to report."""
+    try:
+        for c in chunk_document(doc, connector, tenant, size, overlap):
+            sentence_spans(c.text)
+    except Exception:  # noqa: BLE001 - reported (and the item skipped) where the chunks are really made
+        return
 
 
 class _Batch:
@@ -347,12 +360,19 @@ class Ingester:
         saved = store.load_for(cc.tenant, name, collection, len(existing))
         batch = _Batch()
 
+        rs = self.config.retrieval
+
         def changes() -> Iterator[Any]:  # in the producer thread: the total first, then the changes
             report.total = connector.expected_items(saved)
-            yield from connector.changes(saved)
+            for change in connector.changes(saved):
+                if isinstance(change, Upsert) and self.annotate is not None:
+                    _split_ahead(change.document, name, cc.tenant, rs.chunk_size, rs.chunk_overlap)
+                yield change
 
         # extraction runs ahead of embedding in a thread (bounded); same changes in the same order
-        feed: Prefetch[Any] = Prefetch(changes, self.prefetch, name=f"groundwire-sync-{name}")
+        # at least one batch ahead, so a whole batch is extracted and split while the previous one embeds
+        ahead = max(self.prefetch, self.config.embedder.batch_size) if self.prefetch > 0 else 0
+        feed: Prefetch[Any] = Prefetch(changes, ahead, name=f"groundwire-sync-{name}")
         try:
             for change in feed:
                 report.items += not isinstance(change, Checkpoint)
