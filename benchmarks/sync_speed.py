@@ -1,4 +1,4 @@
-"""Ingestion speed: ``python -m benchmarks.sync_speed [--limit N] [--backend B] [--no-langchain] [--no-shield-off]``.
+"""Ingestion speed: ``python -m benchmarks.sync_speed [--limit N] [--repeat R] [--backend B] [--no-shield-off]``.
 
 Writes the first ``--limit`` documents of a BEIR corpus (default: SciFact, ``../shared/data/scifact``) as
 Markdown files (``# title`` + abstract) into a temporary folder and measures, in one run:
@@ -224,23 +224,45 @@ def run_langchain(kb: Path, work: Path, chunk_size: int, overlap: int) -> dict[s
 
 def measure(data: str | Path = SCIFACT, limit: int | None = 500, backend: str | None = None,
             langchain: bool = True, limit_model: bool = True, python_path: str | None = None,
-            shield_off: bool = True) -> dict[str, Any]:
-    """One measurement (see the module docstring for the keys)."""
+            shield_off: bool = True, repeat: int = 1) -> dict[str, Any]:
+    """One measurement (see the module docstring for the keys). With ``repeat`` > 1 the runs are repeated in
+    rounds (groundwire, LangChain, groundwire with the shield off, the matmul throughput) and each system's
+    fastest run is kept: on a shared machine the best run is the least disturbed one, for every system alike."""
     from groundwire.config import RetrievalConfig
 
     rc = RetrievalConfig()
-    out: dict[str, Any] = {"backend": backend or "default"}
+    out: dict[str, Any] = {"backend": backend or "default", "repeat": repeat}
     with tempfile.TemporaryDirectory(prefix="gw-sync-speed-") as tmp:
         work = Path(tmp)
         kb = work / "kb"
         out["docs"] = write_corpus(data, kb, limit)
-        gw = run_groundwire(kb, work, backend, python_path)
+        best: dict[str, dict[str, Any]] = {}
+        machine: dict[str, float] = {}
+
+        def keep(kind: str, got: dict[str, Any]) -> None:
+            if kind not in best or got["seconds"] < best[kind]["seconds"]:
+                best[kind] = got
+
+        for r in range(repeat):
+            for kind in ("gw", "lc", "ns"):
+                if (kind == "lc" and not langchain) or (kind == "ns" and not shield_off):
+                    continue
+                run_dir = work / f"{kind}-{r}"
+                run_dir.mkdir()
+                if kind == "lc":
+                    keep(kind, run_langchain(kb, run_dir, rc.chunk_size, rc.chunk_overlap))
+                else:
+                    keep(kind, run_groundwire(kb, run_dir, backend, python_path, SHIELD_OFF if kind == "ns" else ""))
+            if limit_model:
+                m = gemm_flops()
+                machine = {k: max(v, machine.get(k, 0.0)) for k, v in m.items()}
+        gw = best["gw"]
         out |= {f"groundwire_{k}": v for k, v in gw.items() if k != "docs"}
         out["groundwire_chunks_per_s"] = gw["chunks"] / gw["seconds"]
         out["groundwire_docs_per_s"] = gw["docs"] / gw["seconds"]
         out["ratio_vs_old"] = out["groundwire_chunks_per_s"] / OLD_CHUNKS_PER_S
         if langchain:
-            lc = run_langchain(kb, work, rc.chunk_size, rc.chunk_overlap)
+            lc = best["lc"]
             out["langchain_chunks"] = lc["chunks"]
             out["langchain_seconds"] = lc["seconds"]
             out["langchain_chunks_per_s"] = lc["chunks"] / lc["seconds"]
@@ -248,8 +270,7 @@ def measure(data: str | Path = SCIFACT, limit: int | None = 500, backend: str | 
             out["ratio_chunks_per_s"] = out["groundwire_chunks_per_s"] / out["langchain_chunks_per_s"]
             out["ratio_docs_per_s"] = out["groundwire_docs_per_s"] / out["langchain_docs_per_s"]
         if shield_off:
-            (work / "noshield").mkdir()
-            ns = run_groundwire(kb, work / "noshield", backend, python_path, SHIELD_OFF)
+            ns = best["ns"]
             out |= {f"noshield_{k}": v for k, v in ns.items() if k != "docs"}
             out["noshield_chunks_per_s"] = ns["chunks"] / ns["seconds"]
             out["noshield_ratio_vs_old"] = out["noshield_chunks_per_s"] / OLD_CHUNKS_PER_S
@@ -258,7 +279,6 @@ def measure(data: str | Path = SCIFACT, limit: int | None = 500, backend: str | 
         if limit_model:
             counts = _chunk_token_counts(kb, rc.chunk_size, rc.chunk_overlap)
             flops = minilm_flops(counts)
-            machine = gemm_flops()
             out["chunk_tokens"] = sum(counts)
             out["groundwire_tokens_per_s"] = sum(counts) / gw["seconds"]
             if langchain:
@@ -275,7 +295,7 @@ def measure(data: str | Path = SCIFACT, limit: int | None = 500, backend: str | 
 
 
 def report(res: dict[str, Any]) -> str:
-    lines = [f"{res['docs']} documents, backend {res['backend']}",
+    lines = [f"{res['docs']} documents, backend {res['backend']}, best of {res.get('repeat', 1)} run(s) each",
              f"groundwire sync: {res['groundwire_chunks']} chunks in {res['groundwire_seconds']:.1f} s "
              f"(wall {res['groundwire_wall_seconds']:.1f} s; embed {res['groundwire_embed_seconds']:.1f} s, "
              f"annotate {res['groundwire_annotate_seconds']:.1f} s, write {res['groundwire_write_seconds']:.1f} s): "
@@ -318,10 +338,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-shield-off", action="store_true", help="skip the sync with the shield precompute off")
     ap.add_argument("--groundwire-path", default=None,
                     help="PYTHONPATH for the sync subprocess (another checkout, for a before/after figure)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of runs; each system's fastest is kept")
     ap.add_argument("--json", default=None, help="also write the result to this file")
     args = ap.parse_args(argv)
     res = measure(args.data, args.limit or None, args.backend, not args.no_langchain, not args.no_limit,
-                  args.groundwire_path, not args.no_shield_off)
+                  args.groundwire_path, not args.no_shield_off, max(1, args.repeat))
     print(report(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1), encoding="utf-8")
