@@ -232,7 +232,7 @@ def annotate_chunks(
         embedding of ``f"{title}\\n{text}"``, or of ``text`` when the title is empty), for every chunk in
         ``chunks``: reuse it instead of embedding the chunk again
     :param sentence_vectors: chunk id -> ``(sentences, vectors)`` for every chunk in ``chunks``: the chunk
-        text's sentences exactly as :func:`groundwire.split_sentences` gives them (all of them, short ones
+        text's sentences exactly as ``groundwire.split_sentences`` gives them (all of them, short ones
         included: filter as you need) and an ``(len(sentences), embedder.dimension)`` float32 array of unit
         vectors, computed in the same embedder call as ``vectors``. With an embedder whose ``pools_spans`` is
         true (the bundled MiniLM on ONNX) each is read from the chunk's own model run ("late chunking": the

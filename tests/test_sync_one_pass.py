@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 import numpy as np
 from groundwire import hookimpl, split_sentences
 from groundwire.ingest import index_text
-from groundwire.plugins.embedders import HashingEmbedder
 from groundwire.plugins import extractive
+from groundwire.plugins.embedders import HashingEmbedder
 from groundwire.plugins.extractive import candidate_sentences, stored_sentences
 
 from .conftest import kb, write
