@@ -259,6 +259,41 @@ def evasion_table(sources: dict[str, list[tuple[str, int]]], n: int) -> None:
               f"of those caught before: {kept:.3f}")
 
 
+def long_benign(sources: dict[str, list[tuple[str, int]]], n: int = 150) -> None:
+    """The other side of the evasion table: long benign texts pasted as prompts, blocked by the shipped shield
+    (the extra items that catch a payload behind filler must not block these)."""
+    from benchmarks.howto import ARTICLES, harvest_installed
+
+    rng = np.random.default_rng(11)
+
+    def long_of(texts: list[str]) -> list[str]:
+        xs = [t for t in texts if len(ps.for_model(t).split()) > ps.normalize.WINDOW_WORDS]
+        return [xs[i] for i in sorted(rng.choice(len(xs), n, replace=False))] if len(xs) > n else xs
+
+    howto = [json.loads(x)["document"] for x in ARTICLES.read_text("utf-8").splitlines() if x.strip()]
+    sets = {
+        "BIPIA clean contexts (long, in-sample)": long_of([t for t, y in sources.get("bipia-context", []) if y == 0]),
+        "README passages (long, train split, in-sample)": long_of([t for t, y in sources.get("pypi-readme", [])
+                                                                   if y == 0]),
+        "README passages (long, eval split, held out)": long_of([p.text for p in harvest_installed("eval").passages]),
+        "how-to articles (howto_enterprise.jsonl, held out)": howto,
+        "how-to articles, 3 joined (held out)": [" ".join(howto[i : i + 3]) for i in range(0, len(howto) - 2, 3)],
+    }
+    print("long benign texts pasted as prompts, blocked by the shipped shield")
+    for name, texts in sets.items():
+        got = _shipped_direct(texts) if texts else np.zeros(0, dtype=bool)
+        print(f"  {name:52s} {_fmt(int(got.sum()), len(texts))}")
+    # and benign prompts behind the evasion table's floods: stripping the filler must not make them look worse
+    ben = [t for s, rows in sorted(sources.items()) for t, y in rows if y == 0 and len(t) <= 2000]
+    pick = [ben[i] for i in rng.choice(len(ben), min(n, len(ben)), replace=False)]
+    before = _shipped_direct(pick)
+    for name, fn in TRANSFORMS.items():
+        if name.startswith("padding"):
+            got = _shipped_direct([fn(t) for t in pick])
+            print(f"  benign prompts, {name:36s} {_fmt(int(got.sum()), len(pick))} "
+                  f"(before: {_fmt(int(before.sum()), len(pick))})")
+
+
 def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
     rng = np.random.default_rng(7)
     texts = [t for rows in sources.values() for t, _ in rows]
@@ -292,5 +327,6 @@ def main_loso(
         indirect_eval(sources, 150)
     if "evasion" in parts:
         evasion_table(sources, evasion_n)
+        long_benign(sources)
     if "latency" in parts:
         latency(sources, latency_n)

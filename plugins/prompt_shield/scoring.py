@@ -31,7 +31,7 @@ from .model import (
     effective_threshold,
     embed,
 )
-from .normalize import WINDOW_STRIDE, WINDOW_WORDS, clean_lines, for_model, windows
+from .normalize import WINDOW_STRIDE, WINDOW_WORDS, clean, clean_lines, for_model, strip_filler, windows
 from .rules import RULES, Rule, rule_hits
 from .segments import FENCE, TABLE_ROW
 
@@ -114,26 +114,45 @@ def prompt_items(text: str) -> list[str]:
 
 
 def prompt_item_parts(text: str) -> tuple[list[str], list[str]]:
-    """What the direct classifier reads of one prompt: word windows of its normalised text (one when short),
-    the readable decoded payloads hidden in it (base64 & co., an English-looking rot13) and, for prompts
-    longer than one window, each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows too (see
-    :data:`SHORT_WORDS`)."""
+    """What the direct classifier reads of one prompt, as ``(main, extra)`` (see :func:`_item_parts`)."""
+    main, forced, extra = _item_parts(text)
+    return main + forced, extra
+
+
+def _item_parts(text: str) -> tuple[list[str], list[str], list[str]]:
+    """``(main, filler_free, extra)``: word windows of the prompt's normalised text (one when short) and the
+    readable decoded payloads hidden in it (base64 & co., an English-looking rot13); the windows of the text
+    with repeated filler stripped (:func:`~.normalize.strip_filler`; none when nothing repeats), which are
+    always embedded and judged at the model's threshold like the main windows; and, for prompts longer than
+    one window, each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows (see
+    :data:`SHORT_WORDS`), judged at :data:`EXTRA_ITEM_P`."""
     mtext = for_model(text)
     items = windows(mtext)
     for payload in decoded_payloads(clean_lines(text)):
         mt = for_model(payload)
         if len(mt.split()) >= 3 and looks_english(mt) >= 0.1 and mt not in items:
             items.append(mt)
+    forced: list[str] = []
+    stripped = strip_filler(clean(text))
+    if len(stripped.split()) >= MIN_MODEL_WORDS:
+        # the case of what is left is judged on its own (shouting behind sentence-case filler is lowered)
+        forced = [w for w in windows(for_model(stripped)) if w not in items][:MAX_FORCED]
     extra: list[str] = []
     if len(items) > 1 and len(mtext.split()) > WINDOW_WORDS:
-        seen = set(items)
+        seen = set(items) | set(forced)
         # each sentence on its own too: a short payload behind filler is then read with none of it
         sentences = [x for x in _SENTENCE.split(mtext) if len(x.split()) >= MIN_MODEL_WORDS]
         for w in [*sentences, *_short_windows(mtext)]:
             if w not in seen:
                 seen.add(w)
                 extra.append(w)
-    return items[:MAX_ITEMS], extra[: max(MAX_ITEMS - len(items), 0)]
+    items = items[:MAX_ITEMS]
+    return items, forced, extra[: max(MAX_ITEMS - len(items) - len(forced), 0)]
+
+
+# At most this many windows of the filler-free text are embedded on top of the ranked ones (a flood strips to
+# the payload; a long text whose repeats are stripped still has its own windows ranked as usual).
+MAX_FORCED = 2
 
 
 # Prompts shorter than this (in words, after normalisation) are judged by the rules and decoded payloads only:
@@ -162,17 +181,21 @@ def direct_probs(
     owner: list[int] = []
     is_extra: list[bool] = []
     for i, t in enumerate(texts):
-        main, more = prompt_item_parts(t)
+        main, forced, more = _item_parts(t)
+        if len(main[0].split()) < MIN_MODEL_WORDS:  # main[0]: the first window, the whole text when short
+            main = main[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
         its = main + more
-        flags = np.array([False] * len(main) + [True] * len(more))
-        if len(its[0].split()) < MIN_MODEL_WORDS:  # its[0]: the first window, the whole text when short
-            its, flags = its[1:], flags[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
-            if not its:
-                continue
-        ll = model.lexical_logit(its)
+        flags = np.array([False] * len(main) + [True] * len(more), dtype=bool)
+        ll = model.lexical_logit(its) if its else np.zeros(0)
         if len(its) > top_k:
             keep = sorted(np.argsort(-ll, kind="stable")[:top_k])
             its, ll, flags = [its[k] for k in keep], ll[keep], flags[keep]
+        if forced:
+            its = its + forced
+            ll = np.concatenate([ll, model.lexical_logit(forced)])
+            flags = np.concatenate([flags, np.zeros(len(forced), dtype=bool)])
+        if not its:
+            continue
         # MiniLM is uncased and whitespace-blind: the raw prompt embeds like its normalised form, and the raw
         # text hits the query memo retrieval fills (one embedding per request, not two)
         memo = embed_fn is None and len(its) == 1 and its[0].lower() == " ".join(t.split()).lower()
