@@ -294,22 +294,66 @@ def long_benign(sources: dict[str, list[tuple[str, int]]], n: int = 150) -> None
                   f"(before: {_fmt(int(before.sum()), len(pick))})")
 
 
+REFERENCE_TOKENS = 64
+
+
+def _reference_text() -> str:
+    """A plain English text of :data:`REFERENCE_TOKENS` MiniLM tokens (special tokens included)."""
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
+
+    prose = ("the quarterly report covers revenue staffing and facilities across the regional offices and "
+             "figures are unaudited please contact the finance team with questions about numbers in this section "
+             "travel spending stayed within budget while energy costs fell slightly after the new heating system "
+             "was commissioned and the audit committee met twice to ask for a clearer breakdown of consulting "
+             "expenses before the board approved next year's budget with minor changes to the marketing plan")
+    words = prose.split(" ")
+    model = load_sentence_transformer(bundled_model_path(), "auto")
+    for k in range(8, len(words) + 1):
+        text = " ".join(words[:k])
+        enc = model.tokenizer.encode(text)  # ONNX: a tokenizers Encoding; torch: a list of ids (both with CLS/SEP)
+        if len(getattr(enc, "ids", enc)) >= REFERENCE_TOKENS:
+            return text
+    return " ".join(words)
+
+
 def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
+    """``score_prompts`` one prompt at a time, and after each one MiniLM call on a 64-token text (no memo): the
+    screening cost in units of that call is what stays comparable when other processes load the machine."""
+    import os
+
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
+
     rng = np.random.default_rng(7)
     texts = [t for rows in sources.values() for t, _ in rows]
     pick = [texts[i] for i in rng.choice(len(texts), min(n, len(texts)), replace=False)]
     ps.score_prompts(pick[:2])
-    times, single = [], []
+    model = load_sentence_transformer(bundled_model_path(), "auto")
+    ref_text = _reference_text()
+    model.encode([ref_text])
+    load0 = os.getloadavg()
+    times, single, ref = [], [], []
     for t in pick:
         t0 = time.perf_counter()
         ps.score_prompts([t + " "])  # not the query memo of an earlier call
         times.append((time.perf_counter() - t0) * 1000)
         if len(ps.prompt_items(t)) == 1:
             single.append(times[-1])
-    print(f"latency: prompt screening, one at a time, {len(pick)} prompts: "
-          f"p50={np.percentile(times, 50):.1f} ms p95={np.percentile(times, 95):.1f} ms; the {len(single)} "
-          f"scored as one window (<= {ps.normalize.WINDOW_WORDS} words, no payload): "
-          f"p50={np.percentile(single, 50):.1f} ms p95={np.percentile(single, 95):.1f} ms")
+        t0 = time.perf_counter()
+        model.encode([ref_text])
+        ref.append((time.perf_counter() - t0) * 1000)
+    load1 = os.getloadavg()
+    r50 = float(np.percentile(ref, 50))
+
+    def fig(ms: list[float]) -> str:
+        p50, p95 = np.percentile(ms, 50), np.percentile(ms, 95)
+        return f"p50={p50:.1f} ms p95={p95:.1f} ms ({p50 / r50:.2f}x / {p95 / r50:.2f}x the reference call)"
+
+    print(f"latency: prompt screening, one at a time, {len(pick)} prompts: {fig(times)}; the {len(single)} "
+          f"scored as one window (<= {ps.normalize.WINDOW_WORDS} words, no payload): {fig(single)}; the "
+          f"{len(pick) - len(single)} others: {fig([x for x in times if x not in single])}")
+    print(f"  reference: one MiniLM call on a {REFERENCE_TOKENS}-token text, timed after each prompt: "
+          f"p50={r50:.1f} ms p95={np.percentile(ref, 95):.1f} ms; load average {load0[0]:.1f} -> {load1[0]:.1f} "
+          f"({os.cpu_count()} CPUs). Idle estimate: the ratios times the idle reference call.")
 
 
 def main_loso(
