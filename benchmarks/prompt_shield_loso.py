@@ -283,6 +283,11 @@ def long_benign(sources: dict[str, list[tuple[str, int]]], n: int = 150) -> None
     for name, texts in sets.items():
         got = _shipped_direct(texts) if texts else np.zeros(0, dtype=bool)
         print(f"  {name:52s} {_fmt(int(got.sum()), len(texts))}")
+    for src in ("jailbreakbench", "hackaprompt"):  # and long attacks must stay caught (in-sample)
+        texts = long_of([t for t, y in sources.get(src, []) if y == 1])
+        if texts:
+            got = _shipped_direct(texts)
+            print(f"  long attacks caught: {src + ' (long, in-sample)':31s} {_fmt(int(got.sum()), len(texts))}")
     # and benign prompts behind the evasion table's floods: stripping the filler must not make them look worse
     ben = [t for s, rows in sorted(sources.items()) for t, y in rows if y == 0 and len(t) <= 2000]
     pick = [ben[i] for i in rng.choice(len(ben), min(n, len(ben)), replace=False)]

@@ -105,6 +105,10 @@ def _short_windows(text: str) -> list[str]:
 # Sentences and short windows are many per long prompt, so they would add false positives at the model's own
 # threshold (pasted how-to articles and READMEs, in-sample and held out); they block only at this probability.
 EXTRA_ITEM_P = 0.85
+# The first and last runs of sentences of a long prompt (a payload before or after a flood of varied prose)
+# are fewer, so their bar is lower: at 0.80 they blocked no more of the long benign texts that
+# benchmarks.prompt_shield --parts evasion prints than the other items did.
+EDGE_ITEM_P = 0.80
 
 
 def prompt_items(text: str) -> list[str]:
@@ -114,18 +118,39 @@ def prompt_items(text: str) -> list[str]:
 
 
 def prompt_item_parts(text: str) -> tuple[list[str], list[str]]:
-    """What the direct classifier reads of one prompt, as ``(main, extra)`` (see :func:`_item_parts`)."""
-    main, forced, extra = _item_parts(text)
-    return main + forced, extra
+    """What the direct classifier reads of one prompt, as ``(judged at the model's threshold, judged at a
+    higher bar)`` (see :func:`_item_parts`)."""
+    main, forced, edges, extra = _item_parts(text)
+    return main + forced, edges + extra
 
 
-def _item_parts(text: str) -> tuple[list[str], list[str], list[str]]:
-    """``(main, filler_free, extra)``: word windows of the prompt's normalised text (one when short) and the
-    readable decoded payloads hidden in it (base64 & co., an English-looking rot13); the windows of the text
-    with repeated filler stripped (:func:`~.normalize.strip_filler`; none when nothing repeats), which are
+def _edge_groups(sentences: list[str]) -> list[str]:
+    """The text's first and last runs of whole sentences of at most :data:`SHORT_WORDS` words (a payload
+    before or after a flood of varied prose, read with none of it); a run under :data:`MIN_MODEL_WORDS`
+    words is left out."""
+    out: list[str] = []
+    for seq in (sentences, sentences[::-1]):
+        run: list[str] = []
+        n = 0
+        for x in seq:
+            n += len(x.split())
+            if n > SHORT_WORDS:
+                break
+            run.append(x)
+        group = " ".join(run if seq is sentences else run[::-1])
+        if len(group.split()) >= MIN_MODEL_WORDS and group not in out:
+            out.append(group)
+    return out
+
+
+def _item_parts(text: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """``(main, filler_free, edges, extra)``: word windows of the prompt's normalised text (one when short)
+    and the readable decoded payloads hidden in it (base64 & co., an English-looking rot13); the windows of
+    the text with repeated filler stripped (:func:`~.normalize.strip_filler`; none when nothing repeats),
     always embedded and judged at the model's threshold like the main windows; and, for prompts longer than
-    one window, each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows (see
-    :data:`SHORT_WORDS`), judged at :data:`EXTRA_ITEM_P`."""
+    one window, the first and last runs of sentences (:func:`_edge_groups`, judged at :data:`EDGE_ITEM_P`),
+    each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows (see :data:`SHORT_WORDS`),
+    judged at :data:`EXTRA_ITEM_P`."""
     mtext = for_model(text)
     items = windows(mtext)
     for payload in decoded_payloads(clean_lines(text)):
@@ -137,17 +162,21 @@ def _item_parts(text: str) -> tuple[list[str], list[str], list[str]]:
     if len(stripped.split()) >= MIN_MODEL_WORDS:
         # the case of what is left is judged on its own (shouting behind sentence-case filler is lowered)
         forced = [w for w in windows(for_model(stripped)) if w not in items][:MAX_FORCED]
+    edges: list[str] = []
     extra: list[str] = []
     if len(items) > 1 and len(mtext.split()) > WINDOW_WORDS:
         seen = set(items) | set(forced)
         # each sentence on its own too: a short payload behind filler is then read with none of it
-        sentences = [x for x in _SENTENCE.split(mtext) if len(x.split()) >= MIN_MODEL_WORDS]
-        for w in [*sentences, *_short_windows(mtext)]:
+        sentences = [x for x in _SENTENCE.split(mtext) if x.strip()]
+        edges = [g for g in _edge_groups(sentences) if g not in seen]
+        seen |= set(edges)
+        long_enough = [x for x in sentences if len(x.split()) >= MIN_MODEL_WORDS]
+        for w in [*long_enough, *_short_windows(mtext)]:
             if w not in seen:
                 seen.add(w)
                 extra.append(w)
     items = items[:MAX_ITEMS]
-    return items, forced, extra[: max(MAX_ITEMS - len(items) - len(forced), 0)]
+    return items, forced, edges, extra[: max(MAX_ITEMS - len(items) - len(forced) - len(edges), 0)]
 
 
 # At most this many windows of the filler-free text are embedded on top of the ranked ones (a flood strips to
@@ -163,7 +192,7 @@ MIN_MODEL_WORDS = 4
 
 # A long prompt's windows are all ranked by the cheap lexical part of the direct model; only this many (the
 # best-ranked) are embedded, in one batch, so screening cost no longer grows with the prompt's length.
-TOP_WINDOWS = 3
+TOP_WINDOWS = 1
 
 
 def direct_probs(
@@ -179,21 +208,28 @@ def direct_probs(
     items: list[str] = []
     lex: list[float] = []
     owner: list[int] = []
-    is_extra: list[bool] = []
+    bars: list[float] = []
+    th = model.threshold
     for i, t in enumerate(texts):
-        main, forced, more = _item_parts(t)
+        main, forced, edges, more = _item_parts(t)
         if len(main[0].split()) < MIN_MODEL_WORDS:  # main[0]: the first window, the whole text when short
             main = main[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
-        its = main + more
-        flags = np.array([False] * len(main) + [True] * len(more), dtype=bool)
+        tail = edges[-1:]  # the last run is always embedded (where a payload after a flood lies)
+        its = main + edges[:-1] + more
+        bar = np.array([th] * len(main) + [max(th, EDGE_ITEM_P)] * (len(edges) - len(tail))
+                       + [max(th, EXTRA_ITEM_P)] * len(more))
         ll = model.lexical_logit(its) if its else np.zeros(0)
         if len(its) > top_k:
             keep = sorted(np.argsort(-ll, kind="stable")[:top_k])
-            its, ll, flags = [its[k] for k in keep], ll[keep], flags[keep]
-        if forced:
-            its = its + forced
-            ll = np.concatenate([ll, model.lexical_logit(forced)])
-            flags = np.concatenate([flags, np.zeros(len(forced), dtype=bool)])
+            its, ll, bar = [its[k] for k in keep], ll[keep], bar[keep]
+            # the lexical rank read every window whole; the one embedded is read up to EMBED_TOKENS
+            capped = [_cap_tokens(x, backend) for x in its]
+            if capped != its:
+                its, ll = capped, model.lexical_logit(capped)
+        if forced or tail:
+            its = its + forced + tail
+            ll = np.concatenate([ll, model.lexical_logit(forced + tail)])
+            bar = np.concatenate([bar, np.full(len(forced), th), np.full(len(tail), max(th, EDGE_ITEM_P))])
         if not its:
             continue
         # MiniLM is uncased and whitespace-blind: the raw prompt embeds like its normalised form, and the raw
@@ -202,19 +238,56 @@ def direct_probs(
         items.extend([t] if memo else its)
         lex.extend(ll.tolist())
         owner.extend([i] * len(its))
-        is_extra.extend(flags.tolist())
+        bars.extend(bar.tolist())
     best = [0.0] * len(texts)
     if items:
         mtexts = [for_model(s) for s in items]
         chars = np.stack([char_features(m) for m in mtexts])
-        emb = (embed_fn or (lambda xs: embed(xs, backend)))(items)
+        emb = (embed_fn or (lambda xs: _embed_unpadded(xs, backend)))(items)
         p = model.predict(emb, chars, mtexts, np.asarray(lex))
-        # an extra item (sentence, short window) below EXTRA_ITEM_P is scaled below the threshold
-        cut = np.asarray(is_extra) & (p < EXTRA_ITEM_P)
-        p = np.where(cut, np.minimum(p, model.threshold * p / EXTRA_ITEM_P), p)
+        # an item with a bar above the threshold (edge run, sentence, short window) is scaled below the
+        # threshold unless it reaches its bar
+        b = np.asarray(bars)
+        p = np.where(p < b, np.minimum(p, th * p / b), p)
         for o, v in zip(owner, p, strict=True):
             best[o] = max(best[o], float(v))
     return best
+
+
+# A long prompt's best-ranked window is embedded up to this many word pieces (a 120-word window of code or
+# e-mail is 256 of them, which cost 4x one 64-token call).
+EMBED_TOKENS = 128
+
+
+def _cap_tokens(text: str, backend: str, limit: int | None = None) -> str:
+    """``text`` cut after its first ``limit`` (default :data:`EMBED_TOKENS`) MiniLM word pieces, special
+    tokens included (the bundled model's own tokenizer; the text unchanged when it is shorter)."""
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
+
+    limit = EMBED_TOKENS if limit is None else limit
+    tok = load_sentence_transformer(bundled_model_path(), backend).tokenizer
+    if hasattr(tok, "encode_batch"):  # a tokenizers.Tokenizer (ONNX): offsets of every piece, [CLS]/[SEP] (0, 0)
+        offsets = [o for o in tok.encode(text).offsets if o != (0, 0)]
+    else:  # a transformers fast tokenizer (torch)
+        offsets = list(tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"])
+    if len(offsets) <= limit - 2:
+        return text
+    return text[: offsets[limit - 3][1]]
+
+
+def _embed_unpadded(texts: Sequence[str], backend: str) -> np.ndarray:
+    """:func:`~.model.embed`, but a few texts of different lengths go one per model call: a batch pads every
+    text to its longest (a 120-word window with two sentences cost 1.5x the three embedded separately)."""
+    if len(texts) <= 1 or len(texts) > 8:
+        return embed(texts, backend)
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
+
+    model = load_sentence_transformer(bundled_model_path(), backend)
+    return np.concatenate([
+        np.asarray(model.encode([t], normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True),
+                   dtype=np.float32)
+        for t in texts
+    ])
 
 
 def score_prompts(
