@@ -30,7 +30,7 @@ def test_a_payload_behind_copied_filler_is_recovered_word_for_word(
     flood = filler * copies
     text = " ".join(flood + payload + (flood if after else []))
     got = strip_filler(text)
-    if len(flood) * (2 if after else 1) >= max(FILLER_MIN_WORDS, len(text.split()) / 2):
+    if len(flood) >= FILLER_MIN_WORDS and len(flood) * (2 if after else 1) >= len(text.split()) / 2:
         assert got == " ".join(payload)
     else:
         assert got == ""  # too little filler to be a flood: nothing is stripped
@@ -52,6 +52,8 @@ def test_prose_with_a_repeated_snippet_is_not_a_flood() -> None:
               "audit trail is never rewritten. See the configuration guide for tenants, connectors and plugins.")
     assert strip_filler(readme) == ""
     assert strip_filler(VARIED_FILLER) == ""  # distinct sentences never count as filler
+    # a templated text repeats its pattern in short runs between its own words: not a flood either
+    assert strip_filler(" ".join(f"Section {i}: the canteen serves soup on Mondays." for i in range(100))) == ""
 
 
 def test_the_filler_free_text_is_scored_at_the_models_threshold() -> None:

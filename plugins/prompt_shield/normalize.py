@@ -178,8 +178,8 @@ FILLER_MIN_SHARE = 0.5
 def strip_filler(text: str, n: int = FILLER_GRAM, copies: int = FILLER_COPIES) -> str:
     """The words of ``text`` (whitespace-separated) outside repeated filler, joined by single spaces: a word
     is filler when some word ``n``-gram covering it (compared case-folded) occurs ``copies`` times or more in
-    the text. ``""`` when fewer than :data:`FILLER_MIN_WORDS` words, or less than :data:`FILLER_MIN_SHARE` of
-    them, are filler (no flood).
+    the text, and only runs of at least :data:`FILLER_MIN_WORDS` filler words are dropped. ``""`` when less
+    than :data:`FILLER_MIN_SHARE` of the words would be dropped (no flood).
 
     A padding flood made of copied text (a sentence, a paragraph or one word repeated) is removed whole,
     while a payload that occurs once keeps every word; text with no repeated n-gram is never changed, so
@@ -196,6 +196,15 @@ def strip_filler(text: str, n: int = FILLER_GRAM, copies: int = FILLER_COPIES) -
     for i, g in enumerate(grams):
         if count[g] >= copies:
             filler[i : i + n] = b"\x01" * n
-    if sum(filler) < max(FILLER_MIN_WORDS, FILLER_MIN_SHARE * len(words)):
+    # only runs of at least FILLER_MIN_WORDS filler words count: a templated text ("Section 3: the canteen
+    # serves ...") repeats short runs between its own words, and stripping those would leave fragments
+    drop = bytearray(len(words))
+    start = 0
+    for i in range(len(words) + 1):
+        if i == len(words) or not filler[i]:
+            if i - start >= FILLER_MIN_WORDS:
+                drop[start:i] = b"\x01" * (i - start)
+            start = i + 1
+    if sum(drop) < max(FILLER_MIN_WORDS, FILLER_MIN_SHARE * len(words)):
         return ""
-    return " ".join(w for w, f in zip(words, filler, strict=True) if not f)
+    return " ".join(w for w, f in zip(words, drop, strict=True) if not f)
