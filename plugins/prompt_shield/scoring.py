@@ -3,8 +3,10 @@ documents (the worst unit of a chunk, :mod:`.indirect_model`; precomputed at ing
 vector and versioned).
 
 Invariants: a strong rule hit sets ``Score.strong`` and blocks whatever the threshold; the classifier only
-ever sees normalised text; a prompt's score is the max over windows that cover the whole text and over its
-readable decoded payloads, so neither filler nor an encoding lowers it; reasons never quote the text.
+ever sees normalised text; a prompt's score is the max over items whose lexical rank reads the whole text
+(windows, sentences, its first and last runs of sentences), over its readable decoded payloads and over the
+text with copied filler stripped, so neither an encoding nor a flood of copied filler lowers it; reasons never
+quote the text.
 """
 
 from __future__ import annotations
@@ -191,7 +193,10 @@ MIN_MODEL_WORDS = 4
 
 
 # A long prompt's windows are all ranked by the cheap lexical part of the direct model; only this many (the
-# best-ranked) are embedded, in one batch, so screening cost no longer grows with the prompt's length.
+# best-ranked) are embedded (cut to EMBED_TOKENS), with its last run of sentences and, for a flood of copied
+# filler, the filler-free windows, so screening cost does not grow with the prompt's length. One ranked item
+# caught every long in-sample attack that three did and blocked fewer long benign texts
+# (benchmarks.prompt_shield --parts evasion).
 TOP_WINDOWS = 1
 
 
@@ -203,8 +208,11 @@ def direct_probs(
     top_k: int = TOP_WINDOWS,
 ) -> list[float]:
     """The direct classifier's probability per prompt: the max over its :func:`prompt_items`, of which the
-    ``top_k`` best by :meth:`~.direct_model.DirectModel.lexical_logit` are embedded (one batch for all
-    prompts); prompts under :data:`MIN_MODEL_WORDS` words keep only their decoded payloads (0.0 if none)."""
+    ``top_k`` best by :meth:`~.direct_model.DirectModel.lexical_logit` (cut to :data:`EMBED_TOKENS` when
+    there are more), the last run of sentences and the filler-free windows are embedded (one ``embed_fn``
+    call for all prompts); an item with a bar above the model's threshold counts only when it reaches it;
+    prompts under :data:`MIN_MODEL_WORDS` words keep only their decoded payloads (0.0 if none). Only the
+    model's ``threshold``, ``lexical_logit`` and ``predict`` are used."""
     items: list[str] = []
     lex: list[float] = []
     owner: list[int] = []
