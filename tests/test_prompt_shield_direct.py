@@ -66,9 +66,9 @@ def test_long_prompt_embeds_only_the_best_windows_and_still_finds_a_late_payload
     counter = _Counting()
     p_late, p_clean = direct_probs([article + " " + ATTACK, article], model, embed_fn=counter)
     # one batch: per prompt the TOP_WINDOWS best-ranked items, its last run of sentences and at most
-    # MAX_FORCED windows of its filler-free text (the article repeats its sentence pattern)
+    # MAX_FORCED decoded payloads and filler-free windows each (the article repeats its sentence pattern)
     assert len(counter.sent) == 1
-    assert counter.sent[0] <= 2 * (TOP_WINDOWS + 1 + MAX_FORCED) < n_items
+    assert counter.sent[0] <= 2 * (TOP_WINDOWS + 1 + 2 * MAX_FORCED) < n_items
     assert p_late >= model.threshold > p_clean
     assert direct_probs([ATTACK], model)[0] >= model.threshold
 

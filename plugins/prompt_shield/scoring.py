@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from groundwire.models import Chunk
 
-from .decode import decoded_payloads, looks_english
+from .decode import decoded_payloads, leet_reading, looks_english
 from .direct_model import DirectModel, load_direct
 from .indirect_model import MODEL_ID, N_FEATURES, UNIT_MIN_CHARS, chunk_probs, embed_text, load_indirect
 from .model import (
@@ -146,24 +146,29 @@ def _edge_groups(sentences: list[str]) -> list[str]:
 
 
 def _item_parts(text: str) -> tuple[list[str], list[str], list[str], list[str]]:
-    """``(main, filler_free, edges, extra)``: word windows of the prompt's normalised text (one when short)
-    and the readable decoded payloads hidden in it (base64 & co., an English-looking rot13); the windows of
-    the text with repeated filler stripped (:func:`~.normalize.strip_filler`; none when nothing repeats),
-    always embedded and judged at the model's threshold like the main windows; and, for prompts longer than
+    """``(main, forced, edges, extra)``: word windows of the prompt's normalised text (one when short) and
+    its leetspeak reading; the readable decoded payloads hidden in it (base64 & co., an English-looking
+    rot13; at most :data:`MAX_FORCED`) and the windows of the text with repeated filler stripped
+    (:func:`~.normalize.strip_filler`; none when nothing repeats), always embedded and judged at the model's
+    threshold like the main windows; and, for prompts longer than
     one window, the first and last runs of sentences (:func:`_edge_groups`, judged at :data:`EDGE_ITEM_P`),
     each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows (see :data:`SHORT_WORDS`),
     judged at :data:`EXTRA_ITEM_P`."""
     mtext = for_model(text)
     items = windows(mtext)
-    for payload in decoded_payloads(clean_lines(text)):
-        mt = for_model(payload)
-        if len(mt.split()) >= 3 and looks_english(mt) >= 0.1 and mt not in items:
-            items.append(mt)
+    lines = clean_lines(text)
+    leet = leet_reading(lines)
     forced: list[str] = []
+    for payload in decoded_payloads(lines):
+        mt = for_model(payload)
+        if len(mt.split()) >= 3 and looks_english(mt) >= 0.1 and mt not in items and mt not in forced:
+            # a decoded blob or rot13 reading is always embedded; the leetspeak reading (most texts with
+            # digits have one) is ranked with the windows
+            (items if payload == leet or len(forced) >= MAX_FORCED else forced).append(mt)
     stripped = strip_filler(clean(text))
     if len(stripped.split()) >= MIN_MODEL_WORDS:
         # the case of what is left is judged on its own (shouting behind sentence-case filler is lowered)
-        forced = [w for w in windows(for_model(stripped)) if w not in items][:MAX_FORCED]
+        forced += [w for w in windows(for_model(stripped)) if w not in items and w not in forced][:MAX_FORCED]
     edges: list[str] = []
     extra: list[str] = []
     if len(items) > 1 and len(mtext.split()) > WINDOW_WORDS:
@@ -181,8 +186,9 @@ def _item_parts(text: str) -> tuple[list[str], list[str], list[str], list[str]]:
     return items, forced, edges, extra[: max(MAX_ITEMS - len(items) - len(forced) - len(edges), 0)]
 
 
-# At most this many windows of the filler-free text are embedded on top of the ranked ones (a flood strips to
-# the payload; a long text whose repeats are stripped still has its own windows ranked as usual).
+# At most this many decoded payloads, and this many windows of the filler-free text, are embedded on top of
+# the ranked ones (a flood strips to the payload; a long text whose repeats are stripped still has its own
+# windows ranked as usual).
 MAX_FORCED = 2
 
 
