@@ -107,9 +107,9 @@ def _short_windows(text: str) -> list[str]:
 # Sentences and short windows are many per long prompt, so they would add false positives at the model's own
 # threshold (pasted how-to articles and READMEs, in-sample and held out); they block only at this probability.
 EXTRA_ITEM_P = 0.85
-# The first and last runs of sentences of a long prompt (a payload before or after a flood of varied prose)
-# are fewer, so their bar is lower: at 0.80 they blocked no more of the long benign texts that
-# benchmarks.prompt_shield --parts evasion prints than the other items did.
+# The first and last runs of sentences and the last sentence of a long prompt (a payload before or after a
+# flood of varied prose) are few, so their bar is lower: at 0.80 they blocked no more of the long benign texts
+# that benchmarks.prompt_shield --parts evasion prints than the other items did.
 EDGE_ITEM_P = 0.80
 
 
@@ -122,15 +122,15 @@ def prompt_items(text: str) -> list[str]:
 def prompt_item_parts(text: str) -> tuple[list[str], list[str]]:
     """What the direct classifier reads of one prompt, as ``(judged at the model's threshold, judged at a
     higher bar)`` (see :func:`_item_parts`)."""
-    main, forced, edges, extra = _item_parts(text)
-    return main + forced, edges + extra
+    main, forced, head, tail, extra = _item_parts(text)
+    return main + forced, head + tail + extra
 
 
-def _edge_groups(sentences: list[str]) -> list[str]:
-    """The text's first and last runs of whole sentences of at most :data:`SHORT_WORDS` words (a payload
-    before or after a flood of varied prose, read with none of it); a run under :data:`MIN_MODEL_WORDS`
-    words is left out."""
-    out: list[str] = []
+def _edge_groups(sentences: list[str]) -> tuple[list[str], list[str]]:
+    """``(head, tail)``: the text's first run of whole sentences of at most :data:`SHORT_WORDS` words, and
+    its last sentence and last such run (a payload before or after a flood of varied prose, read with little
+    or none of it); items under :data:`MIN_MODEL_WORDS` words are left out."""
+    runs: list[str] = []
     for seq in (sentences, sentences[::-1]):
         run: list[str] = []
         n = 0
@@ -139,19 +139,23 @@ def _edge_groups(sentences: list[str]) -> list[str]:
             if n > SHORT_WORDS:
                 break
             run.append(x)
-        group = " ".join(run if seq is sentences else run[::-1])
-        if len(group.split()) >= MIN_MODEL_WORDS and group not in out:
-            out.append(group)
-    return out
+        runs.append(" ".join(run if seq is sentences else run[::-1]))
+    head = [runs[0]] if len(runs[0].split()) >= MIN_MODEL_WORDS else []
+    tail: list[str] = []
+    for g in (sentences[-1] if sentences else "", runs[1]):
+        if len(g.split()) >= MIN_MODEL_WORDS and g not in tail and g not in head:
+            tail.append(g)
+    return head, tail
 
 
-def _item_parts(text: str) -> tuple[list[str], list[str], list[str], list[str]]:
-    """``(main, forced, edges, extra)``: word windows of the prompt's normalised text (one when short) and
+def _item_parts(text: str) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """``(main, forced, head, tail, extra)``: word windows of the prompt's normalised text (one when short) and
     its leetspeak reading; the readable decoded payloads hidden in it (base64 & co., an English-looking
     rot13; at most :data:`MAX_FORCED`) and the windows of the text with repeated filler stripped
     (:func:`~.normalize.strip_filler`; none when nothing repeats), always embedded and judged at the model's
     threshold like the main windows; and, for prompts longer than
-    one window, the first and last runs of sentences (:func:`_edge_groups`, judged at :data:`EDGE_ITEM_P`),
+    one window, the first run of sentences, the last sentence and the last run (:func:`_edge_groups`, judged at
+    :data:`EDGE_ITEM_P`; the tail ones always embedded),
     each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows (see :data:`SHORT_WORDS`),
     judged at :data:`EXTRA_ITEM_P`."""
     mtext = for_model(text)
@@ -170,12 +174,15 @@ def _item_parts(text: str) -> tuple[list[str], list[str], list[str], list[str]]:
         # the case of what is left is judged on its own (shouting behind sentence-case filler is lowered)
         forced += [w for w in windows(for_model(stripped)) if w not in items and w not in forced][:MAX_FORCED]
     edges: list[str] = []
+    n_head = 0
     extra: list[str] = []
     if len(items) > 1 and len(mtext.split()) > WINDOW_WORDS:
         seen = set(items) | set(forced)
         # each sentence on its own too: a short payload behind filler is then read with none of it
         sentences = [x for x in _SENTENCE.split(mtext) if x.strip()]
-        edges = [g for g in _edge_groups(sentences) if g not in seen]
+        head, tail = _edge_groups(sentences)
+        edges = [g for g in head + tail if g not in seen]
+        n_head = len([g for g in head if g not in seen])
         seen |= set(edges)
         long_enough = [x for x in sentences if len(x.split()) >= MIN_MODEL_WORDS]
         for w in [*long_enough, *_short_windows(mtext)]:
@@ -183,7 +190,8 @@ def _item_parts(text: str) -> tuple[list[str], list[str], list[str], list[str]]:
                 seen.add(w)
                 extra.append(w)
     items = items[:MAX_ITEMS]
-    return items, forced, edges, extra[: max(MAX_ITEMS - len(items) - len(forced) - len(edges), 0)]
+    extra = extra[: max(MAX_ITEMS - len(items) - len(forced) - len(edges), 0)]
+    return items, forced, edges[:n_head], edges[n_head:], extra
 
 
 # At most this many decoded payloads, and this many windows of the filler-free text, are embedded on top of
@@ -225,13 +233,12 @@ def direct_probs(
     bars: list[float] = []
     th = model.threshold
     for i, t in enumerate(texts):
-        main, forced, edges, more = _item_parts(t)
+        main, forced, head, tail, more = _item_parts(t)
         if len(main[0].split()) < MIN_MODEL_WORDS:  # main[0]: the first window, the whole text when short
             main = main[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
-        tail = edges[-1:]  # the last run is always embedded (where a payload after a flood lies)
-        its = main + edges[:-1] + more
-        bar = np.array([th] * len(main) + [max(th, EDGE_ITEM_P)] * (len(edges) - len(tail))
-                       + [max(th, EXTRA_ITEM_P)] * len(more))
+        # the tail (last sentence, last run) is always embedded: where a payload after a flood lies
+        its = main + head + more
+        bar = np.array([th] * len(main) + [max(th, EDGE_ITEM_P)] * len(head) + [max(th, EXTRA_ITEM_P)] * len(more))
         ll = model.lexical_logit(its) if its else np.zeros(0)
         if len(its) > top_k:
             keep = sorted(np.argsort(-ll, kind="stable")[:top_k])
