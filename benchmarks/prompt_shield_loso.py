@@ -24,8 +24,12 @@ Printed:
   on BIPIA's instructions and contexts only: the planted attacks are from sources it never saw, the BIPIA
   clean hosts are in-sample.
 - **evasion**: the shipped shield's caught rate on attacks before and after each transform of
-  ``benchmarks.prompt_shield_evasion``.
-- **latency**: ``score_prompts`` one prompt at a time (p50 / p95, torch threads as given).
+  ``benchmarks.prompt_shield_evasion``; then the other side: long benign texts pasted as prompts (BIPIA clean
+  contexts, README passages of the harvest's train and eval splits, the how-to articles alone and joined) and
+  benign prompts behind the same floods, blocked, and long attacks still caught.
+- **latency**: ``score_prompts`` one prompt at a time (p50 / p95, torch threads as given), also as multiples of
+  one MiniLM call on a 64-token text timed after each prompt, with the load average: on a loaded machine the
+  milliseconds say little, the multiples stay comparable.
 
 Embeddings are cached in ``benchmarks/.cache`` (git-ignored), keyed by a hash of the texts.
 """
