@@ -47,12 +47,12 @@ from .connector import Checkpoint, Connector, ConnectorContext, Delete, Skipped,
 from .embedding import Embedder, MemoEmbedder, Vectors
 from .errors import ConfigError, ConnectorError, GroundwireError
 from .index import DocState, Index, TenantIndex
+from .ingest_embed import Embedded, embed_chunks, index_text, index_text_spans, split_ahead
 from .ingest_pipeline import Prefetch
 from .ingest_reuse import Reuse, load_reuse
 from .ingest_state import StateStore
 from .keycheck import check_index
 from .models import Chunk, Document
-from .sentences import sentence_spans
 from .sources import printable_name
 from .stores.fs import disk_full_error
 
@@ -117,18 +117,6 @@ AnnotateFn = Callable[[Sequence[Chunk], Mapping[str, Any], Embedder, SentenceVec
                       Iterable[Mapping[str, Mapping[str, Any]] | None]]
 
 
-def index_text(chunk: Chunk) -> str:
-    """The text a chunk's index vector embeds: its title and text (the text alone when untitled)."""
-    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
-
-
-def index_text_spans(title: str, text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """The sentences of ``text`` (:func:`groundwire.split_sentences`) and their character spans in the index
-    text of a chunk with this title and text (shifted past ``title + "\\n"``)."""
-    shift = len(title) + 1 if title else 0
-    spans = sentence_spans(text)
-    return [text[a:b].strip() for a, b in spans], [(a + shift, b + shift) for a, b in spans]
-
 #: errors that come from one item's data (bad text, bad id), not from the store or the machine
 _ITEM_ERRORS = (UnicodeError, ValueError, TypeError, KeyError)
 
@@ -143,17 +131,6 @@ def _unstorable(doc: Document) -> str:
         except UnicodeEncodeError:
             return f"document {what} is not valid UTF-8 (undecodable bytes): not indexed; fix the source"
     return ""
-
-
-def _split_ahead(doc: Document, connector: str, tenant: str, size: int, overlap: int) -> None:
-    """Split the sentences of ``doc``'s chunks now (in the producer thread, while the previous batch embeds):
-    :func:`~groundwire.sentences.sentence_spans` caches them per text, so the embedding step finds them
-    ready. Only a warm-up: any error is left for the embedding step to report."""
-    try:
-        for c in chunk_document(doc, connector, tenant, size, overlap):
-            sentence_spans(c.text)
-    except Exception:  # noqa: BLE001 - reported (and the item skipped) where the chunks are really made
-        return
 
 
 class _Batch:
@@ -366,7 +343,7 @@ class Ingester:
             report.total = connector.expected_items(saved)
             for change in connector.changes(saved):
                 if isinstance(change, Upsert) and self.annotate is not None:
-                    _split_ahead(change.document, name, cc.tenant, rs.chunk_size, rs.chunk_overlap)
+                    split_ahead(change.document, name, cc.tenant, rs.chunk_size, rs.chunk_overlap)
                 yield change
 
         # extraction runs ahead of embedding in a thread (bounded); same changes in the same order
@@ -511,7 +488,7 @@ class Ingester:
 
     def _annotate(
         self, per_doc: list[tuple[Document, list[Chunk], bool]], vectors: list[Any], reuse: Reuse,
-        sentences: Mapping[tuple[str, str], tuple[list[str], Vectors]],
+        sentences: Embedded,
     ) -> list[tuple[Document, list[Chunk], bool]]:
         """The chunks with their annotations: stored ones for unchanged chunks, else ``annotate_chunks``' (given
         the chunk vectors, their sentence vectors and a memo embedder seeded with the chunk vectors, and with
@@ -598,7 +575,7 @@ class Ingester:
     def _embed(
         self, per_doc: list[tuple[Document, list[Chunk], bool]], reuse: Reuse, tindex: TenantIndex, name: str,
         existing: dict[str, DocState], report: SyncReport,
-    ) -> tuple[list[Any], dict[tuple[str, str], tuple[list[str], Vectors]]]:
+    ) -> tuple[list[Any], Embedded]:
         """Vectors per document (``None`` where that document's embedding failed: it is dropped) and the
         sentences with their vectors per ``(title, text)`` of every chunk that will be annotated. Only texts
         with no stored vector (or to be annotated again) are embedded, each distinct text once, all in one
@@ -606,7 +583,7 @@ class Ingester:
         come from the chunk's own model run with an embedder that pools spans)."""
         texts = [[index_text(c) for c in cs] for _, cs, _ in per_doc]
         dim = self.embedder.dimension
-        sentences: dict[tuple[str, str], tuple[list[str], Vectors]] = {}
+        sentences: Embedded = {}
 
         def assemble(ts: list[str], fresh: dict[str, Any]) -> Any:
             out = np.empty((len(ts), dim), dtype=np.float32)
@@ -616,29 +593,8 @@ class Ingester:
             return out
 
         def embed(cs: list[Chunk]) -> dict[str, Any]:
-            jobs: dict[tuple[str, str], bool] = {}  # (title, text) -> its sentence vectors are needed
-            covered: set[str] = set()
-            for c in cs:
-                t, key = index_text(c), (c.title, c.text)
-                if self.annotate is not None and reuse.annotations(c) is None:
-                    jobs[key] = True
-                    covered.add(t)
-                elif reuse.vector(t) is None and t not in covered and key not in jobs:
-                    jobs[key] = False
-                    covered.add(t)
-            if not jobs:
-                return {}
-            keys = list(jobs)
-            todo = [f"{ti}\n{tx}" if ti else tx for ti, tx in keys]
-            split = [index_text_spans(*k) if jobs[k] else ([], []) for k in keys]
-            vecs, per = self.embedder.embed_with_spans(todo, [sp for _, sp in split])
-            report.embedded += len(todo)
-            for k, (sents, _), sv in zip(keys, split, per, strict=True):
-                if jobs[k]:
-                    sentences[k] = (sents, np.asarray(sv, dtype=np.float32).reshape(len(sents), dim))
-            fresh: dict[str, Any] = {}
-            for t, v in zip(todo, vecs, strict=True):
-                fresh.setdefault(t, v)
+            fresh, n = embed_chunks(self.embedder, cs, reuse, self.annotate is not None, sentences)
+            report.embedded += n
             return fresh
 
         try:
