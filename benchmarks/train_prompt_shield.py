@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 from groundwire.plugins import prompt_shield as ps
+from groundwire.plugins.prompt_shield import indirect_model as im
 
 from benchmarks.howto import canonical
 from benchmarks.prompt_shield import (
@@ -93,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--indirect-fpr", type=float, default=0.02)
     ap.add_argument("--indirect-C", type=float, default=0.5, dest="indirect_c")
+    ap.add_argument("--indirect-units", choices=["late", "standalone"], default="late",
+                    help="unit vectors read from the chunk's own model run (late) or each unit embedded alone")
+    ap.add_argument("--indirect-head", choices=["lr", "mlp"], default="lr")
+    ap.add_argument("--indirect-doc-rate", type=float, default=None,
+                    help="also cap the clean documents withheld (macro over host kinds, inner out-of-fold)")
     ap.add_argument("--limit", type=int, default=1500)
     ap.add_argument("--fpr", type=float, default=0.02)
     ap.add_argument(
@@ -134,21 +140,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"direct: trained on {len(texts)} prompts ({counts}) = {len(it.texts)} windows with augmentations, "
               f"{recipe}, threshold={model.threshold:.3f} -> {out}")
     if args.indirect_sources:
-        train_indirect(Path(args.indirect_sources), Path(args.out_dir), args.indirect_fpr, args.indirect_c)
+        train_indirect(Path(args.indirect_sources), Path(args.out_dir), args.indirect_fpr, args.indirect_c,
+                       args.indirect_units == "late", args.indirect_head, args.indirect_doc_rate)
     if args.indirect:
         ap.error("--indirect trained the segment model the unit head replaced; use --indirect-sources SEED_DIR")
 
 
-def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float) -> None:
+def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float, late: bool = True, head: str = "lr",
+                   doc_rate: float | None = None) -> None:
     """The shipped indirect unit head: every attack source planted in train-split hosts, clean train-split
-    chunks; the threshold at ``fpr`` of inner out-of-fold clean-chunk scores. Writes the artefact and a
-    manifest of sources, counts and licences next to it."""
+    chunks; the threshold at ``fpr`` of inner out-of-fold clean-chunk scores (and, with ``doc_rate``, at most
+    that share of clean documents withheld, macro over host kinds). Writes the artefact and a manifest of
+    sources, counts and licences next to it."""
     from benchmarks import indirect_data as D
     from benchmarks import prompt_shield_indirect as pi
 
-    f = pi.load(seed_dir, pi.DEFAULT_PER_TRAIN, pi.DEFAULT_PER_EVAL)
+    pi.HEAD["kind"] = head
+    if doc_rate is not None:
+        pi.THRESHOLD.update(mode="doc", doc_rate=doc_rate)
+    f = pi.load(seed_dir, pi.DEFAULT_PER_TRAIN, pi.DEFAULT_PER_EVAL, late)
     idx = np.flatnonzero(np.array([ch.split == "train" for ch in f.chunks]))
-    model = pi.train(f, idx, fpr, c)
+    m = pi.train(f, idx, fpr, c)
+    model = im.IndirectModel(m.w, m.b, m.mu, m.sd, m.threshold, m.w1, m.b1, late)
     out = out_dir / "prompt_shield_indirect.npz"
     model.save(out)
     planted: dict[str, int] = {}
@@ -160,7 +173,12 @@ def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float) -> None:
         else:
             hosts[ch.kind] = hosts.get(ch.kind, 0) + 1
     out.with_suffix(".manifest.json").write_text(json.dumps({
-        "head": "unit logistic regression (plugins/prompt_shield/indirect_model.py)",
+        "head": ("unit logistic regression" if head == "lr" else "unit MLP (one hidden ReLU layer)")
+        + " (plugins/prompt_shield/indirect_model.py)",
+        "unit_vectors": ("late: read from the chunk's own MiniLM run" if late
+                         else "standalone: each unit embedded alone"),
+        "hard_negative_weight": pi.HARD_WEIGHT["w"],
+        "doc_rate": doc_rate,
         "planted_chunks_per_source": dict(sorted(planted.items())),
         "clean_chunks_per_host_kind": dict(sorted(hosts.items())),
         "licences": D.SOURCES,
@@ -169,7 +187,7 @@ def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float) -> None:
             "howto": "this repository (benchmarks/data/howto_enterprise.jsonl)",
             "readme": "each installed distribution's own licence (README passages, benchmarks.howto train split)",
             "gen-code": "each installed distribution's own licence (windows of its .py files)",
-            "gen-table, gen-email": "generated (benchmarks/indirect_data.py)",
+            "gen-table, gen-email, gen-howto, gen-readme": "generated (benchmarks/indirect_data.py)",
         },
         "split": "train (hash of the host's origin, benchmarks.indirect_data.split_of)",
         "fpr": fpr, "C": c, "threshold": round(model.threshold, 6),
