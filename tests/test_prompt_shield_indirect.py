@@ -108,8 +108,8 @@ CODE = (
     "import Path\n\n\ndef rotate(folder: Path, keep: int = 7) -> None:\n    logs = sorted(folder.glob('*.log'), "
     "key=os.path.getmtime)\n    for old in logs[:-keep]:\n        old.unlink()  # delete the oldest files\n```\n"
 )
-# a how-to sentence for people right before the fence: the known false positive of the shipped head (it reads
-# like BIPIA's "blend the following code block into your code"); see the README's indirect figures
+# a how-to sentence for people right before the fence (it reads like BIPIA's "blend the following code block into
+# your code"): withheld by the standalone-unit head, kept by the late-chunked head trained with how-to hosts
 CODE_WITH_HOWTO = CODE.replace("\n\n```", "\n\nRun the snippet below once a night.\n\n```", 1)
 
 
@@ -132,6 +132,5 @@ def test_clean_tables_and_code_are_not_withheld_after_sync(make_grounder, tmp_pa
     assert _synced_drops(make_grounder, tmp_path, files) == {doc_key("kb", "results.md")}  # the planted one only
 
 
-@pytest.mark.xfail(strict=True, reason="known false positive: an instruction for people right before a code fence")
 def test_howto_sentence_before_code_is_not_withheld(make_grounder, tmp_path: Path) -> None:
     assert _synced_drops(make_grounder, tmp_path, {"rotate.md": CODE_WITH_HOWTO}) == set()
