@@ -414,6 +414,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--doc-rate", type=float, default=None,
                     help="LOSO threshold also caps clean documents withheld (macro over host kinds, inner OOF)")
     ap.add_argument("--hard-weight", type=float, default=HARD_WEIGHT["w"])
+    ap.add_argument("--generated", default=",".join(sorted(D.GENERATED)),
+                    help="generated host kinds to use (default all; gen-table,gen-code,gen-email: the hosts before "
+                    "gen-howto and gen-readme)")
     ap.add_argument("--cost-docs", type=int, default=120, help="--parts cost: eval documents timed")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
@@ -424,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parts = args.parts.split(",")
     HEAD["kind"] = args.head
     HARD_WEIGHT["w"] = args.hard_weight
+    D.GENERATED.intersection_update(set(args.generated.split(",")))
     if args.doc_rate is not None:
         THRESHOLD.update(mode="doc", doc_rate=args.doc_rate)
     if {"loso", "shipped"} & set(parts):
