@@ -531,6 +531,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--no-window-negatives", action="store_true",
                     help="--loso: train on the first window of a long benign prompt only")
     ap.add_argument("--no-source-balance", action="store_true", help="--loso: weigh classes, not sources")
+    ap.add_argument("--holdout", default="", help="--loso: comma-separated sources to hold out (default: all)")
     ap.add_argument("--evasion-n", type=int, default=400, help="--loso: attacks sampled for the evasion table")
     ap.add_argument("--latency-n", type=int, default=200, help="--loso: prompts timed for the latency figures")
     ap.add_argument("--limit", type=int, default=1500, help="--loso: at most this many rows per source and label")
@@ -571,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         recipe = Recipe(args.l2, args.l2_hash, args.augment, not args.no_hash, not args.no_window_negatives,
                         not args.no_source_balance, args.threshold_on)
         main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads, recipe,
-                  args.evasion_n, args.latency_n)
+                  args.evasion_n, args.latency_n, [h for h in args.holdout.split(",") if h])
         if "indirect" in args.parts.split(","):  # the unit head's own leave-one-source-out figures
             from benchmarks import prompt_shield_indirect
 

