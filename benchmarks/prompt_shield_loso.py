@@ -25,8 +25,12 @@ Printed:
   on BIPIA's instructions and contexts only: the planted attacks are from sources it never saw, the BIPIA
   clean hosts are in-sample.
 - **evasion**: the shipped shield's caught rate on attacks before and after each transform of
-  ``benchmarks.prompt_shield_evasion``.
-- **latency**: ``score_prompts`` one prompt at a time (p50 / p95, torch threads as given).
+  ``benchmarks.prompt_shield_evasion``; then the other side: long benign texts pasted as prompts (BIPIA clean
+  contexts, README passages of the harvest's train and eval splits, the how-to articles alone and joined) and
+  benign prompts behind the same floods, blocked, and long attacks still caught.
+- **latency**: ``score_prompts`` one prompt at a time (p50 / p95, torch threads as given), also as multiples of
+  one MiniLM call on a 64-token text timed after each prompt, with the load average: on a loaded machine the
+  milliseconds say little, the multiples stay comparable.
 
 Embeddings are cached in ``benchmarks/.cache`` (git-ignored), keyed by a hash of the texts.
 """
@@ -275,22 +279,106 @@ def evasion_table(sources: dict[str, list[tuple[str, int]]], n: int) -> None:
               f"of those caught before: {kept:.3f}")
 
 
+def long_benign(sources: dict[str, list[tuple[str, int]]], n: int = 150) -> None:
+    """The other side of the evasion table: long benign texts pasted as prompts, blocked by the shipped shield
+    (the extra items that catch a payload behind filler must not block these)."""
+    from benchmarks.howto import ARTICLES, harvest_installed
+
+    rng = np.random.default_rng(11)
+
+    def long_of(texts: list[str]) -> list[str]:
+        xs = [t for t in texts if len(ps.for_model(t).split()) > ps.normalize.WINDOW_WORDS]
+        return [xs[i] for i in sorted(rng.choice(len(xs), n, replace=False))] if len(xs) > n else xs
+
+    howto = [json.loads(x)["document"] for x in ARTICLES.read_text("utf-8").splitlines() if x.strip()]
+    sets = {
+        "BIPIA clean contexts (long, in-sample)": long_of([t for t, y in sources.get("bipia-context", []) if y == 0]),
+        "README passages (long, train split, in-sample)": long_of([t for t, y in sources.get("pypi-readme", [])
+                                                                   if y == 0]),
+        "README passages (long, eval split, held out)": long_of([p.text for p in harvest_installed("eval").passages]),
+        "how-to articles (howto_enterprise.jsonl, held out)": howto,
+        "how-to articles, 3 joined (held out)": [" ".join(howto[i : i + 3]) for i in range(0, len(howto) - 2, 3)],
+    }
+    print("long benign texts pasted as prompts, blocked by the shipped shield")
+    for name, texts in sets.items():
+        got = _shipped_direct(texts) if texts else np.zeros(0, dtype=bool)
+        print(f"  {name:52s} {_fmt(int(got.sum()), len(texts))}")
+    for src in ("jailbreakbench", "hackaprompt"):  # and long attacks must stay caught (in-sample)
+        texts = long_of([t for t, y in sources.get(src, []) if y == 1])
+        if texts:
+            got = _shipped_direct(texts)
+            print(f"  long attacks caught: {src + ' (long, in-sample)':31s} {_fmt(int(got.sum()), len(texts))}")
+    # and benign prompts behind the evasion table's floods: stripping the filler must not make them look worse
+    ben = [t for s, rows in sorted(sources.items()) for t, y in rows if y == 0 and len(t) <= 2000]
+    pick = [ben[i] for i in rng.choice(len(ben), min(n, len(ben)), replace=False)]
+    before = _shipped_direct(pick)
+    for name, fn in TRANSFORMS.items():
+        if name.startswith("padding"):
+            got = _shipped_direct([fn(t) for t in pick])
+            print(f"  benign prompts, {name:36s} {_fmt(int(got.sum()), len(pick))} "
+                  f"(before: {_fmt(int(before.sum()), len(pick))})")
+
+
+REFERENCE_TOKENS = 64
+
+
+def _reference_text() -> str:
+    """A plain English text of :data:`REFERENCE_TOKENS` MiniLM tokens (special tokens included)."""
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
+
+    prose = ("the quarterly report covers revenue staffing and facilities across the regional offices and "
+             "figures are unaudited please contact the finance team with questions about numbers in this section "
+             "travel spending stayed within budget while energy costs fell slightly after the new heating system "
+             "was commissioned and the audit committee met twice to ask for a clearer breakdown of consulting "
+             "expenses before the board approved next year's budget with minor changes to the marketing plan")
+    words = prose.split(" ")
+    model = load_sentence_transformer(bundled_model_path(), "auto")
+    for k in range(8, len(words) + 1):
+        text = " ".join(words[:k])
+        enc = model.tokenizer.encode(text)  # ONNX: a tokenizers Encoding; torch: a list of ids (both with CLS/SEP)
+        if len(getattr(enc, "ids", enc)) >= REFERENCE_TOKENS:
+            return text
+    return " ".join(words)
+
+
 def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
+    """``score_prompts`` one prompt at a time, and after each one MiniLM call on a 64-token text (no memo): the
+    screening cost in units of that call is what stays comparable when other processes load the machine."""
+    import os
+
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
+
     rng = np.random.default_rng(7)
     texts = [t for rows in sources.values() for t, _ in rows]
     pick = [texts[i] for i in rng.choice(len(texts), min(n, len(texts)), replace=False)]
     ps.score_prompts(pick[:2])
-    times, single = [], []
+    model = load_sentence_transformer(bundled_model_path(), "auto")
+    ref_text = _reference_text()
+    model.encode([ref_text])
+    load0 = os.getloadavg()
+    times, single, ref = [], [], []
     for t in pick:
         t0 = time.perf_counter()
         ps.score_prompts([t + " "])  # not the query memo of an earlier call
         times.append((time.perf_counter() - t0) * 1000)
         if len(ps.prompt_items(t)) == 1:
             single.append(times[-1])
-    print(f"latency: prompt screening, one at a time, {len(pick)} prompts: "
-          f"p50={np.percentile(times, 50):.1f} ms p95={np.percentile(times, 95):.1f} ms; the {len(single)} "
-          f"scored as one window (<= {ps.normalize.WINDOW_WORDS} words, no payload): "
-          f"p50={np.percentile(single, 50):.1f} ms p95={np.percentile(single, 95):.1f} ms")
+        t0 = time.perf_counter()
+        model.encode([ref_text])
+        ref.append((time.perf_counter() - t0) * 1000)
+    load1 = os.getloadavg()
+    r50 = float(np.percentile(ref, 50))
+
+    def fig(ms: list[float]) -> str:
+        p50, p95 = np.percentile(ms, 50), np.percentile(ms, 95)
+        return f"p50={p50:.1f} ms p95={p95:.1f} ms ({p50 / r50:.2f}x / {p95 / r50:.2f}x the reference call)"
+
+    print(f"latency: prompt screening, one at a time, {len(pick)} prompts: {fig(times)}; the {len(single)} "
+          f"scored as one window (<= {ps.normalize.WINDOW_WORDS} words, no payload): {fig(single)}; the "
+          f"{len(pick) - len(single)} others: {fig([x for x in times if x not in single])}")
+    print(f"  reference: one MiniLM call on a {REFERENCE_TOKENS}-token text, timed after each prompt: "
+          f"p50={r50:.1f} ms p95={np.percentile(ref, 95):.1f} ms; load average {load0[0]:.1f} -> {load1[0]:.1f} "
+          f"({os.cpu_count()} CPUs). Idle estimate: the ratios times the idle reference call.")
 
 
 def main_loso(
@@ -308,5 +396,6 @@ def main_loso(
         indirect_eval(sources, 150)
     if "evasion" in parts:
         evasion_table(sources, evasion_n)
+        long_benign(sources)
     if "latency" in parts:
         latency(sources, latency_n)

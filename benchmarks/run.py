@@ -11,22 +11,35 @@ from Chroma and from the memory-mapped snapshot file, with RSS, in fresh process
 plan's recall@10 at every selectivity; a whole ``Grounder.ground`` request at ``--ground-size`` chunks beside
 LangChain's equivalent extractive pipeline (benchmarks.ground_scale); the sync figures of
 benchmarks.sync_speed when that module is present (chunks/s, ratio vs LangChain, matmul fraction, int8
-change); writes a PNG plot and a JSON file to ``benchmarks/results/``. ``--quick`` sizes everything down to
-a smoke run.
+change, and ``--sync-before DIR`` against another checkout); SciFact nDCG@10 through the product for fp32
+and int8 (benchmarks.beir ``through_product``, ``--quality-limit``). It ends with the issue-14 table
+(benchmarks.issue14: every "Must show" figure side by side with its comparison, ratio and target) and the wall
+time of each phase; writes a PNG plot and a JSON file to ``benchmarks/results/`` (and to ``--json PATH``).
+``--quick`` sizes everything down to a smoke run.
+
+Run time on the idle 2-core machine (an estimate from the idle rates in the README; the runner prints each
+phase's wall time, so a run gives the real split): the full default run takes ~35-45 min with cold caches,
+~21 min of it building the cached 100k-chunk ``ground()`` tenant once (~80 chunks/s), and ~15 min warm.
+``--sizes 100000 --real-sizes '' --backends onnx --sync-limit 200 --quality-limit 400`` keeps every issue-14
+row and takes ~30 min cold (mostly the tenant build, which ``benchmarks.ground_scale --size 100000`` can do
+ahead of time: same cache), ~10 min warm.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from groundwire.retrieval import FastRetriever
 
+from benchmarks import issue14
 from benchmarks.common import (
     CONNECTORS,
     RESULTS,
@@ -148,8 +161,10 @@ def ingest_rates(backends: list[str], docs: int = 512, inserts: int = 20_000) ->
     return out
 
 
-def sync_figures(limit: int, quick: bool) -> dict[str, float]:
-    """The figures of benchmarks.sync_speed (another module, maybe absent): default backend and int8."""
+def sync_figures(limit: int, before: str | None = None) -> dict[str, float]:
+    """The figures of benchmarks.sync_speed (another module, maybe absent): default backend and int8; with
+    ``before`` (a folder another checkout is installed in, ``pip install --target``; the sync subprocess's
+    PYTHONPATH) also that code's chunks/s on the same documents."""
     try:
         from benchmarks import sync_speed  # type: ignore[attr-defined]
     except ImportError:
@@ -162,7 +177,7 @@ def sync_figures(limit: int, quick: bool) -> dict[str, float]:
 
     out: dict[str, float] = {}
     try:
-        res = call(limit=limit, langchain=True, limit_model=not quick)
+        res = call(limit=limit, langchain=True, limit_model=True)
         for key in ("groundwire_chunks_per_s", "langchain_chunks_per_s", "ratio_chunks_per_s", "matmul_fraction",
                     "embed_matmul_fraction", "gemm_gflops"):
             if isinstance(res.get(key), int | float):
@@ -173,9 +188,62 @@ def sync_figures(limit: int, quick: bool) -> dict[str, float]:
                 int8["groundwire_chunks_per_s"])
             out["sync_int8_speedup[chunks/s int8 / default]"] = (
                 float(int8["groundwire_chunks_per_s"]) / float(res["groundwire_chunks_per_s"]))
+        if before:
+            old = call(limit=limit, langchain=False, limit_model=False, python_path=before)
+            out[f"sync_groundwire_chunks_per_s[before,{old.get('docs', limit)} docs]"] = float(
+                old["groundwire_chunks_per_s"])
     except Exception as exc:  # noqa: BLE001 - another module's failure must not lose the other figures
         print(f"sync figures: benchmarks.sync_speed failed ({type(exc).__name__}: {exc}); skipped")
     return out
+
+
+def int8_quality(limit: int, split: str = "train") -> dict[str, float]:
+    """SciFact nDCG@10 and recall@100 through the product (files -> sync -> ``Grounder.retrieve``, chunk hits
+    folded to documents; benchmarks.beir ``through_product``) for the fp32 and int8 backends, on the first
+    ``limit`` abstracts and the claims whose relevant abstracts are all among them."""
+    from benchmarks.beir import through_product
+
+    out: dict[str, float] = {}
+    got: dict[str, dict[str, float]] = {}
+    try:
+        for backend in ("onnx", "onnx-int8"):
+            got[backend] = r = through_product(SCIFACT, split, backend, limit)
+            if not r["queries"]:
+                print(f"int8 quality: no {split} claim has all its relevant abstracts among the first {limit}; "
+                      "raise --quality-limit")
+                return {}
+            q = f"{int(r['documents'])} docs"
+            out[f"scifact_ndcg@10[{backend},{q}]"] = r["ndcg@10"]
+            out[f"scifact_recall@100[{backend},{q}]"] = r["recall@100"]
+            out[f"scifact_queries[{q}]"] = r["queries"]
+            out[f"through_product_sync_chunks_per_s[{backend},{q}]"] = r["chunks_per_s"]
+    except Exception as exc:  # noqa: BLE001 - a failure here must not lose the other figures
+        print(f"int8 quality: benchmarks.beir failed ({type(exc).__name__}: {exc}); skipped")
+        return out
+    q = f"{int(got['onnx']['documents'])} docs"
+    out[f"scifact_ndcg@10_change[int8 - fp32,{q}]"] = got["onnx-int8"]["ndcg@10"] - got["onnx"]["ndcg@10"]
+    return out
+
+
+class Phases:
+    """Wall time of each phase of the run (printed at the end, so the next run can be sized)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def report(self) -> str:
+        total = time.perf_counter() - self.start
+        parts = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
+        return f"phase wall times: {parts}; total {total:.0f} s ({total / 60:.1f} min)"
 
 
 def plot(rows: list[dict[str, Any]], path: Any) -> None:
@@ -220,52 +288,112 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ground-requests", type=int, default=60, help="ground() requests per round")
     ap.add_argument("--ground-repeats", type=int, default=3, help="rounds (the median of their p50s is printed)")
     ap.add_argument("--ground-pool", type=int, default=1500, help="SciFact sentences the ground() chunks use")
-    ap.add_argument("--sync-limit", type=int, default=500, help="SciFact documents for the sync figures (0: skip)")
+    ap.add_argument("--sync-limit", type=int, default=None,
+                    help="SciFact documents for the sync figures (default 500; --quick: 8; 0: skip)")
+    ap.add_argument("--sync-before", default=None, metavar="DIR",
+                    help="also sync with the code installed at DIR (PYTHONPATH of the sync subprocess) for the "
+                         ">= 2.5x row; make it with 'git worktree add /tmp/old REV && pip install --no-deps "
+                         "--no-build-isolation --target DIR /tmp/old'")
+    ap.add_argument("--quality-limit", type=int, default=None,
+                    help="SciFact abstracts for the fp32/int8 nDCG@10 through the product (default 800; "
+                         "--quick: 20; 0: skip)")
+    ap.add_argument("--json", default=None, metavar="PATH", help="also write every figure and the table here")
     ap.add_argument("--quick", action="store_true",
-                    help="a smoke run: 300 chunks, 5 queries, no end-to-end, ground() at 300 chunks, no sync")
+                    help="a smoke run: 300 chunks, 5 queries, no end-to-end, ground() at 300 chunks, snapshot "
+                         "file-only at 20,000 rows, sync of 8 documents (default, int8, LangChain), nDCG@10 on 20")
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes, args.real_sizes, args.queries, args.no_e2e = "300", "", 5, True
-        args.snapshot_file_only, args.sync_limit = 0, 0
+        args.snapshot_file_only = 20_000 if args.snapshot_file_only == 1_000_000 else args.snapshot_file_only
         args.ground_size, args.ground_requests, args.ground_repeats, args.ground_pool = 300, 3, 1, 60
+    if args.sync_limit is None:
+        args.sync_limit = 8 if args.quick else 500
+    if args.quality_limit is None:
+        args.quality_limit = 20 if args.quick else 800
+    phase = Phases()
     sizes = [int(x) for x in args.sizes.split(",")]
     plan = [("synthetic", n) for n in sizes] + [("scifact", int(x)) for x in args.real_sizes.split(",") if x]
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
     for kind, n in plan:
-        corpus = load_corpus(n) if kind == "synthetic" else load_real_corpus(n)
-        fast = FastRetriever(corpus.tindex)
-        t0 = time.perf_counter()
-        source = fast.snapshot().source
-        extra[f"cache_load_s[{kind}-{n},{source}]"] = time.perf_counter() - t0
-        store = langchain_baseline(corpus)
-        queries = corpus.queries(args.queries)
-        for s in SELECTIVITIES:
-            rows.append(measure_cell(corpus, fast, store, s, queries))
-        if kind == "synthetic" and n == max(sizes) and not args.no_e2e:
-            for backend in args.backends.split(","):
-                extra.update(end_to_end(corpus, fast, backend))
+        with phase(f"retrieval {kind}-{n}"):
+            e2e = args.backends.split(",") if kind == "synthetic" and n == max(sizes) and not args.no_e2e else []
+            rows += retrieval(kind, n, args.queries, e2e, extra)
     if not args.no_e2e:
-        extra.update(ingest_rates(args.backends.split(",")))
+        with phase("ingest rates"):
+            extra.update(ingest_rates(args.backends.split(",")))
     for r in rows:
         extra[f"recall@10[{r['corpus']}-{r['size']},{r['selectivity']:.1%},{r['groundwire']['plan']}]"] = (
             r["groundwire"]["recall"])
-    snapshot_sizes = str(max(sizes)) if args.snapshot_sizes is None else args.snapshot_sizes
+    snapshot_sizes = [int(x) for x in (str(max(sizes)) if args.snapshot_sizes is None else args.snapshot_sizes
+                                       ).split(",") if x]
     from benchmarks.snapshot_load import measure as snapshot_measure
     from benchmarks.snapshot_load import measure_file_only
 
-    for size in (int(x) for x in snapshot_sizes.split(",") if x):
-        extra.update(snapshot_measure(size))
-    if args.snapshot_file_only:
-        extra.update(measure_file_only(args.snapshot_file_only))
+    with phase("snapshot"):
+        for size in snapshot_sizes:
+            extra.update(snapshot_measure(size))
+        if args.snapshot_file_only:
+            extra.update(measure_file_only(args.snapshot_file_only))
     if args.ground_size:
         from benchmarks.ground_scale import measure as ground_measure
 
-        extra.update(ground_measure(args.ground_size, args.ground_requests, args.ground_repeats, args.ground_pool,
-                                    progress=not args.quick))
+        with phase("ground()"):
+            extra.update(ground_measure(args.ground_size, args.ground_requests, args.ground_repeats,
+                                        args.ground_pool, progress=not args.quick))
     if args.sync_limit:
-        extra.update(sync_figures(args.sync_limit, args.quick))
+        with phase("sync"):
+            extra.update(sync_figures(args.sync_limit, args.sync_before))
+    if args.quality_limit:
+        with phase("int8 quality"):
+            extra.update(int8_quality(args.quality_limit))
     extra["peak_rss_mb"] = peak_rss_mb()
+    print_cells(rows)
+    for key, val in extra.items():
+        print(f"{key}: {val:.3f}" if abs(val) < 10 else f"{key}: {val:.1f}")
+    table = issue14.rows(extra, args.ground_size, _docs(extra, "sync_groundwire_chunks_per_s[", args.sync_limit),
+                         _docs(extra, "scifact_ndcg@10[onnx,", args.quality_limit),
+                         max(snapshot_sizes) if snapshot_sizes else 0, args.snapshot_file_only)
+    print("\nside by side (issue 14):")
+    print(issue14.format_table(table))
+    print("(ratio: how many times faster Groundwire, the mapped file or int8 is than what it is compared with; "
+          "for nDCG@10 the change)")
+    print(phase.report())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    plot(rows, RESULTS / "latency.png")
+    doc = {"cells": rows, "extra": extra, "issue14": [r.to_dict() for r in table], "phase_seconds": phase.seconds,
+           "args": vars(args)}
+    (RESULTS / "results.json").write_text(json.dumps(doc, indent=2))
+    print(f"wrote {RESULTS / 'latency.png'} and {RESULTS / 'results.json'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        print(f"wrote {args.json}")
+
+
+def _docs(figures: dict[str, Any], prefix: str, limit: int) -> int:
+    """The document count a keyed figure was measured on (``...[<n> docs]``; the limit when absent)."""
+    for key in figures:
+        if key.startswith(prefix) and key.endswith(" docs]") and "int8" not in key and "before" not in key:
+            return int(key.rsplit(",", 1)[-1].removeprefix(prefix).split()[0])
+    return limit
+
+
+def retrieval(kind: str, n: int, queries: int, e2e_backends: list[str], extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """The retrieval cells of one corpus (every selectivity), and its end-to-end figures per backend."""
+    corpus = load_corpus(n) if kind == "synthetic" else load_real_corpus(n)
+    fast = FastRetriever(corpus.tindex)
+    t0 = time.perf_counter()
+    source = fast.snapshot().source
+    extra[f"cache_load_s[{kind}-{n},{source}]"] = time.perf_counter() - t0
+    store = langchain_baseline(corpus)
+    qs = corpus.queries(queries)
+    cells = [measure_cell(corpus, fast, store, s, qs) for s in SELECTIVITIES]
+    for backend in e2e_backends:
+        extra.update(end_to_end(corpus, fast, backend))
+    return cells
+
+
+def print_cells(rows: list[dict[str, Any]]) -> None:
     head = (f"{'corpus':>9} {'size':>7} {'sel':>6} {'allowed':>7} | {'gw p50':>7} {'p95':>7} {'QPS':>7} {'rec':>5} "
             f"{'short':>5} {'plan':>9} | {'+payload':>8} | {'lc p50':>7} {'p95':>7} {'rec':>5} "
             f"{'short':>5} | {'ratio':>6} {'ratio+p':>7}")
@@ -279,19 +407,6 @@ def main(argv: list[str] | None = None) -> None:
               f"{b['p50']:>7.2f} {b['p95']:>7.2f} {b['recall']:>5.3f} {b['short']:>5} | "
               f"{r['ratio']:>5.1f}x {r['ratio_payload']:>6.1f}x")
     print("(latencies in ms; ratio = langchain p50 / groundwire p50)")
-    for key, val in extra.items():
-        print(f"{key}: {val:.3f}" if abs(val) < 10 else f"{key}: {val:.1f}")
-    side = [(k, v) for k, v in extra.items() if k.startswith(("ground_p50", "ground_cpu", "ground_ratio", "sync_ratio",
-                                                               "sync_groundwire_chunks", "sync_langchain"))]
-    if side:
-        print("side by side (issue 14):")
-        for key, val in side:
-            print(f"  {key}: {val:.2f}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    plot(rows, RESULTS / "latency.png")
-    (RESULTS / "results.json").write_text(json.dumps({"cells": rows, "extra": extra}, indent=2))
-    print(f"wrote {RESULTS / 'latency.png'} and {RESULTS / 'results.json'}")
-
 
 if __name__ == "__main__":
     main()

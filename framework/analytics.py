@@ -16,8 +16,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic import atomic_write
 from .errors import MissingExtra
 
 if TYPE_CHECKING:
@@ -201,13 +200,4 @@ def render_html(s: Summary) -> str:
 
 def write_html(s: Summary, dest: Path) -> None:
     """Write :func:`render_html` to ``dest`` atomically (mode 0600: it names documents and activity)."""
-    page = render_html(s)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(dest, render_html(s), fsync=False)  # a report, rebuilt on demand: atomic, not durable

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
 from .audit_head import Head, HeadKeyError, head_path, read_head, sign_head, write_head
 from .errors import AuditWriteError, GroundwireError, storage_error
 from .models import utcnow
@@ -288,20 +289,12 @@ class AuditLog:
                     n += 1
                 out.append(json.dumps(rec, ensure_ascii=False) + "\n")
                 last = rec
-            tmp = self.path.with_name(f".{self.path.name}.rotating")
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                try:
-                    _write_all(fd, "".join(out).encode())
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, self.path)
+                atomic_write(self.path, "".join(out))  # durable: file and folder entry flushed
                 if last is not None:
                     head = sign_head(self.path.stem, int(last["seq"]), str(last["hash"]), codec, self._ckpt_folder)
                     write_head(self.path, head, self.checkpoint_dir, self.fsync)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
                 raise storage_error("the audit log", self.path, exc, AuditWriteError) from exc
             return n
 

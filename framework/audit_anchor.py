@@ -23,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic import atomic_output
 from .audit_head import LOCAL, HeadKeyError, _key
 from .errors import GroundwireError, storage_error
 from .models import utcnow
@@ -108,7 +108,7 @@ def trim_log(log: AuditLog, before: datetime, dry_run: bool = False, event: dict
     """Remove the lines of ``log`` recorded before ``before`` (timezone-aware), as a prefix, replacing them by
     an anchor; then append ``event`` (its ``data`` gets ``audit`` = the result) under the same lock. A dry run
     only counts. Raises :class:`RetentionError` if the log has chain problems."""
-    from .audit import _parse, _write_all, decode_record, verify_log
+    from .audit import _parse, decode_record, verify_log
 
     name = log.path.stem
     with log.locked():
@@ -156,28 +156,16 @@ def trim_log(log: AuditLog, before: datetime, dry_run: bool = False, event: dict
                 "removed": result.removed + (int(prior["removed"]) if prior else 0),
                 "before": before.isoformat(), "at": utcnow().isoformat()}}
             sign_anchor(name, anchor, log.codec, log._ckpt_folder)
-            tmp = log.path.with_name(f".{log.path.name}.retention")
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                try:
-                    _write_all(fd, (json.dumps(anchor, ensure_ascii=False) + "\n").encode())
+                with atomic_output(log.path) as out:  # durable: file and folder entry flushed
+                    out.write((json.dumps(anchor, ensure_ascii=False) + "\n").encode())
                     with log.path.open("rb") as f:
                         for raw in f:
                             got = _parse(raw) if raw.endswith(b"\n") else None
                             if got is not None and ("anchor" in got or int(got["seq"]) <= result.last_seq):
                                 continue
-                            _write_all(fd, raw)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, log.path)
-                dfd = os.open(log.path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                            out.write(raw)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
                 raise storage_error("the audit log", log.path, exc) from exc
         if event is not None:
             log._append_locked([{**event, "data": {**event.get("data", {}), "audit": result.to_dict()}}], log.codec)

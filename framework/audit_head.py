@@ -21,11 +21,12 @@ import functools
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .atomic import atomic_write, create_once
 
 __all__ = ["Head", "HeadKeyError", "checkpoint_dir", "head_path", "read_head", "sign_head", "write_head"]
 
@@ -68,20 +69,7 @@ def _local_secret(folder: Path, create: bool) -> bytes:
     except FileNotFoundError:
         if not create:
             raise HeadKeyError(f"the local checkpoint key {p} is missing") from None
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".key.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, secrets.token_hex(32).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, p)  # first writer wins; a concurrent creator reads the winner's secret
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    create_once(p, secrets.token_hex(32))  # first writer wins; a concurrent creator reads the winner's secret
     return bytes.fromhex(p.read_text(encoding="ascii").strip())
 
 
@@ -129,26 +117,5 @@ def read_head(log_path: Path, codec: Any, configured: Path | None = None) -> Hea
 
 def write_head(log_path: Path, head: Head, configured: Path | None = None, fsync: bool = True) -> None:
     """Replace the checkpoint atomically. Raises :class:`OSError` (e.g. ENOSPC) on failure."""
-    p = head_path(log_path, configured)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    body = json.dumps({"seq": head.seq, "hash": head.hash, "kid": head.kid, "mac": head.mac}).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        view = memoryview(body)
-        while view:
-            view = view[os.write(fd, view):]
-        if fsync:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, p)
-    if fsync:
-        dfd = os.open(p.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    body = json.dumps({"seq": head.seq, "hash": head.hash, "kid": head.kid, "mac": head.mac})
+    atomic_write(head_path(log_path, configured), body, fsync=fsync)

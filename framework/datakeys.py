@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write, create_once, fsync_dir
 from .crypto import AesGcmCodec, DecryptionError, EncryptionError, Keyring
 
 __all__ = ["DEK_PREFIX", "DataKey", "DataKeys", "MasterCodec", "TenantCodec", "tenant_codec"]
@@ -65,22 +66,7 @@ def _wrap_aad(tenant: str, dek_id: str) -> str:
 
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(folder)
 
 
 class DataKeys:
@@ -143,15 +129,7 @@ class DataKeys:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "wrapped": self.master.encode(base64.b64encode(raw).decode(), _wrap_aad(tenant, dek_id)),
         }
-        tmp = self.folder / f".{tenant}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        _write_private(tmp, json.dumps(doc).encode())
-        try:
-            os.link(tmp, path)  # fails if another process made the tenant's key first: use that one
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-        _fsync_dir(self.folder)
+        create_once(path, json.dumps(doc))  # another process made the tenant's key first: use that one
 
     def by_id(self, dek_id: str) -> DataKey | None:
         """The data key with this id, from any tenant's file (for checks that have no tenant at hand)."""
@@ -189,11 +167,8 @@ class DataKeys:
             path = self.path(tenant)
             doc, key = self._read(path)
             doc["wrapped"] = master.encode(base64.b64encode(key.key).decode(), _wrap_aad(key.tenant, key.id))
-            tmp = self.folder / f".{tenant}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-            _write_private(tmp, json.dumps(doc).encode())
-            os.replace(tmp, path)
+            atomic_write(path, json.dumps(doc))  # durable: file and folder entry flushed
             n += 1
-        _fsync_dir(self.folder)
         self.master = master
         return n
 

@@ -86,6 +86,28 @@ class Embedder(ABC):
         vec: Vectors = self.embed_documents([text])[0]
         return vec
 
+    #: whether :meth:`embed_with_spans` reads spans in their text's context from the same model run
+    #: (``True``: "late chunking") or embeds each span's text on its own (the default implementation)
+    pools_spans: bool = False
+
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[Vectors, list[Vectors]]:
+        """The texts' vectors (exactly :meth:`embed_documents`') and one unit vector per ``(start, end)``
+        character span of each text. This default embeds each span's text on its own (a second model run);
+        an embedder that can pool its token states per span overrides it and sets :attr:`pools_spans`."""
+        if len(spans) != len(texts):
+            raise ValueError(f"{len(spans)} span lists for {len(texts)} texts")
+        vecs = self.embed_documents(texts)
+        flat = [t[a:b].strip() or t for t, ss in zip(texts, spans, strict=True) for a, b in ss]
+        got = self.embed_documents(flat) if flat else np.zeros((0, self.dimension), np.float32)
+        out: list[Vectors] = []
+        k = 0
+        for ss in spans:
+            out.append(np.asarray(got[k : k + len(ss)], dtype=np.float32))
+            k += len(ss)
+        return vecs, out
+
 
 class CachedEmbedder(Embedder):
     """An LRU cache of query embeddings in front of another embedder (thread-safe); ``size = 0`` turns the cache

@@ -36,18 +36,17 @@ File format (version 1)::
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
 import secrets
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .atomic import atomic_output
 from .crypto import DecryptionError, EncryptionError
 from .errors import GroundwireError
 from .models import utcnow
@@ -427,36 +426,18 @@ def decrypt_stream(
     return total
 
 
-@contextlib.contextmanager
-def _atomic_output(dest: Path, fsync: bool = False) -> Iterator[IO[bytes]]:
-    """A new file (mode 0600) beside ``dest``, renamed onto it only if the block succeeds, else removed."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-            if fsync:
-                out.flush()
-                os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def decrypt_file(
     src: Path, dest: Path, identity: X25519PrivateKey | None = None, passphrase: str | None = None
 ) -> int:
     """Decrypt ``src`` to ``dest`` (mode 0600), renamed into place only once the whole export authenticated."""
-    with _atomic_output(dest) as out, src.open("rb") as f:
+    with atomic_output(dest, fsync=False, suffix=".part") as out, src.open("rb") as f:
         return decrypt_stream(f, out, identity, passphrase)
 
 
 def write_export(dest: Path, key: ExportKey | None, content: str, lines: Iterable[str]) -> int:
     """Write ``lines`` to ``dest`` (mode 0600) encrypted with ``key`` (None: plaintext JSON lines; the caller
     has audited that), atomically. Returns the number of lines."""
-    with _atomic_output(dest, fsync=True) as out:
+    with atomic_output(dest, suffix=".part") as out:  # durable: file and folder entry flushed
         if key is None:
             return sum(out.write(line.encode("utf-8") + b"\n") > 0 for line in lines)
         return encrypt_lines(out, key, content, lines)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
 from .errors import IndexError_
 
 __all__ = [
@@ -66,9 +66,7 @@ class GenerationFile:
             except ValueError:
                 counter = 1
             after = f"{counter}-{secrets.token_hex(6)}"
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-            tmp.write_text(after, encoding="ascii")
-            os.replace(tmp, self.path)
+            atomic_write(self.path, after, fsync=False, mode=0o666)  # every process of the data dir reads it
         return before, after
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write
 from .errors import storage_error
 
 __all__ = ["StateStore"]
@@ -84,26 +83,10 @@ class StateStore:
         p = self.path(tenant, connector)
         body = {"format": self.FORMAT, "index": {"collection": collection, "documents": documents},
                 "state": dict(state)}
-        tmp = ""
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{connector}.", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(body, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-            tmp = ""
-            dfd = os.open(p.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            atomic_write(p, json.dumps(body))  # durable: file and folder entry flushed
         except OSError as exc:
             raise storage_error(f"the sync state of connector {connector!r}", p, exc) from exc
-        finally:
-            if tmp:
-                Path(tmp).unlink(missing_ok=True)
 
     def clear(self, tenant: str, connector: str) -> None:
         self.path(tenant, connector).unlink(missing_ok=True)

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
+
 __all__ = ["build_lock", "load", "save"]
 
 FORMAT = 1
@@ -76,9 +78,7 @@ def save(
         raise
     manifest = {"format": FORMAT, "dir": name, "generation": generation, "arrays": sorted(arrays),
                 "mapped": sorted(mapped), "sha256": digests}
-    cur = base / f".current.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    cur.write_text(json.dumps(manifest), encoding="utf-8")
-    os.replace(cur, base / "current.json")
+    atomic_write(base / "current.json", json.dumps(manifest), fsync=False, mode=0o666)  # a cache: rebuilt if lost
     _collect(base, keep=name)
     return base / name
 

@@ -150,6 +150,21 @@ class MiniLMEmbedder(Embedder):
     def embed_query(self, text: str) -> Vectors:
         return query_embedding(self.path, self.backend, text)
 
+    @property
+    def pools_spans(self) -> bool:  # type: ignore[override]
+        """ONNX backends read spans from the chunk's own run (late chunking); torch embeds them alone."""
+        return hasattr(self.model, "encode_spans")
+
+    def embed_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[Vectors, list[Vectors]]:
+        if not hasattr(self.model, "encode_spans"):
+            return super().embed_with_spans(texts, spans)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        vecs, per = self.model.encode_spans(list(texts), spans, batch_size=self.batch_size)
+        return np.asarray(vecs, dtype=np.float32), [np.asarray(p, dtype=np.float32) for p in per]
+
 
 _TOKEN_RE = re.compile(r"\w+")
 

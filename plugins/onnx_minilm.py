@@ -260,7 +260,8 @@ class OnnxSentenceEncoder:
         self.path = path
         self.quantized = quantized
 
-    def _run(self, encs: Sequence[Any]) -> np.ndarray:
+    def _hidden(self, encs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The last hidden states ``(batch, width, 384)`` and the attention mask of one batch."""
         width = max(len(e.ids) for e in encs)
         ids = np.zeros((len(encs), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -270,10 +271,13 @@ class OnnxSentenceEncoder:
             mask[i, :n] = 1
         types = np.zeros_like(ids)
         hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+        return np.asarray(hidden, dtype=np.float32), mask
+
+    def _run(self, encs: Sequence[Any]) -> np.ndarray:
+        hidden, mask = self._hidden(encs)
         m = mask[..., None].astype(np.float32)
         pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return np.asarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
+        return _unit(pooled)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, **_: Any) -> np.ndarray:
         """Unit vectors for ``texts``, in their order; batches are formed by token length (see the module
@@ -292,3 +296,80 @@ class OnnxSentenceEncoder:
             out[idx] = vecs
         assert out is not None
         return out
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], batch_size: int = 32
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector (exactly :meth:`encode`'s) and, from the same model run, one unit vector per
+        character span of it: the mean of the hidden states of the span's tokens ("late chunking",
+        Günther et al., 2024: a sentence's vector read in its chunk's context).
+
+        A token belongs to the span its first character falls in; special tokens belong to none. A span
+        that the 256-token window truncates (or cuts) is read from a further run over the text from that
+        span's start on, so every span gets a vector; a span with no token at all (only characters the
+        tokenizer drops) gets its own text's vector, or the text's vector when it is blank.
+        Invariants: ``len(out[1][i]) == len(spans[i])``; every row has unit length."""
+        texts = list(texts)
+        if len(spans) != len(texts):
+            raise ValueError(f"{len(spans)} span lists for {len(texts)} texts")
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32), []
+        encs = self.tokenizer.encode_batch(texts)
+        order = np.argsort([len(e.ids) for e in encs], kind="stable")
+        vecs = np.empty((len(texts), 0), dtype=np.float32)
+        span_out: list[np.ndarray] = [np.zeros((len(s), 0), np.float32) for s in spans]
+        later: list[tuple[int, int, int]] = []  # (text, span index, start) read again from ``start``
+        blank: list[tuple[int, int]] = []
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            batch = [encs[i] for i in idx]
+            hidden, mask = self._hidden(batch)
+            m = mask[..., None].astype(np.float32)
+            pooled = _unit((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9))
+            if vecs.shape[1] == 0:
+                vecs = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
+                span_out = [np.empty((len(s), pooled.shape[1]), np.float32) for s in spans]
+            vecs[idx] = pooled
+            for row, (ti, e) in enumerate(zip(idx, batch, strict=True)):
+                starts = np.array([a for a, _ in e.offsets])
+                real = np.array([not sp and b > a for (a, b), sp in zip(e.offsets, e.special_tokens_mask,
+                                                                       strict=True)])
+                cut = bool(e.overflowing) or len(e.ids) >= self.max_len
+                covered = max((b for (_, b), r in zip(e.offsets, real, strict=True) if r), default=0)
+                for si, (a, b) in enumerate(spans[ti]):
+                    if not texts[ti][a:b].strip():
+                        blank.append((int(ti), si))
+                        continue
+                    if cut and b > covered and a > 0:  # a span longer than the window itself: its head
+                        later.append((int(ti), si, a))
+                        continue
+                    sel = real & (starts >= a) & (starts < b)
+                    if not sel.any():
+                        blank.append((int(ti), si))
+                        continue
+                    span_out[ti][si] = _unit(hidden[row, : len(e.ids)][sel].mean(axis=0, keepdims=True))[0]
+        if later:
+            # the rest of a truncated text, from its first unread span on, read again (in context of its
+            # own following text); spans are shifted into the tail's coordinates
+            tails: dict[int, int] = {}
+            for ti, _, a in later:
+                tails[ti] = min(a, tails.get(ti, a))
+            keys = sorted(tails)
+            picks = {ti: [si for si, (a, _) in enumerate(spans[ti]) if a >= tails[ti]] for ti in keys}
+            tail_spans = [[(spans[ti][si][0] - tails[ti], spans[ti][si][1] - tails[ti]) for si in picks[ti]]
+                          for ti in keys]
+            _, got = self.encode_spans([texts[ti][tails[ti]:] for ti in keys], tail_spans, batch_size)
+            pos = {ti: k for k, ti in enumerate(keys)}
+            for ti, si, _ in later:
+                span_out[ti][si] = got[pos[ti]][picks[ti].index(si)]
+        if blank:
+            own = self.encode([texts[ti][a:b].strip() or texts[ti] for ti, si in blank
+                               for a, b in [spans[ti][si]]], batch_size)
+            for (ti, si), v in zip(blank, own, strict=True):
+                span_out[ti][si] = v
+        return vecs, span_out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.asarray(x / np.maximum(norms, 1e-12), dtype=np.float32)

@@ -132,3 +132,35 @@ def test_unwritable_home_cache_falls_back_to_temp(tmp_path: Path, monkeypatch: p
     target = onnx_minilm.onnx_model_path(embedders.bundled_model_path())
     assert not target.is_relative_to(blocker)
     assert target.is_relative_to(Path(__import__("tempfile").gettempdir()))
+
+
+def test_encode_spans_reads_sentences_from_the_same_run() -> None:
+    """``encode_spans``: the texts' vectors are ``encode``'s; each span's vector is the mean of its tokens'
+    hidden states in context (unit length); a span past the 256-token window is read from a second run over
+    the text from that span on, and a blank span falls back to the whole text's vector."""
+    from groundwire.sentences import sentence_spans
+
+    enc = embedders.load_sentence_transformer(embedders.bundled_model_path(), "onnx")
+    long = " ".join(f"Sentence {i} of the policy covers topic {i % 7} and its exceptions." for i in range(60))
+    texts = [TEXTS[0] + " " + TEXTS[5], long, "   "]
+    spans = [sentence_spans(texts[0]), sentence_spans(long), [(0, 3)]]
+    vecs, per = enc.encode_spans(texts, spans, batch_size=2)
+    assert np.allclose(vecs, enc.encode(texts, batch_size=2), atol=1e-5)
+    assert [len(p) for p in per] == [len(s) for s in spans]
+    assert all(np.allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-4) for p in per)
+    # in context, not alone: close to the sentence's own vector but not equal to it
+    alone = enc.encode([texts[0][a:b] for a, b in spans[0]])
+    cos = (alone * per[0]).sum(axis=1)
+    assert (cos > 0.5).all() and (cos < 0.999).all(), cos
+    # the sentences past the window are read from a run over the text from the first of them on
+    e = enc.tokenizer.encode(long)
+    covered = max(b for (a, b), sp in zip(e.offsets, e.special_tokens_mask, strict=True) if not sp)
+    assert covered < len(long)
+    late = [i for i, (_, b) in enumerate(spans[1]) if b > covered]
+    t0 = spans[1][late[0]][0]
+    _, tail = enc.encode_spans([long[t0:]], [[(a - t0, b - t0) for a, b in spans[1][late[0]:]]])
+    assert np.allclose(per[1][late[0]:], tail[0], atol=1e-5)
+    assert not np.allclose(per[1][late[0] - 1], tail[0][0], atol=1e-3)
+    assert np.allclose(per[2][0], vecs[2], atol=1e-5)
+    with pytest.raises(ValueError, match="span lists"):
+        enc.encode_spans(["a"], [])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from groundwire.plugins import prompt_shield as ps
 from groundwire.plugins.prompt_shield.direct_model import DirectModel, hashed_ngrams, load_direct
-from groundwire.plugins.prompt_shield.scoring import TOP_WINDOWS, direct_probs
+from groundwire.plugins.prompt_shield.scoring import MAX_FORCED, TOP_WINDOWS, direct_probs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,10 +62,13 @@ class _Counting:
 def test_long_prompt_embeds_only_the_best_windows_and_still_finds_a_late_payload() -> None:
     model = load_direct()
     article = " ".join(f"Section {i}: the canteen serves soup on Mondays and pasta on Fridays." for i in range(200))
-    assert len(ps.prompt_items(article + " " + ATTACK)) > TOP_WINDOWS
+    n_items = len(ps.prompt_items(article + " " + ATTACK))
     counter = _Counting()
     p_late, p_clean = direct_probs([article + " " + ATTACK, article], model, embed_fn=counter)
-    assert counter.sent == [2 * TOP_WINDOWS]  # one batch, TOP_WINDOWS windows per prompt
+    # one batch: per prompt the TOP_WINDOWS best-ranked items, its last run of sentences and at most
+    # MAX_FORCED decoded payloads and filler-free windows each (the article repeats its sentence pattern)
+    assert len(counter.sent) == 1
+    assert counter.sent[0] <= 2 * (TOP_WINDOWS + 1 + 2 * MAX_FORCED) < n_items
     assert p_late >= model.threshold > p_clean
     assert direct_probs([ATTACK], model)[0] >= model.threshold
 

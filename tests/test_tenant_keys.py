@@ -76,7 +76,7 @@ def test_a_tenant_reads_only_its_own_payloads(tmp_path_factory, text, aad):
 
 def _legacy(monkeypatch):
     """Write the way Groundwire did before data keys: payloads under the master key, unkeyed hashes."""
-    import groundwire.index as index_mod
+    import groundwire.index.client as index_mod  # where Index looks tenant_codec up
     import groundwire.stores.drafts as drafts_mod
     import groundwire.stores.quarantine_rows as qrows_mod
 

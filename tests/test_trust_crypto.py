@@ -25,7 +25,7 @@ from groundwire.errors import IndexError_
 from groundwire.trust import rotate_keys
 
 from .test_trust_audit import _write_toml
-from .trust_helpers import ACME_HR, ACME_PUBLIC, grounder, make_config, new_key, wrapped_by
+from .trust_helpers import ACME_HR, ACME_PUBLIC, grounder, make_config, new_key, plaintext_in_files, wrapped_by
 
 
 def _enc(var: str = "GW_TEST_KEYS") -> dict:
@@ -134,8 +134,8 @@ def test_index_payloads_and_audit_are_encrypted_and_unreadable_without_key(tmp_p
     db.close()
     assert payload.startswith("gw2:") and "25th" not in payload
     # the raw Chroma files hold no plaintext chunk text either
-    raw = b"".join(p.read_bytes() for p in (tmp_path / "data" / "chroma").rglob("*") if p.is_file())
-    assert ACME_PUBLIC.encode() not in raw and ACME_HR.encode() not in raw
+    leaks = plaintext_in_files(tmp_path / "data" / "chroma", [ACME_PUBLIC, ACME_HR])
+    assert not leaks, "plaintext chunk text in Chroma's files:\n" + "\n".join(leaks)
 
     # a different key: refused, naming what to configure
     monkeypatch.setenv("GW_TEST_KEYS", f"k1:{new_key()}")

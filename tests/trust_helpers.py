@@ -65,3 +65,27 @@ def wrapped_by(data_dir: Path, tenant: str) -> str:
 
     doc = json.loads((data_dir / "keys" / f"{tenant}.dek").read_text(encoding="utf-8"))
     return str(doc["wrapped"]).split(":")[1]
+
+
+# Chroma's HNSW sidecar files; a hit in one of them is Chroma writing recycled heap memory, not a payload
+_HNSW_FILES = {"length.bin", "header.bin", "data_level0.bin", "link_lists.bin", "index_metadata.pickle"}
+
+
+def plaintext_in_files(folder: Path, texts: list[str], context: int = 48) -> list[str]:
+    """One line per occurrence of any of ``texts`` (or of its first 24 characters) in any file under
+    ``folder``, naming the file, its size, the offset and the bytes around it, so a rare leak can be
+    diagnosed from the failure message alone. Files are searched one by one (never concatenated)."""
+    out = []
+    needles = {t.encode() for t in texts} | {t[:24].encode() for t in texts}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        raw = path.read_bytes()
+        for needle in sorted(needles, key=len, reverse=True):
+            at = raw.find(needle)
+            if at < 0:
+                continue
+            hint = (" (an HNSW sidecar: Chroma persisted uninitialized heap memory, chroma-core/chroma#7688)"
+                    if path.name in _HNSW_FILES else "")
+            out.append(f"{path.relative_to(folder)} ({len(raw)} bytes) at offset {at}: "
+                       f"{raw[max(0, at - context):at + len(needle) + context]!r}{hint}")
+            break
+    return out

@@ -13,7 +13,7 @@ import binascii
 import codecs
 import re
 
-__all__ = ["MAX_DEPTH", "decoded_payloads", "looks_english", "rot13_reading"]
+__all__ = ["MAX_DEPTH", "decoded_payloads", "leet_reading", "looks_english", "rot13_reading"]
 
 MAX_DEPTH = 3
 MAX_BLOBS = 8
@@ -106,6 +106,12 @@ def rot13_reading(text: str) -> str | None:
     return r if looks_english(r) > max(0.15, looks_english(text) + 0.1) else None
 
 
+def leet_reading(text: str) -> str | None:
+    """``text`` with leetspeak digits and symbols read as letters (``None`` when that changes nothing)."""
+    leet = text.translate(_LEET)
+    return leet if leet != text else None
+
+
 def decoded_payloads(text: str, depth: int = MAX_DEPTH) -> list[str]:
     """Every readable decoding of blobs in ``text`` (nested up to ``depth`` layers, each layer's output
     decoded again), the rot13 reading when it reads as English, and the leetspeak reading."""
@@ -127,7 +133,7 @@ def decoded_payloads(text: str, depth: int = MAX_DEPTH) -> list[str]:
         frontier = nxt
         if not frontier:
             break
-    leet = text.translate(_LEET)
-    if leet != text:
+    leet = leet_reading(text)
+    if leet is not None:
         out.append(leet)
     return out[:MAX_PAYLOADS]

@@ -7,6 +7,9 @@ letters in words that are Latin or made only of look-alikes), and every run of w
 NBSP, the other Unicode spaces) collapsed to one space. ``clean_lines`` does the same but keeps line breaks
 (documents are segmented on lines and table rows).
 
+``strip_filler`` drops repeated filler (every word inside a word n-gram that occurs three times or more), so a
+payload behind a padding flood of copied text is also read with none of the padding.
+
 ``windows`` cuts a long text into overlapping word windows, so a payload after hundreds of filler words is
 scored on its own window (the caller takes the max over windows: adding filler cannot lower a score).
 
@@ -30,6 +33,7 @@ __all__ = [
     "homoglyph_words",
     "normalise",
     "script",
+    "strip_filler",
     "windows",
 ]
 
@@ -161,3 +165,46 @@ def windows(text: str, size: int = WINDOW_WORDS, stride: int = WINDOW_STRIDE) ->
         if w not in out:
             out.append(w)
     return out
+
+
+FILLER_GRAM = 5  # words per n-gram
+FILLER_COPIES = 3  # an n-gram occurring this many times or more is filler
+FILLER_MIN_WORDS = 40  # fewer filler words than this: no flood (the windows read such a payload well)
+# and a flood dominates its text: code, tables and quoted e-mails repeat some n-grams too (a third of the
+# words of a typical BIPIA context that repeats any), and the padding of a flood is most of it
+FILLER_MIN_SHARE = 0.5
+
+
+def strip_filler(text: str, n: int = FILLER_GRAM, copies: int = FILLER_COPIES) -> str:
+    """The words of ``text`` (whitespace-separated) outside repeated filler, joined by single spaces: a word
+    is filler when some word ``n``-gram covering it (compared case-folded) occurs ``copies`` times or more in
+    the text, and only runs of at least :data:`FILLER_MIN_WORDS` filler words are dropped. ``""`` when less
+    than :data:`FILLER_MIN_SHARE` of the words would be dropped (no flood).
+
+    A padding flood made of copied text (a sentence, a paragraph or one word repeated) is removed whole,
+    while a payload that occurs once keeps every word; text with no repeated n-gram is never changed, so
+    the stripped text adds nothing to be scored for ordinary prose."""
+    words = text.split()
+    if len(words) < n * copies:
+        return ""
+    keys = [w.casefold() for w in words]
+    grams = [tuple(keys[i : i + n]) for i in range(len(keys) - n + 1)]
+    count: dict[tuple[str, ...], int] = {}
+    for g in grams:
+        count[g] = count.get(g, 0) + 1
+    filler = bytearray(len(words))
+    for i, g in enumerate(grams):
+        if count[g] >= copies:
+            filler[i : i + n] = b"\x01" * n
+    # only runs of at least FILLER_MIN_WORDS filler words count: a templated text ("Section 3: the canteen
+    # serves ...") repeats short runs between its own words, and stripping those would leave fragments
+    drop = bytearray(len(words))
+    start = 0
+    for i in range(len(words) + 1):
+        if i == len(words) or not filler[i]:
+            if i - start >= FILLER_MIN_WORDS:
+                drop[start:i] = b"\x01" * (i - start)
+            start = i + 1
+    if sum(drop) < max(FILLER_MIN_WORDS, FILLER_MIN_SHARE * len(words)):
+        return ""
+    return " ".join(w for w, f in zip(words, drop, strict=True) if not f)

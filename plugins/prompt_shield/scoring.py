@@ -3,8 +3,10 @@ documents (the worst unit of a chunk, :mod:`.indirect_model`; precomputed at ing
 vector and versioned).
 
 Invariants: a strong rule hit sets ``Score.strong`` and blocks whatever the threshold; the classifier only
-ever sees normalised text; a prompt's score is the max over windows that cover the whole text and over its
-readable decoded payloads, so neither filler nor an encoding lowers it; reasons never quote the text.
+ever sees normalised text; a prompt's score is the max over items whose lexical rank reads the whole text
+(windows, sentences, its first and last runs of sentences), over its readable decoded payloads and over the
+text with copied filler stripped, so neither an encoding nor a flood of copied filler lowers it; reasons never
+quote the text.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 from groundwire.models import Chunk
 
-from .decode import decoded_payloads, looks_english
+from .decode import decoded_payloads, leet_reading, looks_english
 from .direct_model import DirectModel, load_direct
 from .indirect_model import MODEL_ID, N_FEATURES, UNIT_MIN_CHARS, chunk_probs, embed_text, load_indirect
 from .model import (
@@ -31,7 +33,7 @@ from .model import (
     effective_threshold,
     embed,
 )
-from .normalize import WINDOW_STRIDE, WINDOW_WORDS, clean_lines, for_model, windows
+from .normalize import WINDOW_STRIDE, WINDOW_WORDS, clean, clean_lines, for_model, strip_filler, windows
 from .rules import RULES, Rule, rule_hits
 from .segments import FENCE, TABLE_ROW
 
@@ -105,6 +107,10 @@ def _short_windows(text: str) -> list[str]:
 # Sentences and short windows are many per long prompt, so they would add false positives at the model's own
 # threshold (pasted how-to articles and READMEs, in-sample and held out); they block only at this probability.
 EXTRA_ITEM_P = 0.85
+# The first and last runs of sentences and the last sentence of a long prompt (a payload before or after a
+# flood of varied prose) are few, so their bar is lower: at 0.80 they blocked no more of the long benign texts
+# that benchmarks.prompt_shield --parts evasion prints than the other items did.
+EDGE_ITEM_P = 0.80
 
 
 def prompt_items(text: str) -> list[str]:
@@ -114,26 +120,84 @@ def prompt_items(text: str) -> list[str]:
 
 
 def prompt_item_parts(text: str) -> tuple[list[str], list[str]]:
-    """What the direct classifier reads of one prompt: word windows of its normalised text (one when short),
-    the readable decoded payloads hidden in it (base64 & co., an English-looking rot13) and, for prompts
-    longer than one window, each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows too (see
-    :data:`SHORT_WORDS`)."""
+    """What the direct classifier reads of one prompt, as ``(judged at the model's threshold, judged at a
+    higher bar)`` (see :func:`_item_parts`)."""
+    main, forced, head, tail, extra = _item_parts(text)
+    return main + forced, head + tail + extra
+
+
+def _edge_groups(sentences: list[str]) -> tuple[list[str], list[str]]:
+    """``(head, tail)``: the text's first run of whole sentences of at most :data:`SHORT_WORDS` words, and
+    its last sentence and last such run (a payload before or after a flood of varied prose, read with little
+    or none of it); items under :data:`MIN_MODEL_WORDS` words are left out."""
+    runs: list[str] = []
+    for seq in (sentences, sentences[::-1]):
+        run: list[str] = []
+        n = 0
+        for x in seq:
+            n += len(x.split())
+            if n > SHORT_WORDS:
+                break
+            run.append(x)
+        runs.append(" ".join(run if seq is sentences else run[::-1]))
+    head = [runs[0]] if len(runs[0].split()) >= MIN_MODEL_WORDS else []
+    tail: list[str] = []
+    for g in (sentences[-1] if sentences else "", runs[1]):
+        if len(g.split()) >= MIN_MODEL_WORDS and g not in tail and g not in head:
+            tail.append(g)
+    return head, tail
+
+
+def _item_parts(text: str) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """``(main, forced, head, tail, extra)``: word windows of the prompt's normalised text (one when short) and
+    its leetspeak reading; the readable decoded payloads hidden in it (base64 & co., an English-looking
+    rot13; at most :data:`MAX_FORCED`) and the windows of the text with repeated filler stripped
+    (:func:`~.normalize.strip_filler`; none when nothing repeats), always embedded and judged at the model's
+    threshold like the main windows; and, for prompts longer than
+    one window, the first run of sentences, the last sentence and the last run (:func:`_edge_groups`, judged at
+    :data:`EDGE_ITEM_P`; the tail ones always embedded),
+    each sentence of at least :data:`MIN_MODEL_WORDS` words and short windows (see :data:`SHORT_WORDS`),
+    judged at :data:`EXTRA_ITEM_P`."""
     mtext = for_model(text)
     items = windows(mtext)
-    for payload in decoded_payloads(clean_lines(text)):
+    lines = clean_lines(text)
+    leet = leet_reading(lines)
+    forced: list[str] = []
+    for payload in decoded_payloads(lines):
         mt = for_model(payload)
-        if len(mt.split()) >= 3 and looks_english(mt) >= 0.1 and mt not in items:
-            items.append(mt)
+        if len(mt.split()) >= 3 and looks_english(mt) >= 0.1 and mt not in items and mt not in forced:
+            # a decoded blob or rot13 reading is always embedded; the leetspeak reading (most texts with
+            # digits have one) is ranked with the windows
+            (items if payload == leet or len(forced) >= MAX_FORCED else forced).append(mt)
+    stripped = strip_filler(clean(text))
+    if len(stripped.split()) >= MIN_MODEL_WORDS:
+        # the case of what is left is judged on its own (shouting behind sentence-case filler is lowered)
+        forced += [w for w in windows(for_model(stripped)) if w not in items and w not in forced][:MAX_FORCED]
+    edges: list[str] = []
+    n_head = 0
     extra: list[str] = []
     if len(items) > 1 and len(mtext.split()) > WINDOW_WORDS:
-        seen = set(items)
+        seen = set(items) | set(forced)
         # each sentence on its own too: a short payload behind filler is then read with none of it
-        sentences = [x for x in _SENTENCE.split(mtext) if len(x.split()) >= MIN_MODEL_WORDS]
-        for w in [*sentences, *_short_windows(mtext)]:
+        sentences = [x for x in _SENTENCE.split(mtext) if x.strip()]
+        head, tail = _edge_groups(sentences)
+        edges = [g for g in head + tail if g not in seen]
+        n_head = len([g for g in head if g not in seen])
+        seen |= set(edges)
+        long_enough = [x for x in sentences if len(x.split()) >= MIN_MODEL_WORDS]
+        for w in [*long_enough, *_short_windows(mtext)]:
             if w not in seen:
                 seen.add(w)
                 extra.append(w)
-    return items[:MAX_ITEMS], extra[: max(MAX_ITEMS - len(items), 0)]
+    items = items[:MAX_ITEMS]
+    extra = extra[: max(MAX_ITEMS - len(items) - len(forced) - len(edges), 0)]
+    return items, forced, edges[:n_head], edges[n_head:], extra
+
+
+# At most this many decoded payloads, and this many windows of the filler-free text, are embedded on top of
+# the ranked ones (a flood strips to the payload; a long text whose repeats are stripped still has its own
+# windows ranked as usual).
+MAX_FORCED = 2
 
 
 # Prompts shorter than this (in words, after normalisation) are judged by the rules and decoded payloads only:
@@ -143,8 +207,11 @@ MIN_MODEL_WORDS = 4
 
 
 # A long prompt's windows are all ranked by the cheap lexical part of the direct model; only this many (the
-# best-ranked) are embedded, in one batch, so screening cost no longer grows with the prompt's length.
-TOP_WINDOWS = 3
+# best-ranked) are embedded (cut to EMBED_TOKENS), with its last run of sentences and, for a flood of copied
+# filler, the filler-free windows, so screening cost does not grow with the prompt's length. One ranked item
+# caught every long in-sample attack that three did and blocked fewer long benign texts
+# (benchmarks.prompt_shield --parts evasion).
+TOP_WINDOWS = 1
 
 
 def direct_probs(
@@ -155,43 +222,93 @@ def direct_probs(
     top_k: int = TOP_WINDOWS,
 ) -> list[float]:
     """The direct classifier's probability per prompt: the max over its :func:`prompt_items`, of which the
-    ``top_k`` best by :meth:`~.direct_model.DirectModel.lexical_logit` are embedded (one batch for all
-    prompts); prompts under :data:`MIN_MODEL_WORDS` words keep only their decoded payloads (0.0 if none)."""
+    ``top_k`` best by :meth:`~.direct_model.DirectModel.lexical_logit` (cut to :data:`EMBED_TOKENS` when
+    there are more), the last run of sentences and the filler-free windows are embedded (one ``embed_fn``
+    call for all prompts); an item with a bar above the model's threshold counts only when it reaches it;
+    prompts under :data:`MIN_MODEL_WORDS` words keep only their decoded payloads (0.0 if none). Only the
+    model's ``threshold``, ``lexical_logit`` and ``predict`` are used."""
     items: list[str] = []
     lex: list[float] = []
     owner: list[int] = []
-    is_extra: list[bool] = []
+    bars: list[float] = []
+    th = model.threshold
     for i, t in enumerate(texts):
-        main, more = prompt_item_parts(t)
-        its = main + more
-        flags = np.array([False] * len(main) + [True] * len(more))
-        if len(its[0].split()) < MIN_MODEL_WORDS:  # its[0]: the first window, the whole text when short
-            its, flags = its[1:], flags[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
-            if not its:
-                continue
-        ll = model.lexical_logit(its)
+        main, forced, head, tail, more = _item_parts(t)
+        if len(main[0].split()) < MIN_MODEL_WORDS:  # main[0]: the first window, the whole text when short
+            main = main[1:]  # keep only the decoded payloads (each has >= 3 words of readable text)
+        # the tail (last sentence, last run) is always embedded: where a payload after a flood lies
+        its = main + head + more
+        bar = np.array([th] * len(main) + [max(th, EDGE_ITEM_P)] * len(head) + [max(th, EXTRA_ITEM_P)] * len(more))
+        ll = model.lexical_logit(its) if its else np.zeros(0)
         if len(its) > top_k:
             keep = sorted(np.argsort(-ll, kind="stable")[:top_k])
-            its, ll, flags = [its[k] for k in keep], ll[keep], flags[keep]
+            its, ll, bar = [its[k] for k in keep], ll[keep], bar[keep]
+            # the lexical rank read every window whole; the one embedded is read up to EMBED_TOKENS
+            capped = [_cap_tokens(x, backend) for x in its]
+            if capped != its:
+                its, ll = capped, model.lexical_logit(capped)
+        if forced or tail:
+            its = its + forced + tail
+            ll = np.concatenate([ll, model.lexical_logit(forced + tail)])
+            bar = np.concatenate([bar, np.full(len(forced), th), np.full(len(tail), max(th, EDGE_ITEM_P))])
+        if not its:
+            continue
         # MiniLM is uncased and whitespace-blind: the raw prompt embeds like its normalised form, and the raw
         # text hits the query memo retrieval fills (one embedding per request, not two)
         memo = embed_fn is None and len(its) == 1 and its[0].lower() == " ".join(t.split()).lower()
         items.extend([t] if memo else its)
         lex.extend(ll.tolist())
         owner.extend([i] * len(its))
-        is_extra.extend(flags.tolist())
+        bars.extend(bar.tolist())
     best = [0.0] * len(texts)
     if items:
         mtexts = [for_model(s) for s in items]
         chars = np.stack([char_features(m) for m in mtexts])
-        emb = (embed_fn or (lambda xs: embed(xs, backend)))(items)
+        emb = (embed_fn or (lambda xs: _embed_unpadded(xs, backend)))(items)
         p = model.predict(emb, chars, mtexts, np.asarray(lex))
-        # an extra item (sentence, short window) below EXTRA_ITEM_P is scaled below the threshold
-        cut = np.asarray(is_extra) & (p < EXTRA_ITEM_P)
-        p = np.where(cut, np.minimum(p, model.threshold * p / EXTRA_ITEM_P), p)
+        # an item with a bar above the threshold (edge run, sentence, short window) is scaled below the
+        # threshold unless it reaches its bar
+        b = np.asarray(bars)
+        p = np.where(p < b, np.minimum(p, th * p / b), p)
         for o, v in zip(owner, p, strict=True):
             best[o] = max(best[o], float(v))
     return best
+
+
+# A long prompt's best-ranked window is embedded up to this many word pieces (a 120-word window of code or
+# e-mail is 256 of them, which cost 4x one 64-token call).
+EMBED_TOKENS = 128
+
+
+def _cap_tokens(text: str, backend: str, limit: int | None = None) -> str:
+    """``text`` cut after its first ``limit`` (default :data:`EMBED_TOKENS`) MiniLM word pieces, special
+    tokens included (the bundled model's own tokenizer; the text unchanged when it is shorter)."""
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
+
+    limit = EMBED_TOKENS if limit is None else limit
+    tok = load_sentence_transformer(bundled_model_path(), backend).tokenizer
+    if hasattr(tok, "encode_batch"):  # a tokenizers.Tokenizer (ONNX): offsets of every piece, [CLS]/[SEP] (0, 0)
+        offsets = [o for o in tok.encode(text).offsets if o != (0, 0)]
+    else:  # a transformers fast tokenizer (torch)
+        offsets = list(tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"])
+    if len(offsets) <= limit - 2:
+        return text
+    return text[: offsets[limit - 3][1]]
+
+
+def _embed_unpadded(texts: Sequence[str], backend: str) -> np.ndarray:
+    """:func:`~.model.embed`, but a few texts of different lengths go one per model call: a batch pads every
+    text to its longest (a 120-word window with two sentences cost 1.5x the three embedded separately)."""
+    if len(texts) <= 1 or len(texts) > 8:
+        return embed(texts, backend)
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
+
+    model = load_sentence_transformer(bundled_model_path(), backend)
+    return np.concatenate([
+        np.asarray(model.encode([t], normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True),
+                   dtype=np.float32)
+        for t in texts
+    ])
 
 
 def score_prompts(
