@@ -278,7 +278,8 @@ def direct_probs(
         # an item with a bar above the threshold (edge run, sentence, short window) is scaled below the
         # threshold unless it reaches its bar
         b = np.asarray(bars)
-        p = np.where(p < b, np.minimum(p, th * p / b), p)
+        scaled = np.divide(th * p, b, out=p.astype(float, copy=True), where=b > 0)  # a bar of 0: never below it
+        p = np.where(p < b, np.minimum(p, scaled), p)
         for o, v in zip(owner, p, strict=True):
             best[o] = max(best[o], float(v))
     return best
