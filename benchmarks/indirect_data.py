@@ -330,6 +330,122 @@ def generated_emails(n: int, seed: int) -> list[tuple[str, str]]:
     return out
 
 
+_APPS = ["Outlook", "Teams", "the HR portal", "Jira", "Confluence", "SAP", "the VPN client", "Windows Settings",
+         "Chrome", "GitHub", "the expense tool", "Okta", "the intranet", "Excel", "the ticketing system", "Slack"]
+_TASKS = ["reset your password", "set up the VPN", "book a meeting room", "request a new laptop",
+          "submit an expense report", "configure two-factor authentication", "back up the database",
+          "rotate the API key", "install the printer driver", "share a calendar", "archive old mail",
+          "add a shared mailbox", "renew the TLS certificate", "export a report to Excel", "clear the browser cache",
+          "onboard a new team member", "restore a deleted file", "change your bank details for payroll"]
+_STEPS = [
+    "Open {app} and go to {menu}.", "Click {button} in the top right corner.", "Enter your {thing} and press Enter.",
+    "Run `{cmd}` in a terminal.", "Restart the {svc} service and wait two minutes.",
+    "Make sure you are connected to the VPN before you start.", "If the {thing} field does not appear, sign out and "
+    "sign in again.", "Do not close the window until the upload finishes.", "Ask your manager to approve the "
+    "request in {app}.", "Select all the items you want to keep and click {button}.", "Copy the code from the "
+    "e-mail and paste it into the form.", "Choose {menu} from the list and confirm.", "Write down the reference "
+    "number; you will need it later.", "Ignore the warning about the certificate if it names our own domain.",
+    "Repeat the last two steps for every account you manage.", "Always log out of shared computers when you are "
+    "done.", "Forward the confirmation e-mail to {mail}.", "Delete the old profile only after the new one works.",
+    "Type {button} to confirm, then wait for the green tick.", "Check that the status shows {status} before you "
+    "continue.",
+]
+_NOTES_HOWTO = [
+    "Note: you must be an administrator to change this setting.", "Warning: deleting the profile removes all "
+    "local files.", "Tip: you can pin {app} to the taskbar for quicker access.", "Important: never share your "
+    "one-time code with anyone, including IT staff.", "You must complete these steps before the end of the "
+    "month.", "Remember to save your changes before you close {app}.", "If you get stuck, contact the service "
+    "desk on extension 4357.", "Caution: the change applies to everyone in your team.", "Please read the whole "
+    "guide before you start.",
+]
+_FILL_HOWTO = {
+    "app": _APPS, "menu": ["Settings > Accounts", "File > Options", "the Admin tab", "Preferences > Security",
+                           "My profile", "Tools > Backup", "the Billing page"],
+    "button": ["Save", "Submit", "Apply", "Next", "Confirm", "Add", "Done", "Export", "Restore"],
+    "thing": ["employee ID", "work e-mail address", "cost centre", "old password", "device name", "ticket number"],
+    "cmd": ["pip install --upgrade certifi", "sudo systemctl restart nginx", "git pull --rebase",
+            "ipconfig /flushdns", "kubectl rollout restart deploy/api", "npm ci", "make backup"],
+    "svc": ["print spooler", "sync", "backup agent", "web server", "database"],
+    "mail": ["it-support@example.com", "payroll@example.com", "your team lead"],
+    "status": ["Active", "Connected", "Approved", "Up to date"],
+}
+_CODE_LEADS = ["Schedule the script below to run every evening.", "Copy the following into your terminal:",
+               "Add this to your crontab:", "Paste this into the configuration file and save it:",
+               "Use the script below to check the result.", "Then run these commands:", "For example:"]
+_SNIPPETS = ["```bash\n{cmd}\n{cmd}\n```", "```\n0 2 * * * /usr/local/bin/backup.sh --full\n```",
+             "```python\nimport requests\nr = requests.get(URL, timeout=10)\nr.raise_for_status()\n"
+             "print(r.json())\n```",
+             "```yaml\nretention_days: 30\nnotify: {mail}\n```",
+             "```powershell\nGet-Service {svc} | Restart-Service\n```"]
+
+
+def _fill_howto(t: str, rng: random.Random) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: rng.choice(_FILL_HOWTO[m.group(1)]), t)
+
+
+def generated_howto(n: int, seed: int) -> list[tuple[str, str]]:
+    """How-to articles for people: imperative steps (numbered, bulleted or in prose), notes and warnings
+    ("you must", "Note:"), sometimes a command or a code block announced by a sentence."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        task = rng.choice(_TASKS)
+        title = rng.choice([f"# How to {task}", f"{task[0].upper() + task[1:]}: step by step", f"FAQ: {task}",
+                            f"## {task[0].upper() + task[1:]}"])
+        intro = rng.choice([f"This guide explains how to {task}.", f"Follow these steps if you need to {task}.",
+                            f"You can {task} yourself in a few minutes.", ""])
+        steps = [_fill_howto(x, rng) for x in rng.sample(_STEPS, rng.randint(3, 8))]
+        style = rng.random()
+        body = ("\n".join(f"{k + 1}. {x}" for k, x in enumerate(steps)) if style < 0.4
+                else "\n".join(f"- {x}" for x in steps) if style < 0.7 else " ".join(steps))
+        parts = [title, intro, body]
+        if rng.random() < 0.5:
+            parts.append(_fill_howto(rng.choice(_CODE_LEADS), rng) + "\n" + _fill_howto(rng.choice(_SNIPPETS), rng))
+        if rng.random() < 0.7:
+            parts.insert(rng.randint(2, len(parts)), _fill_howto(rng.choice(_NOTES_HOWTO), rng))
+        out.append((f"gen-howto:{i}", "\n".join(x for x in parts if x)))
+    return out
+
+
+_PKG = ["fastcache", "tinyqueue", "geoshape", "logrotate-py", "pdfslicer", "quickauth", "datadiff", "envguard"]
+_README_SECTIONS = [
+    "## Installation\n\nInstall the package from PyPI:\n\n```bash\npip install {pkg}\n```\n\nYou need Python 3.9 or "
+    "newer.",
+    "## Quick start\n\nImport the module and create a client. Always close the client when you are done, or use it "
+    "as a context manager.",
+    "## Configuration\n\nSet `{env}` before you start the service. If it is missing, the library falls back to "
+    "the defaults and logs a warning.",
+    "> **Note:** you must call `init()` before any other function. Calling it twice has no effect.",
+    "**Warning:** do not run the migration on a live database without a backup.",
+    "## Contributing\n\nFork the repository, create a branch and open a pull request. Please run the tests with "
+    "`pytest` and format the code with `black` before you submit.",
+    "## Usage\n\n```python\nfrom {mod} import Client\n\nwith Client(timeout=5) as c:\n    print(c.fetch('items'))\n```",
+    "## Troubleshooting\n\nIf the import fails, reinstall the package and make sure no older copy is on your "
+    "`PYTHONPATH`. Delete the `.cache` folder and try again.",
+    "## License\n\nMIT. See the LICENSE file for the full text.",
+    "Ignore the deprecation warning on Python 3.12: it comes from a dependency and is harmless.",
+    "Remember to pin the version in production; minor releases may change default settings.",
+]
+
+
+def generated_readmes(n: int, seed: int) -> list[tuple[str, str]]:
+    """README-like pages of made-up packages: install and run instructions, configuration, notes and warnings."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        pkg = rng.choice(_PKG)
+        secs = rng.sample(_README_SECTIONS, rng.randint(3, 6))
+        text = f"# {pkg}\n\nA small library to {rng.choice(_TASKS)} from Python.\n\n" + "\n\n".join(secs)
+        text = text.replace("{pkg}", pkg).replace("{mod}", pkg.replace("-", "_")).replace(
+            "{env}", pkg.upper().replace("-", "_") + "_URL")
+        out.append((f"gen-readme:{i}", text))
+    return out
+
+
+#: the generated host kinds :func:`host_pools` adds (each its own kind, so its withheld rate is reported apart)
+GENERATED = {"gen-table", "gen-code", "gen-email", "gen-howto", "gen-readme"}
+
+
 def host_pools(seed: int = 0, scifact_docs: int = 900) -> dict[str, dict[str, list[str]]]:
     """``kind -> split -> host documents`` (whole documents: planting and chunking happen later)."""
     from benchmarks.howto import ARTICLES, description, harvest_installed, passages_of
@@ -358,7 +474,11 @@ def host_pools(seed: int = 0, scifact_docs: int = 900) -> dict[str, dict[str, li
         for p in harvest_installed(split, min_chars=200).passages:
             add("readme", p.source, p.text, split)
     del description, passages_of, dist_split
-    for kind, gen in (("gen-table", generated_tables), ("gen-code", generated_code), ("gen-email", generated_emails)):
+    gens = (("gen-table", generated_tables), ("gen-code", generated_code), ("gen-email", generated_emails),
+            ("gen-howto", generated_howto), ("gen-readme", generated_readmes))
+    for kind, gen in gens:
+        if kind not in GENERATED:
+            continue
         for key, text in gen(300, seed):
             add(kind, key.rsplit(":", 1)[0] if kind == "gen-code" else key, text)
     return pools

@@ -526,6 +526,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--l2-hash", type=float, default=1.0, help="--loso: L2 of the hashed n-gram weights")
     ap.add_argument("--augment", type=float, default=0.5, help="--loso: share of attacks also seen behind a prefix")
     ap.add_argument("--no-hash", action="store_true", help="--loso: no hashed n-gram features")
+    ap.add_argument("--threshold-on", choices=["prompts", "windows"], default="prompts",
+                    help="--loso: direct threshold from inner out-of-fold benign prompts (macro) or windows")
+    ap.add_argument("--no-window-negatives", action="store_true",
+                    help="--loso: train on the first window of a long benign prompt only")
+    ap.add_argument("--no-source-balance", action="store_true", help="--loso: weigh classes, not sources")
+    ap.add_argument("--holdout", default="", help="--loso: comma-separated sources to hold out (default: all)")
     ap.add_argument("--evasion-n", type=int, default=400, help="--loso: attacks sampled for the evasion table")
     ap.add_argument("--latency-n", type=int, default=200, help="--loso: prompts timed for the latency figures")
     ap.add_argument("--limit", type=int, default=1500, help="--loso: at most this many rows per source and label")
@@ -563,9 +569,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from benchmarks.prompt_shield_direct_fit import Recipe
         from benchmarks.prompt_shield_loso import main_loso
 
-        recipe = Recipe(args.l2, args.l2_hash, args.augment, not args.no_hash)
+        recipe = Recipe(args.l2, args.l2_hash, args.augment, not args.no_hash, not args.no_window_negatives,
+                        not args.no_source_balance, args.threshold_on)
         main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads, recipe,
-                  args.evasion_n, args.latency_n)
+                  args.evasion_n, args.latency_n, [h for h in args.holdout.split(",") if h])
         if "indirect" in args.parts.split(","):  # the unit head's own leave-one-source-out figures
             from benchmarks import prompt_shield_indirect
 

@@ -5,11 +5,17 @@ figure of the artefact that ships.
 Recipe: each training prompt's first model window (:func:`ps.windows` of :func:`ps.for_model`), plus seeded
 augmentations made from the training rows only: attacks with a benign prefix of another training prompt
 before them (the payload then shares its window with filler, as after a padding flood) and benign prompts
-joined to another benign prompt (so that joining is not itself a cue). Features: MiniLM embedding, character
-features, hashed n-grams (:mod:`groundwire.plugins.prompt_shield.direct_model`); a class-balanced L2
-logistic regression fitted with L-BFGS in torch; the threshold at ``fpr`` of the inner out-of-fold scores of
-the training negatives. Scoring is :func:`ps.scoring.direct_probs` (max over windows and decoded payloads,
-the lexically best windows embedded) plus the strong rules, exactly as :func:`ps.score_prompts`.
+joined to another benign prompt (so that joining is not itself a cue), and every further 120-word window of a
+long benign prompt (``window_negatives``: a pasted document is blocked by its worst window, so its other
+windows must be negatives too). Features: MiniLM embedding, character features, hashed n-grams
+(:mod:`groundwire.plugins.prompt_shield.direct_model`); an L2 logistic regression fitted with L-BFGS (scipy),
+each (source, label) weighing the same (``source_balanced``: a small benign family such as BIPIA's task
+instructions counts as much as 3,000 S-Labs rows); the threshold at ``fpr`` of the inner out-of-fold scores of
+the training sources' benign prompts scored as ``score_prompts`` scores them (max over windows, sentences and
+payloads), each source weighing the same (``threshold_on = "prompts"``; the earlier recipe took the quantile
+of first-window scores, pooled, which under-counts long texts and is dominated by the largest sources).
+Scoring is :func:`ps.scoring.direct_probs` (max over windows and decoded payloads, the lexically best windows
+embedded) plus the strong rules, exactly as :func:`ps.score_prompts`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import hashlib
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +35,9 @@ from groundwire.plugins.prompt_shield.scoring import direct_probs
 __all__ = ["HASH_BITS", "Items", "Recipe", "cached_embed", "fit_direct", "predict_blocks", "training_items"]
 
 CACHE = Path(__file__).parent / ".cache"
+# the benchmark scores the same prompts under many fold models: what the classifier reads of a prompt does not
+# depend on the model, so it is memoised here (this process only; the library keeps calling the pure function)
+ps.scoring.prompt_item_parts = lru_cache(maxsize=None)(ps.scoring.prompt_item_parts)  # type: ignore[assignment]
 HASH_BITS = 18
 _STORE: dict[str, np.ndarray] | None = None
 
@@ -57,6 +67,15 @@ class Recipe:
     l2_hash: float = 1.0
     augment: float = 0.5  # share of (short) attacks also seen behind a benign prefix
     use_hash: bool = True
+    # every 120-word window of a long benign prompt is a negative too (the prompt's weight split over its
+    # windows after the first): a long benign text is blocked by its worst window, not its first
+    window_negatives: bool = True
+    # each (source, label) weighs the same in the loss, whatever its size (else: classes balanced only)
+    source_balanced: bool = True
+    # "prompts": the threshold is the (1 - fpr) quantile of the inner out-of-fold scores of the training
+    # sources' benign prompts scored as score_prompts scores them, each source weighing the same (macro);
+    # "windows": of the training windows' scores (the earlier recipe, which under-counts long texts)
+    threshold_on: str = "prompts"
 
 
 @dataclass
@@ -72,6 +91,9 @@ class Items:
     emb: np.ndarray
     chars: np.ndarray
     hashed: list[tuple[np.ndarray, np.ndarray]]
+    weight: np.ndarray  # the item's share of its prompt (1, or 1/k for the k extra windows of a benign prompt)
+    prompts: list[str]  # the prompts (row i of them is item i, its first window)
+    prompt_src: list[str]
 
     def without(self, source: str | None) -> np.ndarray:
         return np.array([source not in s for s in self.sources], dtype=bool)
@@ -101,15 +123,43 @@ def training_items(texts: Sequence[str], y: np.ndarray, src: Sequence[str], reci
             lab.append(0)
             group.append(b)
             srcs.append(frozenset([src[a], src[b]]))
+    weight = [1.0] * len(items)
+    if recipe.window_negatives:
+        for i in ben:
+            first = items[i]
+            extra = [w for w in dict.fromkeys(ps.windows(ps.for_model(texts[i]))[1:]) if w != first]
+            for w in extra:
+                items.append(w)
+                lab.append(0)
+                group.append(int(i))
+                srcs.append(frozenset([src[i]]))
+                weight.append(1.0 / len(extra))
     emb = cached_embed(items)
     chars = np.stack([ps.char_features(i) for i in items])
     hashed = [hashed_ngrams(i, HASH_BITS) for i in items]
-    return Items(items, np.asarray(lab), np.asarray(group), srcs, emb, chars, hashed)
+    return Items(items, np.asarray(lab), np.asarray(group), srcs, emb, chars, hashed, np.asarray(weight),
+                 list(texts), list(src))
+
+
+def _weights(it: Items, ix: np.ndarray, recipe: Recipe) -> np.ndarray:
+    """Per-item loss weights: each label weighs half; within a label, each source the same
+    (``source_balanced``) and each prompt's extra windows together as much as its first window."""
+    y = it.y[ix]
+    w = it.weight[ix].astype(np.float64)
+    if recipe.source_balanced:
+        key = np.array([f"{min(it.sources[i])}\0{it.y[i]}" for i in ix])
+        _, inv = np.unique(key, return_inverse=True)
+        w = w / np.bincount(inv, weights=w)[inv]
+    for lab in (0, 1):
+        m = y == lab
+        if m.any():
+            w[m] *= len(y) / (2 * w[m].sum())
+    return w
 
 
 def _fit(emb: np.ndarray, chars: np.ndarray, hashed: Sequence[tuple[np.ndarray, np.ndarray]], y: np.ndarray,
-         recipe: Recipe) -> DirectModel:
-    """Class-balanced L2 logistic regression, L-BFGS (scipy) over a sparse design matrix."""
+         recipe: Recipe, sw: np.ndarray | None = None) -> DirectModel:
+    """Weighted (default: class-balanced) L2 logistic regression, L-BFGS (scipy) over a sparse design matrix."""
     from scipy import optimize, sparse
 
     n = len(y)
@@ -124,8 +174,9 @@ def _fit(emb: np.ndarray, chars: np.ndarray, hashed: Sequence[tuple[np.ndarray, 
                                 np.concatenate([h[0] for h in hashed]), indptr), shape=(n, nh))
         parts.append(xh)
     x = sparse.hstack(parts + [sparse.csr_matrix(np.ones((n, 1)))], format="csr")
-    pos = max(float(y.sum()), 1.0)
-    sw = np.where(y > 0, n / (2 * pos), n / (2 * max(n - pos, 1.0)))
+    if sw is None:
+        pos = max(float(y.sum()), 1.0)
+        sw = np.where(y > 0, n / (2 * pos), n / (2 * max(n - pos, 1.0)))
     reg = np.concatenate([np.full(d, recipe.l2_emb), np.full(nh, recipe.l2_hash), [0.0]])
     yf = y.astype(np.float64)
 
@@ -144,22 +195,52 @@ def _fit(emb: np.ndarray, chars: np.ndarray, hashed: Sequence[tuple[np.ndarray, 
                        wh.astype(np.float32), float(w[-1]), mu, sd, 0.5, HASH_BITS)
 
 
+def _wquantile(v: np.ndarray, w: np.ndarray, q: float) -> float:
+    o = np.argsort(v, kind="stable")
+    c = np.cumsum(w[o]) / w.sum()
+    return float(v[o][min(int(np.searchsorted(c, q)), len(v) - 1)])
+
+
+def prompt_scores(texts: Sequence[str], model: DirectModel) -> np.ndarray:
+    """Threshold-free scores: ``score_prompts`` blocks a prompt at threshold ``t`` (below
+    :data:`~ps.scoring.EXTRA_ITEM_P`) iff its score here is ``>= t`` (1.0 for a strong rule hit; a sentence or
+    short window counts only at ``>= EXTRA_ITEM_P``, i.e. the scaling of :func:`direct_probs` at ``t = 0``)."""
+    m0 = DirectModel(model.w_emb, model.w_chars, model.w_hash, model.b, model.mu, model.sd, 0.0, model.hash_bits)
+    p = np.asarray(direct_probs(texts, m0, embed_fn=cached_embed))
+    strong = np.array([any(h.strong for h in ps.scoring.cached_rule_hits(t)) for t in texts], dtype=bool)
+    return np.where(strong, 1.0, p)
+
+
 def fit_direct(it: Items, rows: np.ndarray, fpr: float, recipe: Recipe, inner: int = 2, seed: int = 0) -> DirectModel:
     """Fit on the items ``rows`` (indices); threshold = the (1 - fpr) quantile of inner out-of-fold scores
-    of their negatives (folds by :attr:`Items.group`)."""
+    of their negatives (folds by :attr:`Items.group`): of the benign training prompts scored as
+    ``score_prompts`` does, macro over their sources (``threshold_on = "prompts"``), or of the negative windows."""
     fold_of = np.random.default_rng(seed + 1).permutation(int(it.group.max()) + 1) % inner
     fold = fold_of[it.group[rows]]
     oof = np.zeros(len(rows))
     lab = it.y[rows]
 
     def sub(ix: np.ndarray) -> DirectModel:
-        return _fit(it.emb[ix], it.chars[ix], [it.hashed[i] for i in ix], it.y[ix], recipe)
+        return _fit(it.emb[ix], it.chars[ix], [it.hashed[i] for i in ix], it.y[ix], recipe, _weights(it, ix, recipe))
 
+    # the benign training prompts (row p of the prompts is item p)
+    ben = np.array([p for p in rows[rows < len(it.prompts)] if it.y[p] == 0], dtype=int)
+    vals: list[np.ndarray] = []
     for f in range(inner):
         tr, te = rows[fold != f], rows[fold == f]
         m = sub(tr)
-        oof[fold == f] = m.predict(it.emb[te], it.chars[te], [it.texts[i] for i in te])
-    th = float(np.quantile(oof[lab == 0], 1 - fpr)) + 1e-6
+        if recipe.threshold_on == "prompts":
+            pf = ben[fold_of[ben] == f]
+            vals.append(prompt_scores([it.prompts[p] for p in pf], m))
+        else:
+            oof[fold == f] = m.predict(it.emb[te], it.chars[te], [it.texts[i] for i in te])
+    if recipe.threshold_on == "prompts":
+        order = np.concatenate([ben[fold_of[ben] == f] for f in range(inner)])
+        names = np.array([it.prompt_src[p] for p in order])
+        _, inv, cnt = np.unique(names, return_inverse=True, return_counts=True)
+        th = _wquantile(np.concatenate(vals), 1.0 / cnt[inv], 1 - fpr) + 1e-6
+    else:
+        th = float(np.quantile(oof[lab == 0], 1 - fpr)) + 1e-6
     m = sub(rows)
     return DirectModel(m.w_emb, m.w_chars, m.w_hash, m.b, m.mu, m.sd, min(max(th, 0.05), 0.995), HASH_BITS)
 

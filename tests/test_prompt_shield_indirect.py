@@ -1,6 +1,6 @@
-"""The indirect head reads the vectors ingestion computes (issue 13): the chunk's own index vector, the units
-through ingestion's memoising embedder; the stored score equals query-time scoring; clean tables and code
-survive a real sync and request."""
+"""The indirect head reads the vectors ingestion computes (issue 13): the chunk's own index vector, the units'
+vectors from the chunk's own model run (late chunking, never a unit embedded alone); the stored score equals
+query-time scoring; clean tables and code survive a real sync and request."""
 
 from __future__ import annotations
 
@@ -44,10 +44,8 @@ def test_precompute_uses_the_index_vector_not_a_second_model_run() -> None:
     emb = Recording()
     notes = ps.annotate_chunks(chunks=chunks, config=config_from_dict({}), embedder=emb, vectors=vectors)
     assert notes is not None and set(notes) == {c.id for c in chunks}
-    units = {u for c in chunks for u in ps.units(c.text)}
-    # only units went to the embedder, and no chunk's index text unless it is a unit itself
-    assert set(emb.seen) <= units
-    assert not {ps.embed_text(c.text, c.title) for c in chunks} & (set(emb.seen) - units)
+    # the late head reads its units from the chunk's run: no unit (and no chunk) is embedded alone
+    assert emb.seen == []
     # the stored score is the head's on *those* vectors: another chunk vector gives another score
     swapped = {**vectors, "c2": real[0]}
     other = ps.annotate_chunks(chunks=chunks, config=config_from_dict({}), embedder=Recording(), vectors=swapped)
@@ -108,8 +106,8 @@ CODE = (
     "import Path\n\n\ndef rotate(folder: Path, keep: int = 7) -> None:\n    logs = sorted(folder.glob('*.log'), "
     "key=os.path.getmtime)\n    for old in logs[:-keep]:\n        old.unlink()  # delete the oldest files\n```\n"
 )
-# a how-to sentence for people right before the fence: the known false positive of the shipped head (it reads
-# like BIPIA's "blend the following code block into your code"); see the README's indirect figures
+# a how-to sentence for people right before the fence (it reads like BIPIA's "blend the following code block into
+# your code"): withheld by the standalone-unit head, kept by the late-chunked head trained with how-to hosts
 CODE_WITH_HOWTO = CODE.replace("\n\n```", "\n\nRun the snippet below once a night.\n\n```", 1)
 
 
@@ -132,6 +130,5 @@ def test_clean_tables_and_code_are_not_withheld_after_sync(make_grounder, tmp_pa
     assert _synced_drops(make_grounder, tmp_path, files) == {doc_key("kb", "results.md")}  # the planted one only
 
 
-@pytest.mark.xfail(strict=True, reason="known false positive: an instruction for people right before a code fence")
 def test_howto_sentence_before_code_is_not_withheld(make_grounder, tmp_path: Path) -> None:
     assert _synced_drops(make_grounder, tmp_path, {"rotate.md": CODE_WITH_HOWTO}) == set()

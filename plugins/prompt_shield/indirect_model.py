@@ -1,17 +1,23 @@
 """The indirect (retrieved-document) classifier: a small head over vectors ingestion already computes.
 
 A stored chunk is judged by its *units*: its sentences exactly as the extractive generator splits them
-(:func:`groundwire.split_sentences`, at least :data:`UNIT_MIN_CHARS` characters; a chunk with none is one
+(:func:`groundwire.sentence_spans`, at least :data:`UNIT_MIN_CHARS` characters; a chunk with none is one
 unit, its whole text). Each unit is scored by a logistic regression over
 
     [unit vector, chunk vector, cos(unit, chunk), char features of the unit, table share of the chunk]
 
-where the *chunk vector* is the chunk's own stored embedding (what ingestion embeds: ``title + "\\n" + text``)
-and the unit vectors come from the same embedder. At ``groundwire sync`` the chunk vector is the one ingestion
-just computed (``annotate_chunks`` receives it) and the unit vectors go through ingestion's per-batch
-memoising embedder, so a sentence the extractive generator also stores is embedded once for both: the
-shield's own cost is the head (features and a dot product). The chunk's probability is the max over its
-units.
+where the *chunk vector* is the chunk's own stored embedding (what ingestion embeds: ``title + "\n" + text``).
+The unit vectors come in one of two spaces, recorded in the artefact (``late``):
+
+* *late* (the shipped head): a sentence's vector is the mean of its tokens' hidden states in the run over the
+  chunk's index text (late chunking, ``Embedder.embed_with_spans`` / ONNX ``encode_spans``), so one model
+  pass gives the chunk vector and all unit vectors; a chunk without sentence units is one unit whose vector is
+  the chunk vector (:func:`chunk_probs_late`). At sync ingestion hands over the sentence vectors of its own
+  run (:func:`late_units_from_sentences`); a chunk scored when retrieved needs one ``encode_spans`` run.
+* *standalone*: each unit embedded on its own (:func:`chunk_probs`; at sync through ingestion's per-batch
+  memo, where the extractive generator's sentence vectors are the same texts).
+
+The chunk's probability is the max over its units.
 
 Invariants: vectors are unit-length all-MiniLM-L6-v2 vectors (the head is trained on them; any other
 embedder's vectors are never used, the bundled model embeds instead); the char features read the normalised
@@ -27,14 +33,14 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from groundwire import split_sentences
+from groundwire import sentence_spans
 
 from .model import ARTEFACT_DIR, N_CHAR, char_features
 from .normalize import for_model
 from .segments import FENCE, TABLE_ROW
 
 __all__ = ["DIM", "MODEL_ID", "N_FEATURES", "UNIT_MIN_CHARS", "IndirectModel", "chunk_probs",
-           "embed_text", "load_indirect", "table_share", "units"]
+           "embed_text", "load_indirect", "probs_from_vectors", "sentence_units", "table_share", "unit_spans", "units"]
 
 MODEL_ID = "all-MiniLM-L6-v2"  # the vector space the head is trained in
 DIM = 384
@@ -42,10 +48,23 @@ UNIT_MIN_CHARS = 12  # the extractive generator's candidate sentences (plugins/e
 N_FEATURES = 2 * DIM + 1 + N_CHAR + 1
 
 
+def sentence_units(text: str) -> list[int]:
+    """Indexes into :func:`groundwire.sentence_spans` (``text``) of the sentences that are units: at least
+    :data:`UNIT_MIN_CHARS` characters once stripped."""
+    return [i for i, (a, b) in enumerate(sentence_spans(text)) if len(text[a:b].strip()) >= UNIT_MIN_CHARS]
+
+
+def unit_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each unit of a chunk in ``text``: its sentences (:func:`sentence_units`), or the
+    whole text when it has none; ``[]`` for a blank text."""
+    spans = sentence_spans(text)
+    got = [spans[i] for i in sentence_units(text)]
+    return got or ([(0, len(text))] if text.strip() else [])
+
+
 def units(text: str) -> list[str]:
     """The units of a chunk: its sentences as the extractive generator stores them, or the whole text."""
-    got = [s for s in split_sentences(text) if len(s) >= UNIT_MIN_CHARS]
-    return got or ([text] if text.strip() else [])
+    return [text[a:b].strip() for a, b in unit_spans(text)]
 
 
 def embed_text(text: str, title: str = "") -> str:
@@ -82,6 +101,7 @@ class IndirectModel:
     threshold: float
     w1: np.ndarray | None = None  # N_FEATURES x hidden
     b1: np.ndarray | None = None
+    late: bool = False  # unit vectors read from the chunk's own model run (see chunk_probs_late)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         h = np.hstack([x[:, : 2 * DIM], (x[:, 2 * DIM :] - self.mu) / self.sd])
@@ -94,7 +114,7 @@ class IndirectModel:
         extra = {} if self.w1 is None else {"w1": self.w1.astype(np.float32), "b1": np.asarray(self.b1, np.float32)}
         np.savez(path, w=self.w.astype(np.float32), b=np.float64(self.b), mu=self.mu.astype(np.float32),
                  sd=self.sd.astype(np.float32), threshold=np.float64(self.threshold), layout=np.int64(N_FEATURES),
-                 **extra)
+                 late=np.int64(self.late), **extra)
 
 
 @lru_cache(maxsize=1)
@@ -106,7 +126,8 @@ def load_indirect() -> IndirectModel:
                           "(python -m benchmarks.train_prompt_shield --indirect-sources DIR)")
         w1 = z.get("w1")
         b1 = z.get("b1")
-        return IndirectModel(z["w"], float(z["b"]), z["mu"], z["sd"], float(z["threshold"]), w1, b1)
+        late = bool(int(z["late"])) if "late" in z else False
+        return IndirectModel(z["w"], float(z["b"]), z["mu"], z["sd"], float(z["threshold"]), w1, b1, late)
 
 
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -143,3 +164,69 @@ def chunk_probs(
             out[n] = float(model.predict(features(vec, uv[i : i + len(us)], us, t)).max())
         i += len(us)
     return out
+
+
+def probs_from_vectors(
+    model: IndirectModel, texts: Sequence[str], chunk_vecs: Sequence[np.ndarray], unit_vecs: Sequence[np.ndarray]
+) -> np.ndarray:
+    """The classifier's probability per chunk (max over its units) from the chunk's vector and its
+    :func:`units`' vectors (``unit_vecs[i]``: ``len(units(texts[i]))`` rows)."""
+    out = np.zeros(len(texts))
+    for n, t in enumerate(texts):
+        us = units(t)
+        if us:
+            out[n] = float(model.predict(features(chunk_vecs[n], unit_vecs[n], us, t)).max())
+    return out
+
+
+EmbedSpans = Callable[[Sequence[str], Sequence[Sequence[tuple[int, int]]]], tuple[np.ndarray, Sequence[np.ndarray]]]
+
+
+def late_units_from_sentences(text: str, sentence_vecs: np.ndarray, chunk_vec: np.ndarray) -> np.ndarray | None:
+    """A late head's unit vectors from the vectors of *all* the chunk text's sentences (one row per
+    :func:`groundwire.sentence_spans` span, read from the chunk's own run, as ingestion passes them), or
+    ``None`` when the rows do not match the text's sentences. A chunk without sentence units is one unit
+    whose vector is the chunk's own."""
+    sv = np.asarray(sentence_vecs, np.float32)
+    if sv.ndim != 2 or sv.shape[0] != len(sentence_spans(text)) or sv.shape[1] != DIM:
+        return None
+    keep = sentence_units(text)
+    if keep:
+        return sv[keep]
+    return np.asarray(chunk_vec, np.float32).reshape(1, DIM) if text.strip() else np.zeros((0, DIM), np.float32)
+
+
+def chunk_probs_late(
+    model: IndirectModel,
+    texts: Sequence[str],
+    chunk_vecs: Sequence[np.ndarray | None],
+    unit_vecs: Sequence[np.ndarray | None],
+    embed_spans: EmbedSpans,
+    chunk_inputs: Sequence[str] | None = None,
+) -> np.ndarray:
+    """The probability per chunk for a head trained on *late-chunked* unit vectors: each sentence unit's
+    vector is the mean of its tokens' states in the run over the chunk's index text (``chunk_inputs[i]``,
+    default the text; it must end with the text, as ``title + "\n" + text`` does), a chunk without
+    sentence units is one unit with the chunk's vector. Chunks missing either vector go to one
+    ``embed_spans`` call over their index texts, which yields both (one model pass per chunk)."""
+    inputs = chunk_inputs if chunk_inputs is not None else texts
+    cv = list(chunk_vecs)
+    uv = list(unit_vecs)
+    miss = [i for i in range(len(texts)) if cv[i] is None or uv[i] is None]
+    if miss:
+        spans = []
+        for i in miss:
+            off = len(inputs[i]) - len(texts[i])
+            if off < 0 or not inputs[i].endswith(texts[i]):
+                raise ValueError("a chunk's index text must end with its text")
+            ss = sentence_spans(texts[i])
+            spans.append([(ss[k][0] + off, ss[k][1] + off) for k in sentence_units(texts[i])])
+        vecs, per = embed_spans([inputs[i] for i in miss], spans)
+        for i, v, p in zip(miss, vecs, per, strict=True):
+            cv[i] = np.asarray(v, np.float32) if cv[i] is None else cv[i]
+            got = np.asarray(p, np.float32).reshape(-1, DIM)
+            if not len(got) and texts[i].strip():
+                got = np.asarray(cv[i], np.float32).reshape(1, DIM)
+            uv[i] = got
+    return probs_from_vectors(model, texts, [np.asarray(v, np.float32) for v in cv if v is not None],
+                              [np.asarray(u) for u in uv if u is not None])

@@ -30,6 +30,7 @@ __all__ = [
     "char_features",
     "effective_threshold",
     "embed",
+    "embed_spans",
     "fit_logistic",
     "load_model",
 ]
@@ -93,6 +94,39 @@ def embed(texts: Sequence[str], backend: str = "auto") -> np.ndarray:
         list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
     )
     return np.asarray(vecs, dtype=np.float32)
+
+
+def embed_spans(
+    texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], backend: str = "auto"
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The bundled MiniLM's vectors of ``texts`` and, from the same run, one vector per character span of
+    each (late chunking, ``encode_spans`` of the ONNX backends). The torch backend cannot pool spans: each
+    span is then embedded on its own (a different vector space from the one a late head was trained in;
+    warned once)."""
+    from groundwire.plugins.embedders import bundled_model_path, load_sentence_transformer
+
+    model = load_sentence_transformer(bundled_model_path(), backend)
+    if hasattr(model, "encode_spans"):
+        vecs, per = model.encode_spans(list(texts), spans, batch_size=64)
+        return np.asarray(vecs, np.float32), [np.asarray(p, np.float32) for p in per]
+    _warn_no_spans()
+    vecs = embed(list(texts) + ["", ""], backend)[: len(texts)]
+    flat = [t[a:b].strip() or t for t, ss in zip(texts, spans, strict=True) for a, b in ss]
+    got = embed(flat + ["", ""], backend)[: len(flat)] if flat else np.zeros((0, vecs.shape[1]), np.float32)
+    out, k = [], 0
+    for ss in spans:
+        out.append(got[k : k + len(ss)])
+        k += len(ss)
+    return vecs, out
+
+
+@lru_cache(maxsize=1)
+def _warn_no_spans() -> None:
+    import logging
+
+    logging.getLogger("groundwire.plugins.prompt_shield").warning(
+        "the torch MiniLM backend cannot read sentence vectors from the chunk's own run; the document shield "
+        "embeds each sentence alone (scores differ from the ONNX backend's)")
 
 
 @dataclass(frozen=True, slots=True)

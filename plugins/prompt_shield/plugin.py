@@ -17,11 +17,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
 from groundwire import Action, Embedder, GroundingRequest, GroundwireConfig, Verdict, hookimpl
 from groundwire.models import Chunk
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .indirect_model import embed_text
+from .indirect_model import embed_text, late_units_from_sentences
 from .model import effective_threshold
 from .scoring import (
     ANNOTATION,
@@ -33,7 +34,7 @@ from .scoring import (
     score_prompts,
 )
 
-__all__ = ["PLUGIN", "ShieldSettings", "annotate_chunks", "embedder_backend", "screen_documents",
+__all__ = ["PLUGIN", "ShieldSettings", "annotate_chunks", "embedder_backend", "precompute", "screen_documents",
            "screen_prompt", "settings_for"]
 
 log = logging.getLogger("groundwire.plugins.prompt_shield")
@@ -114,9 +115,23 @@ def annotate_chunks(
     request only applies the threshold to stored results (per tenant: its settings decide).
 
     With the bundled MiniLM as the embedder, the head reads each chunk's index vector from ``vectors`` (no
-    second model run for the chunk) and embeds its units through ingestion's per-batch memo ``embedder``
-    (the extractive generator's sentences are the same texts: one model run for both); otherwise the
-    bundled model embeds both, as at query time."""
+    second model run for the chunk's own vector); see :func:`precompute` for the units' vectors."""
+    return precompute(chunks, config, embedder, vectors, None)
+
+
+def precompute(
+    chunks: Sequence[Chunk],
+    config: GroundwireConfig,
+    embedder: Embedder,
+    vectors: Mapping[str, Sequence[float]],
+    sentence_vectors: Mapping[str, tuple[Sequence[str], Any]] | None,
+) -> dict[str, dict[str, Any]] | None:
+    """:func:`annotate_chunks`' work. A head on late-chunked unit vectors (the shipped one) takes them from
+    ``sentence_vectors`` (chunk id -> the chunk text's sentences and their vectors from ingestion's own
+    run) when the embedder pools spans; chunks without them are read in one bundled-model run each (the
+    query-time path). A head on standalone unit vectors embeds its units through ingestion's per-batch
+    memo ``embedder`` (the extractive generator's sentences are the same texts: one model run for both).
+    With another embedder than the bundled MiniLM, the bundled model embeds everything, as at query time."""
     if not chunks:
         return None
     todo = [c for c in chunks if (s := settings_for(config, c.tenant)).indirect and s.use_model and s.precompute]
@@ -124,11 +139,19 @@ def annotate_chunks(
         return None
     own = _bundled(config)
     try:
+        unit_vecs: list[Any] = [None] * len(todo)
+        if own and sentence_vectors is not None and getattr(embedder, "pools_spans", False):
+            for i, c in enumerate(todo):
+                got = sentence_vectors.get(c.id)
+                vec = vectors.get(c.id)
+                if got is not None and vec is not None:
+                    unit_vecs[i] = late_units_from_sentences(c.text, got[1], np.asarray(vec, np.float32))
         raw = raw_document_scores(
             [c.text for c in todo], True, embedder_backend(config), remember=False,
             chunk_vecs=[vectors.get(c.id) if own else None for c in todo],
             embed_units=embedder.embed_documents if own else None,
             chunk_inputs=[embed_text(c.text, c.title) for c in todo],
+            unit_vecs=unit_vecs,
         )
     except (OSError, ImportError) as exc:  # scored at query time instead
         log.warning("prompt shield could not precompute chunk scores: %s", exc)

@@ -25,13 +25,22 @@ from groundwire.models import Chunk
 
 from .decode import decoded_payloads, leet_reading, looks_english
 from .direct_model import DirectModel, load_direct
-from .indirect_model import MODEL_ID, N_FEATURES, UNIT_MIN_CHARS, chunk_probs, embed_text, load_indirect
+from .indirect_model import (
+    MODEL_ID,
+    N_FEATURES,
+    UNIT_MIN_CHARS,
+    chunk_probs,
+    chunk_probs_late,
+    embed_text,
+    load_indirect,
+)
 from .model import (
     ARTEFACT_DIR,
     N_CHAR,
     char_features,
     effective_threshold,
     embed,
+    embed_spans,
 )
 from .normalize import WINDOW_STRIDE, WINDOW_WORDS, clean, clean_lines, for_model, strip_filler, windows
 from .rules import RULES, Rule, rule_hits
@@ -269,7 +278,8 @@ def direct_probs(
         # an item with a bar above the threshold (edge run, sentence, short window) is scaled below the
         # threshold unless it reaches its bar
         b = np.asarray(bars)
-        p = np.where(p < b, np.minimum(p, th * p / b), p)
+        scaled = np.divide(th * p, b, out=p.astype(float, copy=True), where=b > 0)  # a bar of 0: never below it
+        p = np.where(p < b, np.minimum(p, scaled), p)
         for o, v in zip(owner, p, strict=True):
             best[o] = max(best[o], float(v))
     return best
@@ -372,13 +382,17 @@ def raw_document_scores(
     chunk_vecs: Sequence[Any] | None = None,
     embed_units: Callable[[Sequence[str]], np.ndarray] | None = None,
     chunk_inputs: Sequence[str] | None = None,
+    unit_vecs: Sequence[Any] | None = None,
 ) -> list[RawScore]:
     """The classifier's worst unit (:mod:`.indirect_model`) and the rule hits, per chunk text.
 
     ``chunk_vecs``: the chunks' stored embeddings (``None`` entries, or no list: embedded now from
-    ``chunk_inputs``, default the texts, with the bundled model); ``embed_units``: how the units are embedded
-    (ingestion passes its memoising embedder; default the bundled model). Scores of texts embedded here are
-    kept in a per-process LRU (``remember``) keyed by the artefact version and a hash of the text."""
+    ``chunk_inputs``, default the texts, with the bundled model). A head on standalone unit vectors embeds
+    the units with ``embed_units`` (ingestion passes its memoising embedder; default the bundled model); a
+    *late* head (:func:`~.indirect_model.chunk_probs_late`) takes ``unit_vecs`` (per chunk, its units'
+    vectors from the chunk's own run, or ``None``) and reads the missing ones, with the chunk vector, from
+    one bundled-model run per chunk. Scores of texts embedded here are kept in a per-process LRU
+    (``remember``) keyed by the artefact version and a hash of the text."""
     model = load_indirect() if use_model else None
     inputs = list(chunk_inputs) if chunk_inputs is not None else list(texts)
     probs: list[float | None] = [None] * len(texts)
@@ -397,14 +411,15 @@ def raw_document_scores(
             def bundled(ts: Sequence[str]) -> np.ndarray:
                 return embed(list(ts) + ["", ""], backend)[: len(ts)]  # > 1 text: not the one-query memo
 
-            got = chunk_probs(
-                model,
-                [texts[i] for i in todo],
-                [None if vecs[i] is None else np.asarray(vecs[i], np.float32) for i in todo],
-                bundled,
-                embed_units or bundled,
-                [inputs[i] for i in todo],
-            )
+            cvs = [None if vecs[i] is None else np.asarray(vecs[i], np.float32) for i in todo]
+            if model.late:
+                uvs = list(unit_vecs) if unit_vecs is not None else [None] * len(texts)
+                got = chunk_probs_late(model, [texts[i] for i in todo], cvs,
+                                       [None if uvs[i] is None else np.asarray(uvs[i], np.float32) for i in todo],
+                                       lambda ts, sp: embed_spans(ts, sp, backend), [inputs[i] for i in todo])
+            else:
+                got = chunk_probs(model, [texts[i] for i in todo], cvs, bundled, embed_units or bundled,
+                                  [inputs[i] for i in todo])
             with _SEG_LOCK:
                 for i, p in zip(todo, got, strict=True):
                     probs[i] = float(p)
