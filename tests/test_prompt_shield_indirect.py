@@ -32,23 +32,44 @@ class Recording(MiniLMEmbedder):
         return super().embed_documents(texts)
 
 
+def _ingested(chunks: list, emb: MiniLMEmbedder | None = None) -> tuple[dict, dict]:
+    """What ingestion hands ``annotate_chunks``: each chunk's index vector and its sentences' vectors, from one
+    ``embed_with_spans`` run of the bundled MiniLM."""
+    from groundwire.ingest_embed import index_text_spans
+
+    split = [index_text_spans(c.title, c.text) for c in chunks]
+    vecs, per = (emb or MiniLMEmbedder()).embed_with_spans([ps.embed_text(c.text, c.title) for c in chunks],
+                                                           [sp for _, sp in split])
+    return ({c.id: v for c, v in zip(chunks, vecs, strict=True)},
+            {c.id: (ss, pv) for c, (ss, _), pv in zip(chunks, split, per, strict=True)})
+
+
 def _chunks() -> list:
     texts = [HOWTO, TABLE, INJECTED, "Payday is the 25th of every month. Ask HR if it is late."]
     return [make_chunk(f"c{i}", t) for i, t in enumerate(texts)]
 
 
-def test_precompute_uses_the_index_vector_not_a_second_model_run() -> None:
+def test_precompute_uses_the_index_vector_not_a_second_model_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from groundwire.plugins.onnx_minilm import OnnxSentenceEncoder
+
     chunks = _chunks()
-    real = MiniLMEmbedder().embed_documents([ps.embed_text(c.text, c.title) for c in chunks])
-    vectors = {c.id: v for c, v in zip(chunks, real, strict=True)}
+    vectors, sentence_vectors = _ingested(chunks)
+    runs: list[int] = []
+    for name in ("encode", "encode_spans"):  # any run of the model from here on is counted
+        real_fn = getattr(OnnxSentenceEncoder, name)
+        monkeypatch.setattr(OnnxSentenceEncoder, name,
+                            lambda self, texts, *a, _f=real_fn, **k: runs.append(len(texts))
+                            or _f(self, texts, *a, **k))
     emb = Recording()
-    notes = ps.annotate_chunks(chunks=chunks, config=config_from_dict({}), embedder=emb, vectors=vectors)
+    notes = ps.annotate_chunks(chunks=chunks, config=config_from_dict({}), embedder=emb, vectors=vectors,
+                               sentence_vectors=sentence_vectors)
     assert notes is not None and set(notes) == {c.id for c in chunks}
-    # the late head reads its units from the chunk's run: no unit (and no chunk) is embedded alone
-    assert emb.seen == []
+    # the late head reads its units from ingestion's run: no unit (and no chunk) is embedded again
+    assert emb.seen == [] and runs == []
     # the stored score is the head's on *those* vectors: another chunk vector gives another score
-    swapped = {**vectors, "c2": real[0]}
-    other = ps.annotate_chunks(chunks=chunks, config=config_from_dict({}), embedder=Recording(), vectors=swapped)
+    swapped = {**vectors, "c2": vectors["c0"]}
+    other = ps.annotate_chunks(chunks=chunks, config=config_from_dict({}), embedder=Recording(), vectors=swapped,
+                               sentence_vectors=sentence_vectors)
     assert other is not None
     assert other["c2"][ps.ANNOTATION]["p"] != notes["c2"][ps.ANNOTATION]["p"]
     assert other["c0"][ps.ANNOTATION]["p"] == pytest.approx(notes["c0"][ps.ANNOTATION]["p"], abs=1e-6)
@@ -56,9 +77,9 @@ def test_precompute_uses_the_index_vector_not_a_second_model_run() -> None:
 
 def test_stored_scores_equal_query_time_scores() -> None:
     chunks = _chunks()
-    real = MiniLMEmbedder().embed_documents([ps.embed_text(c.text, c.title) for c in chunks])
+    vectors, sentence_vectors = _ingested(chunks)
     notes = ps.annotate_chunks(chunks=chunks, config=config_from_dict({}), embedder=MiniLMEmbedder(),
-                               vectors={c.id: v for c, v in zip(chunks, real, strict=True)})
+                               vectors=vectors, sentence_vectors=sentence_vectors)
     assert notes is not None
     ps.clear_cache()
     live = ps.score_chunks(chunks)  # no annotations: each chunk is embedded now, by the shield
@@ -73,7 +94,9 @@ def test_another_embedders_vectors_are_never_used() -> None:
     config = config_from_dict({"embedder": {"name": "hashing"}})
     bogus = {c.id: np.full(384, 384 ** -0.5, np.float32) for c in chunks}
     emb = Recording()
-    notes = ps.annotate_chunks(chunks=chunks, config=config, embedder=emb, vectors=bogus)
+    notes = ps.annotate_chunks(chunks=chunks, config=config, embedder=emb, vectors=bogus,
+                               sentence_vectors={c.id: (["bogus"], np.full((1, 384), 384 ** -0.5, np.float32))
+                                                 for c in chunks})
     assert notes is not None and emb.seen == []  # the bundled model embedded chunk and units instead
     ps.clear_cache()
     live = ps.score_chunks(chunks)

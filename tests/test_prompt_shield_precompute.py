@@ -21,12 +21,17 @@ TEXTS = [HOWTO, TABLE, INJECTED, INJECTED_CODE, "Payday is the 25th of every mon
 
 def _annotate(chunks: list, config) -> dict | None:
     """What ingestion passes: the chunks' index vectors and the (bundled MiniLM) embedder."""
+    from groundwire.ingest_embed import index_text_spans
     from groundwire.plugins.embedders import MiniLMEmbedder
 
     emb = MiniLMEmbedder()
-    vecs = emb.embed_documents([ps.embed_text(c.text, c.title) for c in chunks]) if chunks else []
+    split = [index_text_spans(c.title, c.text) for c in chunks]
+    vecs, per = emb.embed_with_spans([ps.embed_text(c.text, c.title) for c in chunks], [sp for _, sp in split]) \
+        if chunks else ([], [])
     return ps.annotate_chunks(chunks=chunks, config=config, embedder=emb,
-                              vectors={c.id: v for c, v in zip(chunks, vecs, strict=True)})
+                              vectors={c.id: v for c, v in zip(chunks, vecs, strict=True)},
+                              sentence_vectors={c.id: (ss, pv) for c, (ss, _), pv in zip(chunks, split, per,
+                                                                                        strict=True)})
 
 
 def _annotated(texts: list[str]) -> list:

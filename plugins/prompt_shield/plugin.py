@@ -109,14 +109,16 @@ def _bundled(config: GroundwireConfig) -> bool:
 
 @hookimpl
 def annotate_chunks(
-    chunks: Sequence[Chunk], config: GroundwireConfig, embedder: Embedder, vectors: Mapping[str, Sequence[float]]
+    chunks: Sequence[Chunk], config: GroundwireConfig, embedder: Embedder, vectors: Mapping[str, Sequence[float]],
+    sentence_vectors: Mapping[str, tuple[Sequence[str], Any]],
 ) -> dict[str, dict[str, Any]] | None:
     """Precompute the indirect screening of new chunks at ingestion (``precompute``, default on), so a
     request only applies the threshold to stored results (per tenant: its settings decide).
 
     With the bundled MiniLM as the embedder, the head reads each chunk's index vector from ``vectors`` (no
-    second model run for the chunk's own vector); see :func:`precompute` for the units' vectors."""
-    return precompute(chunks, config, embedder, vectors, None)
+    second model run for the chunk's own vector) and its sentences' vectors from ``sentence_vectors`` (the
+    same run's, when the embedder pools spans: no second model run at all); see :func:`precompute`."""
+    return precompute(chunks, config, embedder, vectors, sentence_vectors)
 
 
 def precompute(
