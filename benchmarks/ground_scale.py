@@ -47,7 +47,17 @@ GROUPS = ["g0"]
 N_GROUPS = 10
 PER_CHUNK = 5
 TOP_K = 5
-BUILD_FORMAT = 2  # bumped when the index's write path changes what a cached tenant must hold (the ACL store)
+BUILD_FORMAT = 3  # bumped when the index's write path changes what a cached tenant must hold (the ACL store)
+
+
+def _build_key() -> dict[str, Any]:
+    """What a cached tenant must match to be reused: the build format and the versions of the annotations it
+    stores (a tenant whose stored sentence vectors or shield scores are stale would measure the query-time
+    fallback, every retrieved chunk run through the model again, instead of the request path)."""
+    from groundwire.plugins import extractive
+    from groundwire.plugins.prompt_shield.scoring import indirect_version
+
+    return {"format": BUILD_FORMAT, "extractive": extractive._VERSION, "shield": indirect_version()}
 
 
 def _folder(size: int) -> Path:
@@ -122,6 +132,18 @@ class _PoolEmbedder:
         return np.vstack(out) if out else np.zeros((0, self.dimension), np.float32)
 
 
+class _AsSpans:
+    """``inner`` presented as an embedder that pools spans (building only, see :func:`build`)."""
+
+    pools_spans = True
+
+    def __init__(self, inner: _PoolEmbedder) -> None:
+        self.inner, self.model_id, self.dimension = inner, inner.model_id, inner.dimension
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.embed_documents(texts)
+
+
 def build(size: int, pool_size: int, progress: bool = True) -> Any:
     """Build (once) the cached tenant and the LangChain collection; return the Grounder."""
     from groundwire import AccessControl, split_sentences
@@ -134,7 +156,9 @@ def build(size: int, pool_size: int, progress: bool = True) -> Any:
     g = grounder(size)
     tindex = g.index.tenant("acme")
     done = folder / "built.json"
-    if done.is_file() and tindex.count() == size and json.loads(done.read_text()).get("format") == BUILD_FORMAT:
+    key = _build_key()
+    if done.is_file() and tindex.count() == size and \
+            {k: json.loads(done.read_text()).get(k) for k in key} == key:
         return g
     pool = sentence_pool(pool_size)
     vec_file = folder / f"pool-{len(pool)}.npy"
@@ -176,9 +200,12 @@ def build(size: int, pool_size: int, progress: bool = True) -> Any:
             by_id = dict(zip([c.id for c in chunks], vec, strict=True))
             alone = {c.id: (ss, lookup.embed_documents(ss)) for c in chunks  # sentences embedded alone
                      for ss in [split_sentences(c.text)]}
+            # the shield's head reads the same pool vectors as if they came from the chunk's run (a model run
+            # per chunk would take the build an hour): its stored scores are of the right kind and version,
+            # which is what a latency figure needs; their values are not a quality figure
             for part in (extractive.annotate_chunks(chunks, g.config, lookup, by_id, alone),
-                         shield.annotate_chunks(chunks, g.config, lookup,
-                                                dict(zip([c.id for c in chunks], vec, strict=True)))):
+                         shield.annotate_chunks(chunks, g.config, _AsSpans(lookup),
+                                                dict(zip([c.id for c in chunks], vec, strict=True)), alone)):
                 for cid, note in (part or {}).items():
                     notes.setdefault(cid, {}).update(note)
             chunks = [dataclasses.replace(c, annotations=notes.get(c.id, {})) for c in chunks]
@@ -189,7 +216,7 @@ def build(size: int, pool_size: int, progress: bool = True) -> Any:
                       f"{lookup.misses} texts embedded outside the pool)", flush=True)
     finally:
         scoring.embed = real_embed  # type: ignore[assignment]
-    done.write_text(json.dumps({"format": BUILD_FORMAT, "size": size, "pool": len(pool),
+    done.write_text(json.dumps({**key, "size": size, "pool": len(pool),
                                 "seconds": time.perf_counter() - t0}))
     return g
 
