@@ -71,10 +71,15 @@ def hooks(chunks: list[Chunk], backend: str, requests: int) -> dict[str, list[fl
     from groundwire.plugins.embedders import MiniLMEmbedder
 
     emb = MiniLMEmbedder(backend=backend)
-    index_vecs = emb.embed_documents([ps.embed_text(c.text, c.title) for c in chunks])  # what ingestion did
+    from groundwire.ingest_embed import index_text_spans
+
+    split = [index_text_spans(c.title, c.text) for c in chunks]  # what ingestion did: one run per chunk
+    index_vecs, per = emb.embed_with_spans([ps.embed_text(c.text, c.title) for c in chunks], [sp for _, sp in split])
     t0 = time.perf_counter()
     notes = ps.annotate_chunks(chunks=chunks, config=config, embedder=emb,
-                               vectors={c.id: v for c, v in zip(chunks, index_vecs, strict=True)}) or {}
+                               vectors={c.id: v for c, v in zip(chunks, index_vecs, strict=True)},
+                               sentence_vectors={c.id: (ss, pv) for c, (ss, _), pv in zip(chunks, split, per,
+                                                                                         strict=True)}) or {}
     annotate_s = time.perf_counter() - t0
     stored = [replace(c, annotations=notes[c.id]) for c in chunks]
     rng = np.random.default_rng(0)
