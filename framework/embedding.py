@@ -111,16 +111,35 @@ class Embedder(ABC):
         return vecs, out
 
 
-class CachedEmbedder(Embedder):
+class _Wrapper(Embedder, ABC):
+    """An embedder in front of another one (``inner``): same vector space (``model_id``, ``dimension``), same
+    ``pools_spans``; ``warm_up`` loads the inner one."""
+
+    def __init__(self, inner: Embedder) -> None:
+        super().__init__()
+        self.inner = inner
+        self.dimension = inner.dimension
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def pools_spans(self) -> bool:  # type: ignore[override]
+        return bool(self.inner.pools_spans)
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+
+class CachedEmbedder(_Wrapper):
     """An LRU cache of query embeddings in front of another embedder (thread-safe); ``size = 0`` turns the cache
     off but keeps the check of the first document batch and query vector (:func:`check_vectors`)."""
 
     name = "cached"
 
     def __init__(self, inner: Embedder, size: int = 1024) -> None:
-        super().__init__()
-        self.inner = inner
-        self.dimension = inner.dimension
+        super().__init__(inner)
         self.size = size
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._lock = threading.Lock()
@@ -129,12 +148,6 @@ class CachedEmbedder(Embedder):
         self._checked_documents = False
         self._checked_query = False
 
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         vectors = self.inner.embed_documents(texts)
@@ -142,10 +155,6 @@ class CachedEmbedder(Embedder):
             check_vectors(self.inner, vectors, len(texts))
             self._checked_documents = True
         return vectors
-
-    @property
-    def pools_spans(self) -> bool:  # type: ignore[override]
-        return bool(self.inner.pools_spans)
 
     def embed_with_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
@@ -183,7 +192,7 @@ class CachedEmbedder(Embedder):
         return vec
 
 
-class MemoEmbedder(Embedder):
+class MemoEmbedder(_Wrapper):
     """A memo in front of another embedder for one ingestion batch: each distinct text goes through the
     model once, however often it is asked for (two plugins embedding the same sentences, or sentences
     repeated by chunk overlap). ``seed`` pre-fills it (a chunk's index text -> its vector).
@@ -197,19 +206,11 @@ class MemoEmbedder(Embedder):
     name = "memo"
 
     def __init__(self, inner: Embedder, seed: Mapping[str, Vectors] | None = None) -> None:
-        super().__init__()
-        self.inner = inner
-        self.dimension = inner.dimension
+        super().__init__(inner)
         self._memo: dict[str, Vectors] = dict(seed or {})
         self.calls = 0
         self.texts_embedded = 0
 
-    @property
-    def model_id(self) -> str:
-        return self.inner.model_id
-
-    def warm_up(self) -> None:
-        self.inner.warm_up()
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -225,10 +226,6 @@ class MemoEmbedder(Embedder):
             for t, v in zip(missing, fresh, strict=True):
                 self._memo[t] = v
         return np.stack([self._memo[t] for t in texts]).astype(np.float32, copy=False)
-
-    @property
-    def pools_spans(self) -> bool:  # type: ignore[override]
-        return bool(self.inner.pools_spans)
 
     def embed_with_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
