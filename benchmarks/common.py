@@ -13,10 +13,13 @@ way ingestion cuts them, embedded with the bundled MiniLM (vectors cached under
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import resource
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,3 +197,53 @@ def baseline_search(store: Any, q: np.ndarray, where: dict[str, Any], k: int = K
 
 def recall(got: list[str], truth: list[str]) -> float:
     return len(set(got) & set(truth)) / max(1, len(truth))
+
+
+
+class DiskMemo:
+    """Values computed per text, memoised on disk: keys are a BLAKE2b digest of each text; the pickle at ``path``
+    is read once per process; only texts not seen before go to ``compute`` (texts -> one value each), ``batch``
+    at a time. The pickle is rewritten after each batch when ``save_each_batch`` (a long run stopped halfway
+    keeps what it computed), else once per call. :meth:`values` returns the stored values in the caller's order."""
+
+    def __init__(self, path: Path, compute: Any, batch: int, save_each_batch: bool = False) -> None:
+        self.path, self.compute, self.batch, self.save_each_batch = path, compute, batch, save_each_batch
+        self._store: dict[str, Any] | None = None
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_bytes(pickle.dumps(self._store))
+
+    def values(self, texts: Sequence[str]) -> list[Any]:
+        if self._store is None:
+            self._store = pickle.loads(self.path.read_bytes()) if self.path.exists() else {}
+        store = self._store
+        keys = [hashlib.blake2b(t.encode(), digest_size=12).hexdigest() for t in texts]
+        miss = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in store}.items())
+        for i in range(0, len(miss), self.batch):
+            part = miss[i : i + self.batch]
+            store.update(zip([k for k, _ in part], self.compute([t for _, t in part]), strict=True))
+            if self.save_each_batch:
+                self._save()
+        if miss and not self.save_each_batch:
+            self._save()
+        return [store[k] for k in keys]
+
+
+class EmbeddingMemo(DiskMemo):
+    """Bundled-MiniLM vectors of texts as ``prompt_shield.embed`` gives them (always more than one text per call,
+    so the shield's query memo is not used), memoised by :class:`DiskMemo`, stored as ``dtype``; calling it
+    returns a float32 ``(n, 384)`` array."""
+
+    def __init__(self, path: Path, batch: int, dtype: Any = np.float32, save_each_batch: bool = False) -> None:
+        super().__init__(path, self._embed, batch, save_each_batch)
+        self.dtype = dtype
+
+    def _embed(self, texts: list[str]) -> list[np.ndarray]:
+        from groundwire.plugins import prompt_shield as ps
+
+        return [np.asarray(v, dtype=self.dtype) for v in ps.embed([*texts, "", ""])[: len(texts)]]
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        rows = self.values(texts)
+        return np.stack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, 384), np.float32)

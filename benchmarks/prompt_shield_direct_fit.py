@@ -20,8 +20,6 @@ embedded) plus the strong rules, exactly as :func:`ps.score_prompts`.
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +30,8 @@ from groundwire.plugins import prompt_shield as ps
 from groundwire.plugins.prompt_shield.direct_model import DirectModel, hashed_ngrams
 from groundwire.plugins.prompt_shield.scoring import direct_probs
 
+from benchmarks.common import EmbeddingMemo
+
 __all__ = ["HASH_BITS", "Items", "Recipe", "cached_embed", "fit_direct", "predict_blocks", "training_items"]
 
 CACHE = Path(__file__).parent / ".cache"
@@ -39,26 +39,10 @@ CACHE = Path(__file__).parent / ".cache"
 # depend on the model, so it is memoised here (this process only; the library keeps calling the pure function)
 ps.scoring.prompt_item_parts = lru_cache(maxsize=None)(ps.scoring.prompt_item_parts)  # type: ignore[assignment]
 HASH_BITS = 18
-_STORE: dict[str, np.ndarray] | None = None
 
 
-def cached_embed(texts: Sequence[str]) -> np.ndarray:
-    """MiniLM embeddings of ``texts`` through :func:`ps.embed`, memoised per text in a pickle in
-    ``benchmarks/.cache`` (only the texts not seen before are embedded)."""
-    global _STORE
-    path = CACHE / "minilm-embeddings.pkl"
-    if _STORE is None:
-        _STORE = pickle.loads(path.read_bytes()) if path.exists() else {}
-    keys = [hashlib.blake2b(t.encode(), digest_size=12).hexdigest() for t in texts]
-    miss = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in _STORE}.items())
-    for i in range(0, len(miss), 512):
-        part = miss[i : i + 512]
-        vecs = ps.embed([t for _, t in part]) if len(part) > 1 else ps.embed([part[0][1], part[0][1]])[:1]
-        _STORE.update((k, v) for (k, _), v in zip(part, vecs, strict=True))
-    if miss:
-        CACHE.mkdir(exist_ok=True)
-        path.write_bytes(pickle.dumps(_STORE))
-    return np.stack([_STORE[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+#: MiniLM embeddings through :func:`ps.embed`, memoised per text in ``benchmarks/.cache/minilm-embeddings.pkl``
+cached_embed = EmbeddingMemo(CACHE / "minilm-embeddings.pkl", batch=512)
 
 
 @dataclass(frozen=True)

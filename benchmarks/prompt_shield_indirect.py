@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import pickle
 import random
 import time
 from collections.abc import Sequence
@@ -36,29 +35,17 @@ from groundwire.plugins import prompt_shield as ps
 from groundwire.plugins.prompt_shield import indirect_model as im
 
 from benchmarks import indirect_data as D
+from benchmarks.common import DiskMemo, EmbeddingMemo
 
 __all__ = ["Featurised", "build", "featurise", "fit_head", "main"]
 
 CACHE = Path(os.environ.get("GW_INDIRECT_CACHE", Path(__file__).parent / ".cache" / "indirect-embeddings.pkl"))
 DEFAULT_PER_TRAIN, DEFAULT_PER_EVAL = 250, 120
 CAPS = {"readme": 300, "bipia-table": 250, "scifact": 300}  # host documents per kind and split
-_STORE: dict[str, np.ndarray] | None = None
 
 
-def cached_embed(texts: Sequence[str]) -> np.ndarray:
-    """Bundled MiniLM vectors of ``texts`` (as :func:`ps.embed`), memoised on disk per text."""
-    global _STORE
-    if _STORE is None:
-        _STORE = pickle.loads(CACHE.read_bytes()) if CACHE.exists() else {}
-    keys = [hashlib.blake2b(t.encode(), digest_size=12).hexdigest() for t in texts]
-    miss = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in _STORE}.items())
-    for i in range(0, len(miss), 1024):
-        part = miss[i : i + 1024]
-        vecs = ps.embed([t for _, t in part] + ["", ""])[: len(part)]  # >1 text: not the query memo
-        _STORE.update((k, v.astype(np.float16)) for (k, _), v in zip(part, vecs, strict=True))
-        CACHE.parent.mkdir(exist_ok=True)
-        CACHE.write_bytes(pickle.dumps(_STORE))
-    return np.stack([_STORE[k].astype(np.float32) for k in keys]) if keys else np.zeros((0, im.DIM), np.float32)
+#: bundled MiniLM vectors (as :func:`ps.embed`), memoised on disk per text (float16, saved after each batch)
+cached_embed = EmbeddingMemo(CACHE, batch=1024, dtype=np.float16, save_each_batch=True)
 
 
 def build(seed_dir: Path | None, per_train: int, per_eval: int, seed: int = 0) -> tuple[list[D.Chunk], list[str]]:
@@ -96,31 +83,21 @@ class Featurised:
     strong: np.ndarray  # chunk: a strong rule hit
 
 
-_LATE: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+def _late(texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    from groundwire.plugins.embedders import MiniLMEmbedder
+
+    spans = [[im.unit_spans(t)[k] for k in range(len(im.sentence_units(t)))] for t in texts]
+    vecs, per = MiniLMEmbedder().embed_with_spans(texts, spans)
+    return [(v.astype(np.float16), u.astype(np.float16)) for v, u in zip(vecs, per, strict=True)]
+
+
+_LATE = DiskMemo(CACHE.with_name(CACHE.stem + "-late.pkl"), _late, batch=1024, save_each_batch=True)
 
 
 def cached_late(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per text: its vector and its units' vectors read from the *same* model run (late chunking,
     :meth:`MiniLMEmbedder.embed_with_spans` over :func:`im.unit_spans`), memoised on disk per text."""
-    global _LATE
-    from groundwire.plugins.embedders import MiniLMEmbedder
-
-    path = CACHE.with_name(CACHE.stem + "-late.pkl")
-    if _LATE is None:
-        _LATE = pickle.loads(path.read_bytes()) if path.exists() else {}
-    keys = [hashlib.blake2b(t.encode(), digest_size=12).hexdigest() for t in texts]
-    miss = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in _LATE}.items())
-    emb = MiniLMEmbedder() if miss else None
-    for i in range(0, len(miss), 1024):
-        part = miss[i : i + 1024]
-        assert emb is not None
-        spans = [[im.unit_spans(t)[k] for k in range(len(im.sentence_units(t)))] for _, t in part]
-        vecs, per = emb.embed_with_spans([t for _, t in part], spans)
-        _LATE.update((k, (v.astype(np.float16), u.astype(np.float16)))
-                     for (k, _), v, u in zip(part, vecs, per, strict=True))
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(pickle.dumps(_LATE))
-    return [(_LATE[k][0].astype(np.float32), _LATE[k][1].astype(np.float32)) for k in keys]
+    return [(v.astype(np.float32), u.astype(np.float32)) for v, u in _LATE.values(texts)]
 
 
 def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]], late: bool = False) -> Featurised:

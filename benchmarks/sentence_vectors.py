@@ -31,6 +31,7 @@ abstracts that support or refute them, ``qrels/train.tsv`` or ``test.tsv``):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import math
@@ -163,6 +164,12 @@ def measure(data: str | Path = SCIFACT, claims: int = 300, distractors: int = 10
     qids = list(queries)
     qv = np.vstack([emb.embed_query(queries[q]) for q in qids])
     gen_ctx = GeneratorContext(emb)
+
+    def annotated(ci: int, svecs: Sequence[np.ndarray]) -> Any:
+        """Chunk ``ci`` carrying the generator's annotation of its kept sentences with the variant's vectors."""
+        note = extractive._note(emb, [sents[ci][i] for i in keep[ci]], svecs[ci])
+        return dataclasses.replace(chunks[ci], annotations=note)
+
     user = UserContext.of("bench@example.com", "bench", ["everyone"])
     out: dict[str, Any] = {"claims": len(qids), "docs": len(ids), "chunks": len(chunks),
                            "sentences": int(sum(len(k) for k in keep)),
@@ -196,12 +203,7 @@ def measure(data: str | Path = SCIFACT, claims: int = 300, distractors: int = 10
             if rel_rows:
                 best_rel.append(float((np.vstack(rel_rows) @ qv[qi]).max()))
             floors.append(gen.floor(qv[qi]))
-            sources = []
-            for ci in top5[qi]:
-                c = chunks[ci]
-                note = extractive._note(emb, [sents[ci][i] for i in keep[ci]], svecs[ci])
-                sources.append(type(c)(**{**{f: getattr(c, f) for f in c.__dataclass_fields__},
-                                          "annotations": note}))
+            sources = [annotated(ci, svecs) for ci in top5[qi]]
             text = gen.generate(GroundingRequest(user, queries[q]), sources).text
             picked = set()
             decisions = []
@@ -237,12 +239,7 @@ def measure(data: str | Path = SCIFACT, claims: int = 300, distractors: int = 10
         gen = extractive.ExtractiveGenerator(gen_ctx)
         drafted = 0
         for oi, q in enumerate(OFF_TOPIC):
-            sources = []
-            for ci in off_top5[oi]:
-                c = chunks[ci]
-                note = extractive._note(emb, [sents[ci][i] for i in keep[ci]], svecs[ci])
-                sources.append(type(c)(**{**{f: getattr(c, f) for f in c.__dataclass_fields__},
-                                          "annotations": note}))
+            sources = [annotated(ci, svecs) for ci in off_top5[oi]]
             drafted += bool(gen.generate(GroundingRequest(user, q), sources).text)
         out[name]["off_topic_drafts"] = drafted / len(OFF_TOPIC)
     out["variants"] = list(variants)
