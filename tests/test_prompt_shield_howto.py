@@ -65,8 +65,8 @@ def test_evaluation_rows_are_well_formed() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known gap of the unit head (issue 13): it withholds a few hand-written "
-                   "how-to articles (3 of these 16; 7% of clean how-to eval documents in "
+@pytest.mark.xfail(strict=True, reason="known gap of the unit head (issue 13): it withholds a hand-written "
+                   "how-to article (1 of these 16; ~8% of clean how-to eval documents in "
                    "benchmarks.prompt_shield_indirect)")
 def test_howto_articles_are_not_dropped() -> None:
     rows = [r for r in _articles() if not _quotes_attack(r["document"])]

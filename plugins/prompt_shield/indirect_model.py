@@ -4,7 +4,8 @@ A stored chunk is judged by its *units*: its sentences exactly as the extractive
 (:func:`groundwire.sentence_spans`, at least :data:`UNIT_MIN_CHARS` characters; a chunk with none is one
 unit, its whole text). Each unit is scored by a logistic regression over
 
-    [unit vector, chunk vector, cos(unit, chunk), char features of the unit, table share of the chunk]
+    [unit vector, chunk vector, cos(unit, chunk), char features of the unit, table share of the chunk,
+     contrast features of the unit against the chunk's other units (:mod:`.contrast`)]
 
 where the *chunk vector* is the chunk's own stored embedding (what ingestion embeds: ``title + "\n" + text``).
 The unit vectors come in one of two spaces, recorded in the artefact (``late``):
@@ -17,7 +18,8 @@ The unit vectors come in one of two spaces, recorded in the artefact (``late``):
 * *standalone*: each unit embedded on its own (:func:`chunk_probs`; at sync through ingestion's per-batch
   memo, where the extractive generator's sentence vectors are the same texts).
 
-The chunk's probability is the max over its units.
+The chunk's probability is the max over its units. The head is a logistic regression or a one-hidden-layer
+ReLU network (the shipped one; ``w1`` / ``b1`` in the artefact).
 
 Invariants: vectors are unit-length all-MiniLM-L6-v2 vectors (the head is trained on them; any other
 embedder's vectors are never used, the bundled model embeds instead); the char features read the normalised
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from groundwire import sentence_spans
 
+from .contrast import N_CONTRAST, contrast_features
 from .model import ARTEFACT_DIR, N_CHAR, char_features
 from .normalize import for_model
 from .segments import FENCE, TABLE_ROW
@@ -45,7 +48,7 @@ __all__ = ["DIM", "MODEL_ID", "N_FEATURES", "UNIT_MIN_CHARS", "IndirectModel", "
 MODEL_ID = "all-MiniLM-L6-v2"  # the vector space the head is trained in
 DIM = 384
 UNIT_MIN_CHARS = 12  # the extractive generator's candidate sentences (plugins/extractive.py, _MIN_CHARS)
-N_FEATURES = 2 * DIM + 1 + N_CHAR + 1
+N_FEATURES = 2 * DIM + 1 + N_CHAR + 1 + N_CONTRAST
 
 
 def sentence_units(text: str) -> list[int]:
@@ -79,14 +82,16 @@ def table_share(text: str) -> float:
 
 
 def features(chunk_vec: np.ndarray, unit_vecs: np.ndarray, unit_texts: Sequence[str], chunk_text: str) -> np.ndarray:
-    """The raw (unstandardised) feature rows of one chunk's units, in the artefact's column order."""
+    """The raw (unstandardised) feature rows of one chunk's units, in the artefact's column order: every row
+    reads all the chunk's unit vectors (the contrast columns), so a chunk's units are featurised together."""
     k = len(unit_texts)
     cv = np.broadcast_to(np.asarray(chunk_vec, np.float32), (k, DIM))
     uv = np.asarray(unit_vecs, np.float32).reshape(k, DIM)
     cos = (uv * cv).sum(1, keepdims=True)
     chars = np.stack([char_features(for_model(u)) for u in unit_texts]) if k else np.zeros((0, N_CHAR), np.float32)
     tab = np.full((k, 1), table_share(chunk_text), np.float32)
-    return np.hstack([uv, cv, cos, chars, tab]).astype(np.float32)
+    con = contrast_features(cv[0] if k else np.zeros(DIM, np.float32), uv, unit_texts)
+    return np.hstack([uv, cv, cos, chars, tab, con]).astype(np.float32)
 
 
 @dataclass(frozen=True, slots=True)
