@@ -169,7 +169,8 @@ class Ingester:
         self.write_behind = write_behind  # annotate and write each batch in a thread while the next one embeds
         self._writer: WriteBehind | None = None
         self.versions = versions  # tenant -> the annotation versions in force (the annotation_versions hook)
-        self._fp: str | None = None  # their fingerprint during sync_one (None: not recorded)
+        self._versions: Versions | None = None  # during sync_one: the versions in force, and their fingerprint
+        self._fp: str | None = None
         self.annotate = annotate
         self.prefetch = prefetch  # changes produced ahead of embedding (0: no producer thread)
         self.index = index
@@ -336,7 +337,8 @@ class Ingester:
         try:
             tindex = tindex or self.index.tenant(cc.tenant)
             versions = self.versions(cc.tenant) if self.versions is not None else None
-            self._fp = fp = fingerprint(versions) if versions is not None else None
+            self._versions, self._fp = versions, fingerprint(versions) if versions is not None else None
+            fp = self._fp
             existing, candidates = tindex.scan(name, fp)
             connector = self.build_connector(name, {d: s.version for d, s in existing.items()})
         except GroundwireError as exc:
@@ -416,11 +418,11 @@ class Ingester:
         if report.total is not None:
             report.total += len(candidates)
 
-        def on_batch(redone: int, stamped: int, embed_s: float, write_s: float) -> None:
+        def on_batch(redone: int, checked: int, embed_s: float, write_s: float) -> None:
             report.reannotated += redone
             report.embedded += redone
             report.chunks += redone
-            report.items += redone + stamped
+            report.items += checked
             report.embed_seconds += embed_s
             report.write_seconds += write_s
             tick()
@@ -513,8 +515,7 @@ class Ingester:
         replaced = [doc.id for doc, _, replaces in per_doc if replaces]
         if replaced:
             self._settle()
-        reuse = load_reuse(tindex, name, replaced, self.embedder.dimension,
-                           self.versions(tindex.tenant) if self.versions is not None else None)
+        reuse = load_reuse(tindex, name, replaced, self.embedder.dimension, self._versions)
         vectors, sentences = self._embed(per_doc, reuse, tindex, name, existing, report)
         report.embed_seconds += time.perf_counter() - t0
         out = BatchWrite()

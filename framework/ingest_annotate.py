@@ -61,10 +61,12 @@ def reannotate(
     annotate: AnnotateCall | None, batch: int, on_batch: Callable[[int, int, float, float], None],
 ) -> None:
     """Annotate the stale ones of ``candidates`` (chunk ids) again (see the module docstring).
-    ``on_batch(reannotated, stamped, embed_seconds, write_seconds)`` is called after each batch is written."""
+    ``on_batch(reannotated, checked, embed_seconds, write_seconds)`` is called after each batch is written
+    (``checked``: the candidates of the batch, whatever became of them)."""
     for start in range(0, len(candidates), batch):
         t0 = time.perf_counter()
-        rows = tindex.stored_rows(candidates[start : start + batch])
+        part = candidates[start : start + batch]
+        rows = tindex.stored_rows(part)
         stale: list[Chunk] = []
         current: list[str] = []
         stored_vec: dict[str, Any] = {}
@@ -101,4 +103,4 @@ def reannotate(
         ]
         payloads += [None] * len(current)
         tindex.update_payloads(ids, payloads, [stored_vec.get(cid) for cid in ids], fp)
-        on_batch(len(stale), len(current), t1 - t0, time.perf_counter() - t1)
+        on_batch(len(stale), len(part), t1 - t0, time.perf_counter() - t1)
