@@ -7,6 +7,7 @@ bug failed on the code before its fix (see the commit that added them).
 from __future__ import annotations
 
 import os
+import unicodedata
 
 import pytest
 from groundwire import UserContext
@@ -54,3 +55,25 @@ def test_a_narrowed_sidecar_whose_ids_hold_separators_is_applied(make_grounder, 
     # the new ACL is in force, not just "nobody": the literal id still reads it
     assert _sees(g, UserContext.of("lit@example.com", "acme", groups=[after.split('"')[1].split(":", 1)[1]]),
                  "bonus.md")
+
+
+def test_glob_and_file_names_match_whatever_their_unicode_normalization(make_grounder, tmp_path) -> None:
+    """Careless operator: the configuration's glob ``"Gehälter/*"`` is typed in NFC (as editors write it) while
+    the folder came from a Mac (NFD names: ``a`` + U+0308). The glob's deny and allow must still apply; before
+    the fix the NFD folder escaped the glob and got ``default_allow = everyone``."""
+    corpus = tmp_path / "corpus"
+    nfd = unicodedata.normalize("NFD", "Gehälter")
+    assert nfd != "Gehälter"
+    write(corpus / nfd / "bonus.md", TEXT)
+    write(corpus / unicodedata.normalize("NFD", "Übersicht.md"), TEXT.replace("zqpayday", "zqpayday overview"))
+    g = make_grounder({"kb": kb(corpus, default_allow=["everyone"], acl={
+        "Gehälter/*": ["group:hr"],
+        "Übersicht.md": {"deny": ["everyone"]},
+    })})
+    _resync(g)
+    sam = UserContext.of("sam@example.com", "acme")
+    hr = UserContext.of("hana@example.com", "acme", groups=["hr"])
+    assert not _sees(g, sam, f"{nfd}/bonus.md"), "an NFD folder name escaped an NFC glob"
+    assert _sees(g, hr, f"{nfd}/bonus.md")
+    ids = {c.doc_id for c in g.retrieve(QUESTION, hr)} | {c.doc_id for c in g.retrieve(QUESTION, sam)}
+    assert unicodedata.normalize("NFD", "Übersicht.md") not in ids, "an NFD file name escaped an NFC deny glob"
