@@ -77,3 +77,21 @@ def test_glob_and_file_names_match_whatever_their_unicode_normalization(make_gro
     assert _sees(g, hr, f"{nfd}/bonus.md")
     ids = {c.doc_id for c in g.retrieve(QUESTION, hr)} | {c.doc_id for c in g.retrieve(QUESTION, sam)}
     assert unicodedata.normalize("NFD", "Übersicht.md") not in ids, "an NFD file name escaped an NFC deny glob"
+
+
+def test_a_file_sidecar_governs_its_file_in_either_normalization_form(make_grounder, tmp_path) -> None:
+    """Careless operator: ``Über.md`` came from a Mac (NFD) and its sidecar ``Über.md.acl.toml`` was typed in a
+    Linux shell (NFC), or the other way round. The sidecar must still narrow the file (before the fix it was
+    ignored and the folder's ``allow = ["everyone"]`` applied)."""
+    corpus = tmp_path / "corpus"
+    write(corpus / ".groundwire-acl.toml", 'allow = ["everyone"]\n')
+    for form, other in (("NFD", "NFC"), ("NFC", "NFD")):
+        name = unicodedata.normalize(form, f"Über-{form}.md")
+        write(corpus / name, TEXT.replace("zqpayday", f"zqpayday {form}"))
+        write(corpus / (unicodedata.normalize(other, f"Über-{form}.md") + ".acl.toml"), 'allow = ["group:hr"]\n')
+    g = make_grounder({"kb": kb(corpus)})
+    _resync(g)
+    sam = UserContext.of("sam@example.com", "acme")
+    hr = UserContext.of("hana@example.com", "acme", groups=["hr"])
+    assert not {c.doc_id for c in g.retrieve(QUESTION, sam)}, "a sidecar in the other form was ignored"
+    assert len({c.doc_id for c in g.retrieve(QUESTION, hr)}) == 2
