@@ -42,7 +42,8 @@ from ..errors import ConfigError
 from ..models import UserContext
 from .settings import ApiKeySettings, OIDCSettings, ServerSettings
 
-__all__ = ["SERVICE_PREFIX", "ApiKeyAuthenticator", "AuthFailure", "Identity", "JWKSCache", "OIDCValidator", "map_claims"]
+__all__ = ["SERVICE_PREFIX", "ApiKeyAuthenticator", "AuthFailure", "Identity", "JWKSCache", "OIDCValidator",
+           "map_claims"]
 
 
 SERVICE_PREFIX = "service:"  # the user ids of API keys; refused in tokens
