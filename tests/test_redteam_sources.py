@@ -35,3 +35,42 @@ def test_citation_uris_point_at_their_file_whatever_its_name(make_grounder, tmp_
         assert not any(ch in c.uri for ch in " \n?"), c.uri
         assert unquote(parts.path) == urlsplit(PREFIX).path + "/" + c.doc_id, c.uri
         assert parts.fragment.startswith("heading-") and "." not in parts.fragment, c.uri
+
+
+_CONTROLS = ("\x1b", "\x9b", "\x07", "\r", "\u202e")
+
+
+def test_cli_output_never_carries_terminal_controls_from_documents_or_names(tmp_path, capsys, monkeypatch) -> None:
+    """Hostile input: a document whose text holds ESC sequences (``ESC ] 52`` writes the reader's clipboard,
+    ``ESC [ 2J`` clears the screen, hiding the review notice), a text file whose *name* holds one (it becomes the
+    title), and FIFOs and links whose names hold ESC, CR, U+202E or a newline followed by a forged report line.
+    ``groundwire sync`` and ``groundwire ask`` must print them escaped (visible, one line per skipped item),
+    never raw."""
+    import os
+
+    from groundwire.cli import main
+
+    from .test_trust_audit import _write_toml
+
+    monkeypatch.setenv("GROUNDWIRE_NO_PLUGIN_COMMANDS", "1")
+    corpus = tmp_path / "corpus"
+    write(corpus / ".groundwire-acl.toml", 'allow = ["everyone"]\n')
+    write(corpus / "office.md", "# Office\n\nThe zqoffice opens at 8 \x1b]52;c;cHduZWQ=\x07 every day\x1b[2J.\n")
+    write(corpus / "t\x1b[8mhidden\u202e.txt", "The zqoffice closes at 6 \x9b31m in the evening.\n")
+    os.mkfifo(corpus / "evil\x1b[2J\nskipped kb:fake.md: all good.md")
+    (corpus / "l\x1b[31m\rred.md").symlink_to("/etc/passwd")
+    cfg = tmp_path / "g.toml"
+    _write_toml(cfg, {"data_dir": str(tmp_path / "data"), "default_tenant": "acme",
+                      "embedder": {"name": "hashing"}, "plugins": {"load_entrypoints": False},
+                      "generator": {"name": "extractive", "options": {"min_similarity": 0.0}},
+                      "connectors": {"kb": kb(corpus)}})
+    assert main(["sync", "--config", str(cfg)]) == 0
+    out = capsys.readouterr()
+    skipped = [ln for ln in out.err.splitlines() if ln.startswith("skipped ")]
+    assert len(skipped) == 2, out.err  # the FIFO and the link: one line each, no forged third line
+    assert main(["ask", "When does the zqoffice open and close?", "--user", "sam", "--config", str(cfg)]) == 0
+    asked = capsys.readouterr()
+    assert "zqoffice" in asked.out
+    for text in (out.out, out.err, asked.out, asked.err):
+        assert not any(c in text for c in _CONTROLS), repr(text)
+    assert "\\x1b" in out.err + asked.out  # shown, not silently dropped
