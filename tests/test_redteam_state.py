@@ -154,3 +154,47 @@ def test_a_sync_killed_midway_resumes_to_exactly_a_clean_sync(tmp_path, kill_in)
     assert _state(resumed) == _state(clean)
     assert _readable_docs(resumed, OPS) == _readable_docs(clean, OPS)
     assert not {"a-pub/p6.md", "a-pub/p7.md"} & _readable_docs(resumed, SAM)
+
+
+# --- a connector removed from the configuration -----------------------------------------------------------
+
+
+def test_a_removed_connector_is_never_served_again(tmp_path) -> None:
+    """Careless operator: the administrator removes ``[connectors.hr-docs]`` (a leak was found) but does not
+    purge its chunks, which stay in the tenant's collection. A Grounder built from the edited file must not
+    serve them through ``ground``, ``retrieve`` (even when the caller names the connector), the LangChain
+    retriever or review (a draft written from them before becomes unreviewable)."""
+    from groundwire.errors import AccessDenied
+    from groundwire.langchain import GroundwireRetriever
+
+    corpus = tmp_path / "corpus"
+    write(corpus / "pub" / "a.md", "# Pub\n\nThe zqremoved canteen opens at noon.\n")
+    write(corpus / "hr" / "b.md", "# HR\n\nThe zqremoved bonus pool is 2 percent.\n")
+    both = {"data_dir": str(tmp_path / "data"), "default_tenant": "acme", "embedder": {"name": "hashing"},
+            "plugins": {"load_entrypoints": False}, "features": {"ask": ["*"], "review": ["reviewer"]},
+            "generator": {"name": "extractive", "options": {"min_similarity": 0.0}},
+            "connectors": {"pub-docs": {"type": "knowledge_base", "tenant": "acme", "path": str(corpus / "pub"),
+                                        "default_allow": ["everyone"]},
+                           "hr-docs": {"type": "knowledge_base", "tenant": "acme", "path": str(corpus / "hr"),
+                                       "default_allow": ["everyone"]}}}
+    cfg = tmp_path / "g.toml"
+    _write_toml(cfg, both)
+    before = Grounder.from_config(cfg)
+    assert all(r.ok for r in before.sync())
+    question = "What is the zqremoved bonus pool and when does the canteen open?"
+    draft = before.ground(question, SAM)
+    assert "hr-docs" in {c.connector for c in draft.citations}
+    reviewer = UserContext.of("rita", "acme", roles=["reviewer"])
+    assert draft.id in {i.id for i in before.reviews.list(reviewer)}
+
+    _write_toml(cfg, dict(both, connectors={"pub-docs": both["connectors"]["pub-docs"]}))
+    after = Grounder.from_config(cfg)
+    assert after.index.tenant("acme").documents("hr-docs"), "the probe needs the chunks to still be stored"
+    texts = [after.ground(question, SAM).text]
+    texts += [c.text for c in after.retrieve(question, SAM, top_k=20)]
+    texts += [c.text for c in after.retrieve(question, SAM, top_k=20, connectors=["hr-docs"])]
+    texts += [d.page_content for d in GroundwireRetriever(grounder=after, user=SAM, k=20).invoke(question)]
+    assert texts[0] and not any("bonus" in t for t in texts), texts
+    assert draft.id not in {i.id for i in after.reviews.list(reviewer)}
+    with pytest.raises(AccessDenied):
+        after.reviews.get(draft.id, reviewer)
