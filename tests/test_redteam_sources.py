@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+import pytest
 from groundwire import UserContext
 
 from .conftest import kb, write
@@ -74,3 +75,60 @@ def test_cli_output_never_carries_terminal_controls_from_documents_or_names(tmp_
     for text in (out.out, out.err, asked.out, asked.err):
         assert not any(c in text for c in _CONTROLS), repr(text)
     assert "\\x1b" in out.err + asked.out  # shown, not silently dropped
+
+
+def _office_bomb(path, unpacked: int) -> None:
+    """A real .docx (python-docx) whose ``word/document.xml`` is replaced by ``unpacked`` bytes of spaces:
+    deflate packs them about 200:1, so the file stays small."""
+    import io
+    import zipfile
+    import zlib
+
+    docx = pytest.importorskip("docx")
+    buf = io.BytesIO()
+    docx.Document().save(buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as out:
+        for info in src.infolist():
+            if info.filename != "word/document.xml":
+                out.writestr(info, src.read(info))
+        with out.open("word/document.xml", "w", force_zip64=True) as f:
+            block = b" " * (8 << 20)
+            for _ in range(unpacked // len(block) + 1):
+                f.write(block)
+    assert zlib  # the stdlib deflate used above
+
+
+def test_an_office_zip_bomb_is_skipped_before_it_is_unpacked(make_grounder, tmp_path) -> None:
+    """Hostile input: a .docx of a few MB that unpacks to more than ``MAX_UNPACKED_BYTES`` (a zip bomb: the
+    same file at 25 MB would unpack to gigabytes and get the sync killed by the OOM killer, every time, so no
+    later revocation or deletion would ever propagate). It must be refused from the zip's directory, before
+    anything is unpacked (the child process's peak memory shows it), with a reason, and the sync goes on."""
+    import subprocess
+    import sys
+
+    from groundwire.extract import MAX_UNPACKED_BYTES
+
+    corpus = tmp_path / "corpus"
+    write(corpus / ".groundwire-acl.toml", 'allow = ["everyone"]\n')
+    write(corpus / "z.md", "# Z\n\nThe zqbomb drill is on Monday.\n")
+    _office_bomb(corpus / "a-bomb.docx", MAX_UNPACKED_BYTES + (16 << 20))
+    assert (corpus / "a-bomb.docx").stat().st_size < MAX_UNPACKED_BYTES // 20
+    probe = (
+        "import resource, sys\n"
+        "from groundwire.extract import extract\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n    extract('a-bomb.docx', data)\n    print('extracted')\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(corpus / "a-bomb.docx")], capture_output=True,
+                         text=True, timeout=120, check=True).stdout.splitlines()
+    grew_kib = int(out[-1])
+    assert out[0].startswith("ExtractionError") and "unpack" in out[0], out
+    assert grew_kib * 1024 < MAX_UNPACKED_BYTES // 8, f"unpacked {grew_kib} KiB before refusing"
+    g = make_grounder({"kb": kb(corpus)})
+    report = g.sync()[0]
+    assert report.ok and "z.md" in g.index.tenant("acme").documents("kb")
+    assert [r for item, r in report.skipped if item == "a-bomb.docx" and "unpack" in r], report.skipped
