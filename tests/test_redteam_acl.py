@@ -135,3 +135,21 @@ def test_a_hostile_file_sidecar_never_opens_its_file(make_grounder, tmp_path, bo
         if user.groups:
             continue
         assert "bonus.md" not in seen, f"{body[:40]!r} opened the file"
+
+
+def test_two_files_whose_names_differ_only_in_normalization_keep_their_own_acls(make_grounder, tmp_path) -> None:
+    """Hostile names: ``hr/café.md`` in NFC with a sidecar opening it to everyone, and a second, secret file
+    ``hr/café.md`` in NFD (another name on disk, the same on screen) without one. The NFD file must keep the
+    folder's ``group:hr``: the other file's sidecar must not be borrowed for it."""
+    corpus = tmp_path / "corpus"
+    write(corpus / "hr" / ".groundwire-acl.toml", 'allow = ["group:hr"]\n')
+    nfc, nfd = unicodedata.normalize("NFC", "café.md"), unicodedata.normalize("NFD", "café.md")
+    write(corpus / "hr" / nfc, TEXT)
+    write(corpus / "hr" / f"{nfc}.acl.toml", 'allow = ["everyone"]\n')
+    write(corpus / "hr" / nfd, TEXT.replace("last Friday", "first Monday"))
+    g = make_grounder({"kb": kb(corpus)})
+    _resync(g)
+    sam = UserContext.of("sam@example.com", "acme")
+    hr = UserContext.of("hana@example.com", "acme", groups=["hr"])
+    assert {c.doc_id for c in g.retrieve(QUESTION, sam)} == {f"hr/{nfc}"}
+    assert {c.doc_id for c in g.retrieve(QUESTION, hr)} == {f"hr/{nfc}", f"hr/{nfd}"}
