@@ -198,3 +198,46 @@ def test_a_removed_connector_is_never_served_again(tmp_path) -> None:
     assert draft.id not in {i.id for i in after.reviews.list(reviewer)}
     with pytest.raises(AccessDenied):
         after.reviews.get(draft.id, reviewer)
+
+
+# --- a write limit hit in the middle of a sync (RLIMIT_FSIZE) ----------------------------------------------
+
+_LIMITED_SYNC = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+from groundwire.cli import main
+sys.exit(main(["sync", "--config", sys.argv[1]]))
+"""
+
+
+def test_a_sync_that_hits_a_file_size_limit_names_the_cause_and_a_resync_recovers(tmp_path) -> None:
+    """Full disk, as a careless operator's ``ulimit -f`` (RLIMIT_FSIZE) in a real subprocess: the index's
+    files may not grow past their size. The sync must fail with one line naming the cause and what to do
+    (before the fix: a logged traceback and "InternalError: ... (code: 778) disk I/O error"), leave the index
+    usable for asking, and a later unlimited sync must finish the revocation and equal a clean sync."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus"
+    write(corpus / ".groundwire-acl.toml", 'allow = ["everyone"]\n')
+    for n in range(4):
+        write(corpus / "ops" / f"o{n}.md", f"# O{n}\n\nThe zqfile policy of ops team number {n}.\n")
+    cfg = tmp_path / "g.toml"
+    _write_toml(cfg, _kill_config(tmp_path))
+    assert main(["sync", "--config", str(cfg)]) == 0
+    largest = max(p.stat().st_size for p in (tmp_path / "data").rglob("*") if p.is_file())
+    write(corpus / "ops" / ".groundwire-acl.toml", 'allow = ["group:ops"]\n')
+    for n in range(60):
+        write(corpus / "pub" / f"p{n:02}.md", f"# P{n}\n\n" + f"The zqfile policy page {n} line {{}}.\n" * 40)
+    run = subprocess.run([sys.executable, "-c", _LIMITED_SYNC, str(cfg), str(largest + 16384)],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert run.returncode == 1, (run.returncode, run.stderr[-2000:])
+    assert "Traceback" not in run.stderr and "InternalError" not in run.stderr, run.stderr[-3000:]
+    assert "ulimit" in run.stderr and "could not write the index" in run.stderr, run.stderr[-2000:]
+    g = Grounder(config_from_dict(_kill_config(tmp_path), base_dir=tmp_path))
+    g.retrieve(GroundingRequest(user=SAM, prompt="zqfile policy", top_k=5))  # still readable
+    assert all(r.ok for r in g.sync())
+    assert not {d for d in _readable_docs(g, SAM) if d.startswith("ops/")}
+    clean = Grounder(config_from_dict(_kill_config(tmp_path, "clean"), base_dir=tmp_path))
+    assert all(r.ok for r in clean.sync())
+    assert _state(g) == _state(clean)
