@@ -227,9 +227,9 @@ def test_a_sync_that_hits_a_file_size_limit_names_the_cause_and_a_resync_recover
     assert main(["sync", "--config", str(cfg)]) == 0
     largest = max(p.stat().st_size for p in (tmp_path / "data").rglob("*") if p.is_file())
     write(corpus / "ops" / ".groundwire-acl.toml", 'allow = ["group:ops"]\n')
-    for n in range(60):
-        write(corpus / "pub" / f"p{n:02}.md", f"# P{n}\n\n" + f"The zqfile policy page {n} line {{}}.\n" * 40)
-    run = subprocess.run([sys.executable, "-c", _LIMITED_SYNC, str(cfg), str(largest + 16384)],
+    for n in range(16):
+        write(corpus / "pub" / f"p{n:02}.md", f"# P{n}\n\nThe zqfile policy page {n} is short.\n")
+    run = subprocess.run([sys.executable, "-c", _LIMITED_SYNC, str(cfg), str(largest + 4096)],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
     assert run.returncode == 1, (run.returncode, run.stderr[-2000:])
     assert "Traceback" not in run.stderr and "InternalError" not in run.stderr, run.stderr[-3000:]
