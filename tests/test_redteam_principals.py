@@ -18,7 +18,7 @@ _ids = st.lists(st.sampled_from(["a", "b", "|", "#", "|group:", "#group:"]), min
     lambda parts: "group:" + "".join(parts))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(_ids, min_size=1, max_size=4), st.lists(_ids, max_size=2), st.data())
 def test_two_acls_share_a_fingerprint_only_when_they_are_equal(allow, deny, data) -> None:
     """The sync skips a document whose ACL fingerprint is unchanged, so equal fingerprints must mean equal
