@@ -330,8 +330,8 @@ def _office_module(name: str) -> Any:
 
 def _docx(name: str, data: bytes) -> Extracted:
     """Word: body paragraphs and tables in document order, split at Title / Heading N paragraphs."""
+    docx = _office_module("docx")  # a missing extra is named first
     _unpack_check(name, data)
-    docx = _office_module("docx")
     doc = docx.Document(io.BytesIO(data))
     out = _HeadingSections((doc.core_properties.title or "").strip())
     for block in doc.iter_inner_content():  # paragraphs and tables in document order
@@ -353,8 +353,8 @@ def _docx(name: str, data: bytes) -> Extracted:
 
 def _pptx(name: str, data: bytes) -> Extracted:
     """PowerPoint: one section per slide (its title is the location), speaker notes included."""
+    pptx = _office_module("pptx")  # a missing extra is named first
     _unpack_check(name, data)
-    pptx = _office_module("pptx")
     prs = pptx.Presentation(io.BytesIO(data))
     title = (prs.core_properties.title or "").strip()
     sections: list[Section] = []
@@ -389,8 +389,8 @@ _XLSX_MAX_CELLS = 200_000
 
 def _xlsx(name: str, data: bytes) -> Extracted:
     """Excel: one section per sheet, a line per row (cell values joined by ' | '), cached values only."""
+    openpyxl = _office_module("openpyxl")  # a missing extra is named first
     _unpack_check(name, data)
-    openpyxl = _office_module("openpyxl")
     wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
         title = (wb.properties.title or "").strip() if wb.properties else ""
