@@ -398,7 +398,10 @@ class Ingester:
             if full_disk is not None:
                 report.error = str(full_disk)
             else:
-                log.exception("connector %s failed", name)
+                # one line by default (the CLI's rule: never a traceback); ``--debug`` adds the traceback
+                log.error("connector %s failed: %s: %s", printable_name(name), type(exc).__name__,
+                          printable_name(str(exc)))
+                log.debug("connector %s failed", name, exc_info=True)
                 report.error = str(ConnectorError(name, f"{type(exc).__name__}: {exc}"))
         finally:
             feed.close()

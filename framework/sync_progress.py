@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,6 +30,7 @@ from rich.progress import (
 )
 
 from .ingest import SyncReport
+from .terminal import escape
 
 __all__ = ["SyncProgress", "plain_line"]
 
