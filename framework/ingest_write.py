@@ -200,7 +200,9 @@ class WriteBehind:
             full = disk_full_error(exc, self.data_path, "the index")
             if full is not None:
                 raise full from exc
-            log.exception("connector %s: %s failed", self.connector, what)
+            # one line (the CLI's rule: never a traceback); ``--debug`` adds the traceback
+            log.error("connector %s: %s failed: %s: %s", self.connector, what, type(exc).__name__, exc)
+            log.debug("connector %s: %s failed", self.connector, what, exc_info=True)
             raise IndexError_(
                 f"connector {self.connector!r}: {what} failed ({type(exc).__name__}: {exc}); the batch was not "
                 "recorded as indexed and no later checkpoint was saved: run groundwire sync again"
@@ -215,7 +217,7 @@ class WriteBehind:
             try:
                 fut.result()
             except Exception:  # noqa: BLE001 - the sync is ending with another error already
-                log.warning("connector %s: %s failed while the sync was ending", self.connector, self._what,
-                            exc_info=True)
+                log.warning("connector %s: %s failed while the sync was ending", self.connector, self._what)
+                log.debug("connector %s: %s failed", self.connector, self._what, exc_info=True)
         if self._pool is not None:
             self._pool.shutdown(wait=True)
