@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 import unicodedata
 import uuid
@@ -239,7 +240,13 @@ class AccessControl:
         return bool(self.allow & principals) and not (self.deny & principals)
 
     def fingerprint(self) -> str:
-        data = "|".join(sorted(self.allow)) + "#" + "|".join(sorted(self.deny))
+        """A short hash that differs whenever the ACL does (the sync's change detector).
+
+        The two sorted lists are JSON-encoded, never joined with a separator: ids may hold any printable
+        character (``|``, ``#``, ``,``), and ``[group:a, group:b]`` must not hash like ``[group:a|group:b]``,
+        or narrowing one to the other would never reach the index.
+        """
+        data = json.dumps([sorted(self.allow), sorted(self.deny)], ensure_ascii=False)
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 

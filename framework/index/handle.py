@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -163,7 +163,17 @@ class _TenantHandle:
 
     def _acl_write(self) -> contextlib.AbstractContextManager[Any]:
         store = self._acl_ready()
-        return store.writing() if store is not None else contextlib.nullcontext()
+        return self._repairing(store) if store is not None else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _repairing(self, store: AclStore) -> Iterator[None]:
+        """The store's write lock; first, if a writer died between narrowing rows and setting them, the
+        store is copied from Chroma again (:meth:`AclStore.interrupted`)."""
+        with store.writing():
+            if store.interrupted():
+                store.fill(self._read(lambda: _acl_rows(self.collection)))
+            yield
+            store.settled()  # not reached when the write raised: the next writer repairs
 
     def keyed_hash(self, content_hash: str) -> str:
         """``content_hash`` as stored in metadata: HMAC under the tenant's metadata key when the codec has one
