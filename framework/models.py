@@ -180,6 +180,13 @@ def validate_tenant(tenant: str) -> str:
     return tenant
 
 
+def _not_a_string(ids: Iterable[str], what: str) -> Iterable[str]:
+    """``ids`` unless it is one string, which would iterate as letters (``"hr"`` -> groups ``h`` and ``r``)."""
+    if isinstance(ids, (str, bytes)):
+        raise InvalidPrincipal(f"{what} must be a list of ids, got the string {ids!r}: pass [{ids!r}]")
+    return ids
+
+
 @dataclass(frozen=True, slots=True)
 class UserContext:
     """The signed-in user a request is made for.
@@ -196,6 +203,8 @@ class UserContext:
     roles: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        for what in ("groups", "roles"):
+            _not_a_string(getattr(self, what), what)
         object.__setattr__(self, "user_id", canonical_id(self.user_id, "user id"))
         object.__setattr__(self, "tenant", validate_tenant(self.tenant))
         object.__setattr__(self, "groups", frozenset(canonical_id(g, "group id") for g in self.groups))
@@ -209,6 +218,7 @@ class UserContext:
         groups: Iterable[str] = (),
         roles: Iterable[str] = (),
     ) -> UserContext:
+        groups, roles = _not_a_string(groups, "groups"), _not_a_string(roles, "roles")
         return cls(user_id, tenant, frozenset(groups), frozenset(roles))
 
     def principals(self) -> frozenset[str]:

@@ -95,3 +95,61 @@ def test_a_file_sidecar_governs_its_file_in_either_normalization_form(make_groun
     hr = UserContext.of("hana@example.com", "acme", groups=["hr"])
     assert not {c.doc_id for c in g.retrieve(QUESTION, sam)}, "a sidecar in the other form was ignored"
     assert len({c.doc_id for c in g.retrieve(QUESTION, hr)}) == 2
+
+
+HOSTILE_SIDECARS = {
+    "duplicate-key": 'allow = ["group:hr"]\nallow = ["everyone"]\n',
+    "bom-then-wide-deny": '\ufeffdeny = ["everyone"]\n',
+    "nul-byte": 'allow = ["group:hr"]\x00\n',
+    "sentinel-principal": 'allow = ["nobody:"]\n',
+    "empty-id": 'allow = ["group:"]\n',
+    "zero-width-id": 'allow = ["group:h\u200br"]\n',
+    "table-not-list": '[allow]\neveryone = true\n',
+    "inline-table": 'allow = { everyone = true }\n',
+    "deny-only-everyone": 'deny = ["everyone"]\n',
+    "empty-allow": "allow = []\n",
+    "allow-and-deny-same": 'allow = ["everyone"]\ndeny = ["EVERYONE"]\n',
+    "huge": 'allow = [' + ", ".join(['"group:hr"'] * 7000) + "]\n",
+    "not-utf8": b'allow = ["group:\xff"]\n',
+}
+
+
+@pytest.mark.parametrize("body", list(HOSTILE_SIDECARS.values()), ids=list(HOSTILE_SIDECARS))
+def test_a_hostile_file_sidecar_never_opens_its_file(make_grounder, tmp_path, body) -> None:
+    """Hostile sidecars beside a file whose folder allows everyone: duplicate keys, a BOM, a NUL byte, the
+    index's own ``nobody:`` sentinel, empty or invisible ids, tables instead of lists, deny-only, empty allow,
+    over 64 KiB, not UTF-8. None may let a regular user read the file (fail closed: the file is skipped or
+    readable by nobody), and the sync goes on."""
+    corpus = tmp_path / "corpus"
+    write(corpus / ".groundwire-acl.toml", 'allow = ["everyone"]\n')
+    write(corpus / "bonus.md", TEXT)
+    write(corpus / "other.md", TEXT.replace("Bonus", "Other").replace("bonus", "other bonus"))
+    side = corpus / "bonus.md.acl.toml"
+    side.write_bytes(body if isinstance(body, bytes) else body.encode("utf-8"))
+    g = make_grounder({"kb": kb(corpus)})
+    report = g.sync()[0]
+    assert report.ok, report.error
+    for user in (UserContext.of("sam@example.com", "acme"), UserContext.of("h@example.com", "acme", groups=["hr"])):
+        seen = {c.doc_id for c in g.retrieve(QUESTION, user)}
+        assert "other.md" in seen
+        if user.groups:
+            continue
+        assert "bonus.md" not in seen, f"{body[:40]!r} opened the file"
+
+
+def test_two_files_whose_names_differ_only_in_normalization_keep_their_own_acls(make_grounder, tmp_path) -> None:
+    """Hostile names: ``hr/café.md`` in NFC with a sidecar opening it to everyone, and a second, secret file
+    ``hr/café.md`` in NFD (another name on disk, the same on screen) without one. The NFD file must keep the
+    folder's ``group:hr``: the other file's sidecar must not be borrowed for it."""
+    corpus = tmp_path / "corpus"
+    write(corpus / "hr" / ".groundwire-acl.toml", 'allow = ["group:hr"]\n')
+    nfc, nfd = unicodedata.normalize("NFC", "café.md"), unicodedata.normalize("NFD", "café.md")
+    write(corpus / "hr" / nfc, TEXT)
+    write(corpus / "hr" / f"{nfc}.acl.toml", 'allow = ["everyone"]\n')
+    write(corpus / "hr" / nfd, TEXT.replace("last Friday", "first Monday"))
+    g = make_grounder({"kb": kb(corpus)})
+    _resync(g)
+    sam = UserContext.of("sam@example.com", "acme")
+    hr = UserContext.of("hana@example.com", "acme", groups=["hr"])
+    assert {c.doc_id for c in g.retrieve(QUESTION, sam)} == {f"hr/{nfc}"}
+    assert {c.doc_id for c in g.retrieve(QUESTION, hr)} == {f"hr/{nfc}", f"hr/{nfd}"}

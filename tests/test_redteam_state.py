@@ -154,3 +154,90 @@ def test_a_sync_killed_midway_resumes_to_exactly_a_clean_sync(tmp_path, kill_in)
     assert _state(resumed) == _state(clean)
     assert _readable_docs(resumed, OPS) == _readable_docs(clean, OPS)
     assert not {"a-pub/p6.md", "a-pub/p7.md"} & _readable_docs(resumed, SAM)
+
+
+# --- a connector removed from the configuration -----------------------------------------------------------
+
+
+def test_a_removed_connector_is_never_served_again(tmp_path) -> None:
+    """Careless operator: the administrator removes ``[connectors.hr-docs]`` (a leak was found) but does not
+    purge its chunks, which stay in the tenant's collection. A Grounder built from the edited file must not
+    serve them through ``ground``, ``retrieve`` (even when the caller names the connector), the LangChain
+    retriever or review (a draft written from them before becomes unreviewable)."""
+    from groundwire.errors import AccessDenied
+    from groundwire.langchain import GroundwireRetriever
+
+    corpus = tmp_path / "corpus"
+    write(corpus / "pub" / "a.md", "# Pub\n\nThe zqremoved canteen opens at noon.\n")
+    write(corpus / "hr" / "b.md", "# HR\n\nThe zqremoved bonus pool is 2 percent.\n")
+    both = {"data_dir": str(tmp_path / "data"), "default_tenant": "acme", "embedder": {"name": "hashing"},
+            "plugins": {"load_entrypoints": False}, "features": {"ask": ["*"], "review": ["reviewer"]},
+            "generator": {"name": "extractive", "options": {"min_similarity": 0.0}},
+            "connectors": {"pub-docs": {"type": "knowledge_base", "tenant": "acme", "path": str(corpus / "pub"),
+                                        "default_allow": ["everyone"]},
+                           "hr-docs": {"type": "knowledge_base", "tenant": "acme", "path": str(corpus / "hr"),
+                                       "default_allow": ["everyone"]}}}
+    cfg = tmp_path / "g.toml"
+    _write_toml(cfg, both)
+    before = Grounder.from_config(cfg)
+    assert all(r.ok for r in before.sync())
+    question = "What is the zqremoved bonus pool and when does the canteen open?"
+    draft = before.ground(question, SAM)
+    assert "hr-docs" in {c.connector for c in draft.citations}
+    reviewer = UserContext.of("rita", "acme", roles=["reviewer"])
+    assert draft.id in {i.id for i in before.reviews.list(reviewer)}
+
+    _write_toml(cfg, dict(both, connectors={"pub-docs": both["connectors"]["pub-docs"]}))
+    after = Grounder.from_config(cfg)
+    assert after.index.tenant("acme").documents("hr-docs"), "the probe needs the chunks to still be stored"
+    texts = [after.ground(question, SAM).text]
+    texts += [c.text for c in after.retrieve(question, SAM, top_k=20)]
+    texts += [c.text for c in after.retrieve(question, SAM, top_k=20, connectors=["hr-docs"])]
+    texts += [d.page_content for d in GroundwireRetriever(grounder=after, user=SAM, k=20).invoke(question)]
+    assert texts[0] and not any("bonus" in t for t in texts), texts
+    assert draft.id not in {i.id for i in after.reviews.list(reviewer)}
+    with pytest.raises(AccessDenied):
+        after.reviews.get(draft.id, reviewer)
+
+
+# --- a write limit hit in the middle of a sync (RLIMIT_FSIZE) ----------------------------------------------
+
+_LIMITED_SYNC = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+from groundwire.cli import main
+sys.exit(main(["sync", "--config", sys.argv[1]]))
+"""
+
+
+def test_a_sync_that_hits_a_file_size_limit_names_the_cause_and_a_resync_recovers(tmp_path) -> None:
+    """Full disk, as a careless operator's ``ulimit -f`` (RLIMIT_FSIZE) in a real subprocess: the index's
+    files may not grow past their size. The sync must fail with one line naming the cause and what to do
+    (before the fix: a logged traceback and "InternalError: ... (code: 778) disk I/O error"), leave the index
+    usable for asking, and a later unlimited sync must finish the revocation and equal a clean sync."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus"
+    write(corpus / ".groundwire-acl.toml", 'allow = ["everyone"]\n')
+    for n in range(4):
+        write(corpus / "ops" / f"o{n}.md", f"# O{n}\n\nThe zqfile policy of ops team number {n}.\n")
+    cfg = tmp_path / "g.toml"
+    _write_toml(cfg, _kill_config(tmp_path))
+    assert main(["sync", "--config", str(cfg)]) == 0
+    largest = max(p.stat().st_size for p in (tmp_path / "data").rglob("*") if p.is_file())
+    write(corpus / "ops" / ".groundwire-acl.toml", 'allow = ["group:ops"]\n')
+    for n in range(16):
+        write(corpus / "pub" / f"p{n:02}.md", f"# P{n}\n\nThe zqfile policy page {n} is short.\n")
+    run = subprocess.run([sys.executable, "-c", _LIMITED_SYNC, str(cfg), str(largest + 4096)],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert run.returncode == 1, (run.returncode, run.stderr[-2000:])
+    assert "Traceback" not in run.stderr and "InternalError" not in run.stderr, run.stderr[-3000:]
+    assert "ulimit" in run.stderr and "could not write the index" in run.stderr, run.stderr[-2000:]
+    g = Grounder(config_from_dict(_kill_config(tmp_path), base_dir=tmp_path))
+    g.retrieve(GroundingRequest(user=SAM, prompt="zqfile policy", top_k=5))  # still readable
+    assert all(r.ok for r in g.sync())
+    assert not {d for d in _readable_docs(g, SAM) if d.startswith("ops/")}
+    clean = Grounder(config_from_dict(_kill_config(tmp_path, "clean"), base_dir=tmp_path))
+    assert all(r.ok for r in clean.sync())
+    assert _state(g) == _state(clean)

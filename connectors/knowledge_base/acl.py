@@ -224,10 +224,12 @@ class AclResolver:
 
     def _sidecar(self, rel: str) -> AclSpec | None:
         if not self.root.exists(rel):
-            # the same name in the other normalization form (a sidecar typed on Linux beside a Mac's file)
+            # the same name in the other normalization form (a sidecar typed on Linux beside a Mac's file),
+            # unless a file of that form exists too: then the sidecar is that other file's own
             parent, slash, base = rel.rpartition("/")
             forms = (parent + slash + unicodedata.normalize(f, base) for f in ("NFC", "NFD"))
-            found = next((v for v in forms if v != rel and self.root.exists(v)), None)
+            found = next((v for v in forms if v != rel and self.root.exists(v) and not (
+                v.endswith(FILE_ACL_SUFFIX) and self.root.exists(v[: -len(FILE_ACL_SUFFIX)]))), None)
             if found is None:
                 return None
             rel = found

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..acl_store import AclStore
-from ..errors import IndexError_
+from ..errors import CorruptStore, IndexError_, StorageError, explain
 from ..freshness import GenerationFile
 from .rows import Codec, _acl_rows, _is_chroma_error
 
@@ -119,6 +119,9 @@ class _TenantHandle:
             try:
                 return op()
             except Exception as exc:  # noqa: BLE001 - only chromadb's own errors are retried
+                storage = self._storage_error(exc)
+                if storage is not None:  # a full disk, a size limit, a read-only store: retrying cannot help
+                    raise storage from exc
                 if not self._retryable(exc, epoch):
                     if _is_chroma_error(exc):  # a deterministic chromadb error: no retry, but never raw
                         raise IndexError_(f"could not {what} the index of tenant {self.tenant!r}: "
@@ -141,6 +144,16 @@ class _TenantHandle:
             f"after reopening it {len(errors) - 1} times: {last}); if another process is writing to it, "
             "retry when that process has finished"
         ) from last
+
+    def _storage_error(self, exc: BaseException) -> StorageError | None:
+        """The :class:`StorageError` naming the disk when ``exc`` (from Chroma) is a storage failure."""
+        if not _is_chroma_error(exc):
+            return None
+        where = self._owner.state_dir if self._owner is not None and self._owner.state_dir else "the index store"
+        found = explain(exc, None)
+        if isinstance(found, StorageError) and not isinstance(found, CorruptStore):
+            return StorageError(f"the index of tenant {self.tenant!r}", where, OSError(found.errno, "write failed"))
+        return None
 
     def _read(self, op: Callable[[], _T]) -> _T:
         return self._run(op, "read")

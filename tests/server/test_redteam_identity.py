@@ -40,3 +40,33 @@ def test_a_token_cannot_claim_an_api_key_identity(make_service: Callable[..., Se
     assert len(refused) == 2 and all(e["actor"] == "anonymous" and e["status"] == 403 for e in refused)
     with svc.client(None) as anon:  # the key itself still works
         assert anon.get(f"/v1/drafts/{draft_id}", headers={"X-API-Key": KEY}).status_code == 200
+
+
+SPOOFED = {
+    "X-Forwarded-User": "alice", "X-Remote-User": "oid-alice", "Remote-User": "oid-alice",
+    "X-MS-CLIENT-PRINCIPAL-NAME": "alice@example.com", "X-MS-CLIENT-PRINCIPAL-ID": "oid-alice",
+    "X-Groundwire-User": "oid-alice", "X-Groundwire-Groups": "hr", "X-Forwarded-For": "127.0.0.1",
+    "X-Real-IP": "127.0.0.1", "X-Forwarded-Host": "evil.example", "X-Original-URL": "/healthz",
+    "X-Rewrite-URL": "/healthz", "X-HTTP-Method-Override": "GET", "X-Tenant": "acme", "X-Request-Id": "forged-id",
+}
+
+
+def test_identity_headers_are_never_trusted(service: Service) -> None:
+    """Header spoofing: a proxy's identity headers (``X-Forwarded-User``, App Service's
+    ``X-MS-CLIENT-PRINCIPAL-*``), path-rewrite and method-override headers and a forged request id. Without a
+    token they authenticate nobody (401); with bob's token the request is bob's (no HR text, bob is the
+    author), and the audit record carries the service's own request id."""
+    question = {"prompt": "When do salary increases take effect and how big is the budget?"}
+    with service.client(None) as anon:
+        r = anon.post("/v1/drafts", json=question, headers=SPOOFED)
+        assert r.status_code == 401 and "salary" not in r.text.lower()
+        assert anon.get("/v1/reviews", headers=SPOOFED).status_code == 401
+    with service.client("bob") as bob:
+        made = bob.post("/v1/drafts", json=question, headers=SPOOFED)
+        assert made.status_code == 201, made.text
+        body = made.json()
+        assert "3.5 percent" not in made.text and all(c["doc_id"] != "hr/salaries.md" for c in body["citations"])
+        assert bob.get(f"/v1/drafts/{body['id']}").json()["author"] == "oid-bob"
+    rid = made.headers["x-request-id"]
+    assert rid != "forged-id" and service.http_events(request_id=rid)[0]["actor"] == "oid-bob"
+    assert not service.http_events(request_id="forged-id")
