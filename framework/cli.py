@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -136,17 +137,25 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a starter configuration: one folder, one tenant, readable by everyone unless a sidecar ACL narrows it."""
+    exists = ConfigError(str(config), "", "already exists", "pass --force to overwrite it")
     if config.exists() and not force:
-        raise ConfigError(str(config), "", "already exists", "pass --force to overwrite it")
+        raise exists
+    from .atomic import atomic_write, create_once
     from .crypto import generate_key
     from .keyfile import add_key, new_key_id
 
     keyfile = config.parent / f"{config.stem}.keys"
     if not keyfile.exists():  # a re-init (--force) keeps the key that encrypted the existing data
-        add_key(keyfile, new_key_id(), generate_key())
-    config.write_text(
-        INIT_TEMPLATE.format(tenant=tenant, path=path.as_posix(), keyfile=keyfile.name), encoding="utf-8"
-    )
+        add_key(keyfile, new_key_id(), generate_key())  # whole or not at all
+    text = INIT_TEMPLATE.format(tenant=tenant, path=path.as_posix(), keyfile=keyfile.name)
+    # whole or not at all: a killed init leaves no half-written configuration (the old one, with --force)
+    if not config.exists():
+        if not create_once(config, text, mode=0o666):  # the umask decides, as for an ordinary file
+            raise exists  # another init created it meanwhile
+    elif force:
+        atomic_write(config, text, mode=stat.S_IMODE(config.stat().st_mode))
+    else:
+        raise exists
     console.print(f"Wrote [bold]{escape(str(config))}[/] and the key file [bold]{escape(str(keyfile))}[/] "
                   "(mode 0600; keep it out of version control). Next: [bold]groundwire sync[/], then "
                   "[bold]groundwire ask 'your question' --user you[/].")

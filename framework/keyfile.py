@@ -17,6 +17,7 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .atomic import create_once
 from .crypto import EncryptionError
 
 __all__ = ["add_key", "key_file_problem", "new_key_id"]
@@ -49,20 +50,19 @@ def add_key(path: Path, key_id: str, key_b64: str) -> None:
     """Append ``key_id:key_b64`` to the key file at ``path`` (created 0600 if missing); it becomes current."""
     line = f"{key_id}:{key_b64}\n".encode()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    except FileExistsError:
-        problem = key_file_problem(path)
-        if problem:
-            raise EncryptionError(problem) from None
-        existing = path.read_text(encoding="utf-8")
-        if any(ln.split(":", 1)[0].strip() == key_id for ln in existing.splitlines() if ":" in ln):
-            raise EncryptionError(
-                f"the key file {path} already has a key with id {key_id!r}; choose another --id"
-            ) from None
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
-        if existing and not existing.endswith("\n"):
-            line = b"\n" + line
+    # a new file appears whole or not at all (a killed first write must not leave an empty key file that a
+    # re-run would then keep); an existing one (or one a concurrent writer just created) gets the line appended
+    if create_once(path, line, mode=0o600):
+        return
+    problem = key_file_problem(path)
+    if problem:
+        raise EncryptionError(problem)
+    existing = path.read_text(encoding="utf-8")
+    if any(ln.split(":", 1)[0].strip() == key_id for ln in existing.splitlines() if ":" in ln):
+        raise EncryptionError(f"the key file {path} already has a key with id {key_id!r}; choose another --id")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+    if existing and not existing.endswith("\n"):
+        line = b"\n" + line
     try:
         os.write(fd, line)
         os.fsync(fd)

@@ -12,12 +12,21 @@ sentence, not to the next one (``"... 1 April. [1] The budget ..."``).
 Invariants: spans are in order, do not overlap, lie inside the text and cover every non-space character
 of it; ``split_sentences(t) == [t[a:b].strip() for a, b in sentence_spans(t)]``. Results are cached per
 text (chunks come back query after query), so the splitter costs once per distinct text.
+
+Speed: pysbd calls ``re.sub`` / ``re.findall`` / ``re.finditer`` with pattern strings, many of them built per
+abbreviation (~900 distinct patterns for an English text), more than the ``re`` module's own cache holds
+(512 on CPython 3.11, evicted oldest first), so almost every call used to recompile its pattern (half of
+the splitter's time: ~6.5 ms per 700-character chunk, 3.4 ms with them cached). pysbd's modules therefore
+get :data:`_PYSBD_RE`, the ``re`` module with its module-level functions compiling through a cache large
+enough for all of them; the patterns and their results are unchanged.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import threading
+import types
 from functools import lru_cache
 from typing import Any
 
@@ -50,12 +59,78 @@ def _unwrap(text: str) -> str:
 _local = threading.local()  # a pysbd Segmenter per thread: it keeps per-call state on itself
 
 
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str, flags: int) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
+def _pattern(pattern: Any, flags: int) -> Any:
+    return pattern if isinstance(pattern, re.Pattern) else _compiled(pattern, int(flags))
+
+
+class _CachedRe(types.ModuleType):
+    """``re`` with ``sub``, ``subn``, ``search``, ``match``, ``fullmatch``, ``findall``, ``finditer``,
+    ``split`` and ``compile`` compiling through :func:`_compiled`; everything else is ``re``'s own."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(re, name)
+
+    @staticmethod
+    def compile(pattern: Any, flags: int = 0) -> Any:
+        return _pattern(pattern, flags)
+
+    @staticmethod
+    def sub(pattern: Any, repl: Any, string: str, count: int = 0, flags: int = 0) -> str:
+        return _pattern(pattern, flags).sub(repl, string, count)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def subn(pattern: Any, repl: Any, string: str, count: int = 0, flags: int = 0) -> tuple[str, int]:
+        return _pattern(pattern, flags).subn(repl, string, count)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def search(pattern: Any, string: str, flags: int = 0) -> Any:
+        return _pattern(pattern, flags).search(string)
+
+    @staticmethod
+    def match(pattern: Any, string: str, flags: int = 0) -> Any:
+        return _pattern(pattern, flags).match(string)
+
+    @staticmethod
+    def fullmatch(pattern: Any, string: str, flags: int = 0) -> Any:
+        return _pattern(pattern, flags).fullmatch(string)
+
+    @staticmethod
+    def findall(pattern: Any, string: str, flags: int = 0) -> list[Any]:
+        return _pattern(pattern, flags).findall(string)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def finditer(pattern: Any, string: str, flags: int = 0) -> Any:
+        return _pattern(pattern, flags).finditer(string)
+
+    @staticmethod
+    def split(pattern: Any, string: str, maxsplit: int = 0, flags: int = 0) -> list[Any]:
+        return _pattern(pattern, flags).split(string, maxsplit)  # type: ignore[no-any-return]
+
+
+_PYSBD_RE = _CachedRe("re", "re, compiling through groundwire.sentences' pattern cache (for pysbd)")
+_install_lock = threading.Lock()
+
+
+def _use_pattern_cache() -> None:
+    """Point every loaded pysbd module that uses ``re`` at :data:`_PYSBD_RE` (idempotent)."""
+    with _install_lock:
+        for name, mod in list(sys.modules.items()):
+            if (name == "pysbd" or name.startswith("pysbd.")) and getattr(mod, "re", None) is re:
+                mod.re = _PYSBD_RE  # type: ignore[attr-defined]
+
+
 def _segmenter() -> Any:
     seg = getattr(_local, "segmenter", None)
     if seg is None:
         import pysbd
 
         seg = _local.segmenter = pysbd.Segmenter(language="en", clean=False)
+        _use_pattern_cache()  # after the Segmenter: its language and rule modules are loaded by then
     return seg
 
 

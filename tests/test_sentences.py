@@ -119,3 +119,21 @@ def test_hard_wrapped_prose_is_one_sentence_but_blocks_are_not() -> None:
         "Meals are reimbursed up to\n60 euros per day.", "Next."]
     assert split_sentences("# Title\nBody text.\n- one\n- two\n| a | b |\nafter the table") == [
         "# Title", "Body text.", "- one", "- two", "| a | b |", "after the table"]
+
+
+def test_pysbd_patterns_are_compiled_once() -> None:
+    """pysbd builds its patterns per call (one per abbreviation it meets, ~900 for English text: more than
+    the ``re`` module's own cache holds, which made it recompile them on nearly every call); through the
+    splitter's pattern cache a new text of the same kind compiles only the one pattern pysbd makes of each
+    sentence it has not seen (to find where the sentence lies)."""
+    from groundwire import sentences
+
+    text = ("Dr. Smith met Mr. Jones, e.g. at 3 p.m. in the U.S. office (approx. 5 km away). "
+            "The budget rose by 3.5 percent, i.e. more than planned.\n\nFig. 2 shows it. See also No. 7.")
+    split_sentences(text)
+    before = sentences._compiled.cache_info()
+    for i in range(4):
+        assert split_sentences(f"{text} Item {i} follows.")[-1] == f"Item {i} follows."
+    after = sentences._compiled.cache_info()
+    assert after.misses - before.misses == 4  # "Item 0 follows." .. "Item 3 follows."
+    assert after.hits - before.hits > 100

@@ -103,16 +103,42 @@ def test_es256_tokens_are_accepted(service: Service) -> None:
     assert r.status_code == 201
 
 
+class ManualClock:
+    """A monotonic clock the test moves by hand, handed to the service's JWKS cache (its ``clock``), so the
+    rate limit is checked against the interval itself, not against how fast a loaded machine serves requests
+    (six refused requests used to have to fit in the 0.5 s interval of real time)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_unknown_kid_refetches_at_most_once_per_interval(service: Service) -> None:
     issuer = service.issuer
+    jwks = service.app.state.gw.validator.jwks
+    clock = jwks.clock = ManualClock(time.monotonic())  # continues the real one: keys fetched before still count
+    interval = jwks.settings.jwks_min_refresh_seconds
     with service.client("alice") as ok:
         assert ok.post("/v1/drafts", json=PROMPT).status_code == 201  # keys cached
-    time.sleep(0.6)  # past jwks_min_refresh_seconds
-    before = issuer.jwks_requests
-    for i in range(6):
+    clock.now += interval + 0.1  # past jwks_min_refresh_seconds
+
+    def made_up(i: int) -> None:
         _refused(service, issuer.mint(issuer.claims("alice"), kid=f"made-up-{i}", key=issuer.keys["rsa-1"]),
                  401, "unknown_kid")
+
+    before = issuer.jwks_requests
+    for i in range(6):
+        made_up(i)
     assert issuer.jwks_requests - before == 1  # one refresh, then the rate limit holds
+    clock.now += interval - 0.05  # just inside the interval since that refresh
+    made_up(6)
+    assert issuer.jwks_requests - before == 1
+    clock.now += 0.1  # the interval has passed: one more refresh, then the limit again
+    made_up(7)
+    made_up(8)
+    assert issuer.jwks_requests - before == 2
 
 
 def test_key_rotation_is_picked_up(service: Service) -> None:
