@@ -15,6 +15,15 @@ Invariants:
 - Read rule: a chunk is returned only when its row exists and grants the user, *and* Chroma's own metadata
   grants the user; the returned chunk's ACL is the meet of both, so later re-checks (the ``access`` plugin,
   review) use the stricter one. A missing row is "not readable" (fail closed).
+- Crash recovery: narrowing before a Chroma write marks the store *interrupted* (``meta.dirty``, in the
+  same transaction); :meth:`AclStore.put`, :meth:`AclStore.fill` and the end of a successful write
+  (:meth:`AclStore.settled`) clear it. A writer killed between its Chroma write and its ``put`` leaves the
+  mark, so the next writer (holding the lock) re-fills the store from Chroma before it writes; otherwise a
+  row would stay at the meet (or a new chunk rowless) for good, since the resumed sync finds Chroma already
+  current and skips the document. Deletions do not mark it (one more fsync-ed commit per deleted document
+  otherwise): a kill between the store's and Chroma's delete leaves rows Chroma still has, and the resumed
+  sync deletes that document again (known limit: unless its file came back unchanged meanwhile; it then
+  stays unreadable, failing closed, until it changes).
 - A store created beside an existing collection is filled from Chroma once (:meth:`AclStore.complete` false),
   under the same lock, by the first process that uses the tenant (its client reopened first if another
   process wrote since it last looked; known limit: that one-time copy trusts its Chroma view).
@@ -48,6 +57,8 @@ _V1 = Migration(1, (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ))
 _IN = 500
+_DIRTY = "INSERT OR REPLACE INTO meta (key, value) VALUES ('dirty', '1')"
+_CLEAN = "DELETE FROM meta WHERE key = 'dirty'"
 
 
 def meet(a: Acl, b: Acl) -> Acl:
@@ -102,7 +113,20 @@ class AclStore(SqliteStore):
             db.execute("DELETE FROM chunk_acl")
             self._insert(db, rows)
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('complete', '1')")
+            db.execute(_CLEAN)
         self._complete = True
+
+    def interrupted(self) -> bool:
+        """True when a writer changed rows before its Chroma write and did not finish (see the module
+        docstring)."""
+        with self.connect() as db:
+            return db.execute("SELECT 1 FROM meta WHERE key = 'dirty'").fetchone() is not None
+
+    def settled(self) -> None:
+        """A write (store and Chroma) completed: clear the interrupted mark if :meth:`put` did not."""
+        if self.interrupted():
+            with self.transaction() as db:
+                db.execute(_CLEAN)
 
     def fill_narrowed(self, rows: Sequence[tuple[str, str, str, Acl]]) -> None:
         """Before switching to a rebuilt collection holding ``rows``: rows it lacks are deleted, the others
@@ -135,10 +159,10 @@ class AclStore(SqliteStore):
         )
 
     def put(self, rows: Sequence[tuple[str, str, str, Acl]]) -> None:
-        """Set these rows (after a Chroma write)."""
-        if rows:
-            with self.transaction() as db:
-                self._insert(db, rows)
+        """Set these rows (after a Chroma write); the narrowing before it is complete."""
+        with self.transaction() as db:
+            self._insert(db, rows)
+            db.execute(_CLEAN)
 
     def narrow(self, new: dict[str, Acl]) -> None:
         """Before a Chroma write: every existing row among ``new``'s ids becomes meet(old, new); absent ids
@@ -147,6 +171,7 @@ class AclStore(SqliteStore):
             return
         old = self.get(list(new))
         with self.transaction() as db:
+            db.execute(_DIRTY)  # also for new ids: a kill after the Chroma write would leave them rowless
             db.executemany(
                 "UPDATE chunk_acl SET allow = ?, deny = ? WHERE chunk_id = ?",
                 [(_enc(m[0]), _enc(m[1]), cid) for cid, acl in old.items() for m in [meet(acl, new[cid])]],
@@ -156,6 +181,8 @@ class AclStore(SqliteStore):
         """Before an ACL-only update of a document: its rows become meet(old, acl). Returns their ids."""
         with self.transaction() as db:
             rows = db.execute("SELECT chunk_id, allow, deny FROM chunk_acl WHERE doc_key = ?", (doc_key,)).fetchall()
+            if rows:
+                db.execute(_DIRTY)
             for cid, allow, deny in rows:
                 m = meet((_dec(allow), _dec(deny)), acl)
                 db.execute("UPDATE chunk_acl SET allow = ?, deny = ? WHERE chunk_id = ?", (_enc(m[0]), _enc(m[1]), cid))

@@ -19,13 +19,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from .errors import ConfigError, explain
 from .ingest import SyncReport
 from .models import Draft
+from .terminal import escape, terminal_safe
 
 __all__ = ["app", "main"]
 
@@ -69,7 +69,16 @@ def _root(
     ] = False,
 ) -> None:
     _STATE["debug"] = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_TerminalFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
+
+
+class _TerminalFormatter(logging.Formatter):
+    """Log lines with the terminal controls of file names and document text shown escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
 
 
 def _grounder(config: Path) -> Any:
@@ -196,7 +205,8 @@ def sync(
         console.print(_report_table(reports))
         for r in reports:
             for item, reason in r.skipped:
-                err_console.print(f"[yellow]skipped[/] {escape(r.connector)}:{escape(item)}: {escape(reason)}")
+                err_console.print(f"[yellow]skipped[/] {escape(r.connector)}:{escape(item, one_line=True)}: "
+                                  f"{escape(reason, one_line=True)}")
             if r.error:
                 err_console.print(f"[red]error[/] {escape(r.error)}")
     if any(not r.ok for r in reports):

@@ -18,7 +18,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+
+from .terminal import escape
 
 __all__ = ["register"]
 

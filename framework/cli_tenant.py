@@ -11,9 +11,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from .cli_trust import _CFG, ConfigOpt, _grounder, console, err_console
+from .terminal import escape
 
 __all__ = ["tenant_app"]
 

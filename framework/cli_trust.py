@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from . import cli_analytics, cli_exports, cli_retention
+from .terminal import escape
 
 __all__ = ["register"]
 

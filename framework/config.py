@@ -77,6 +77,8 @@ class EmbedderConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     query_cache_size: int = Field(default=1024, ge=0)
     batch_size: int = Field(default=64, ge=1)
+    # sync: annotate and write each batch in a thread while the next batch embeds (groundwire.ingest_write)
+    write_behind: bool = True
 
 
 class GeneratorConfig(_Strict):

@@ -110,8 +110,14 @@ def parse_keys(entries: list[str], where: str, current: str | None = None) -> Ke
             key = base64.b64decode(b64.strip(), validate=True)
         except (binascii.Error, ValueError):
             raise EncryptionError(f"{where}: key {kid!r} is not valid base64") from None
-        keys[kid.strip()] = key
-        order.append(kid.strip())
+        kid = kid.strip()
+        if kid in keys:  # a silent last-wins would decrypt nothing written under the first one
+            raise EncryptionError(
+                f"{where} holds the key id {kid!r} twice; key ids must be unique: keep the line whose key the "
+                "data was written with (restore the file from a backup if unsure) and give a new key a new id"
+            )
+        keys[kid] = key
+        order.append(kid)
     if not order:
         raise EncryptionError(f"{where} holds no keys; create one with 'groundwire keys generate'")
     return Keyring(keys, current or order[-1])
@@ -167,9 +173,15 @@ class FileKeyProvider(KeyProvider):
         problem = key_file_problem(p)
         if problem:
             raise EncryptionError(problem)
-        return parse_keys(
-            p.read_text(encoding="utf-8").splitlines(), f"key file {p}", self.options.get("current")
-        )
+        try:
+            text = p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise EncryptionError(f"the key file {p} is not UTF-8 text, so it is not a key file (damaged or "
+                                  "overwritten?); restore it from a backup") from None
+        except OSError as exc:
+            raise EncryptionError(f"the key file {p} cannot be read: {exc.strerror or exc}; check the file and "
+                                  "its permissions") from None
+        return parse_keys(text.splitlines(), f"key file {p}", self.options.get("current"))
 
 
 BUILTIN_PROVIDERS: dict[str, type[KeyProvider]] = {"env": EnvKeyProvider, "file": FileKeyProvider}

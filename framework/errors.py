@@ -157,6 +157,9 @@ _CAUSES = {
     _errno.EROFS: "the file system is read-only",
     _errno.EACCES: "permission denied",
     _errno.EPERM: "permission denied",
+    _errno.EFBIG: "a file reached its size limit (a process limit such as 'ulimit -f', or the file system's)",
+    _errno.EIO: "the disk reported an I/O error on write (a full disk, a file size limit such as 'ulimit -f', "
+                "or a failing disk)",
 }
 _HINTS = {
     _errno.ENOSPC: "free disk space (or move data_dir to a larger disk), then retry",
@@ -164,6 +167,8 @@ _HINTS = {
     _errno.EROFS: "mount it read-write or point data_dir at a writable directory",
     _errno.EACCES: "give the process write access to it or point data_dir elsewhere",
     _errno.EPERM: "give the process write access to it or point data_dir elsewhere",
+    _errno.EFBIG: "lift the limit (ulimit -f unlimited) or move data_dir to another file system, then retry",
+    _errno.EIO: "free disk space, lift any file size limit (ulimit -f) and check the disk (dmesg), then retry",
 }
 
 
@@ -222,6 +227,7 @@ class CorruptStore(StorageError):
 
 _NO_SPACE = ("No space left", "Error in compaction", "database or disk is full", "SQLITE_FULL")
 _READ_ONLY = ("readonly database", "read-only file system", "Read-only file system")
+_IO = ("disk I/O error", "File too large")  # SQLite's SQLITE_IOERR (e.g. EFBIG under ulimit -f), EFBIG's text
 _CORRUPT = ("database disk image is malformed", "file is not a database", "malformed")
 
 
@@ -249,6 +255,8 @@ def explain(exc: BaseException, data_dir: str | _Path | None = None) -> Groundwi
         return storage_error("data", where, OSError(_errno.ENOSPC, "No space left on device"))
     if any(t in text for t in _READ_ONLY):
         return storage_error("data", where, OSError(_errno.EROFS, "Read-only file system"))
+    if any(t in text for t in _IO):
+        return storage_error("data", where, OSError(_errno.EIO, "disk I/O error"))
     if isinstance(exc, _sqlite3.DatabaseError) and any(t in text for t in _CORRUPT):
         return CorruptStore("a store", where, f"is corrupt ({_first_line(exc)})",
                             "restore it from a backup, or move it aside and run the command again")

@@ -17,6 +17,7 @@ import importlib
 import io
 import re
 import unicodedata
+import zipfile
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
@@ -25,8 +26,8 @@ from .errors import GroundwireError, MissingExtra
 from .models import Section
 
 __all__ = [
-    "EXTRACTORS", "ExtractionError", "Slugger", "UnsupportedFormat", "binary_reason", "decode_text",
-    "document_text", "extract", "html_sections", "markdown_headings", "push_heading", "slugify",
+    "EXTRACTORS", "MAX_UNPACKED_BYTES", "ExtractionError", "Slugger", "UnsupportedFormat", "binary_reason",
+    "decode_text", "document_text", "extract", "html_sections", "markdown_headings", "push_heading", "slugify",
 ]
 
 
@@ -301,6 +302,25 @@ def _pdf(name: str, data: bytes) -> Extracted:
     return title or PurePosixPath(name).stem, sections
 
 
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024  # what an Office file (a zip) may unpack to, all its members together
+
+
+def _unpack_check(name: str, data: bytes) -> None:
+    """Refuse an Office file whose zip directory declares more than :data:`MAX_UNPACKED_BYTES`, before any
+    member is unpacked: deflate packs up to ~1000:1, so a 25 MB file could unpack to 25 GB (a zip bomb).
+    The declared sizes bind: :mod:`zipfile` stops each member at its declared size (and then fails its CRC)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            total = sum(i.file_size for i in zf.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:  # ValueError/OSError: a corrupt directory
+        raise ExtractionError(f"{_stem(name)}: not a valid Office file (zip): {exc}") from None
+    if total > MAX_UNPACKED_BYTES:
+        raise ExtractionError(
+            f"unpacks to {total} bytes, over the limit of {MAX_UNPACKED_BYTES} bytes (a zip bomb, or a document "
+            "too large to index): not indexed; split the document"
+        )
+
+
 def _office_module(name: str) -> Any:
     try:
         return importlib.import_module(name)
@@ -310,7 +330,8 @@ def _office_module(name: str) -> Any:
 
 def _docx(name: str, data: bytes) -> Extracted:
     """Word: body paragraphs and tables in document order, split at Title / Heading N paragraphs."""
-    docx = _office_module("docx")
+    docx = _office_module("docx")  # a missing extra is named first
+    _unpack_check(name, data)
     doc = docx.Document(io.BytesIO(data))
     out = _HeadingSections((doc.core_properties.title or "").strip())
     for block in doc.iter_inner_content():  # paragraphs and tables in document order
@@ -332,7 +353,8 @@ def _docx(name: str, data: bytes) -> Extracted:
 
 def _pptx(name: str, data: bytes) -> Extracted:
     """PowerPoint: one section per slide (its title is the location), speaker notes included."""
-    pptx = _office_module("pptx")
+    pptx = _office_module("pptx")  # a missing extra is named first
+    _unpack_check(name, data)
     prs = pptx.Presentation(io.BytesIO(data))
     title = (prs.core_properties.title or "").strip()
     sections: list[Section] = []
@@ -367,7 +389,8 @@ _XLSX_MAX_CELLS = 200_000
 
 def _xlsx(name: str, data: bytes) -> Extracted:
     """Excel: one section per sheet, a line per row (cell values joined by ' | '), cached values only."""
-    openpyxl = _office_module("openpyxl")
+    openpyxl = _office_module("openpyxl")  # a missing extra is named first
+    _unpack_check(name, data)
     wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     try:
         title = (wb.properties.title or "").strip() if wb.properties else ""

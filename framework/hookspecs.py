@@ -253,6 +253,35 @@ def annotate_chunks(
 
 
 @hookspec
+def annotation_versions(
+    config: GroundwireConfig, embedder: Embedder, tenant: str
+) -> Mapping[str, Mapping[str, Any]] | None:
+    """Say what a current ``annotate_chunks`` value of yours looks like, so that ``groundwire sync`` can find
+    stored chunks whose annotation is stale (an upgrade changed your model, rules or format) and annotate
+    them again, without ``--rebuild``.
+
+    Called once per connector and sync. A stored chunk is re-annotated (its text embedded again, with its
+    sentence spans, then ``annotate_chunks`` run on it like on a new chunk) when, for a key you name, its
+    stored value is missing or differs in one of the fields you name. Ingestion records a fingerprint of
+    the combined answer in each chunk's metadata, so a sync whose answer has not changed reads no payload.
+
+    Combined: the mappings of all plugins are merged (keys must not collide across plugins).
+
+    :param config: the configuration in force
+    :param embedder: the configured embedder (its ``model_id`` if your values depend on it)
+    :param tenant: the tenant whose chunks are checked (per-tenant settings may turn your annotation off)
+    :return: annotation key -> {field: the value a current annotation has}, or ``None`` when you annotate
+        nothing for this tenant
+
+    Example::
+
+        @hookimpl
+        def annotation_versions(embedder):
+            return {"my_plugin": {"version": 2, "model": embedder.model_id}}
+    """
+
+
+@hookspec
 def screen_documents(
     request: GroundingRequest, chunks: Sequence[Chunk], config: GroundwireConfig
 ) -> Iterable[Verdict] | None:

@@ -18,11 +18,16 @@ Invariants:
   step's sentence spans).
 - Only what changed is embedded: an edited document's chunks whose index text is unchanged reuse their
   stored vector (and annotations, when text, title, URI and location are unchanged; see
-  :mod:`groundwire.ingest_reuse`); a batch is written with one upsert; ``annotate_chunks`` runs after
+  :mod:`groundwire.ingest_reuse`); a batch is written with one upsert, annotated and written in a writer
+  thread one batch behind the embedding (:mod:`groundwire.ingest_write`; settled before every other index
+  access and every checkpoint, so all of the above holds unchanged); ``annotate_chunks`` runs after
   embedding with the chunk vectors, a memo embedder (each distinct text embedded once per batch) and each
   chunk's sentences with their vectors from the same embedder call as the chunk vectors
   (:meth:`~groundwire.embedding.Embedder.embed_with_spans`: one model pass per batch with an embedder that
   pools spans, the ONNX MiniLM; sentences are :func:`groundwire.split_sentences` of the chunk text).
+- Stale annotations are redone by a plain sync: stored chunks whose annotations an upgraded plugin no longer
+  accepts (the ``annotation_versions`` hook) are embedded and annotated again after the connector's changes,
+  and only those (:mod:`groundwire.ingest_annotate`).
 - One bad item does not stop its connector: a document whose id, title, URI or text cannot be stored (not
   valid UTF-8, e.g. a file name with undecodable bytes), or whose chunking, embedding or write fails with a
   data error, is skipped with its reason and its old version is removed (fail closed); every other change of
@@ -36,7 +41,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,13 +49,15 @@ import numpy as np
 from .chunking import chunk_document
 from .config import GroundwireConfig
 from .connector import Checkpoint, Connector, ConnectorContext, Delete, Skipped, Unchanged, Upsert
-from .embedding import Embedder, MemoEmbedder, Vectors
+from .embedding import Embedder, Vectors
 from .errors import ConfigError, ConnectorError, GroundwireError
 from .index import DocState, Index, TenantIndex
+from .ingest_annotate import Versions, fingerprint, reannotate
 from .ingest_embed import Embedded, embed_chunks, index_text, index_text_spans, split_ahead
 from .ingest_pipeline import Prefetch
 from .ingest_reuse import Reuse, load_reuse
 from .ingest_state import StateStore
+from .ingest_write import ITEM_ERRORS, BatchWrite, WriteBehind, annotate_batch, write_batch
 from .keycheck import check_index
 from .models import Chunk, Document
 from .sources import printable_name
@@ -76,6 +83,7 @@ class SyncReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     embedded: int = 0  # index texts run through the embedder (the others reused a stored vector)
+    reannotated: int = 0  # stored chunks annotated again because their annotations were stale (in ``chunks``)
     items: int = 0  # changes processed so far (files, pages, skips, deletions; not checkpoints)
     total: int | None = None  # items the connector expects to go through (None: unknown), for progress
     error: str = ""
@@ -100,6 +108,7 @@ class SyncReport:
             "skipped": len(self.skipped),
             "chunks": self.chunks,
             "embedded": self.embedded,
+            "reannotated": self.reannotated,
             "items": self.items,
             "error": self.error,
             "seconds": round(self.seconds, 3),
@@ -118,7 +127,7 @@ AnnotateFn = Callable[[Sequence[Chunk], Mapping[str, Any], Embedder, SentenceVec
 
 
 #: errors that come from one item's data (bad text, bad id), not from the store or the machine
-_ITEM_ERRORS = (UnicodeError, ValueError, TypeError, KeyError)
+_ITEM_ERRORS = ITEM_ERRORS
 
 
 def _unstorable(doc: Document) -> str:
@@ -153,8 +162,15 @@ class Ingester:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         annotate: AnnotateFn | None = None,
         prefetch: int = 32,
+        write_behind: bool = True,
+        versions: Callable[[str], Versions] | None = None,
     ) -> None:
         self.config = config
+        self.write_behind = write_behind  # annotate and write each batch in a thread while the next one embeds
+        self._writer: WriteBehind | None = None
+        self.versions = versions  # tenant -> the annotation versions in force (the annotation_versions hook)
+        self._versions: Versions | None = None  # during sync_one: the versions in force, and their fingerprint
+        self._fp: str | None = None
         self.annotate = annotate
         self.prefetch = prefetch  # changes produced ahead of embedding (0: no producer thread)
         self.index = index
@@ -320,7 +336,10 @@ class Ingester:
         t0 = time.perf_counter()
         try:
             tindex = tindex or self.index.tenant(cc.tenant)
-            existing = tindex.documents(name)
+            versions = self.versions(cc.tenant) if self.versions is not None else None
+            self._versions, self._fp = versions, fingerprint(versions) if versions is not None else None
+            fp = self._fp
+            existing, candidates = tindex.scan(name, fp)
             connector = self.build_connector(name, {d: s.version for d, s in existing.items()})
         except GroundwireError as exc:
             report.error = str(exc)
@@ -350,6 +369,9 @@ class Ingester:
         # at least one batch ahead, so a whole batch is extracted and split while the previous one embeds
         ahead = max(self.prefetch, self.config.embedder.batch_size) if self.prefetch > 0 else 0
         feed: Prefetch[Any] = Prefetch(changes, ahead, name=f"groundwire-sync-{name}")
+        # annotation and index writes run one batch behind, in a thread, while the next batch embeds
+        writer = self._writer = WriteBehind(name, self.config.data_path,
+                                            enabled=self.write_behind and self.config.embedder.write_behind)
         try:
             for change in feed:
                 report.items += not isinstance(change, Checkpoint)
@@ -360,10 +382,15 @@ class Ingester:
                     self._drop(tindex, name, item, existing, report, f"{type(exc).__name__}: {exc}")
                 if isinstance(change, Checkpoint):
                     self._flush(tindex, name, batch, existing, report)
+                    self._settle()  # every change before the checkpoint is in the index
                     store.save(cc.tenant, name, change.state, collection, len(existing))
                 if progress:
                     progress(name, report)
             self._flush(tindex, name, batch, existing, report)
+            self._settle()
+            if candidates and versions is not None and fp is not None:
+                self._reannotate(tindex, sorted(candidates), versions, fp, report,
+                                 (lambda: progress(name, report)) if progress else (lambda: None))
         except GroundwireError as exc:
             report.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a connector bug must not stop the other connectors
@@ -371,16 +398,40 @@ class Ingester:
             if full_disk is not None:
                 report.error = str(full_disk)
             else:
-                log.exception("connector %s failed", name)
+                # one line by default (the CLI's rule: never a traceback); ``--debug`` adds the traceback
+                log.error("connector %s failed: %s: %s", printable_name(name), type(exc).__name__,
+                          printable_name(str(exc)))
+                log.debug("connector %s failed", name, exc_info=True)
                 report.error = str(ConnectorError(name, f"{type(exc).__name__}: {exc}"))
         finally:
             feed.close()
             connector.close()
+            self._writer = None
+            writer.close()  # nothing is written after the sync returns
         report.seconds = time.perf_counter() - t0
         if progress:
             progress(name, report)
         self.on_event("sync", report.to_dict())
         return report
+
+    def _reannotate(self, tindex: TenantIndex, candidates: list[str], versions: Versions, fp: str,
+                    report: SyncReport, tick: Callable[[], None]) -> None:
+        """Annotate again the connector's stored chunks whose annotations are stale (see
+        :mod:`groundwire.ingest_annotate`); they count as items and chunks of the progress."""
+        if report.total is not None:
+            report.total += len(candidates)
+
+        def on_batch(redone: int, checked: int, embed_s: float, write_s: float) -> None:
+            report.reannotated += redone
+            report.embedded += redone
+            report.chunks += redone
+            report.items += checked
+            report.embed_seconds += embed_s
+            report.write_seconds += write_s
+            tick()
+
+        batch = max(1, self.config.embedder.batch_size) * 4
+        reannotate(tindex, candidates, versions, fp, self.embedder, self.annotate, batch, on_batch)
 
     def _drop(
         self, tindex: TenantIndex, name: str, doc_id: str, existing: dict[str, DocState], report: SyncReport,
@@ -390,6 +441,7 @@ class Ingester:
         report.skipped.append((printable_name(doc_id), printable_name(f"not indexed: {reason}")))
         log.warning("%s: skipped %s: %s", name, printable_name(doc_id), printable_name(reason))
         if doc_id in existing:
+            self._settle()
             tindex.delete_documents(name, [doc_id])
             existing.pop(doc_id)
             report.deleted += 1
@@ -399,6 +451,9 @@ class Ingester:
         report: SyncReport,
     ) -> None:
         """Apply one change (a :class:`Checkpoint` is handled by the caller)."""
+        doc_id = change.document.id if isinstance(change, Upsert) else getattr(change, "doc_id", None)
+        if self._writer is not None and isinstance(doc_id, str) and self._writer.pending(doc_id):
+            self._settle()  # its state in ``existing`` is the one the writer is about to replace
         if isinstance(change, Upsert):
             doc = change.document
             problem = _unstorable(doc)
@@ -410,9 +465,11 @@ class Ingester:
             if old is not None and old.content_hash == tindex.keyed_hash(doc.content_hash()):
                 if old.acl_fingerprint == doc.acl.fingerprint():
                     if old.version != doc.version:  # e.g. a touched file: same text, new mtime
+                        self._settle()
                         tindex.update_acl(name, doc.id, doc.acl, doc.version)
                     report.unchanged += 1
                 else:
+                    self._settle()
                     tindex.update_acl(name, doc.id, doc.acl, doc.version)
                     report.acl_updated += 1
                 existing[doc.id] = DocState(
@@ -426,6 +483,7 @@ class Ingester:
         elif isinstance(change, Delete):
             batch.docs.pop(change.doc_id, None)
             if change.doc_id in existing:
+                self._settle()
                 tindex.delete_documents(name, [change.doc_id])
                 existing.pop(change.doc_id)
                 report.deleted += 1
@@ -436,29 +494,11 @@ class Ingester:
             report.skipped.append((item, printable_name(change.reason)))
             log.info("%s: skipped %s: %s", name, item, change.reason)
 
-    def _annotations(
-        self, chunks: Sequence[Chunk], vectors: Mapping[str, Any], embedder: Embedder, sentences: SentenceVectors
-    ) -> dict[str, dict[str, Any]]:
-        """The ``annotate_chunks`` results merged per chunk id (a key two plugins both set is an error)."""
-        out: dict[str, dict[str, Any]] = {}
-        if not chunks or self.annotate is None:
-            return out
-        ids = {c.id for c in chunks}
-        for result in self.annotate(chunks, vectors, embedder, sentences):
-            for cid, values in (result or {}).items():
-                if cid not in ids:
-                    continue
-                mine = out.setdefault(cid, {})
-                clash = set(mine) & set(values)
-                if clash:
-                    raise GroundwireError(f"two annotate_chunks plugins set the same key(s): {sorted(clash)}")
-                mine.update(values)
-        return out
-
     def _flush(
         self, tindex: TenantIndex, name: str, batch: _Batch, existing: dict[str, DocState], report: SyncReport
     ) -> None:
-        """Chunk, embed (only chunks an edit changed), annotate (with the chunk vectors) and write the batch.
+        """Chunk and embed (only chunks an edit changed) the batch here, then annotate (with the chunk vectors)
+        and write it in the writer thread while the next batch embeds (:mod:`groundwire.ingest_write`).
         A data error of one document skips only that document (its old version removed); the store's own
         failures still end the sync with an error."""
         if not batch.docs:
@@ -474,93 +514,44 @@ class Ingester:
         batch.docs.clear()
         t0 = time.perf_counter()
         # the replaced documents' stored chunks: their ids (deleted after the write unless rewritten) and the
-        # vectors and annotations of chunks the edit left as they were
-        reuse = load_reuse(tindex, name, [doc.id for doc, _, replaces in per_doc if replaces],
-                           self.embedder.dimension)
+        # vectors and annotations of chunks the edit left as they were (read after every earlier write)
+        replaced = [doc.id for doc, _, replaces in per_doc if replaces]
+        if replaced:
+            self._settle()
+        reuse = load_reuse(tindex, name, replaced, self.embedder.dimension, self._versions)
         vectors, sentences = self._embed(per_doc, reuse, tindex, name, existing, report)
-        t1 = time.perf_counter()
-        report.embed_seconds += t1 - t0
-        per_doc = self._annotate(per_doc, vectors, reuse, sentences)
-        t2 = time.perf_counter()
-        report.annotate_seconds += t2 - t1
-        self._write(tindex, name, per_doc, vectors, reuse.old_ids, existing, report)
-        report.write_seconds += time.perf_counter() - t2
+        report.embed_seconds += time.perf_counter() - t0
+        out = BatchWrite()
+        fp = self._fp
 
-    def _annotate(
-        self, per_doc: list[tuple[Document, list[Chunk], bool]], vectors: list[Any], reuse: Reuse,
-        sentences: Embedded,
-    ) -> list[tuple[Document, list[Chunk], bool]]:
-        """The chunks with their annotations: stored ones for unchanged chunks, else ``annotate_chunks``' (given
-        the chunk vectors, their sentence vectors and a memo embedder seeded with the chunk vectors, and with
-        the sentence vectors too when the embedder embedded each sentence alone: then they are exactly what
-        it would return for the sentence's text)."""
-        by_id: dict[str, Any] = {}
-        sent_by_id: dict[str, tuple[list[str], Vectors]] = {}
-        seed: dict[str, Any] = {}
-        alone = not self.embedder.pools_spans
-        kept: dict[str, dict[str, Any]] = {}
-        todo: list[Chunk] = []
-        for (_, cs, _), vecs in zip(per_doc, vectors, strict=True):
-            if vecs is None:
-                continue
-            for c, v in zip(cs, vecs, strict=True):
-                seed.setdefault(index_text(c), v)
-                old = reuse.annotations(c)
-                if old is not None:
-                    kept[c.id] = old
-                else:
-                    by_id[c.id] = v
-                    todo.append(c)
-                    got = sentences.get((c.title, c.text))
-                    if got is not None:
-                        sent_by_id[c.id] = got
-                        if alone:
-                            for st, sv in zip(got[0], got[1], strict=True):
-                                seed.setdefault(st, sv)
-        notes = self._annotations(todo, by_id, MemoEmbedder(self.embedder, seed), sent_by_id) if todo else {}
-        notes.update({cid: n for cid, n in kept.items() if n})
-        if not notes:
-            return per_doc
-        return [(doc, [replace(c, annotations=notes[c.id]) if c.id in notes else c for c in cs], r)
-                for doc, cs, r in per_doc]
+        def work() -> BatchWrite:  # in the writer thread: annotations and index writes only
+            t1 = time.perf_counter()
+            annotated = annotate_batch(self.annotate, self.embedder, per_doc, vectors, reuse, sentences)
+            t2 = time.perf_counter()
+            out.annotate_seconds = t2 - t1
+            write_batch(tindex, name, annotated, vectors, reuse.old_ids, out, fp)
+            out.write_seconds = time.perf_counter() - t2
+            return out
 
-    def _write(
-        self, tindex: TenantIndex, name: str, per_doc: list[tuple[Document, list[Chunk], bool]], vectors: list[Any],
-        old_ids: set[str], existing: dict[str, DocState], report: SyncReport,
-    ) -> None:
-        """One upsert for the whole batch (document by document only if it fails with a data error), then one
-        delete of the replaced documents' chunks the new versions no longer have: a concurrent reader sees
-        each document old or new, never a gap."""
-        ready: list[tuple[Document, list[Chunk], bool, Any]] = []
-        for (doc, cs, replaces), vecs in zip(per_doc, vectors, strict=True):
-            if vecs is None:  # embedding failed for this document; already reported (and its old version gone)
-                continue
-            if not cs:
-                report.skipped.append((printable_name(doc.id), "no extractable text"))
-                if replaces:
-                    tindex.delete_documents(name, [doc.id])
-                existing.pop(doc.id, None)
-                continue
-            ready.append((doc, cs, replaces, vecs))
-        rows = [(cs, vecs, doc.version, doc.content_hash()) for doc, cs, _, vecs in ready]
-        done = ready
-        try:
-            tindex.add_documents(rows)
-        except _ITEM_ERRORS:
-            done = []
-            for item, row in zip(ready, rows, strict=True):  # find the bad one(s), keep the rest
-                try:
-                    tindex.add_documents([row])
-                    done.append(item)
-                except _ITEM_ERRORS as exc:
-                    doc = item[0]
-                    existing.pop(doc.id, None)
-                    tindex.delete_documents(name, [doc.id])  # nothing half-written stays
-                    self._drop(tindex, name, doc.id, existing, report,
-                               f"write failed: {type(exc).__name__}: {exc}")
-        written: set[str] = set()
-        for doc, cs, replaces, _ in done:
-            written.update(c.id for c in cs)
+        def finish(done: BatchWrite) -> None:  # back in the sync's thread
+            self._book(tindex, name, done, existing, report)
+
+        writer = self._writer or WriteBehind(name, self.config.data_path, enabled=False)
+        writer.submit(work, finish, [doc.id for doc, _, _ in per_doc],
+                      f"annotating and writing a batch of {len(per_doc)} document(s)")
+
+    def _book(self, tindex: TenantIndex, name: str, done: BatchWrite, existing: dict[str, DocState],
+              report: SyncReport) -> None:
+        """Record what the writer did with a batch: counts, the documents' states, the skipped ones."""
+        report.annotate_seconds += done.annotate_seconds
+        report.write_seconds += done.write_seconds
+        for doc, _ in done.empty:
+            report.skipped.append((printable_name(doc.id), "no extractable text"))
+            existing.pop(doc.id, None)
+        for doc, exc in done.failed:
+            existing.pop(doc.id, None)  # its chunks were deleted by the writer
+            self._drop(tindex, name, doc.id, existing, report, f"write failed: {type(exc).__name__}: {exc}")
+        for doc, cs, replaces in done.done:
             report.chunks += len(cs)
             if replaces:
                 report.updated += 1
@@ -568,9 +559,11 @@ class Ingester:
                 report.added += 1
             existing[doc.id] = DocState(doc.version, tindex.keyed_hash(doc.content_hash()), doc.acl.fingerprint(),
                                         len(cs))
-        stale = sorted(old_ids - written)
-        if stale:
-            tindex.delete_ids(stale)
+
+    def _settle(self) -> None:
+        """Wait for the batch the writer thread has in flight (see :mod:`groundwire.ingest_write`)."""
+        if self._writer is not None:
+            self._writer.settle()
 
     def _embed(
         self, per_doc: list[tuple[Document, list[Chunk], bool]], reuse: Reuse, tindex: TenantIndex, name: str,

@@ -6,7 +6,7 @@ Invariants:
   chunk's id and position may differ (text inserted before it).
 - Stored annotations are reused only when text, title, URI and location are all the stored ones (what the
   ``annotate_chunks`` hook is given about a chunk besides its ACL and id), like an unchanged document keeps
-  its annotations.
+  its annotations, and only when they are current (the ``annotation_versions`` hook).
 - Nothing is trusted that cannot be read back: a payload the codec cannot decode or that is malformed is
   ignored (that chunk is embedded and annotated again). The per-chunk comparison key lives only in memory;
   nothing new is stored in the (unencrypted) metadata.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,20 @@ import numpy as np
 from .index import TenantIndex
 from .models import Chunk
 
-__all__ = ["Reuse", "chunk_key", "load_reuse"]
+__all__ = ["Reuse", "chunk_key", "is_current", "load_reuse"]
 
 log = logging.getLogger("groundwire.ingest")
+
+
+def is_current(annotations: Mapping[str, Any] | None, versions: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether every annotation named in ``versions`` (the ``annotation_versions`` answer) is stored with every
+    named field equal."""
+    notes = annotations or {}
+    for key, fields in versions.items():
+        note = notes.get(key)
+        if not isinstance(note, Mapping) or any(note.get(f) != v for f, v in fields.items()):
+            return False
+    return True
 
 
 def chunk_key(text: str, title: str, uri: str, location: str) -> tuple[str, str, str, str]:
@@ -49,8 +60,10 @@ class Reuse:
         return self.notes.get(chunk_key(c.text, c.title, c.uri, c.location))
 
 
-def load_reuse(tindex: TenantIndex, connector: str, doc_ids: Iterable[str], dimension: int) -> Reuse:
-    """The stored chunks of ``doc_ids`` (one read per 500 documents) as a :class:`Reuse`."""
+def load_reuse(tindex: TenantIndex, connector: str, doc_ids: Iterable[str], dimension: int,
+               versions: Mapping[str, Mapping[str, Any]] | None = None) -> Reuse:
+    """The stored chunks of ``doc_ids`` (one read per 500 documents) as a :class:`Reuse`; with ``versions``
+    (the ``annotation_versions`` in force) stored annotations that are not current are not reused."""
     ids = list(doc_ids)
     out = Reuse()
     if not ids:
@@ -69,5 +82,8 @@ def load_reuse(tindex: TenantIndex, connector: str, doc_ids: Iterable[str], dime
             continue
         out.vectors.setdefault(f"{title}\n{text}" if title else text, vec)
         notes = payload.get("annotations")
-        out.notes.setdefault(chunk_key(text, title, uri, location), dict(notes) if isinstance(notes, dict) else {})
+        notes = dict(notes) if isinstance(notes, dict) else {}
+        if versions is not None and not is_current(notes, versions):
+            continue  # stale (e.g. an upgraded plugin): annotated again like a new chunk
+        out.notes.setdefault(chunk_key(text, title, uri, location), notes)
     return out

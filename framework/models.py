@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 import unicodedata
 import uuid
@@ -179,6 +180,13 @@ def validate_tenant(tenant: str) -> str:
     return tenant
 
 
+def _not_a_string(ids: Iterable[str], what: str) -> Iterable[str]:
+    """``ids`` unless it is one string, which would iterate as letters (``"hr"`` -> groups ``h`` and ``r``)."""
+    if isinstance(ids, (str, bytes)):
+        raise InvalidPrincipal(f"{what} must be a list of ids, got the string {ids!r}: pass [{ids!r}]")
+    return ids
+
+
 @dataclass(frozen=True, slots=True)
 class UserContext:
     """The signed-in user a request is made for.
@@ -195,6 +203,8 @@ class UserContext:
     roles: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        for what in ("groups", "roles"):
+            _not_a_string(getattr(self, what), what)
         object.__setattr__(self, "user_id", canonical_id(self.user_id, "user id"))
         object.__setattr__(self, "tenant", validate_tenant(self.tenant))
         object.__setattr__(self, "groups", frozenset(canonical_id(g, "group id") for g in self.groups))
@@ -208,6 +218,7 @@ class UserContext:
         groups: Iterable[str] = (),
         roles: Iterable[str] = (),
     ) -> UserContext:
+        groups, roles = _not_a_string(groups, "groups"), _not_a_string(roles, "roles")
         return cls(user_id, tenant, frozenset(groups), frozenset(roles))
 
     def principals(self) -> frozenset[str]:
@@ -239,7 +250,13 @@ class AccessControl:
         return bool(self.allow & principals) and not (self.deny & principals)
 
     def fingerprint(self) -> str:
-        data = "|".join(sorted(self.allow)) + "#" + "|".join(sorted(self.deny))
+        """A short hash that differs whenever the ACL does (the sync's change detector).
+
+        The two sorted lists are JSON-encoded, never joined with a separator: ids may hold any printable
+        character (``|``, ``#``, ``,``), and ``[group:a, group:b]`` must not hash like ``[group:a|group:b]``,
+        or narrowing one to the other would never reach the index.
+        """
+        data = json.dumps([sorted(self.allow), sorted(self.deny)], ensure_ascii=False)
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 

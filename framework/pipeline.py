@@ -39,6 +39,7 @@ from .errors import AccessDenied, ConfigError, FeatureDisabled, InputError, Prom
 from .generation import Generation, Generator, GeneratorContext
 from .index import Index, make_client
 from .ingest import Ingester, SyncReport
+from .ingest_annotate import merge_versions
 from .models import (
     Action,
     Chunk,
@@ -277,6 +278,8 @@ class Grounder:
             annotate=lambda chunks, vectors, embedder, sentences: self.pm.hook.annotate_chunks(
                 chunks=chunks, config=self.config, embedder=embedder, vectors=vectors, sentence_vectors=sentences
             ),
+            versions=lambda tenant: merge_versions(self.pm.hook.annotation_versions(
+                config=self.config, embedder=self.embedder, tenant=tenant)),
         )
 
     def sync(

@@ -8,7 +8,8 @@ plain line per connector every ``every`` seconds and a final line when it finish
     sync handbook: done: 500 items, 1412 chunks in 114.9 s, 12.3 chunks/s
 
 Invariants: the figures are the connector's :class:`~groundwire.ingest.SyncReport` at the time (items =
-changes processed, chunks = chunks written); the rate counts from the connector's first progress call; the
+changes processed, then the stored chunks checked for stale annotations; chunks = chunks written, the
+re-annotated ones included and also shown apart); the rate counts from the connector's first progress call; the
 ETA is the remaining items at the item rate so far (none until a total and one item are known).
 """
 
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,6 +30,7 @@ from rich.progress import (
 )
 
 from .ingest import SyncReport
+from .terminal import escape
 
 __all__ = ["SyncProgress", "plain_line"]
 
@@ -47,12 +48,13 @@ def _rate(report: SyncReport, elapsed: float) -> float:
 
 def plain_line(name: str, report: SyncReport, elapsed: float) -> str:
     """The non-terminal progress line of one connector."""
+    again = f" ({report.reannotated} re-annotated)" if report.reannotated else ""
     if report.seconds:  # finished
-        return (f"sync {name}: {'done' if report.ok else 'failed'}: {report.items} items, {report.chunks} chunks "
-                f"in {report.seconds:.1f} s, {_rate(report, report.seconds):.1f} chunks/s")
+        return (f"sync {name}: {'done' if report.ok else 'failed'}: {report.items} items, {report.chunks} chunks"
+                f"{again} in {report.seconds:.1f} s, {_rate(report, report.seconds):.1f} chunks/s")
     total = f"/{report.total}" if report.total is not None else ""
     done = min(report.items, report.total) if report.total is not None else report.items
-    line = f"sync {name}: {done}{total} items, {report.chunks} chunks, {_rate(report, elapsed):.1f} chunks/s"
+    line = f"sync {name}: {done}{total} items, {report.chunks} chunks{again}, {_rate(report, elapsed):.1f} chunks/s"
     if report.total is not None and report.items and elapsed > 0:
         left = max(0, report.total - report.items) * elapsed / report.items
         line += f", ETA {left:.0f} s"

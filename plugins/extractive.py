@@ -284,5 +284,14 @@ def annotate_chunks(
 
 
 @hookimpl
+def annotation_versions(config: GroundwireConfig, embedder: Embedder) -> dict[str, dict[str, Any]] | None:
+    """A current annotation has this version and the embedder's model id (what :func:`stored_sentences`
+    checks); none is expected when the extractive generator is not the configured one."""
+    if config.generator.name != PLUGIN:
+        return None
+    return {ANNOTATION: {"v": _VERSION, "model": embedder.model_id}}
+
+
+@hookimpl
 def register_generators(register: Any) -> None:
     register(ExtractiveGenerator)

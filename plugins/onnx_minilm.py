@@ -358,11 +358,11 @@ class OnnxSentenceEncoder:
                 span_out = [np.empty((len(s), pooled.shape[1]), np.float32) for s in spans]
             vecs[idx] = pooled
             for row, (ti, e) in enumerate(zip(idx, batch, strict=True)):
-                starts = np.array([a for a, _ in e.offsets])
-                real = np.array([not sp and b > a for (a, b), sp in zip(e.offsets, e.special_tokens_mask,
-                                                                       strict=True)])
+                off = np.asarray(e.offsets, dtype=np.int64).reshape(-1, 2)  # one C conversion, no token loop
+                starts = off[:, 0]
+                real = ~np.asarray(e.special_tokens_mask, dtype=bool) & (off[:, 1] > off[:, 0])
                 cut = bool(e.overflowing) or len(e.ids) >= self.max_len
-                covered = max((b for (_, b), r in zip(e.offsets, real, strict=True) if r), default=0)
+                covered = int(off[real, 1].max()) if real.any() else 0
                 for si, (a, b) in enumerate(spans[ti]):
                     if not texts[ti][a:b].strip():
                         blank.append((int(ti), si))

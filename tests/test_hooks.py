@@ -224,6 +224,45 @@ def test_hook_annotate_chunks(make_grounder, corpus) -> None:
     assert not bad.ok and "words.count" in bad.error
 
 
+def test_hook_annotation_versions(make_grounder, corpus) -> None:
+    seen: list[str] = []
+
+    class Words:  # its annotation carries a version; it says which one is current
+        version = 1
+
+        @hookimpl
+        def annotate_chunks(self, chunks):
+            seen.extend(c.id for c in chunks)
+            return {c.id: {"words": {"v": self.version, "n": len(c.text.split())}} for c in chunks}
+
+        @hookimpl
+        def annotation_versions(self, tenant):
+            return {"words": {"v": self.version}} if tenant == "acme" else None
+
+    words = Words()
+    g = make_grounder({"kb": kb(corpus)}, extra_plugins=(words,))
+    first = g.sync()[0]
+    assert first.ok and len(seen) == first.chunks
+    assert g.sync()[0].reannotated == 0 and len(seen) == first.chunks  # current: nothing read again
+    words.version = 2  # an upgrade: every stored chunk is stale, a plain sync annotates it again
+    second = g.sync()[0]
+    assert second.ok and second.reannotated == first.chunks
+    assert sorted(seen[first.chunks:]) == sorted(seen[:first.chunks])
+    tindex = g.index.tenant("acme")
+    everybody = {"everyone", "group:hr", "user:sam@example.com", "user:dana@example.com"}
+    stored = tindex.get_chunks(tindex.collection.get(include=[])["ids"], everybody, ["kb"])
+    assert stored and all(c.annotations["words"]["v"] == 2 for c in stored)
+
+    class Clash:
+        @hookimpl
+        def annotation_versions(self):
+            return {"words": {"v": 0}}
+
+    other = make_grounder({"kb": kb(corpus)}, extra_plugins=(Words(), Clash()), data_dir=str(corpus.parent / "d2"))
+    bad = other.sync()[0]
+    assert not bad.ok and "words" in bad.error
+
+
 def test_hook_screen_documents(make_grounder, corpus) -> None:
     class Drop:
         @hookimpl

@@ -4,6 +4,7 @@ that counts every text it embeds."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import Counter
@@ -217,3 +218,27 @@ def test_a_connector_error_midway_ends_the_sync_like_before(make_grounder, tmp_p
     (r,) = g.sync()
     assert not r.ok and "source went away" in r.error and r.items == 1
     assert not [t for t in threading.enumerate() if t.name.startswith("groundwire-sync-")]  # producer gone
+
+
+def test_a_connector_bug_is_logged_in_one_line_and_the_traceback_only_at_debug(
+        make_grounder, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class Boom(_Scripted):
+        type = "boom"
+
+        def changes(self, state):  # type: ignore[no-untyped-def]
+            yield Upsert(_doc(1, "The first document is fine."))
+            raise RuntimeError("source went away")
+
+    class P:
+        @hookimpl
+        def register_connectors(self, register: Any) -> None:
+            register(Boom)
+
+    g = make_grounder({"b": {"type": "boom", "tenant": "acme"}}, extra_plugins=(P(),))
+    with caplog.at_level(logging.DEBUG, logger="groundwire"):
+        (r,) = g.sync()
+    assert not r.ok
+    loud = [rec for rec in caplog.records if rec.levelno >= logging.WARNING and "failed" in rec.getMessage()]
+    assert len(loud) == 1 and "RuntimeError: source went away" in loud[0].getMessage(), loud
+    assert all(rec.exc_info is None for rec in caplog.records if rec.levelno >= logging.WARNING)
+    assert any(rec.exc_info is not None and rec.levelno == logging.DEBUG for rec in caplog.records)

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from groundwire import (
     AccessControl,
@@ -47,6 +48,8 @@ from pydantic import Field, StrictStr, field_validator
 from .acl import FILE_ACL_SUFFIX, FOLDER_ACL, AclError, AclResolver, AclSpec, check_glob_conflicts
 
 __all__ = ["KnowledgeBaseConnector", "KnowledgeBaseSettings"]
+
+_PATH_SAFE = "/!$&'()*+,;=:@~"  # RFC 3986 pchar delimiters kept as they are; everything else is encoded
 
 
 class KnowledgeBaseSettings(FileSourceSettings):
@@ -151,7 +154,8 @@ class KnowledgeBaseConnector(Connector):
             return Skipped(rel, str(exc))
         except Exception as exc:  # noqa: BLE001 - one undecodable file must not stop the sync
             return Skipped(rel, f"extraction failed: {type(exc).__name__}: {exc}")
-        uri = (s.uri_prefix.rstrip("/") + "/" + rel) if s.uri_prefix else fs.uri(rel)
+        # percent-encoded: a raw '#', '?', '%', space or newline in a name would cite another URL or none
+        uri = (s.uri_prefix.rstrip("/") + "/" + quote(rel, safe=_PATH_SAFE)) if s.uri_prefix else fs.uri(rel)
         return Upsert(
             Document(
                 id=rel,

@@ -10,6 +10,9 @@ Precedence (documented in the README, tested in ``tests/test_kb_acl.py``):
   root down to the file's folder. A more specific level can never drop a deny.
 - Two globs of equal length that can match the same file with different ``allow`` lists are a configuration
   error (checked when the settings load, and again per file, failing closed, in case the check misses one).
+- Names are compared in Unicode NFC: a glob typed ``"Gehälter/*"`` matches the decomposed (NFD) names a Mac
+  writes, and ``Über.md.acl.toml`` governs ``Über.md`` whichever of the two forms each name is in; otherwise a
+  file would silently fall through to a wider level (``default_allow``).
 - A sidecar that cannot be read or validated (bad TOML, wrong types, unknown keys, a link, a FIFO, too large)
   makes every file it governs fail closed: its own file, or the whole subtree of its folder. The reason names
   the sidecar and the key.
@@ -18,6 +21,7 @@ Precedence (documented in the README, tested in ``tests/test_kb_acl.py``):
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 
 from groundwire import AccessControl, ConfinedRoot, SourceRefused
@@ -81,7 +85,8 @@ def parse_sidecar(raw: bytes, where: str) -> AclSpec:
 
 
 def normalize_pattern(pattern: str) -> str:
-    """``"hr/"`` means everything below ``hr``: ``"hr/*"``."""
+    """``"hr/"`` means everything below ``hr``: ``"hr/*"``; in NFC, as every name is matched."""
+    pattern = unicodedata.normalize("NFC", pattern)
     return pattern.rstrip("/") + "/*" if pattern.endswith("/") else pattern
 
 
@@ -219,7 +224,15 @@ class AclResolver:
 
     def _sidecar(self, rel: str) -> AclSpec | None:
         if not self.root.exists(rel):
-            return None
+            # the same name in the other normalization form (a sidecar typed on Linux beside a Mac's file),
+            # unless a file of that form exists too: then the sidecar is that other file's own
+            parent, slash, base = rel.rpartition("/")
+            forms = (parent + slash + unicodedata.normalize(f, base) for f in ("NFC", "NFD"))
+            found = next((v for v in forms if v != rel and self.root.exists(v) and not (
+                v.endswith(FILE_ACL_SUFFIX) and self.root.exists(v[: -len(FILE_ACL_SUFFIX)]))), None)
+            if found is None:
+                return None
+            rel = found
         try:
             raw = self.root.read(rel, max_bytes=SIDECAR_MAX_BYTES)
         except SourceRefused as exc:
@@ -250,8 +263,9 @@ class AclResolver:
         deny: set[str] = set(own.deny) if own else set()
         allow: list[str] | None = own.allow if own else None
         glob_allow: tuple[int, str, frozenset[str]] | None = None
+        name = unicodedata.normalize("NFC", rel)
         for norm, raw, spec in self.patterns:
-            if not self._match(rel, norm):
+            if not self._match(name, norm):
                 continue
             deny.update(spec.deny)
             if spec.allow is None:

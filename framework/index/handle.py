@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..acl_store import AclStore
-from ..errors import IndexError_
+from ..errors import CorruptStore, IndexError_, StorageError, explain
 from ..freshness import GenerationFile
 from .rows import Codec, _acl_rows, _is_chroma_error
 
@@ -119,6 +119,9 @@ class _TenantHandle:
             try:
                 return op()
             except Exception as exc:  # noqa: BLE001 - only chromadb's own errors are retried
+                storage = self._storage_error(exc)
+                if storage is not None:  # a full disk, a size limit, a read-only store: retrying cannot help
+                    raise storage from exc
                 if not self._retryable(exc, epoch):
                     if _is_chroma_error(exc):  # a deterministic chromadb error: no retry, but never raw
                         raise IndexError_(f"could not {what} the index of tenant {self.tenant!r}: "
@@ -142,6 +145,16 @@ class _TenantHandle:
             "retry when that process has finished"
         ) from last
 
+    def _storage_error(self, exc: BaseException) -> StorageError | None:
+        """The :class:`StorageError` naming the disk when ``exc`` (from Chroma) is a storage failure."""
+        if not _is_chroma_error(exc):
+            return None
+        where = self._owner.state_dir if self._owner is not None and self._owner.state_dir else "the index store"
+        found = explain(exc, None)
+        if isinstance(found, StorageError) and not isinstance(found, CorruptStore):
+            return StorageError(f"the index of tenant {self.tenant!r}", where, OSError(found.errno, "write failed"))
+        return None
+
     def _read(self, op: Callable[[], _T]) -> _T:
         return self._run(op, "read")
 
@@ -163,7 +176,17 @@ class _TenantHandle:
 
     def _acl_write(self) -> contextlib.AbstractContextManager[Any]:
         store = self._acl_ready()
-        return store.writing() if store is not None else contextlib.nullcontext()
+        return self._repairing(store) if store is not None else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _repairing(self, store: AclStore) -> Iterator[None]:
+        """The store's write lock; first, if a writer died between narrowing rows and setting them, the
+        store is copied from Chroma again (:meth:`AclStore.interrupted`)."""
+        with store.writing():
+            if store.interrupted():
+                store.fill(self._read(lambda: _acl_rows(self.collection)))
+            yield
+            store.settled()  # not reached when the write raised: the next writer repairs
 
     def keyed_hash(self, content_hash: str) -> str:
         """``content_hash`` as stored in metadata: HMAC under the tenant's metadata key when the codec has one

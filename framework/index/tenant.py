@@ -55,23 +55,47 @@ class TenantIndex(_TenantWrites):
 
     def documents(self, connector: str) -> dict[str, DocState]:
         """doc id -> state of every document of ``connector`` (read from chunk 0 of each)."""
+        return self.scan(connector)[0]
+
+    def scan(self, connector: str, annotation_fp: str | None = None) -> tuple[dict[str, DocState], set[str]]:
+        """:meth:`documents`, and (with ``annotation_fp``) the ids of the connector's chunks whose metadata
+        records another annotation fingerprint, or none (``ann_fp``; see :mod:`groundwire.ingest_annotate`),
+        from the same metadata read."""
         out: dict[str, DocState] = {}
         counts: dict[str, int] = {}
+        other: set[str] = set()
         offset = 0
         while True:
             got = self._read(lambda at=offset: self.collection.get(  # type: ignore[misc]
                 where={"connector": connector}, include=["metadatas"], limit=_PAGE, offset=at
             ))
             metas = got["metadatas"] or []
-            for m in metas:
+            for cid, m in zip(got["ids"], metas, strict=True):
                 d = str(m["doc_id"])
                 counts[d] = counts.get(d, 0) + 1
                 if m.get("position") == 0:
                     out[d] = DocState(str(m["version"]), str(m["content_hash"]), str(m["acl_fp"]), 0)
+                if annotation_fp is not None and m.get("ann_fp") != annotation_fp:
+                    other.add(cid)
             if len(metas) < _PAGE:
                 break
             offset += _PAGE
-        return {d: DocState(s.version, s.content_hash, s.acl_fingerprint, counts[d]) for d, s in out.items()}
+        docs = {d: DocState(s.version, s.content_hash, s.acl_fingerprint, counts[d]) for d, s in out.items()}
+        return docs, other
+
+    def stored_rows(self, ids: Sequence[str]) -> dict[str, tuple[str, Any, dict[str, Any]]]:
+        """chunk id -> (stored payload as written, its vector, its metadata) of these chunks (ids that are
+        gone are left out). No principal filter: ingestion re-annotates with it, nothing is returned to a user."""
+        out: dict[str, tuple[str, Any, dict[str, Any]]] = {}
+        for i in range(0, len(ids), 500):
+            part = list(ids[i : i + 500])
+            got = self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
+                ids=p, include=["documents", "embeddings", "metadatas"]))
+            embs = got["embeddings"] if got["embeddings"] is not None else [None] * len(got["ids"])
+            for cid, doc, emb, m in zip(got["ids"], got["documents"] or [], embs, got["metadatas"] or [],
+                                        strict=True):
+                out[cid] = (doc, emb, dict(m or {}))
+        return out
 
     def count(self) -> int:
         return int(self._read(lambda: self.collection.count()))

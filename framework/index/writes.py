@@ -35,24 +35,37 @@ class _TenantWrites(_TenantHandle):
         """Store the chunks of one or more documents (replace them first with :meth:`delete_documents`)."""
         self.add_documents([(chunks, vectors, version, content_hash)])
 
-    def add_documents(self, docs: Sequence[tuple[Sequence[Chunk], Vectors, str, str]]) -> None:
+    def encode_payload(self, c: Chunk) -> str:
+        """The stored (encoded) payload of a chunk: its text, title, URI, location and annotations."""
+        body: dict[str, Any] = {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}
+        if c.annotations:
+            body["annotations"] = dict(c.annotations)
+        return self.codec.encode(json.dumps(body, ensure_ascii=False), c.id)
+
+    def add_documents(self, docs: Sequence[tuple[Sequence[Chunk], Vectors, str, str]],
+                      annotation_fp: str | None = None) -> None:
         """Store several documents' ``(chunks, vectors, version, content_hash)`` in as few upserts as the
-        store allows (one per ``_WRITE_ROWS`` rows)."""
+        store allows (one per ``_WRITE_ROWS`` rows). ``annotation_fp`` (ingestion's fingerprint of the
+        annotation versions in force, :mod:`groundwire.ingest_annotate`) is recorded in each row's metadata
+        as ``ann_fp``."""
         ids: list[str] = []
         payloads: list[str] = []
         metas: list[dict[str, Any]] = []
         embs: list[Any] = []
         acls: list[tuple[Any, Any]] = []
+        extra = {"ann_fp": annotation_fp} if annotation_fp is not None else {}
         for chunks, vectors, version, content_hash in docs:
             if not chunks:
                 continue
+            keyed = self.keyed_hash(content_hash)
+            fps: dict[int, str] = {}  # one fingerprint per ACL object (a document's chunks share theirs)
             for c in chunks:
+                fp = fps.get(id(c.acl))
+                if fp is None:
+                    fp = fps[id(c.acl)] = c.acl.fingerprint()
                 ids.append(c.id)
                 acls.append((c.acl.allow, c.acl.deny))
-                body: dict[str, Any] = {"text": c.text, "title": c.title, "uri": c.uri, "location": c.location}
-                if c.annotations:
-                    body["annotations"] = dict(c.annotations)
-                payloads.append(self.codec.encode(json.dumps(body, ensure_ascii=False), c.id))
+                payloads.append(self.encode_payload(c))
                 metas.append(
                     {
                         "doc_id": c.doc_id,
@@ -60,9 +73,10 @@ class _TenantWrites(_TenantHandle):
                         "connector": c.connector,
                         "position": c.position,
                         "version": version,
-                        "content_hash": self.keyed_hash(content_hash),
-                        "acl_fp": c.acl.fingerprint(),
+                        "content_hash": keyed,
+                        "acl_fp": fp,
                         **_acl_meta(c.acl),
+                        **extra,
                     }
                 )
             embs.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1))
@@ -85,6 +99,31 @@ class _TenantWrites(_TenantHandle):
             if self.acl is not None:
                 self.acl.put(rows)
 
+
+    def update_payloads(self, ids: Sequence[str], payloads: Sequence[str | None], vectors: Sequence[Any],
+                        annotation_fp: str) -> None:
+        """Replace the stored payloads (already encoded) of existing chunks and record ``annotation_fp`` in
+        their metadata (re-annotation at sync); ``vectors`` are their stored vectors, written back as they are
+        (Chroma embeds a document given without one), and their ACLs are left as they are. A ``None`` payload
+        keeps the chunk's payload (only its fingerprint is recorded)."""
+        if not ids:
+            return
+        rows = list(zip(ids, payloads, vectors, strict=True))
+        with_doc = [r for r in rows if r[1] is not None]
+        bare = [r[0] for r in rows if r[1] is None]
+
+        def op() -> None:
+            for i in range(0, len(with_doc), _WRITE_ROWS):
+                part = with_doc[i : i + _WRITE_ROWS]
+                self.collection.update(ids=[c for c, _, _ in part], documents=[p for _, p, _ in part],
+                                       embeddings=np.asarray([v for _, _, v in part], dtype=np.float32),
+                                       metadatas=[{"ann_fp": annotation_fp}] * len(part))
+            for i in range(0, len(bare), _WRITE_ROWS):
+                part_ids = bare[i : i + _WRITE_ROWS]
+                self.collection.update(ids=part_ids, metadatas=[{"ann_fp": annotation_fp}] * len(part_ids))
+
+        with self._acl_write():  # the ACL store does not change; held like every write of the collection
+            self._write(op)
 
     def delete_ids(self, ids: Sequence[str]) -> None:
         def op() -> None:

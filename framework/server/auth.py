@@ -19,7 +19,8 @@ Token checks, in order (each failure is an :class:`AuthFailure` with a short ``r
    a ``group_resolver`` is configured.
 
 API keys (``X-API-Key``) are compared by SHA-256 digest in constant time; each is bound to one tenant and
-role set and acts as the user ``service:<name>``.
+role set and acts as the user ``service:<name>``. That prefix is reserved: a token whose user claim starts with
+``service:`` (in any ASCII case) is refused, so no signed-in user can share a service's principal.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ from ..errors import ConfigError
 from ..models import UserContext
 from .settings import ApiKeySettings, OIDCSettings, ServerSettings
 
-__all__ = ["ApiKeyAuthenticator", "AuthFailure", "Identity", "JWKSCache", "OIDCValidator", "map_claims"]
+__all__ = ["SERVICE_PREFIX", "ApiKeyAuthenticator", "AuthFailure", "Identity", "JWKSCache", "OIDCValidator",
+           "map_claims"]
+
+
+SERVICE_PREFIX = "service:"  # the user ids of API keys; refused in tokens
 
 
 class AuthFailure(Exception):
@@ -247,6 +252,9 @@ def map_claims(
     user_id = next((claims[c] for c in cs.user if isinstance(claims.get(c), str) and claims[c].strip()), None)
     if user_id is None:
         raise AuthFailure("no_user_claim", "the token does not identify a user")
+    if user_id.strip(" ").lower().startswith(SERVICE_PREFIX):
+        # reserved for API keys: a token must never become a service's principal (its drafts, its documents)
+        raise AuthFailure("reserved_user_id", "the token's user id is reserved for service API keys", 403)
     tid = claims.get(cs.tenant)
     tenant = settings.tenants.get(tid) if isinstance(tid, str) else None
     if tenant is None:
@@ -276,5 +284,5 @@ class ApiKeyAuthenticator:
                 match = k
         if match is None:
             raise AuthFailure("bad_api_key", "the API key is not valid")
-        user = UserContext.of(f"service:{match.name}", match.tenant, match.groups, match.roles)
+        user = UserContext.of(f"{SERVICE_PREFIX}{match.name}", match.tenant, match.groups, match.roles)
         return Identity(user, "api_key", match.name)

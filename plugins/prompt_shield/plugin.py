@@ -34,8 +34,8 @@ from .scoring import (
     score_prompts,
 )
 
-__all__ = ["PLUGIN", "ShieldSettings", "annotate_chunks", "embedder_backend", "precompute", "screen_documents",
-           "screen_prompt", "settings_for"]
+__all__ = ["PLUGIN", "ShieldSettings", "annotate_chunks", "annotation_versions", "embedder_backend", "precompute",
+           "screen_documents", "screen_prompt", "settings_for"]
 
 log = logging.getLogger("groundwire.plugins.prompt_shield")
 PLUGIN = "prompt_shield"
@@ -105,6 +105,16 @@ def _bundled(config: GroundwireConfig) -> bool:
     vectors are used as they are; any other embedder's vectors live in another space)."""
     e = config.embedder
     return e.name == "minilm" and not e.options.get("path")
+
+
+@hookimpl
+def annotation_versions(config: GroundwireConfig, tenant: str) -> dict[str, dict[str, Any]] | None:
+    """A current precomputed score carries :func:`indirect_version` (checked like :func:`score_chunks` does);
+    none is expected where the tenant's settings turn the precompute off."""
+    s = settings_for(config, tenant)
+    if not (s.indirect and s.use_model and s.precompute):
+        return None
+    return {ANNOTATION: {"v": indirect_version()}}
 
 
 @hookimpl
