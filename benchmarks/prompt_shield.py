@@ -564,13 +564,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     ap.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    from benchmarks.prompt_shield_direct_fit import add_head_args
+
+    add_head_args(ap)
     args = ap.parse_args(argv)
     if args.loso:
-        from benchmarks.prompt_shield_direct_fit import Recipe
+        from benchmarks.prompt_shield_direct_fit import Recipe, head_of
         from benchmarks.prompt_shield_loso import main_loso
 
         recipe = Recipe(args.l2, args.l2_hash, args.augment, not args.no_hash, not args.no_window_negatives,
-                        not args.no_source_balance, args.threshold_on)
+                        not args.no_source_balance, args.threshold_on, **head_of(args))
         main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads, recipe,
                   args.evasion_n, args.latency_n, [h for h in args.holdout.split(",") if h])
         if "indirect" in args.parts.split(","):  # the unit head's own leave-one-source-out figures

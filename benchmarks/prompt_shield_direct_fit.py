@@ -24,15 +24,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from groundwire.plugins import prompt_shield as ps
 from groundwire.plugins.prompt_shield.direct_model import DirectModel, hashed_ngrams
 from groundwire.plugins.prompt_shield.scoring import direct_probs
+from groundwire.plugins.prompt_shield.token_head import TokenHeadModel
 
 from benchmarks.common import EmbeddingMemo
+from benchmarks.prompt_shield_token_fit import TokenConfig, cached_tokens, fit_token, fixed_features
 
-__all__ = ["HASH_BITS", "Items", "Recipe", "cached_embed", "fit_direct", "predict_blocks", "training_items"]
+__all__ = ["HASH_BITS", "Items", "Recipe", "add_head_args", "cached_embed", "fit_direct", "head_of", "predict_blocks",
+           "training_items"]
 
 CACHE = Path(__file__).parent / ".cache"
 # the benchmark scores the same prompts under many fold models: what the classifier reads of a prompt does not
@@ -43,6 +47,9 @@ HASH_BITS = 18
 
 #: MiniLM embeddings through :func:`ps.embed`, memoised per text in ``benchmarks/.cache/minilm-embeddings.pkl``
 cached_embed = EmbeddingMemo(CACHE / "minilm-embeddings.pkl", batch=512)
+# ... computed from the token states' cache (one model run per text serves both heads; the unit mean of the
+# float16 states, cosine > 0.9999 to the float32 vector)
+cached_embed.compute = cached_tokens.vectors
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,10 @@ class Recipe:
     # sources' benign prompts scored as score_prompts scores them, each source weighing the same (macro);
     # "windows": of the training windows' scores (the earlier recipe, which under-counts long texts)
     threshold_on: str = "prompts"
+    # "lr": the logistic regression over the sentence vector (DirectModel, format 2); "token": the token head
+    # (attention / max / mean pooling of MiniLM's token states, MLP, hashed n-grams; TokenHeadModel, format 3)
+    head: str = "lr"
+    token: TokenConfig = TokenConfig()
 
 
 @dataclass
@@ -78,6 +89,7 @@ class Items:
     weight: np.ndarray  # the item's share of its prompt (1, or 1/k for the k extra windows of a benign prompt)
     prompts: list[str]  # the prompts (row i of them is item i, its first window)
     prompt_src: list[str]
+    fixed: np.ndarray | None = None  # the token head's fixed per-item features (computed on first use)
 
     def without(self, source: str | None) -> np.ndarray:
         return np.array([source not in s for s in self.sources], dtype=bool)
@@ -118,6 +130,7 @@ def training_items(texts: Sequence[str], y: np.ndarray, src: Sequence[str], reci
                 group.append(int(i))
                 srcs.append(frozenset([src[i]]))
                 weight.append(1.0 / len(extra))
+    cached_tokens(items)  # the one model run per text (progress printed with totals); the vectors derive from it
     emb = cached_embed(items)
     chars = np.stack([ps.char_features(i) for i in items])
     hashed = [hashed_ngrams(i, HASH_BITS) for i in items]
@@ -185,17 +198,26 @@ def _wquantile(v: np.ndarray, w: np.ndarray, q: float) -> float:
     return float(v[o][min(int(np.searchsorted(c, q)), len(v) - 1)])
 
 
-def prompt_scores(texts: Sequence[str], model: DirectModel) -> np.ndarray:
+Model = DirectModel | TokenHeadModel
+
+
+def _at(model: Model, threshold: float) -> Model:
+    if isinstance(model, TokenHeadModel):
+        return model.with_threshold(threshold)
+    return DirectModel(model.w_emb, model.w_chars, model.w_hash, model.b, model.mu, model.sd, threshold,
+                       model.hash_bits)
+
+
+def prompt_scores(texts: Sequence[str], model: Model) -> np.ndarray:
     """Threshold-free scores: ``score_prompts`` blocks a prompt at threshold ``t`` (below
     :data:`~ps.scoring.EXTRA_ITEM_P`) iff its score here is ``>= t`` (1.0 for a strong rule hit; a sentence or
     short window counts only at ``>= EXTRA_ITEM_P``, i.e. the scaling of :func:`direct_probs` at ``t = 0``)."""
-    m0 = DirectModel(model.w_emb, model.w_chars, model.w_hash, model.b, model.mu, model.sd, 0.0, model.hash_bits)
-    p = np.asarray(direct_probs(texts, m0, embed_fn=cached_embed))
+    p = np.asarray(direct_probs(texts, _at(model, 0.0), embed_fn=cached_embed, token_fn=cached_tokens))
     strong = np.array([any(h.strong for h in ps.scoring.cached_rule_hits(t)) for t in texts], dtype=bool)
     return np.where(strong, 1.0, p)
 
 
-def fit_direct(it: Items, rows: np.ndarray, fpr: float, recipe: Recipe, inner: int = 2, seed: int = 0) -> DirectModel:
+def fit_direct(it: Items, rows: np.ndarray, fpr: float, recipe: Recipe, inner: int = 2, seed: int = 0) -> Model:
     """Fit on the items ``rows`` (indices); threshold = the (1 - fpr) quantile of inner out-of-fold scores
     of their negatives (folds by :attr:`Items.group`): of the benign training prompts scored as
     ``score_prompts`` does, macro over their sources (``threshold_on = "prompts"``), or of the negative windows."""
@@ -204,7 +226,13 @@ def fit_direct(it: Items, rows: np.ndarray, fpr: float, recipe: Recipe, inner: i
     oof = np.zeros(len(rows))
     lab = it.y[rows]
 
-    def sub(ix: np.ndarray) -> DirectModel:
+    def sub(ix: np.ndarray) -> Model:
+        if recipe.head == "token":
+            states = cached_tokens(it.texts)
+            if it.fixed is None:
+                it.fixed = fixed_features(states)
+            return fit_token([states[i] for i in ix], it.chars[ix], [it.hashed[i] for i in ix], it.y[ix],
+                             _weights(it, ix, recipe), recipe.token, HASH_BITS, seed, fixed_raw=it.fixed[ix])
         return _fit(it.emb[ix], it.chars[ix], [it.hashed[i] for i in ix], it.y[ix], recipe, _weights(it, ix, recipe))
 
     # the benign training prompts (row p of the prompts is item p)
@@ -216,6 +244,9 @@ def fit_direct(it: Items, rows: np.ndarray, fpr: float, recipe: Recipe, inner: i
         if recipe.threshold_on == "prompts":
             pf = ben[fold_of[ben] == f]
             vals.append(prompt_scores([it.prompts[p] for p in pf], m))
+        elif isinstance(m, TokenHeadModel):
+            states = cached_tokens([it.texts[i] for i in te])
+            oof[fold == f] = m.predict_tokens(states, it.chars[te], [it.texts[i] for i in te])
         else:
             oof[fold == f] = m.predict(it.emb[te], it.chars[te], [it.texts[i] for i in te])
     if recipe.threshold_on == "prompts":
@@ -225,13 +256,33 @@ def fit_direct(it: Items, rows: np.ndarray, fpr: float, recipe: Recipe, inner: i
         th = _wquantile(np.concatenate(vals), 1.0 / cnt[inv], 1 - fpr) + 1e-6
     else:
         th = float(np.quantile(oof[lab == 0], 1 - fpr)) + 1e-6
-    m = sub(rows)
-    return DirectModel(m.w_emb, m.w_chars, m.w_hash, m.b, m.mu, m.sd, min(max(th, 0.05), 0.995), HASH_BITS)
+    return _at(sub(rows), min(max(th, 0.05), 0.995))
 
 
-def predict_blocks(texts: Sequence[str], model: DirectModel) -> np.ndarray:
+def predict_blocks(texts: Sequence[str], model: Model) -> np.ndarray:
     """Block decisions as :func:`ps.score_prompts` makes them with ``model``: strong rules, or the classifier
     (max over windows and payloads) at the model's threshold."""
-    p = np.asarray(direct_probs(texts, model, embed_fn=cached_embed))
+    p = np.asarray(direct_probs(texts, model, embed_fn=cached_embed, token_fn=cached_tokens))
     strong = np.array([any(h.strong for h in ps.scoring.cached_rule_hits(t)) for t in texts], dtype=bool)
     return strong | (p >= model.threshold)
+
+
+def add_head_args(ap: Any) -> None:
+    """The head's command-line options (``benchmarks.prompt_shield --loso`` and ``train_prompt_shield``)."""
+    d = TokenConfig()
+    ap.add_argument("--head", choices=["lr", "token"], default=Recipe.head,
+                    help="direct: logistic regression on the sentence vector, or the token head")
+    ap.add_argument("--token-heads", type=int, default=d.heads, help="token head: attention queries")
+    ap.add_argument("--token-hidden", type=int, default=d.hidden, help="token head: MLP width")
+    ap.add_argument("--token-epochs", type=int, default=d.epochs)
+    ap.add_argument("--token-smoothing", type=float, default=d.label_smoothing, help="token head: label smoothing")
+    ap.add_argument("--token-wd", type=float, default=d.weight_decay, help="token head: AdamW weight decay")
+    ap.add_argument("--token-dropout", type=float, default=d.dropout)
+
+
+def head_of(args: Any) -> dict[str, Any]:
+    """``Recipe`` keyword arguments from :func:`add_head_args`' options."""
+    return {"head": args.head, "token": TokenConfig(
+        heads=args.token_heads, hidden=args.token_hidden, epochs=args.token_epochs,
+        label_smoothing=args.token_smoothing, weight_decay=args.token_wd, dropout=args.token_dropout,
+        l2_hash=args.l2_hash)}

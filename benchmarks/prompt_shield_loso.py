@@ -32,7 +32,10 @@ Printed:
   one MiniLM call on a 64-token text timed after each prompt, with the load average: on a loaded machine the
   milliseconds say little, the multiples stay comparable.
 
-Embeddings are cached in ``benchmarks/.cache`` (git-ignored), keyed by a hash of the texts.
+Embeddings are cached in ``benchmarks/.cache`` (git-ignored), keyed by a hash of the texts: MiniLM's token
+states (float16, ``minilm-tokens/``) from one model run per text, the sentence vectors derived from them.
+``--head token`` evaluates the token head (``benchmarks.prompt_shield_token_fit``) instead of the logistic
+regression; each fold is then three torch fits on CPU (two inner folds for the threshold, then the fold's model).
 """
 
 from __future__ import annotations

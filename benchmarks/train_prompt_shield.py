@@ -36,6 +36,7 @@ threshold at ``--fpr`` of inner out-of-fold negative scores: the recipe whose le
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata as md
 import json
 from collections.abc import Sequence
@@ -114,13 +115,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--cache-dir", default=None, help="reuse computed features (see benchmarks.prompt_shield)"
     )
     ap.add_argument("--out-dir", default=str(ps.ARTEFACT_DIR), help="where to write the .npz (default: plugins/)")
+    from benchmarks.prompt_shield_direct_fit import add_head_args
+
+    add_head_args(ap)
     args = ap.parse_args(argv)
     if args.direct_sources:
         from benchmarks import prompt_shield_loso as loso
-        from benchmarks.prompt_shield_direct_fit import Recipe, fit_direct, training_items
+        from benchmarks.prompt_shield_direct_fit import Recipe, fit_direct, head_of, training_items
 
         recipe = Recipe(args.l2, args.l2_hash, args.augment, True, not args.no_window_negatives,
-                        not args.no_source_balance, args.threshold_on)
+                        not args.no_source_balance, args.threshold_on, **head_of(args))
         src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit, args.benign_families)
         names = sorted(src)
         texts = [t for s in names for t, _ in src[s]]
@@ -133,13 +137,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         out.with_suffix(".manifest.json").write_text(
             json.dumps(
                 {
-                    "format": 2,
+                    "format": 3 if recipe.head == "token" else 2,
                     "sources": {s: len(v) for s, v in sorted(src.items())},
                     "licences": {s: DIRECT_LICENCES[s] for s in names},
                     "recipe": {"l2_emb": recipe.l2_emb, "l2_hash": recipe.l2_hash, "augment": recipe.augment,
                                "window_negatives": recipe.window_negatives,
                                "source_balanced": recipe.source_balanced, "threshold_on": recipe.threshold_on,
-                               "hash_bits": model.hash_bits, "training_windows": len(it.texts)},
+                               "hash_bits": model.hash_bits, "training_windows": len(it.texts),
+                               "head": recipe.head,
+                               **({"token": dataclasses.asdict(recipe.token)} if recipe.head == "token" else {})},
                     "limit_per_source_and_label": args.limit,
                     "fpr": args.fpr,
                     "threshold": round(model.threshold, 6),

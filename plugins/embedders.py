@@ -88,16 +88,38 @@ def query_embedding(path: str, backend: str, text: str) -> Vectors:
     """One query's unit vector from the model at ``path``, memoised per process.
 
     The pipeline's retrieval and the prompt shield both embed the same prompt with the bundled model;
-    sharing this memo makes that one model call per prompt instead of two.
+    sharing this memo (and :func:`query_token_states`' behind it) makes that one model call per prompt
+    instead of two.
     """
-    vec = np.asarray(
-        load_sentence_transformer(path, backend).encode(
-            [text], normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
-        )[0],
-        dtype=np.float32,
-    )
+    return query_token_states(path, backend, text)[0]
+
+
+@functools.lru_cache(maxsize=64)
+def query_token_states(path: str, backend: str, text: str) -> tuple[Vectors, Vectors]:
+    """One query's unit vector and, from the same model run, its last-layer token states ``(tokens, 384)``
+    (:func:`token_states`), memoised per process (a smaller memo than :func:`query_embedding`'s: the states
+    are ~100x the vector). Both arrays are read-only."""
+    vecs, states = token_states(path, backend, [text])
+    vec, st = vecs[0].copy(), states[0]
     vec.setflags(write=False)
-    return vec
+    st.setflags(write=False)
+    return vec, st
+
+
+def token_states(path: str, backend: str, texts: Sequence[str], batch_size: int = 32) -> tuple[Vectors, list[Vectors]]:
+    """Unit vectors of ``texts`` and, from the same model run, each text's last-layer token states (special
+    tokens included, float32): ``encode_tokens`` of the ONNX backends, sentence-transformers'
+    ``token_embeddings`` output for torch (the same states; the vector is then their mean, normalised)."""
+    model = load_sentence_transformer(path, backend)
+    if not texts:
+        return np.zeros((0, 384), np.float32), []
+    if hasattr(model, "encode_tokens"):
+        vecs, states = model.encode_tokens(list(texts), batch_size=batch_size)
+        return np.asarray(vecs, np.float32), [np.asarray(s, np.float32) for s in states]
+    got = model.encode(list(texts), batch_size=batch_size, output_value="token_embeddings", show_progress_bar=False)
+    states = [np.asarray(g.detach().cpu().numpy() if hasattr(g, "detach") else g, np.float32) for g in got]
+    mean = np.stack([s.mean(axis=0) for s in states])
+    return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32), states
 
 
 class MiniLMEmbedder(Embedder):

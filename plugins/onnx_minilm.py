@@ -297,6 +297,33 @@ class OnnxSentenceEncoder:
         assert out is not None
         return out
 
+    def encode_tokens(
+        self, texts: Sequence[str], batch_size: int = 32
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's vector (exactly :meth:`encode`'s) and, from the same model run, its last-layer token
+        states ``(tokens, 384)`` float32, special tokens included (the rows :meth:`encode` mean-pools; at
+        most the 256-token window). A head that pools tokens its own way (the direct prompt shield's
+        attention pooling) reads them without a second model run."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32), []
+        encs = self.tokenizer.encode_batch(texts)
+        order = np.argsort([len(e.ids) for e in encs], kind="stable")
+        vecs = np.empty((len(texts), 0), dtype=np.float32)
+        states: list[np.ndarray] = [np.zeros((0, 0), np.float32)] * len(texts)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            batch = [encs[i] for i in idx]
+            hidden, mask = self._hidden(batch)
+            m = mask[..., None].astype(np.float32)
+            pooled = _unit((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9))
+            if vecs.shape[1] == 0:
+                vecs = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
+            vecs[idx] = pooled
+            for row, (ti, e) in enumerate(zip(idx, batch, strict=True)):
+                states[int(ti)] = np.ascontiguousarray(hidden[row, : len(e.ids)])
+        return vecs, states
+
     def encode_spans(
         self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], batch_size: int = 32
     ) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -62,6 +62,7 @@ from .scoring import (
     score_prompts,
 )
 from .segments import N_CONTEXT, SEGMENT_CHARS, TABLE_ROW, doc_context, segments
+from .token_head import TokenHeadModel
 
 _TABLE_ROW = TABLE_ROW  # the name benchmarks used before the split
 
@@ -85,6 +86,7 @@ __all__ = [
     "ShieldModel",
     "ShieldSettings",
     "DirectModel",
+    "TokenHeadModel",
     "annotate_chunks",
     "annotation_versions",
     "precompute",

@@ -24,10 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["DirectModel", "hashed_ngrams", "load_direct"]
+if TYPE_CHECKING:
+    from .token_head import TokenHeadModel
+
+__all__ = ["DirectModel", "hashed_ngrams", "load_direct", "load_direct_file"]
 
 _TOK = re.compile(r"\w+|[^\w\s]")
 
@@ -102,7 +106,17 @@ class DirectModel:
                        float(z["threshold"]), int(z["hash_bits"]))
 
 
+def load_direct_file(path: Path) -> DirectModel | TokenHeadModel:
+    """A direct artefact of either format: ``2`` (:class:`DirectModel`) or ``3`` (the token head,
+    :class:`~.token_head.TokenHeadModel`)."""
+    from .token_head import FORMAT, TokenHeadModel
+
+    with np.load(path) as z:
+        fmt = int(z["format"]) if "format" in z.files else 2
+    return TokenHeadModel.load(path) if fmt == FORMAT else DirectModel.load(path)
+
+
 @lru_cache(maxsize=1)
-def load_direct() -> DirectModel:
-    """The shipped direct artefact ``prompt_shield_direct.npz``."""
-    return DirectModel.load(Path(__file__).parent / "prompt_shield_direct.npz")
+def load_direct() -> DirectModel | TokenHeadModel:
+    """The shipped direct artefact ``prompt_shield_direct.npz`` (either format, :func:`load_direct_file`)."""
+    return load_direct_file(Path(__file__).parent / "prompt_shield_direct.npz")

@@ -45,6 +45,7 @@ from .model import (
 from .normalize import WINDOW_STRIDE, WINDOW_WORDS, clean, clean_lines, for_model, strip_filler, windows
 from .rules import RULES, Rule, rule_hits
 from .segments import FENCE, TABLE_ROW
+from .token_head import TokenHeadModel
 
 __all__ = [
     "ANNOTATION",
@@ -225,17 +226,20 @@ TOP_WINDOWS = 1
 
 def direct_probs(
     texts: Sequence[str],
-    model: DirectModel,
+    model: DirectModel | TokenHeadModel,
     backend: str = "auto",
     embed_fn: Callable[[Sequence[str]], np.ndarray] | None = None,
     top_k: int = TOP_WINDOWS,
+    token_fn: Callable[[Sequence[str]], Sequence[np.ndarray]] | None = None,
 ) -> list[float]:
     """The direct classifier's probability per prompt: the max over its :func:`prompt_items`, of which the
     ``top_k`` best by :meth:`~.direct_model.DirectModel.lexical_logit` (cut to :data:`EMBED_TOKENS` when
     there are more), the last run of sentences and the filler-free windows are embedded (one ``embed_fn``
     call for all prompts); an item with a bar above the model's threshold counts only when it reaches it;
     prompts under :data:`MIN_MODEL_WORDS` words keep only their decoded payloads (0.0 if none). Only the
-    model's ``threshold``, ``lexical_logit`` and ``predict`` are used."""
+    model's ``threshold``, ``lexical_logit`` and ``predict`` are used; a token head (``reads_tokens``) gets
+    the items' token states instead (``token_fn``, default :func:`_token_states`: the same one model run that
+    gives the sentence vector, the prompt's own through the query memo) in ``predict_tokens``."""
     items: list[str] = []
     lex: list[float] = []
     owner: list[int] = []
@@ -264,7 +268,7 @@ def direct_probs(
             continue
         # MiniLM is uncased and whitespace-blind: the raw prompt embeds like its normalised form, and the raw
         # text hits the query memo retrieval fills (one embedding per request, not two)
-        memo = embed_fn is None and len(its) == 1 and its[0].lower() == " ".join(t.split()).lower()
+        memo = embed_fn is None and token_fn is None and len(its) == 1 and its[0].lower() == " ".join(t.split()).lower()
         items.extend([t] if memo else its)
         lex.extend(ll.tolist())
         owner.extend([i] * len(its))
@@ -273,8 +277,12 @@ def direct_probs(
     if items:
         mtexts = [for_model(s) for s in items]
         chars = np.stack([char_features(m) for m in mtexts])
-        emb = (embed_fn or (lambda xs: _embed_unpadded(xs, backend)))(items)
-        p = model.predict(emb, chars, mtexts, np.asarray(lex))
+        if isinstance(model, TokenHeadModel):
+            states = (token_fn or (lambda xs: _token_states(xs, backend, True)))(items)
+            p = model.predict_tokens(states, chars, mtexts, np.asarray(lex))
+        else:
+            emb = (embed_fn or (lambda xs: _embed_unpadded(xs, backend)))(items)
+            p = model.predict(emb, chars, mtexts, np.asarray(lex))
         # an item with a bar above the threshold (edge run, sentence, short window) is scaled below the
         # threshold unless it reaches its bar
         b = np.asarray(bars)
@@ -304,6 +312,18 @@ def _cap_tokens(text: str, backend: str, limit: int | None = None) -> str:
     if len(offsets) <= limit - 2:
         return text
     return text[: offsets[limit - 3][1]]
+
+
+def _token_states(texts: Sequence[str], backend: str, memo: bool) -> list[np.ndarray]:
+    """The bundled MiniLM's token states of ``texts`` (``groundwire.plugins.embedders.token_states``): one
+    text through the shared query memo (``memo``; retrieval then reuses the run), a few texts one per model
+    call (no padding computed, as :func:`_embed_unpadded`)."""
+    from groundwire.plugins.embedders import bundled_model_path, query_token_states, token_states
+
+    path = bundled_model_path()
+    if memo and len(texts) == 1:
+        return [query_token_states(path, backend, texts[0])[1]]
+    return token_states(path, backend, texts, batch_size=1 if len(texts) <= 8 else 64)[1]
 
 
 def _embed_unpadded(texts: Sequence[str], backend: str) -> np.ndarray:
