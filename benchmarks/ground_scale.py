@@ -353,22 +353,22 @@ def model_inputs() -> Iterator[list[str]]:
     from groundwire.plugins.onnx_minilm import OnnxSentenceEncoder
 
     texts: list[str] = []
-    encode, encode_spans = OnnxSentenceEncoder.encode, OnnxSentenceEncoder.encode_spans
+    names = ("encode", "encode_spans", "encode_tokens")  # every entry point that runs the model
+    real = {n: getattr(OnnxSentenceEncoder, n) for n in names}
 
-    def counting_encode(self: Any, batch: Sequence[str], *args: Any, **kwargs: Any) -> Any:
-        texts.extend(batch)
-        return encode(self, batch, *args, **kwargs)
+    def counting(fn: Any) -> Any:
+        def run(self: Any, batch: Sequence[str], *args: Any, **kwargs: Any) -> Any:
+            texts.extend(batch)
+            return fn(self, batch, *args, **kwargs)
+        return run
 
-    def counting_spans(self: Any, batch: Sequence[str], *args: Any, **kwargs: Any) -> Any:
-        texts.extend(batch)
-        return encode_spans(self, batch, *args, **kwargs)
-
-    OnnxSentenceEncoder.encode = counting_encode  # type: ignore[method-assign]
-    OnnxSentenceEncoder.encode_spans = counting_spans  # type: ignore[method-assign]
+    for n in names:
+        setattr(OnnxSentenceEncoder, n, counting(real[n]))
     try:
         yield texts
     finally:
-        OnnxSentenceEncoder.encode, OnnxSentenceEncoder.encode_spans = encode, encode_spans  # type: ignore[method-assign]
+        for n in names:
+            setattr(OnnxSentenceEncoder, n, real[n])
 
 
 def prompt_only(prompt: str, embedded: Sequence[str]) -> list[str]:
