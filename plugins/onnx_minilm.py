@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -273,11 +273,18 @@ class OnnxSentenceEncoder:
         hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
         return np.asarray(hidden, dtype=np.float32), mask
 
-    def _run(self, encs: Sequence[Any]) -> np.ndarray:
-        hidden, mask = self._hidden(encs)
-        m = mask[..., None].astype(np.float32)
-        pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
-        return _unit(pooled)
+    def _batches(
+        self, encs: Sequence[Any], batch_size: int
+    ) -> Iterator[tuple[np.ndarray, list[Any], np.ndarray, np.ndarray]]:
+        """One model run per batch of at most ``batch_size`` encodings, formed by token length (see the
+        module docstring): ``(indices into encs, their encodings, hidden states, mean-pooled unit vectors)``."""
+        order = np.argsort([len(e.ids) for e in encs], kind="stable")
+        for start in range(0, len(encs), batch_size):
+            idx = order[start : start + batch_size]
+            batch = [encs[i] for i in idx]
+            hidden, mask = self._hidden(batch)
+            m = mask[..., None].astype(np.float32)
+            yield idx, batch, hidden, _unit((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9))
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, **_: Any) -> np.ndarray:
         """Unit vectors for ``texts``, in their order; batches are formed by token length (see the module
@@ -285,12 +292,8 @@ class OnnxSentenceEncoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        encs = self.tokenizer.encode_batch(texts)
-        order = np.argsort([len(e.ids) for e in encs], kind="stable")
         out: np.ndarray | None = None
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            vecs = self._run([encs[i] for i in idx])
+        for idx, _batch, _hidden, vecs in self._batches(self.tokenizer.encode_batch(texts), batch_size):
             if out is None:
                 out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
             out[idx] = vecs
@@ -307,16 +310,9 @@ class OnnxSentenceEncoder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, 0), dtype=np.float32), []
-        encs = self.tokenizer.encode_batch(texts)
-        order = np.argsort([len(e.ids) for e in encs], kind="stable")
         vecs = np.empty((len(texts), 0), dtype=np.float32)
         states: list[np.ndarray] = [np.zeros((0, 0), np.float32)] * len(texts)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            batch = [encs[i] for i in idx]
-            hidden, mask = self._hidden(batch)
-            m = mask[..., None].astype(np.float32)
-            pooled = _unit((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9))
+        for idx, batch, hidden, pooled in self._batches(self.tokenizer.encode_batch(texts), batch_size):
             if vecs.shape[1] == 0:
                 vecs = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
             vecs[idx] = pooled
@@ -342,17 +338,11 @@ class OnnxSentenceEncoder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32), []
         encs = self.tokenizer.encode_batch(texts)
-        order = np.argsort([len(e.ids) for e in encs], kind="stable")
         vecs = np.empty((len(texts), 0), dtype=np.float32)
         span_out: list[np.ndarray] = [np.zeros((len(s), 0), np.float32) for s in spans]
         later: list[tuple[int, int, int]] = []  # (text, span index, start) read again from ``start``
         blank: list[tuple[int, int]] = []
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            batch = [encs[i] for i in idx]
-            hidden, mask = self._hidden(batch)
-            m = mask[..., None].astype(np.float32)
-            pooled = _unit((hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9))
+        for idx, batch, hidden, pooled in self._batches(encs, batch_size):
             if vecs.shape[1] == 0:
                 vecs = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
                 span_out = [np.empty((len(s), pooled.shape[1]), np.float32) for s in spans]

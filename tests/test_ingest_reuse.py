@@ -201,20 +201,28 @@ def test_pipelined_sync_same_index_and_one_bad_document_skips_only_itself(make_g
     assert rows[0] == rows[1] and len(rows[0]) == reports[0].chunks  # the same index, row for row
 
 
+class _Boom(_Scripted):
+    """A connector whose source fails after its first document (a connector bug, not a GroundwireError)."""
+
+    type = "boom"
+
+    def changes(self, state):  # type: ignore[no-untyped-def]
+        yield Upsert(_doc(1, "The first document is fine."))
+        raise RuntimeError("source went away")
+
+
+class _BoomPlugin:
+    @hookimpl
+    def register_connectors(self, register: Any) -> None:
+        register(_Boom)
+
+
+def _boom_grounder(make_grounder: Any) -> Any:
+    return make_grounder({"b": {"type": "boom", "tenant": "acme"}}, extra_plugins=(_BoomPlugin(),))
+
+
 def test_a_connector_error_midway_ends_the_sync_like_before(make_grounder, tmp_path: Path) -> None:
-    class Boom(_Scripted):
-        type = "boom"
-
-        def changes(self, state):  # type: ignore[no-untyped-def]
-            yield Upsert(_doc(1, "The first document is fine."))
-            raise RuntimeError("source went away")
-
-    class P:
-        @hookimpl
-        def register_connectors(self, register: Any) -> None:
-            register(Boom)
-
-    g = make_grounder({"b": {"type": "boom", "tenant": "acme"}}, extra_plugins=(P(),))
+    g = _boom_grounder(make_grounder)
     (r,) = g.sync()
     assert not r.ok and "source went away" in r.error and r.items == 1
     assert not [t for t in threading.enumerate() if t.name.startswith("groundwire-sync-")]  # producer gone
@@ -222,19 +230,7 @@ def test_a_connector_error_midway_ends_the_sync_like_before(make_grounder, tmp_p
 
 def test_a_connector_bug_is_logged_in_one_line_and_the_traceback_only_at_debug(
         make_grounder, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    class Boom(_Scripted):
-        type = "boom"
-
-        def changes(self, state):  # type: ignore[no-untyped-def]
-            yield Upsert(_doc(1, "The first document is fine."))
-            raise RuntimeError("source went away")
-
-    class P:
-        @hookimpl
-        def register_connectors(self, register: Any) -> None:
-            register(Boom)
-
-    g = make_grounder({"b": {"type": "boom", "tenant": "acme"}}, extra_plugins=(P(),))
+    g = _boom_grounder(make_grounder)
     with caplog.at_level(logging.DEBUG, logger="groundwire"):
         (r,) = g.sync()
     assert not r.ok

@@ -31,7 +31,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .token_head import TokenHeadModel
 
-__all__ = ["DirectModel", "hashed_ngrams", "load_direct", "load_direct_file"]
+__all__ = ["DirectModel", "hashed_ngrams", "lexical_logit", "load_direct", "load_direct_file"]
 
 _TOK = re.compile(r"\w+|[^\w\s]")
 
@@ -46,6 +46,16 @@ def _word_grams(word: str, mask: int) -> tuple[int, ...]:
             for i in range(len(padded) - n + 1):
                 out.append(zlib.crc32(b"c\0" + padded[i : i + n].encode()) & mask)
     return tuple(out)
+
+
+def lexical_logit(w_hash: np.ndarray, bits: int, texts: Sequence[str]) -> np.ndarray:
+    """``w_hash``'s part of the logit of each text: its weights dotted with :func:`hashed_ngrams` (shared by the
+    logistic and the token head)."""
+    out = np.zeros(len(texts))
+    for i, t in enumerate(texts):
+        ids, vals = hashed_ngrams(t, bits)
+        out[i] = float(w_hash[ids] @ vals) if len(ids) else 0.0
+    return out
 
 
 def hashed_ngrams(text: str, bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,11 +89,7 @@ class DirectModel:
 
     def lexical_logit(self, texts: Sequence[str]) -> np.ndarray:
         """The hashed n-gram part of the logit of each text (no embedding needed)."""
-        out = np.zeros(len(texts))
-        for i, t in enumerate(texts):
-            ids, vals = hashed_ngrams(t, self.hash_bits)
-            out[i] = float(self.w_hash[ids] @ vals) if len(ids) else 0.0
-        return out
+        return lexical_logit(self.w_hash, self.hash_bits, texts)
 
     def predict(self, emb: np.ndarray, chars: np.ndarray, texts: Sequence[str],
                 lexical: np.ndarray | None = None) -> np.ndarray:

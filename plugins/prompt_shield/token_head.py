@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .direct_model import hashed_ngrams
+from .direct_model import lexical_logit
 
 __all__ = ["FORMAT", "TokenHeadModel", "pool_tokens"]
 
@@ -78,11 +78,7 @@ class TokenHeadModel:
 
     def lexical_logit(self, texts: Sequence[str]) -> np.ndarray:
         """The hashed n-gram part of the logit of each text (no embedding needed)."""
-        out = np.zeros(len(texts))
-        for i, t in enumerate(texts):
-            ids, vals = hashed_ngrams(t, self.hash_bits)
-            out[i] = float(self.w_hash[ids] @ vals) if len(ids) else 0.0
-        return out
+        return lexical_logit(self.w_hash, self.hash_bits, texts)
 
     def features(self, states: Sequence[np.ndarray], chars: np.ndarray) -> np.ndarray:
         pooled = pool_tokens(states, self.q, self.mu_tok, self.sd_tok)
