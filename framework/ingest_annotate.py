@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .embedding import Embedder, MemoEmbedder, Vectors
+from .embedding import Embedder
 from .errors import GroundwireError
 from .ingest_embed import Embedded, embed_chunks, index_text
 from .ingest_reuse import Reuse, is_current
-from .ingest_write import AnnotateCall, merge_annotations
+from .ingest_write import AnnotateCall, annotate_new
 from .models import Chunk
 
 __all__ = ["Versions", "fingerprint", "is_current", "merge_versions", "reannotate"]
@@ -86,16 +86,8 @@ def reannotate(
         sentences: Embedded = {}
         fresh, _ = embed_chunks(embedder, stale, Reuse(), True, sentences) if stale else ({}, 0)
         by_id = {c.id: fresh[index_text(c)] for c in stale}
-        sent_by_id: dict[str, tuple[list[str], Vectors]] = {}
-        for c in stale:
-            got = sentences.get((c.title, c.text))
-            if got is not None:
-                sent_by_id[c.id] = got
-        notes: dict[str, dict[str, Any]] = {}
-        if stale and annotate is not None:
-            seed = {index_text(c): by_id[c.id] for c in stale}
-            notes = merge_annotations(annotate(stale, by_id, MemoEmbedder(embedder, seed), sent_by_id),
-                                      {c.id for c in stale})
+        notes = annotate_new(annotate, embedder, stale, by_id, sentences,
+                             {index_text(c): by_id[c.id] for c in stale})
         t1 = time.perf_counter()
         ids = [c.id for c in stale] + current
         payloads: list[str | None] = [

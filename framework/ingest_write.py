@@ -32,7 +32,7 @@ from .ingest_reuse import Reuse
 from .models import Chunk, Document
 from .stores.fs import disk_full_error
 
-__all__ = ["BatchWrite", "WriteBehind", "annotate_batch", "merge_annotations", "write_batch"]
+__all__ = ["BatchWrite", "WriteBehind", "annotate_batch", "annotate_new", "merge_annotations", "write_batch"]
 
 log = logging.getLogger("groundwire.ingest")
 
@@ -62,16 +62,33 @@ AnnotateCall = Callable[[Sequence[Chunk], Mapping[str, Any], Embedder, Mapping[s
                         Iterable[Mapping[str, Mapping[str, Any]] | None]]
 
 
+def annotate_new(annotate: AnnotateCall | None, embedder: Embedder, todo: Sequence[Chunk],
+                 by_id: Mapping[str, Any], sentences: Embedded, seed: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``annotate_chunks``' merged annotations of ``todo`` (chunks without current ones), given their vectors
+    (``by_id``), their sentence vectors from ``sentences`` and a memo embedder seeded with ``seed`` (the
+    chunk vectors; the sentence vectors too when the embedder embedded each sentence alone: then they are
+    exactly what it would return for the sentence's text). Shared by ingestion and re-annotation."""
+    if not todo or annotate is None:
+        return {}
+    alone = not embedder.pools_spans
+    sent_by_id: dict[str, tuple[list[str], Vectors]] = {}
+    for c in todo:
+        got = sentences.get((c.title, c.text))
+        if got is not None:
+            sent_by_id[c.id] = got
+            if alone:
+                for st, sv in zip(got[0], got[1], strict=True):
+                    seed.setdefault(st, sv)
+    return merge_annotations(annotate(todo, by_id, MemoEmbedder(embedder, seed), sent_by_id),
+                             {c.id for c in todo})
+
+
 def annotate_batch(annotate: AnnotateCall | None, embedder: Embedder, per_doc: PerDoc, vectors: list[Any],
                    reuse: Reuse, sentences: Embedded) -> PerDoc:
-    """The chunks with their annotations: stored ones for unchanged chunks, else ``annotate_chunks``' (given
-    the chunk vectors, their sentence vectors and a memo embedder seeded with the chunk vectors, and with
-    the sentence vectors too when the embedder embedded each sentence alone: then they are exactly what
-    it would return for the sentence's text)."""
+    """The chunks with their annotations: stored ones for unchanged chunks, else :func:`annotate_new`'s
+    (its memo embedder seeded with every chunk vector of the batch)."""
     by_id: dict[str, Any] = {}
-    sent_by_id: dict[str, tuple[list[str], Vectors]] = {}
     seed: dict[str, Any] = {}
-    alone = not embedder.pools_spans
     kept: dict[str, dict[str, Any]] = {}
     todo: list[Chunk] = []
     for (_, cs, _), vecs in zip(per_doc, vectors, strict=True):
@@ -85,16 +102,7 @@ def annotate_batch(annotate: AnnotateCall | None, embedder: Embedder, per_doc: P
             else:
                 by_id[c.id] = v
                 todo.append(c)
-                got = sentences.get((c.title, c.text))
-                if got is not None:
-                    sent_by_id[c.id] = got
-                    if alone:
-                        for st, sv in zip(got[0], got[1], strict=True):
-                            seed.setdefault(st, sv)
-    notes: dict[str, dict[str, Any]] = {}
-    if todo and annotate is not None:
-        notes = merge_annotations(annotate(todo, by_id, MemoEmbedder(embedder, seed), sent_by_id),
-                                  {c.id for c in todo})
+    notes = annotate_new(annotate, embedder, todo, by_id, sentences, seed)
     notes.update({cid: n for cid, n in kept.items() if n})
     if not notes:
         return per_doc
