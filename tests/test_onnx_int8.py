@@ -61,3 +61,32 @@ def test_int8_backend_through_the_embedder_and_thread_settings() -> None:
     assert auto.session.get_session_options().intra_op_num_threads == auto.threads
     with pytest.raises(ValueError, match="threads"):
         embedders.MiniLMEmbedder(threads=-1)
+
+
+def test_int8_made_again_when_its_recorded_settings_differ(fp32_copy: Path) -> None:
+    """A cache made by another recipe (recorded settings differ) is never loaded: the file is made again."""
+    out = onnx_minilm.quantize_int8(fp32_copy)
+    record_path = out.parent / "model-int8.json"
+    record = json.loads(record_path.read_text())
+    assert record["settings"] == onnx_minilm.INT8_SETTINGS
+    record["settings"] = {**record["settings"], "per_channel": False}  # as an older recipe would have recorded
+    record_path.write_text(json.dumps(record))
+    mtime = out.stat().st_mtime_ns
+    again = onnx_minilm.quantize_int8(fp32_copy)
+    assert again == out and out.stat().st_mtime_ns != mtime
+    assert json.loads(record_path.read_text())["settings"] == onnx_minilm.INT8_SETTINGS
+
+
+def test_int8_vectors_stay_close_to_fp32_on_longer_texts() -> None:
+    """Real multi-sentence prose (this repository's README paragraphs, 50-256 tokens): every int8 vector is
+    within a cosine bound of its fp32 vector, and each text's int8 vector is nearest to its own fp32 one."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    paras = [" ".join(p.split()) for p in readme.split("\n\n") if len(p) > 300][:48]
+    assert len(paras) >= 24
+    model_dir = embedders.bundled_model_path()
+    fp32 = embedders.load_sentence_transformer(model_dir, "onnx")
+    int8 = embedders.load_sentence_transformer(model_dir, "onnx-int8")
+    a, b = fp32.encode(paras, batch_size=16), int8.encode(paras, batch_size=16)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() > 0.97 and cos.mean() > 0.985
+    assert np.argmax(b @ a.T, axis=1).tolist() == list(range(len(paras)))
