@@ -20,9 +20,13 @@ int8 (``backend = "onnx-int8"``): the exported fp32 file is quantized once, offl
 dynamic quantization (``onnxruntime.quantization.quantize_dynamic``, int8 weights, activations quantized
 per batch at run time) into ``model-int8.onnx`` beside it, written under a temporary name and renamed; its
 SHA-256 is recorded in ``model-int8.json`` and checked at every load (a file that does not match is
-quantized again). Its vectors approximate the fp32 ones (cosine ~0.99; activations are quantized per batch,
-so a text's vector also varies slightly with its batch); ``benchmarks.beir --through-product`` measures the
-retrieval cost.
+quantized again). Its vectors approximate the fp32 ones (cosine ~0.99); ``benchmarks.beir --through-product``
+and ``benchmarks.onnx_int8`` measure the cost. Dynamic quantization picks one activation scale per tensor per
+model run, so in a batch a text's vector would depend on the other texts (and their padding): the int8 model
+therefore runs one text per run, and a text's int8 vector is the same whatever it is embedded with (as fp32's
+is), which the prompt shield's invariants rely on (a filler flood never lowers a prompt's score). Length-sorted
+batches carry almost no padding, so little batching is lost (``benchmarks.onnx_int8 --parts speed`` measures
+both ways; figures in the README).
 
 Threads: ``intra_op`` = the machine's physical cores available to this process (``threads`` overrides),
 ``inter_op`` = 1 and sequential execution (MiniLM's graph is a chain: parallel branches only add
@@ -279,6 +283,8 @@ class OnnxSentenceEncoder:
         """One model run per batch of at most ``batch_size`` encodings, formed by token length (see the
         module docstring): ``(indices into encs, their encodings, hidden states, mean-pooled unit vectors)``."""
         order = np.argsort([len(e.ids) for e in encs], kind="stable")
+        if self.quantized:
+            batch_size = 1  # per-run activation scales: one text per run keeps its vector batch-independent
         for start in range(0, len(encs), batch_size):
             idx = order[start : start + batch_size]
             batch = [encs[i] for i in idx]
