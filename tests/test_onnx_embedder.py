@@ -70,7 +70,10 @@ def test_embedder_backends_interchangeable() -> None:
     assert float(d[0] @ q) > 0.9999
 
 
-def test_export_once_into_cache_then_no_torch(tmp_path: Path, model_cache: Path) -> None:
+def test_export_once_into_cache_then_no_torch(
+    tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GROUNDWIRE_AUTO_BACKEND", "onnx")  # the fp32 export (on a VNNI CPU auto runs int8)
     path = _model_copy(tmp_path)
     enc = embedders.load_sentence_transformer(path, "auto")
     assert isinstance(enc, onnx_minilm.OnnxSentenceEncoder)

@@ -95,3 +95,23 @@ def test_int8_vectors_stay_close_to_fp32_on_longer_texts() -> None:
     cos = (a * b).sum(axis=1)
     assert cos.min() > 0.97 and cos.mean() > 0.985
     assert np.argmax(b @ a.T, axis=1).tolist() == list(range(len(paras)))
+
+
+def test_cpu_int8_dot_reads_the_vnni_flags() -> None:
+    """``backend = "auto"`` picks int8 only where the CPU has an int8 dot product (VNNI)."""
+    line = "flags\t\t: fpu sse2 avx2 avx512f {}\nbogomips\t: 5192.24\n"
+    assert onnx_minilm.cpu_int8_dot(line.format("avx512_vnni avx512bw")) == "avx512_vnni"
+    assert onnx_minilm.cpu_int8_dot(line.format("avx_vnni")) == "avx_vnni"
+    assert onnx_minilm.cpu_int8_dot(line.format("avx512bw")) is None
+    assert onnx_minilm.cpu_int8_dot("processor\t: 0\n") is None
+
+
+def test_auto_backend_resolves_by_cpu_and_can_be_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = "onnx-int8" if onnx_minilm.cpu_int8_dot() else "onnx"
+    monkeypatch.delenv("GROUNDWIRE_AUTO_BACKEND", raising=False)
+    assert embedders.auto_backend() == expected
+    enc = embedders.load_sentence_transformer(embedders.bundled_model_path(), "auto")
+    assert enc.quantized == (expected == "onnx-int8")
+    monkeypatch.setenv("GROUNDWIRE_AUTO_BACKEND", "onnx")
+    assert embedders.auto_backend() == "onnx"
+    assert not embedders.load_sentence_transformer(embedders.bundled_model_path(), "auto").quantized
