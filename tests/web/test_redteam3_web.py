@@ -1,0 +1,167 @@
+"""Red team, round 3: the web connector against hostile servers and look-alike host names.
+
+- Compression bombs: the connector asks for ``Accept-Encoding: identity``, but a server may send a
+  compressed body anyway. What is *inflated* must stay within ``max_page_mb`` (measured with tracemalloc
+  while a real loopback server sends the bomb), not only what is kept.
+- Host names: a configured ``straße.example`` is ``xn--strae-oqa.example`` (IDNA 2008 / UTS #46, what
+  browsers resolve), never ``strasse.example``, which is someone else's domain.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import tracemalloc
+import zlib
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from groundwire.connectors.web import WebSettings
+from groundwire.connectors.web.fetch import Fetcher, FetchError
+from groundwire.connectors.web.urls import Scope, normalize_url
+
+from .conftest import loopback_fetcher
+
+pytestmark = pytest.mark.integration
+
+MB = 1 << 20
+LIMIT = MB  # loopback_fetcher's max_bytes
+
+
+def _deflate_zeros(n_mb: int) -> bytes:
+    """gzip of ``n_mb`` MiB of zeros, built without holding them in memory."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(MB)
+    return b"".join(c.compress(block) for _ in range(n_mb)) + c.flush()
+
+
+def _zstd_zeros(n_mb: int) -> bytes:
+    zstandard = pytest.importorskip("zstandard")
+    c = zstandard.ZstdCompressor().compressobj()
+    block = bytes(MB)
+    return b"".join(c.compress(block) for _ in range(n_mb)) + c.flush()
+
+
+class _OneBody:
+    """A loopback server answering every GET with ``body`` and ``headers`` (Content-Length set)."""
+
+    def __init__(self) -> None:
+        self.body, self.headers = b"", {}  # type: tuple[bytes, dict[str, str]]
+        me = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                for k, v in me.headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(me.body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(me.body)
+                except OSError:
+                    pass
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/page.html"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def origin() -> Iterator[_OneBody]:
+    srv = _OneBody()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+@pytest.fixture
+def fetcher() -> Iterator[Fetcher]:
+    f = loopback_fetcher(10.0)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def _peak_while(fn: Callable[[], Any]) -> tuple[Any, int]:
+    """``fn()``'s result (or the FetchError it raised) and the peak of Python memory allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        try:
+            result: Any = fn()
+        except FetchError as exc:
+            result = exc
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+def _hop(current: str, location: str) -> str:
+    raise AssertionError("no redirect expected")
+
+
+BOMBS = {
+    "gzip 64 MiB": (lambda: _deflate_zeros(64), "gzip"),
+    "gzip inside gzip 256 MiB": (lambda: gzip.compress(_deflate_zeros(256)), "gzip, gzip"),
+    "zstd 256 MiB": (lambda: _zstd_zeros(256), "zstd"),
+}
+
+
+@pytest.mark.parametrize("bomb", list(BOMBS))
+def test_a_compressed_bomb_is_refused_without_inflating_it(origin: _OneBody, fetcher: Fetcher, bomb: str) -> None:
+    build, coding = BOMBS[bomb]
+    origin.body, origin.headers = build(), {"Content-Type": "text/html", "Content-Encoding": coding}
+    assert len(origin.body) < LIMIT, "the bomb itself is small: the declared size cannot catch it"
+    result, peak = _peak_while(lambda: fetcher.get(origin.url, next_hop=_hop))
+    assert isinstance(result, FetchError), f"a {bomb} bomb was read: {type(result).__name__}"
+    assert "limit" in result.reason or "not asked for" in result.reason, result.reason
+    # what is inflated stays near the page limit (the old code inflated 64 MiB+ in one step)
+    assert peak < 8 * LIMIT, f"{peak / MB:.1f} MiB allocated while refusing a {bomb} bomb"
+
+
+def test_a_gzip_page_within_the_limit_is_still_read(origin: _OneBody, fetcher: Fetcher) -> None:
+    html = "<html><head><title>Gz</title></head><body><p>" + "quagga " * 20000 + "</p></body></html>"
+    origin.body = gzip.compress(html.encode())
+    origin.headers = {"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"}
+    resp = fetcher.get(origin.url, next_hop=_hop)
+    assert resp.status == 200 and resp.body == html.encode()
+    origin.body = b"\x1f\x8b\x08\x00not really gzip"
+    with pytest.raises(FetchError, match="corrupt"):
+        fetcher.get(origin.url, next_hop=_hop)
+
+
+# --- look-alike host names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("configured", "ascii_form", "other_domain"), [
+    ("https://straße.example/", "https://xn--strae-oqa.example/", "https://strasse.example/"),
+    ("https://σοφος.example/", "https://xn--0xaajbq.example/", "https://xn--0xaakcn.example/"),  # final ς, not σ
+    ("https://xn--strae-oqa.example./a/../", "https://xn--strae-oqa.example/", "https://strasse.example/"),
+])
+def test_an_idn_host_is_the_host_a_browser_would_open(configured: str, ascii_form: str, other_domain: str) -> None:
+    assert normalize_url(configured) == ascii_form
+    s = WebSettings(start_urls=[configured], audience=["everyone"])
+    assert s.start_urls == [ascii_form]
+    scope = Scope(s.start_urls, [ascii_form], ())
+    assert scope.refusal(ascii_form) is None
+    assert scope.refusal(other_domain) == "outside the allow-list", f"{other_domain} was admitted for {configured}"
+
+
+def test_allow_http_hosts_takes_idn_names_in_their_ascii_form() -> None:
+    s = WebSettings(start_urls=["http://bücher.example/"], audience=["everyone"], allow_http_hosts=["Bücher.example."])
+    assert s.allow_http_hosts == ["xn--bcher-kva.example"]
+    assert s.start_urls == ["http://xn--bcher-kva.example/"]
