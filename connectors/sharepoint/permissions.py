@@ -22,7 +22,7 @@ The mapping (fail closed: what is not understood grants nobody):
   ``organization`` -> ``everyone`` only with ``organization_links_grant_everyone``; ``anonymous`` ->
   ``everyone`` only with ``anonymous_links_grant_everyone``; ``existingAccess`` -> nothing (it grants no
   one new); otherwise the listed identities only.
-- Expired permissions (``expirationDateTime`` in the past) grant nobody.
+- Expired permissions (``expirationDateTime`` in the past, or not a readable time) grant nobody.
 
 ``everyone`` is the tenant-wide token: the index is per tenant, so it never crosses tenants.
 """
@@ -114,13 +114,18 @@ def principals_of_identity_set(ids: Mapping[str, Any], settings: SharePointSetti
 
 
 def _expired(perm: Mapping[str, Any], now: datetime) -> bool:
+    """Whether ``perm`` has run out. No ``expirationDateTime`` (or Graph's ``0001-01-01`` for "never")
+    does not expire; one that is not an ISO 8601 time counts as expired (fail closed)."""
     raw = perm.get("expirationDateTime")
-    if not isinstance(raw, str) or raw.startswith("0001-01-01"):
+    if raw is None or (isinstance(raw, str) and raw.startswith("0001-01-01")):
         return False
+    if not isinstance(raw, str):
+        return True
     try:
         when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        return False
+        log.info("permission %s has an unreadable expirationDateTime %r: it grants nobody", perm.get("id"), raw)
+        return True
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when <= now

@@ -81,6 +81,17 @@ def test_group_owners_claim_does_not_grant_the_groups_members() -> None:
     assert acl_from_permissions([members], s).allow == {f"group:{GROUP}"}
 
 
+@pytest.mark.parametrize("when", ["2024-13-45T25:00:00Z", "tomorrow", "", 1735689600, ["2099-01-01"]])
+def test_an_unreadable_expiry_fails_closed(when: Any) -> None:
+    """An expiring sharing grant whose ``expirationDateTime`` cannot be read is treated as expired: the
+    old code kept it granting for ever."""
+    perm = {"id": "p1", "roles": ["read"], "grantedToV2": {"group": {"id": GROUP}}, "expirationDateTime": when}
+    assert acl_from_permissions([perm], _settings()).allow == frozenset()
+    never = dict(perm, expirationDateTime="0001-01-01T00:00:00Z")
+    assert acl_from_permissions([never], _settings()).allow == {f"group:{GROUP}"}
+    assert acl_from_permissions([{k: v for k, v in perm.items() if k != "expirationDateTime"}], _settings()).allow
+
+
 # --- one item whose permissions (or content) cannot be read ----------------------------------------------
 
 
