@@ -455,11 +455,14 @@ class SharePointConnector(Connector):
     def _pages(self, ref: str, site_id: str, st: dict[str, Any]) -> Iterator[Change]:
         prefix = page_doc_id(site_id, "")
         indexed = {k for k in self._indexed if k.startswith(prefix)}
-        allow = self.s.pages_allow.get(ref) or self.s.pages_allow.get(site_id) or self.s.pages_allow.get("*")
+        # the most specific entry decides, even an empty one (= nobody): "[]" never falls back to "*"
+        key = next((k for k in (ref, site_id, "*") if k in self.s.pages_allow), None)
+        allow = self.s.pages_allow[key] if key is not None else []
         if not allow:
             yield Skipped(
                 f"pages of {ref}",
-                "no pages_allow entry for this site: its pages would be visible to nobody, so they are not indexed",
+                (f"pages_allow[{key!r}] names nobody" if key is not None else "no pages_allow entry for this site")
+                + ": its pages would be visible to nobody, so they are not indexed",
             )
             for doc_id in sorted(indexed):
                 yield self._delete(doc_id)

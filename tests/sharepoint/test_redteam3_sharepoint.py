@@ -176,3 +176,24 @@ def test_one_unreadable_item_neither_stops_revocations_nor_keeps_its_old_acl(
     assert g.sync()[0].ok
     assert contract in retrieved_docs(g, ALICE[0], "okapiclause contract amended")
     assert contract not in retrieved_docs(g, BOB[0], "okapiclause contract amended")
+
+
+# --- site pages: an empty pages_allow entry means nobody, not the "*" default ----------------------------
+
+
+def test_an_empty_pages_allow_entry_is_nobody_not_the_default(graph: GraphDouble, tmp_path: Path) -> None:
+    staff = graph.add_site("/sites/staff", "Staff")
+    board = graph.add_site("/sites/board", "Board")
+    graph.add_page(staff, "Canteen", "<p>The wombatcanteen opens at noon.</p>")
+    graph.add_page(board, "Minutes", "<p>The board minutes discuss the pangolinmerger.</p>")
+    allow = {"*": [f"group:{GROUP}"], graph.site_url(board): []}
+    g = make_grounder(tmp_path, graph, [graph.site_url(staff), graph.site_url(board)], pages_allow=allow)
+    [rep] = g.sync()
+    assert rep.ok, rep.error
+    member = "carol@contoso.com"
+    assert any(d.startswith("page:") for d in retrieved_docs(g, member, "wombatcanteen noon", groups=(GROUP,)))
+    leaked = [d for d in retrieved_docs(g, member, "pangolinmerger board minutes", groups=(GROUP,))
+              if d.startswith(f"page:{board}/")]
+    assert leaked == [], "the board's pages, allowed to nobody, were given to the '*' audience"
+    assert not any(d.startswith(f"page:{board}/") for d in index_state(g))
+    assert any("names nobody" in reason for _, reason in rep.skipped), rep.skipped
