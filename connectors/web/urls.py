@@ -3,8 +3,9 @@
 Invariants:
 - :func:`normalize_url` gives one spelling per resource: lower-case scheme and host (IDNA 2008 / UTS #46,
   as browsers: see :func:`ascii_host`), no default
-  port, dot segments resolved, percent-encoding normalised, no fragment, no ignored query parameters.
-  URLs with credentials or a scheme other than http(s) have no normal form (``None``): never crawled.
+  port, percent-encoding normalised and then dot segments resolved (so ``%2E%2E`` cannot climb out of a
+  prefix), no fragment, no ignored query parameters. URLs with credentials, a scheme other than
+  http(s) or a segment like ``..;x`` have no normal form (``None``): never crawled.
 - :class:`Scope` admits a URL only if it is a configured start URL or lies under an allow-list prefix
   (same scheme, host and port; path prefix on a segment boundary), and only over https unless its host is
   explicitly allowed plain http. Everything else is refused with a reason.
@@ -93,7 +94,12 @@ def normalize_url(url: str, drop_params: Iterable[str] = ()) -> str | None:
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc += f":{port}"
-    path = _norm_escapes(_remove_dot_segments(parts.path or "/"), _PATH_SAFE)
+    # escapes first, then dot segments (RFC 3986 6.2.2): "%2E%2E" is "..", and the HTTP client (and the
+    # server) would resolve it after the scope check, climbing out of an allow-list prefix
+    path = _norm_escapes(parts.path or "/", _PATH_SAFE)
+    if any(seg.split(";", 1)[0] in (".", "..") and seg not in (".", "..") for seg in path.split("/")):
+        return None  # "..;/": a dot segment to some servers (Tomcat), not to RFC 3986: never crawled
+    path = _remove_dot_segments(path)
     patterns = list(drop_params)
     params = [
         _norm_escapes(p, _QUERY_SAFE)

@@ -165,3 +165,49 @@ def test_allow_http_hosts_takes_idn_names_in_their_ascii_form() -> None:
     s = WebSettings(start_urls=["http://bücher.example/"], audience=["everyone"], allow_http_hosts=["Bücher.example."])
     assert s.allow_http_hosts == ["xn--bcher-kva.example"]
     assert s.start_urls == ["http://xn--bcher-kva.example/"]
+
+
+# --- encoded dot segments --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "normal"), [
+    ("https://site.example/policies/%2E%2E/admin/secret", "https://site.example/admin/secret"),
+    ("https://site.example/policies/.%2e/admin", "https://site.example/admin"),
+    ("https://site.example/policies/%2e/leave", "https://site.example/policies/leave"),
+    ("https://site.example/policies/..;/admin", None),
+    ("https://site.example/policies/.;x/admin", None),
+])
+def test_percent_encoded_dot_segments_are_resolved_before_the_scope_check(raw: str, normal: str | None) -> None:
+    assert normalize_url(raw) == normal
+    scope = Scope(["https://site.example/policies/"], ["https://site.example/policies/"], ())
+    if normal is not None and not normal.startswith("https://site.example/policies/"):
+        assert scope.refusal(normal) == "outside the allow-list"
+
+
+def test_a_link_with_encoded_dots_cannot_reach_a_page_outside_the_allow_list(tmp_path: Any, serve: Any) -> None:
+    from .static_site import page
+    from .test_web_crawl import grounder, indexed_paths
+
+    site = serve()
+    links = "".join(f'<p><a href="{h}">more</a></p>' for h in (
+        "%2E%2E/admin/secret.html", "/policies/.%2e/admin/secret.html", "/policies/..;/admin/secret.html",
+        "leave.html", "old-leave.html"))
+    # a redirect and a sitemap entry are normalised once before the scope check (links twice)
+    site.redirects["/policies/old-leave.html"] = (301, "/policies/%2E%2E/admin/secret.html")
+    site.write("/sitemap.xml", '<?xml version="1.0" encoding="UTF-8"?><urlset '
+               'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+               f'<url><loc>{site.url("/policies/%2e%2e/admin/payroll.html")}</loc></url></urlset>')
+    site.write("/admin/payroll.html", page("Payroll", "<p>The capybarapayroll of every employee.</p>"))
+    site.write("/policies/index.html", page("Policies", "<p>Our policies on kinkajouleave.</p>" + links))
+    site.write("/policies/leave.html", page("Leave", "<p>Kinkajouleave is twenty days.</p>"))
+    site.write("/admin/secret.html", page("Salaries", "<p>The capybarasalary table of every employee.</p>"))
+    g = grounder(tmp_path, {
+        "start_urls": [site.url("/policies/index.html")], "allow": [site.url("/policies/")],
+        "audience": ["everyone"], "allow_http_hosts": ["127.0.0.1"], "allow_networks": ["127.0.0.1/32"],
+        "requests_per_second": 500,
+    })
+    (rep,) = g.sync()
+    assert rep.ok, rep.error
+    assert indexed_paths(g, site) == {"/policies/index.html", "/policies/leave.html"}
+    requested = {h.path for h in site.hits}
+    assert not any(p.startswith("/admin") for p in requested), f"requested outside the allow-list: {requested}"
