@@ -16,11 +16,15 @@ import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from groundwire.connectors.web import WebSettings
 from groundwire.connectors.web.fetch import Fetcher, FetchError
 from groundwire.connectors.web.urls import Scope, normalize_url
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .conftest import loopback_fetcher
 
@@ -211,3 +215,20 @@ def test_a_link_with_encoded_dots_cannot_reach_a_page_outside_the_allow_list(tmp
     assert indexed_paths(g, site) == {"/policies/index.html", "/policies/leave.html"}
     requested = {h.path for h in site.hits}
     assert not any(p.startswith("/admin") for p in requested), f"requested outside the allow-list: {requested}"
+
+
+_SEGMENTS = st.sampled_from(["docs", "admin", ".", "..", "%2E", "%2e%2E", ".%2e", "%2F", "%252E%252E", "a;b",
+                             "%41", "ä", "%C3%A4", "", "~x", "%7E", "..;", "?q=1", "#f", "%", "%zz"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SEGMENTS, min_size=1, max_size=7))
+def test_the_path_checked_is_the_path_requested(segments: list[str]) -> None:
+    """Property: for any URL with a normal form, normalising is idempotent, and the path the HTTP client
+    sends is the normalised path the scope checked (no later resolution moves it)."""
+    n = normalize_url("https://site.example/" + "/".join(segments))
+    if n is None:
+        return
+    assert normalize_url(n) == n
+    sent = httpx.URL(n).raw_path.decode("ascii").split("?", 1)[0]
+    assert sent == urlsplit(n).path, f"checked {urlsplit(n).path!r}, requested {sent!r}"
