@@ -232,3 +232,43 @@ def test_the_path_checked_is_the_path_requested(segments: list[str]) -> None:
     assert normalize_url(n) == n
     sent = httpx.URL(n).raw_path.decode("ascii").split("?", 1)[0]
     assert sent == urlsplit(n).path, f"checked {urlsplit(n).path!r}, requested {sent!r}"
+
+
+# --- a narrowed audience while the site is down -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("outage", ["page-503", "robots-503"])
+def test_a_narrowed_audience_applies_even_when_the_site_is_down(tmp_path: Any, serve: Any, outage: str) -> None:
+    """An outage keeps what is indexed (by design), but never under an audience the operator removed: a
+    page kept from an earlier sync whose ACL is no longer the configured one is withdrawn instead."""
+    from groundwire import GroundingRequest, UserContext
+
+    from .static_site import page
+    from .test_web_crawl import grounder, indexed_paths
+
+    site = serve()
+    site.write("/docs/index.html", page("Docs", '<p>Start.</p><p><a href="pay.html">pay</a></p>'))
+    site.write("/docs/pay.html", page("Pay", "<p>The ocelotbonus pool is forty thousand.</p>"))
+    settings = {"start_urls": [site.url("/docs/index.html")], "allow": [site.url("/docs/")],
+                "allow_http_hosts": ["127.0.0.1"], "allow_networks": ["127.0.0.1/32"],
+                "requests_per_second": 500, "timeout_seconds": 2, "sitemaps": False}
+
+    def sees(g: Any, groups: tuple[str, ...]) -> bool:
+        user = UserContext.of("sam@acme.example", "acme", groups=groups)
+        chunks = g.retrieve(GroundingRequest(user=user, prompt="ocelotbonus pool", top_k=5))
+        return any(c.uri.startswith(site.url("/docs/pay.html")) for c in chunks)
+
+    g = grounder(tmp_path, {**settings, "audience": ["everyone"]})
+    assert g.sync()[0].ok
+    assert sees(g, ())
+    if outage == "page-503":
+        site.status["/docs/pay.html"] = 503
+    else:
+        site.status["/robots.txt"] = 503
+    g = grounder(tmp_path, {**settings, "audience": ["group:payroll"]})  # the operator narrows the audience
+    (rep,) = g.sync()
+    assert not sees(g, ()), f"the removed audience still reads the page during the outage ({outage})"
+    del site.status["/docs/pay.html" if outage == "page-503" else "/robots.txt"]
+    assert g.sync()[0].ok
+    assert sees(g, ("payroll",)) and not sees(g, ())
+    assert "/docs/pay.html" in indexed_paths(g, site)
