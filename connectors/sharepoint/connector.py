@@ -33,6 +33,10 @@ Sync, per configured site (only those; nothing is discovered):
    permissions, so pages are readable by the principals in ``pages_allow`` for the site (or ``"*"``);
    a site without an entry has its pages skipped (fail closed: they would be visible to nobody).
 5. Documents of sites or libraries no longer configured or no longer existing are deleted.
+6. The state records a digest of the settings that map permissions to principals (``mapping``). When it
+   changed, every indexed file is re-checked whatever ``recheck_permissions`` says, and the documents of
+   sites, libraries and page lists that cannot be read this sync are withdrawn instead of kept (their
+   ACLs were mapped under the old settings); their libraries are then enumerated in full when readable.
 
 Files are skipped (never silently) when their type has no extractor, when they exceed ``max_file_mb``,
 when extraction fails, or when their permissions grant nobody Groundwire can represent.
@@ -41,6 +45,8 @@ when extraction fails, or when their permissions grant nobody Groundwire can rep
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -96,6 +102,16 @@ def _parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+_REMAPPED = ("the permission-mapping settings changed since its documents were indexed and they cannot be "
+             "re-read now: withdrawn (fail closed) until they can")
+
+
+def _mapping_fingerprint(s: SharePointSettings) -> str:
+    """Digest of the settings that turn Graph permissions into principals."""
+    what = [s.organization_links_grant_everyone, s.anonymous_links_grant_everyone, s.site_groups, s.pages_allow]
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _why(exc: GraphError | UrlRefused) -> str:
@@ -163,6 +179,10 @@ class SharePointConnector(Connector):
         self._indexed = dict(self.context.indexed)  # updated as changes are yielded
         self._acl_read: set[str] = set()  # files whose permissions were asked for this sync
         self._unreadable: set[str] = set()  # ... and could not be read (or their content): asked again next sync
+        # the settings that map permissions to principals: when they change, no document may keep an ACL
+        # computed under the old ones (see _withdrawn)
+        self._mapping = _mapping_fingerprint(self.s)
+        self._remapped = st.get("mapping") != self._mapping and bool(self._indexed)
         live_sites: set[str] = set()
         live_drives: set[str] = set()
         kept_sites: set[str] = set()  # unreadable this time: their documents are left alone
@@ -196,6 +216,10 @@ class SharePointConnector(Connector):
             else:
                 for doc_id in sorted(k for k in self._indexed if k.startswith(page_doc_id(site_id, ""))):
                     yield self._delete(doc_id)
+        if self._remapped:  # an unreadable site cannot be re-mapped: withdraw its documents (fail closed)
+            for site_id in sorted(kept_sites):
+                yield Skipped(f"site {site_id}", _REMAPPED)
+            kept_sites.clear()
         # sites and libraries that are no longer configured or no longer exist
         for doc_id in sorted(self._indexed):
             if doc_id.startswith(PAGE_PREFIX):
@@ -209,6 +233,7 @@ class SharePointConnector(Connector):
                 yield self._delete(doc_id)
         st["drives"] = {d: v for d, v in st["drives"].items() if d in live_drives or v.get("site") in kept_sites}
         st["sites"] = {ref: sid for ref, sid in st["sites"].items() if ref in self.s.sites}
+        st["mapping"] = self._mapping  # only now: every document left was mapped under these settings
         yield Checkpoint(copy.deepcopy(st))
 
     @staticmethod
@@ -280,6 +305,13 @@ class SharePointConnector(Connector):
                     continue
                 if exc.status in (403, 404):
                     self.log.warning("%s: library %s skipped (HTTP %s)", self.name, drive_id, exc.status)
+                    if self._remapped:
+                        yield Skipped(f"library {drive_id}", f"HTTP {exc.status} reading its changes; {_REMAPPED}")
+                        for doc_id in self._indexed_in(drive_id):
+                            yield self._delete(doc_id)
+                        d.clear()  # enumerated in full once readable, so the withdrawn files come back
+                        d["site"] = site_id
+                        return
                     yield Skipped(f"library {drive_id}", f"HTTP {exc.status} reading its changes; kept as is")
                     return
                 raise
@@ -302,7 +334,7 @@ class SharePointConnector(Connector):
             url = next_link
         # files whose permissions were unreadable last time are read again, whatever the recheck mode
         todo = set(d.get("retry", ())) - touched
-        if self.s.recheck_permissions == "every_sync":
+        if self.s.recheck_permissions == "every_sync" or self._remapped:  # remapped: every ACL is recomputed
             todo |= set(self._indexed_in(drive_id)) - touched
         yield from self._recheck(site_id, drive_id, sorted(todo), st)
 
@@ -474,6 +506,11 @@ class SharePointConnector(Connector):
         except GraphError as exc:
             if exc.status not in (403, 404):
                 raise
+            if self._remapped:
+                yield Skipped(f"pages of {ref}", f"HTTP {exc.status} listing site pages; {_REMAPPED}")
+                for doc_id in sorted(indexed):
+                    yield self._delete(doc_id)
+                return
             yield Skipped(f"pages of {ref}", f"HTTP {exc.status} listing site pages; kept as they are")
             return
         present: set[str] = set()

@@ -197,3 +197,42 @@ def test_an_empty_pages_allow_entry_is_nobody_not_the_default(graph: GraphDouble
     assert leaked == [], "the board's pages, allowed to nobody, were given to the '*' audience"
     assert not any(d.startswith(f"page:{board}/") for d in index_state(g))
     assert any("names nobody" in reason for _, reason in rep.skipped), rep.skipped
+
+
+# --- settings that map permissions changed: no document keeps an ACL mapped under the old ones ------------
+
+
+@pytest.mark.parametrize("case", ["site-unreadable", "changed-only-recheck"])
+def test_turning_organization_links_off_reaches_every_document(graph: GraphDouble, tmp_path: Path, case: str) -> None:
+    """``organization_links_grant_everyone = true -> false``: a file shared by an organization link must
+    stop being readable by everyone at the next sync, also when its site cannot be read during that sync
+    (its documents were kept with the old ACL) and with ``recheck_permissions = "changed_only"`` (only
+    files delta returns were re-mapped)."""
+    from .graph_double import org_link
+
+    site = graph.add_site("/sites/sales", "Sales")
+    drive = graph.add_drive(site, "Documents")
+    item = graph.add_file(drive, "pricing.txt", "The tapirdiscount is thirty percent.",
+                          perms=[org_link(), user_perm(*ALICE)])
+    doc = file_doc_id(drive, item)
+    extra = {"include_pages": False}
+    if case == "changed-only-recheck":
+        extra["recheck_permissions"] = "changed_only"
+    g = make_grounder(tmp_path, graph, [graph.site_url(site)], organization_links_grant_everyone=True, **extra)
+    assert g.sync()[0].ok
+    carol = "carol@contoso.com"  # in the tenant, never named on the file
+    assert doc in retrieved_docs(g, carol, "tapirdiscount percent")
+
+    if case == "site-unreadable":
+        graph.sites[site].status = 403
+    g = make_grounder(tmp_path, graph, [graph.site_url(site)], organization_links_grant_everyone=False, **extra)
+    (rep,) = g.sync()
+    assert rep.ok, rep.error
+    assert doc not in retrieved_docs(g, carol, "tapirdiscount percent"), "the old 'everyone' grant outlived its setting"
+    if case == "site-unreadable":
+        assert any("permission-mapping settings changed" in reason for _, reason in rep.skipped), rep.skipped
+        graph.sites[site].status = 200
+        assert g.sync()[0].ok
+    assert doc in retrieved_docs(g, ALICE[0], "tapirdiscount percent")
+    assert doc not in retrieved_docs(g, carol, "tapirdiscount percent")
+    assert index_state(g)[doc]["allow"] == {f"user:{ALICE[0]}", f"user:{ALICE[1]}"}
