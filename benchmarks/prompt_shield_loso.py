@@ -60,7 +60,7 @@ from benchmarks.prompt_shield_direct_fit import (
 )
 from benchmarks.prompt_shield_evasion import TRANSFORMS
 
-__all__ = ["cached_embed", "direct_loso", "load_direct_sources", "main_loso"]
+__all__ = ["cached_embed", "diagnostic_of", "direct_loso", "load_direct_sources", "main_loso"]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompt-shield"
 # the sources the shipped direct artefact was trained on (benchmarks.train_prompt_shield --direct-sources);
@@ -171,9 +171,11 @@ def _fmt(k: int, n: int) -> str:
 
 
 def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: Recipe,
-                holdout: Sequence[str] | None = None) -> None:
+                holdout: Sequence[str] | None = None, scores_out: str | None = None) -> None:
     """``holdout``: the sources held out in turn (default: every source; each is still trained on when
-    another is held out)."""
+    another is held out); ``scores_out``: an .npz for the held-out prompts' scores, labels and sources, so that
+    runs over parts of the sources (parallel processes) give the fixed-FPR diagnostic together
+    (:func:`diagnostic_of`)."""
     names = sorted(sources)
     texts = [t for s in names for t, _ in sources[s]]
     y = np.array([lab for s in names for _, lab in sources[s]])
@@ -224,6 +226,8 @@ def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: R
           f"attacks / with benign prompts)")
     if diag_s:
         _fixed_fpr_diagnostic(np.concatenate(diag_s), np.concatenate(diag_y), np.array(diag_src))
+        if scores_out:
+            np.savez(scores_out, scores=np.concatenate(diag_s), y=np.concatenate(diag_y), src=np.array(diag_src))
     if tot[5] or tot[7]:
         print(f"  shipped artefact on the sources it never saw: TPR {_fmt(tot[4], tot[5])}, "
               f"FPR {_fmt(tot[6], tot[7])}")
@@ -249,6 +253,13 @@ def _fixed_fpr_diagnostic(scores: np.ndarray, y: np.ndarray, src: np.ndarray) ->
         print(f"  diagnostic, threshold read off held-out negatives: at micro FPR {(neg >= th).mean():.3f} TPR "
               f"{(pos >= th).mean():.3f} (th {th:.3f}); at macro FPR <= {f:.2f} micro TPR {tpr_m:.3f} "
               f"(th {thm:.3f})")
+
+
+def diagnostic_of(paths: Sequence[str]) -> None:
+    """The fixed-FPR diagnostic over the held-out scores that several runs saved (``--scores-out``)."""
+    parts = [np.load(p) for p in paths]
+    print(f"direct LOSO, {len(paths)} runs' held-out scores:")
+    _fixed_fpr_diagnostic(*(np.concatenate([d[k] for d in parts]) for k in ("scores", "y", "src")))
 
 
 def _hosts(seed: int = 0) -> dict[str, list[str]]:
@@ -431,7 +442,7 @@ def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
 def main_loso(
     seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int, recipe: Recipe | None = None,
     evasion_n: int = 400, latency_n: int = 200, holdout: Sequence[str] | None = None,
-    wheel_dir: str | None = None,
+    wheel_dir: str | None = None, scores_out: str | None = None,
 ) -> None:
     import torch
 
@@ -440,7 +451,7 @@ def main_loso(
     sources = load_direct_sources(SHARED, Path(seed_dir) if seed_dir else None, limit,
                                   wheel_dir=Path(wheel_dir) if wheel_dir else None)
     if "direct" in parts:
-        direct_loso(sources, fpr, recipe or Recipe(), holdout)
+        direct_loso(sources, fpr, recipe or Recipe(), holdout, scores_out)
     if "indirect" in parts:
         indirect_eval(sources, 150)
     if "evasion" in parts:
