@@ -2,6 +2,7 @@
 
 Invariants: :meth:`TenantIndex.query` always pre-filters in Chroma (:func:`principal_filter`); every read that
 returns chunks keeps a chunk only if the authoritative ACL store grants it too, with the meet of both ACLs.
+Every read of payloads goes through :func:`~groundwire.index.rows.take_payloads` (either row layout).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from ..acl_store import meet, permits
 from ..embedding import Vectors
 from ..models import AccessControl, Chunk
-from .rows import _PAGE, NOBODY, DocState, _readable, doc_key, principal_filter
+from .rows import _PAGE, NOBODY, DocState, _readable, doc_key, principal_filter, read_include, take_payloads
 from .writes import _TenantWrites
 
 __all__ = ["TenantIndex"]
@@ -46,8 +47,8 @@ class TenantIndex(_TenantWrites):
         out: dict[str, tuple[str, Any]] = {}
         for i in range(0, len(keys), 500):
             part = keys[i : i + 500]
-            got = self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
-                where={"doc_key": {"$in": p}}, include=["documents", "embeddings"]))
+            got = take_payloads(self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
+                where={"doc_key": {"$in": p}}, include=["documents", "embeddings", "metadatas"])))
             embs = got["embeddings"] if got["embeddings"] is not None else [None] * len(got["ids"])
             for cid, doc, emb in zip(got["ids"], got["documents"] or [], embs, strict=True):
                 out[cid] = (doc, emb)
@@ -89,8 +90,8 @@ class TenantIndex(_TenantWrites):
         out: dict[str, tuple[str, Any, dict[str, Any]]] = {}
         for i in range(0, len(ids), 500):
             part = list(ids[i : i + 500])
-            got = self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
-                ids=p, include=["documents", "embeddings", "metadatas"]))
+            got = take_payloads(self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
+                ids=p, include=["documents", "embeddings", "metadatas"])))
             embs = got["embeddings"] if got["embeddings"] is not None else [None] * len(got["ids"])
             for cid, doc, emb, m in zip(got["ids"], got["documents"] or [], embs, got["metadatas"] or [],
                                         strict=True):
@@ -102,8 +103,11 @@ class TenantIndex(_TenantWrites):
 
     def page(self, include: list[str], offset: int, limit: int = _PAGE) -> dict[str, Any]:
         """One page of the whole collection (for in-memory snapshots; no principal filter: ids, vectors and
-        ACL metadata only unless ``documents`` is asked for, and callers re-check via :meth:`get_chunks`)."""
-        return dict(self._read(lambda: self.collection.get(include=include, limit=limit, offset=offset)))
+        ACL metadata only unless ``documents`` (the stored payloads, either row layout) is asked for, and callers
+        re-check via :meth:`get_chunks`)."""
+        ask = read_include(include)
+        return take_payloads(dict(self._read(lambda: self.collection.get(include=ask, limit=limit, offset=offset))),
+                             include)
 
     def nearest(self, vector: Vectors, n: int) -> tuple[list[str], list[float]]:
         """Ids and cosine distances of the ``n`` approximate nearest chunks, unfiltered and without payloads
@@ -147,12 +151,12 @@ class TenantIndex(_TenantWrites):
         if self.count() == 0:
             return []
         where = principal_filter(principals, connectors)
-        res = self._read(lambda: self.collection.query(
+        res = take_payloads(dict(self._read(lambda: self.collection.query(
             query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
             n_results=k,
             where=where,
             include=["documents", "metadatas", "distances"],
-        ))
+        ))))
         ids = res["ids"][0]
         chunks = self._to_chunks(
             ids, res["documents"][0], res["metadatas"][0], [1.0 - float(d) for d in res["distances"][0]]
@@ -188,7 +192,8 @@ class TenantIndex(_TenantWrites):
             raise ValueError("a query needs at least one principal and one connector")
         wanted = set(connectors)
         for attempt in range(2):
-            res = self._read(lambda: self.collection.get(ids=list(ids), include=["documents", "metadatas"]))
+            res = take_payloads(dict(self._read(
+                lambda: self.collection.get(ids=list(ids), include=["documents", "metadatas"]))))
             keep = [j for j, m in enumerate(res["metadatas"]) if _readable(m, ps, wanted)]
             chunks = self._to_chunks(
                 [res["ids"][j] for j in keep], [res["documents"][j] for j in keep],
