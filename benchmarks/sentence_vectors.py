@@ -287,11 +287,11 @@ def report(res: dict[str, Any]) -> str:
              "the quoted sentences with the alone drafts; groundedness decisions agreeing with the alone drafts'; "
              "mean cosine between sentences of one chunk; best sentence of a top-5 chunk = the alone vectors' best; "
              "share of off-topic questions drafted",
-             f"{'variant':<10} {'nDCG@10':>8} {'R@10':>7} {'best-rel':>8} {'floor':>6} {'drafts':>7} "
+             f"{'variant':<12} {'nDCG@10':>8} {'R@10':>7} {'best-rel':>8} {'floor':>6} {'drafts':>7} "
              f"{'rel-quoted':>10} {'jacc':>6} {'grnd-agree':>10} {'in-chunk':>8} {'top1':>6} {'off-topic':>9}"]
     for name in res["variants"]:
         r = res[name]
-        lines.append(f"{name:<10} {r['ndcg10']:>8.4f} {r['recall10']:>7.4f} {r['best_relevant_sim']:>8.3f} "
+        lines.append(f"{name:<12} {r['ndcg10']:>8.4f} {r['recall10']:>7.4f} {r['best_relevant_sim']:>8.3f} "
                      f"{r['floor']:>6.3f} {r['nonempty_drafts']:>7.3f} {r['drafts_quoting_relevant']:>10.3f} "
                      f"{r['jaccard_vs_alone']:>6.3f} {r['groundedness_agreement']:>10.3f} "
                      f"{r['within_chunk_cos']:>8.3f} {r['top1_agree']:>6.3f} {r['off_topic_drafts']:>9.3f}")

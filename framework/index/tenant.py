@@ -60,27 +60,59 @@ class TenantIndex(_TenantWrites):
 
     def scan(self, connector: str, annotation_fp: str | None = None) -> tuple[dict[str, DocState], set[str]]:
         """:meth:`documents`, and (with ``annotation_fp``) the ids of the connector's chunks whose metadata
-        records another annotation fingerprint, or none (``ann_fp``; see :mod:`groundwire.ingest_annotate`),
-        from the same metadata read."""
+        records another annotation fingerprint, or none (``ann_fp``; see :mod:`groundwire.ingest_annotate`).
+
+        The metadata (with its payload) is read for chunk 0 of each document only; the chunk counts come from
+        the ids (``<doc key>:<position>``, :func:`groundwire.chunking.chunk_document`) and the stale chunks
+        from the ids whose ``ann_fp`` is current, both read without metadata: a sync of an unchanged index
+        does not read every payload. Ids of another form: every row's metadata is read, as before."""
         out: dict[str, DocState] = {}
+        key_of: dict[str, str] = {}
+        for cid, m in self._pages({"$and": [{"connector": connector}, {"position": 0}]}, ["metadatas"]):
+            d, key = str(m["doc_id"]), str(m.get("doc_key", ""))
+            if cid != f"{key}:0":
+                return self._scan_rows(connector, annotation_fp)
+            out[d] = DocState(str(m["version"]), str(m["content_hash"]), str(m["acl_fp"]), 0)
+            key_of[key] = d
         counts: dict[str, int] = {}
+        ids = [cid for cid, _ in self._pages({"connector": connector}, [])]
+        for cid in ids:
+            owner = key_of.get(cid.rpartition(":")[0])
+            if owner is not None:
+                counts[owner] = counts.get(owner, 0) + 1
         other: set[str] = set()
+        if annotation_fp is not None:
+            current = {cid for cid, _ in self._pages(
+                {"$and": [{"connector": connector}, {"ann_fp": annotation_fp}]}, [])}
+            other = set(ids) - current
+        docs = {d: DocState(s.version, s.content_hash, s.acl_fingerprint, counts.get(d, 0)) for d, s in out.items()}
+        return docs, other
+
+    def _pages(self, where: dict[str, Any], include: list[str]) -> list[tuple[str, Any]]:
+        """(id, metadata or None) of every row matching ``where``, paged."""
+        rows: list[tuple[str, Any]] = []
         offset = 0
         while True:
             got = self._read(lambda at=offset: self.collection.get(  # type: ignore[misc]
-                where={"connector": connector}, include=["metadatas"], limit=_PAGE, offset=at
-            ))
-            metas = got["metadatas"] or []
-            for cid, m in zip(got["ids"], metas, strict=True):
-                d = str(m["doc_id"])
-                counts[d] = counts.get(d, 0) + 1
-                if m.get("position") == 0:
-                    out[d] = DocState(str(m["version"]), str(m["content_hash"]), str(m["acl_fp"]), 0)
-                if annotation_fp is not None and m.get("ann_fp") != annotation_fp:
-                    other.add(cid)
-            if len(metas) < _PAGE:
-                break
+                where=where, include=include, limit=_PAGE, offset=at))
+            metas = got.get("metadatas") or [None] * len(got["ids"])
+            rows.extend(zip(got["ids"], metas, strict=True))
+            if len(got["ids"]) < _PAGE:
+                return rows
             offset += _PAGE
+
+    def _scan_rows(self, connector: str, annotation_fp: str | None) -> tuple[dict[str, DocState], set[str]]:
+        """:meth:`scan` from every row's metadata (chunk ids not of the form ``<doc key>:<position>``)."""
+        out: dict[str, DocState] = {}
+        counts: dict[str, int] = {}
+        other: set[str] = set()
+        for cid, m in self._pages({"connector": connector}, ["metadatas"]):
+            d = str(m["doc_id"])
+            counts[d] = counts.get(d, 0) + 1
+            if m.get("position") == 0:
+                out[d] = DocState(str(m["version"]), str(m["content_hash"]), str(m["acl_fp"]), 0)
+            if annotation_fp is not None and m.get("ann_fp") != annotation_fp:
+                other.add(cid)
         docs = {d: DocState(s.version, s.content_hash, s.acl_fingerprint, counts[d]) for d, s in out.items()}
         return docs, other
 
