@@ -14,7 +14,7 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["fit_mlp"]
+__all__ = ["fit_mlp", "side_by_side"]
 
 
 def fit_mlp(
@@ -81,3 +81,16 @@ def fit_mlp(
         return w1.T.copy(), b1.copy(), w2[0].copy(), float(b2[0])
     finally:
         torch.set_num_threads(threads)
+
+
+Net = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+
+
+def side_by_side(nets: list[Net]) -> Net:
+    """One network whose logit is the mean of ``nets``' logits (each ``(w1, b1, w2, b2)`` as :func:`fit_mlp`
+    returns): the hidden layers side by side, the output weights divided by their number, the mean bias. So an
+    ensemble of seeds ships in the artefact format of a single wider network."""
+    w1 = np.hstack([n[0] for n in nets])
+    b1 = np.concatenate([n[1] for n in nets])
+    w2 = np.concatenate([n[2] for n in nets]) / len(nets)
+    return w1, b1, w2, float(np.mean([n[3] for n in nets]))

@@ -42,6 +42,9 @@ __all__ = ["Featurised", "build", "featurise", "fit_head", "main"]
 CACHE = Path(os.environ.get("GW_INDIRECT_CACHE", Path(__file__).parent / ".cache" / "indirect-embeddings.pkl"))
 DEFAULT_PER_TRAIN, DEFAULT_PER_EVAL = 250, 120
 CAPS = {"readme": 300, "bipia-table": 250, "scifact": 300}  # host documents per kind and split
+#: extra *clean* train-split host documents per kind, drawn (own random stream) from the train pool left over
+#: after the CAPS sample: more hard negatives, without changing the eval split or any planted document
+EXTRA_TRAIN: dict[str, int] = {}
 
 
 #: bundled MiniLM vectors (as :func:`ps.embed`), memoised on disk per text (float16, saved after each batch)
@@ -54,14 +57,23 @@ def build(seed_dir: Path | None, per_train: int, per_eval: int, seed: int = 0) -
     sources = D.attack_sources(seed_dir, per_train + per_eval, seed)
     pools = D.host_pools(seed)
     rng = random.Random(seed)
+    left: dict[str, list[str]] = {}
     for kind, cap in CAPS.items():
         for split in ("train", "eval"):
             docs = pools[kind][split]
             pools[kind][split] = rng.sample(docs, min(cap, len(docs)))
+            if split == "train":
+                taken = set(pools[kind][split])
+                left[kind] = [t for t in docs if t not in taken]
     docs: list[tuple[str, str, str, str, str]] = []
     for kind, sp in sorted(pools.items()):
         for split, texts in sp.items():
             docs += [(t, "", "", kind, split) for t in texts]
+    extra: list[tuple[str, str, str, str, str]] = []
+    xrng = random.Random(seed + 1)
+    for kind, n in sorted(EXTRA_TRAIN.items()):
+        rest = left.get(kind, [])
+        extra += [(t, "", "", kind, "train") for t in xrng.sample(rest, min(n, len(rest)))]
     prose = {s: [(k, t) for k, sp in pools.items() if k != "gen-code" for t in sp[s]] for s in ("train", "eval")}
     for src, atk in sorted(sources.items()):
         n_eval = min(per_eval, len(atk) // 2)
@@ -70,6 +82,7 @@ def build(seed_dir: Path | None, per_train: int, per_eval: int, seed: int = 0) -
             kind, host = rng.choice(prose[split])
             instr = D.wrap(a, rng) if split == "train" and rng.random() < 0.3 else a
             docs.append((D.plant(host, instr, rng), instr, src, kind, split))
+    docs += extra  # last, so every other document keeps its number
     return D.chunk_docs(docs), [d[1] for d in docs]
 
 
@@ -100,9 +113,11 @@ def cached_late(texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(v.astype(np.float32), u.astype(np.float32)) for v, u in _LATE.values(texts)]
 
 
-def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]], late: bool = False) -> Featurised:
+def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]], late: bool = False,
+              cues: bool = False) -> Featurised:
     """Unit features of every chunk; ``late``: unit vectors from the chunk's own model run (late chunking),
-    else each unit embedded on its own."""
+    else each unit embedded on its own; ``cues``: :mod:`benchmarks.indirect_cues`' columns appended (the
+    benchmark's variant only: the shipped head's layout has none)."""
     t0 = time.perf_counter()
     per = [[c.text[a:b].strip() for a, b in im.unit_spans(c.text)] for c in chunks]
     if late:  # as im.chunk_probs_late: a chunk without sentence units is one unit with the chunk's vector
@@ -120,7 +135,12 @@ def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]], late:
           f"in {time.perf_counter() - t0:.0f}s")
     xs, owner, uy = [], [], []
     for n, (c, us) in enumerate(zip(chunks, per, strict=True)):
-        xs.append(im.features(cvec[n], uvs[n], us, c.text))
+        x = im.features(cvec[n], uvs[n], us, c.text)
+        if cues:
+            from benchmarks.indirect_cues import cue_features
+
+            x = np.hstack([x, cue_features(us, c.text, im.unit_spans(c.text))])
+        xs.append(x)
         words = instr_words.get(c.doc, set())
         for u in us:
             owner.append(n)
@@ -136,7 +156,7 @@ def featurise(chunks: Sequence[D.Chunk], instr_words: dict[int, set[str]], late:
 # weigh more in training, the rest of the negatives being mostly abstracts and data tables
 HARD = {"howto", "readme", "gen-code", "bipia-code", "gen-email", "bipia-email", "gen-howto", "gen-readme"}
 HARD_WEIGHT = {"w": 4.0}
-HEAD: dict[str, object] = {"kind": "mlp", "hidden": 64}  # "lr" or "mlp" (set by --head)
+HEAD: dict[str, object] = {"kind": "mlp", "hidden": 64, "ensemble": 1}  # "lr" or "mlp" (set by --head)
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, c: float = 1.0, weight: np.ndarray | None = None,
@@ -148,11 +168,15 @@ def fit_head(x: np.ndarray, y: np.ndarray, c: float = 1.0, weight: np.ndarray | 
     mu, sd = x[:, k:].mean(0), x[:, k:].std(0) + 1e-3
     xs = np.hstack([x[:, :k], (x[:, k:] - mu) / sd])
     if HEAD["kind"] == "mlp":
-        from benchmarks.indirect_mlp import fit_mlp
+        from benchmarks.indirect_mlp import fit_mlp, side_by_side
 
         w = np.ones(len(y)) if weight is None else weight
         g = np.arange(len(y)) if groups is None else groups
-        w1, b1, w2, b2 = fit_mlp(xs, y, w, g, hidden=int(HEAD["hidden"]))
+        # an ensemble of networks of different seeds averages their logits: exactly one wider network
+        # (hidden layers side by side, output weights divided by their number), so the artefact format holds
+        n_fit = int(str(HEAD["ensemble"]))
+        w1, b1, w2, b2 = side_by_side([fit_mlp(xs, y, w, g, hidden=int(str(HEAD["hidden"])), seed=s)
+                                       for s in range(n_fit)])
         return im.IndirectModel(w2.astype(np.float32), b2, mu, sd, 0.5, w1.astype(np.float32), b1.astype(np.float32))
     from sklearn.linear_model import LogisticRegression
 
@@ -387,11 +411,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--head", choices=["lr", "mlp"], default=HEAD["kind"],
                     help="unit head: a one-hidden-layer network (mlp, the shipped one) or a logistic regression")
     ap.add_argument("--hidden", type=int, default=int(str(HEAD["hidden"])), help="--head mlp: hidden units")
+    ap.add_argument("--ensemble", type=int, default=int(str(HEAD["ensemble"])),
+                    help="--head mlp: networks of different seeds whose logits are averaged (one wider network)")
     ap.add_argument("--units", choices=["late", "standalone"], default="late",
                     help="LOSO: unit vectors from the chunk's own model run (late) or each unit embedded alone")
     ap.add_argument("--doc-rate", type=float, default=None,
                     help="LOSO threshold also caps clean documents withheld (macro over host kinds, inner OOF)")
     ap.add_argument("--hard-weight", type=float, default=HARD_WEIGHT["w"])
+    ap.add_argument("--cues", action="store_true",
+                    help="LOSO: append benchmarks.indirect_cues' addressee / intent columns (evaluated, not shipped)")
+    ap.add_argument("--extra-readme", type=int, default=0,
+                    help="extra clean train-split README passages (hard negatives; the eval split is unchanged)")
     ap.add_argument("--generated", default=",".join(sorted(D.GENERATED)),
                     help="generated host kinds to use (default all; gen-table,gen-code,gen-email: the hosts before "
                     "gen-howto and gen-readme)")
@@ -403,13 +433,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         torch.set_num_threads(args.threads)
     parts = args.parts.split(",")
-    HEAD.update(kind=args.head, hidden=args.hidden)
+    HEAD.update(kind=args.head, hidden=args.hidden, ensemble=args.ensemble)
     HARD_WEIGHT["w"] = args.hard_weight
     D.GENERATED.intersection_update(set(args.generated.split(",")))
     if args.doc_rate is not None:
         THRESHOLD.update(mode="doc", doc_rate=args.doc_rate)
+    if args.extra_readme:
+        EXTRA_TRAIN["readme"] = args.extra_readme
     if {"loso", "shipped"} & set(parts):
-        f = load(Path(args.seed_dir) if args.seed_dir else None, args.per_train, args.per_eval, args.units == "late")
+        f = load(Path(args.seed_dir) if args.seed_dir else None, args.per_train, args.per_eval, args.units == "late",
+                 args.cues)
         if "loso" in parts:
             loso(f, args.fpr, args.c)
         if "shipped" in parts:
@@ -418,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cost(args.cost_docs)
 
 
-def load(seed_dir: Path | None, per_train: int, per_eval: int, late: bool = False) -> Featurised:
+def load(seed_dir: Path | None, per_train: int, per_eval: int, late: bool = False, cues: bool = False) -> Featurised:
     chunks, instrs = build(seed_dir, per_train, per_eval)
     words = {i: set(t.split()) for i, t in enumerate(instrs) if t}
     kinds: dict[str, int] = {}
@@ -426,7 +459,7 @@ def load(seed_dir: Path | None, per_train: int, per_eval: int, late: bool = Fals
         key = f"{c.split}:{'planted' if c.label else 'clean'}"
         kinds[key] = kinds.get(key, 0) + 1
     print(f"indirect data: {len(chunks)} chunks {kinds}")
-    return featurise(chunks, words, late)
+    return featurise(chunks, words, late, cues)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--indirect-head", choices=["lr", "mlp"], default="mlp")
     ap.add_argument("--indirect-doc-rate", type=float, default=None,
                     help="also cap the clean documents withheld (macro over host kinds, inner out-of-fold)")
+    ap.add_argument("--indirect-extra-readme", type=int, default=0,
+                    help="extra clean train-split README passages as hard negatives (prompt_shield_indirect)")
+    ap.add_argument("--indirect-ensemble", type=int, default=1,
+                    help="networks of different seeds whose logits are averaged (stored as one wider network)")
     ap.add_argument("--limit", type=int, default=1500)
     ap.add_argument("--fpr", type=float, default=0.02)
     ap.add_argument(
@@ -159,13 +163,14 @@ def main(argv: Sequence[str] | None = None) -> None:
               f"{recipe}, threshold={model.threshold:.3f} -> {out}")
     if args.indirect_sources:
         train_indirect(Path(args.indirect_sources), Path(args.out_dir), args.indirect_fpr, args.indirect_c,
-                       args.indirect_units == "late", args.indirect_head, args.indirect_doc_rate)
+                       args.indirect_units == "late", args.indirect_head, args.indirect_doc_rate,
+                       args.indirect_extra_readme, args.indirect_ensemble)
     if args.indirect:
         ap.error("--indirect trained the segment model the unit head replaced; use --indirect-sources SEED_DIR")
 
 
 def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float, late: bool = True, head: str = "lr",
-                   doc_rate: float | None = None) -> None:
+                   doc_rate: float | None = None, extra_readme: int = 0, ensemble: int = 1) -> None:
     """The shipped indirect unit head: every attack source planted in train-split hosts, clean train-split
     chunks; the threshold at ``fpr`` of inner out-of-fold clean-chunk scores (and, with ``doc_rate``, at most
     that share of clean documents withheld, macro over host kinds). Writes the artefact and a manifest of
@@ -173,7 +178,9 @@ def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float, late: bo
     from benchmarks import indirect_data as D
     from benchmarks import prompt_shield_indirect as pi
 
-    pi.HEAD["kind"] = head
+    pi.HEAD.update(kind=head, ensemble=ensemble)
+    if extra_readme:
+        pi.EXTRA_TRAIN["readme"] = extra_readme
     if doc_rate is not None:
         pi.THRESHOLD.update(mode="doc", doc_rate=doc_rate)
     f = pi.load(seed_dir, pi.DEFAULT_PER_TRAIN, pi.DEFAULT_PER_EVAL, late)
@@ -192,13 +199,16 @@ def train_indirect(seed_dir: Path, out_dir: Path, fpr: float, c: float, late: bo
             hosts[ch.kind] = hosts.get(ch.kind, 0) + 1
     out.with_suffix(".manifest.json").write_text(json.dumps({
         "head": ("unit logistic regression" if head == "lr" else
-                 f"unit MLP (one hidden ReLU layer of {m.w1.shape[1] if m.w1 is not None else 0}; "
+                 f"unit MLP (one hidden ReLU layer of {m.w1.shape[1] if m.w1 is not None else 0}"
+                 f"{f': {ensemble} seeds side by side, logits averaged' if ensemble > 1 else ''}; "
                  "benchmarks/indirect_mlp.py)") + " (plugins/prompt_shield/indirect_model.py)",
         "features": f"{im.N_FEATURES} columns: unit and chunk vectors, cos, char features, table share, "
                     "contrast features (plugins/prompt_shield/contrast.py)",
         "unit_vectors": ("late: read from the chunk's own MiniLM run" if late
                          else "standalone: each unit embedded alone"),
         "hard_negative_weight": pi.HARD_WEIGHT["w"],
+        "extra_train_readme_passages": extra_readme,
+        "ensemble": ensemble,
         "doc_rate": doc_rate,
         "planted_chunks_per_source": dict(sorted(planted.items())),
         "clean_chunks_per_host_kind": dict(sorted(hosts.items())),
