@@ -4,12 +4,13 @@ Invariants:
 - Sensitive text lives only in the stored payload, encoded by a :class:`Codec`; the rest of the metadata
   holds ids, ACL tokens, connector name, position, versions and hashes only.
 - Layout 2 (current): the payload is the metadata key :data:`PAYLOAD_KEY` and ``documents`` is ``""``.
-  Chroma full-text-indexes ``documents`` (an FTS5 trigram table): a ~10 KB base64 ciphertext there made each
-  upsert ~15x slower than the same bytes in a metadata key, for an index nothing reads (BM25 is our own,
-  :mod:`groundwire.lexical`). Layout 1 (before): the payload in ``documents``. Every read takes the
-  payload from either (:func:`take_payloads`: the metadata key first), so data dirs written before keep
-  working; every write stores layout 2 and blanks ``documents`` (an upsert without ``documents`` would keep
-  a layout-1 row's old ciphertext, e.g. one encrypted with a key being retired).
+  Chroma full-text-indexes ``documents`` (an FTS5 trigram table): a base64 ciphertext there made an upsert
+  3x (4 KB) to 16x (10 KB) slower than the same bytes in a metadata key (``benchmarks.payload_layout``), for
+  an index nothing reads (BM25 is our own, :mod:`groundwire.lexical`). Layout 1 (before): the payload in
+  ``documents``. Every read takes the payload from either (:func:`take_payloads`: the metadata key first),
+  so data dirs written before keep working; every write stores layout 2 and blanks ``documents`` (an upsert
+  without ``documents`` would keep a layout-1 row's old ciphertext, e.g. one encrypted with a key being
+  retired).
 - An empty ACL list is stored as ``[NOBODY]``: no principal can hold that token, so an empty allow list
   admits nobody and Chroma's ``$not_contains`` works on an empty deny list.
 - :func:`principal_filter` (the ``where`` clause) and :func:`_readable` (the same rule on one row's metadata)
