@@ -14,12 +14,16 @@ before, deleted. One bad file or sidecar never stops the rest of the sync: later
 deletions still propagate.
 
 Incremental: a file whose mtime, size and ACL are unchanged is not read again; a removed file is deleted
-from the index; an ACL change updates the index without re-embedding.
+from the index; an ACL change updates the index without re-embedding. A root that cannot be read (or is
+gone) changes nothing, unless the ACL settings (digest ``acl_settings`` in the state) changed since the
+last sync: then every indexed document is withdrawn, since no ACL can be recomputed without the files.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,12 +101,20 @@ class KnowledgeBaseConnector(Connector):
         except Exception:  # noqa: BLE001 - a total is optional; changes() reports the real problem
             return None
 
+    def _acl_settings(self) -> str:
+        """Digest of the settings that decide which files are read and with which ACL."""
+        s: KnowledgeBaseSettings = self.settings  # type: ignore[assignment]
+        what = s.model_dump(mode="json", include={"acl", "default_allow", "exclude", "follow_symlinks",
+                                                  "follow_hardlinks"})
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
     def changes(self, state: Mapping[str, Any]) -> Iterator[Any]:
         s: KnowledgeBaseSettings = self.settings  # type: ignore[assignment]
-        fs = self.confined_root()
-        acls = AclResolver(fs, s.acl, s.default_allow)
+        acl_settings = self._acl_settings()
         seen: set[str] = set()
         try:
+            fs = self.confined_root()
+            acls = AclResolver(fs, s.acl, s.default_allow)
             for entry in fs.walk(self._include):
                 if not isinstance(entry, SourceEntry):
                     yield Skipped(entry.item, entry.reason)
@@ -111,11 +123,23 @@ class KnowledgeBaseConnector(Connector):
                 if isinstance(change, (Upsert, Unchanged)):
                     seen.add(entry.rel)
                 yield change
-        except SourceRefused as exc:  # the root itself: keep the index as it is, report the cause
-            raise ConnectorError(self.name, f"{exc.reason}; nothing was changed") from None
+        except (SourceRefused, ConnectorError) as exc:  # the root itself: keep the index as it is...
+            why = exc.reason if isinstance(exc, SourceRefused) else str(exc).split(": ", 1)[-1]
+            indexed = sorted(self.context.indexed)
+            if state.get("acl_settings") == acl_settings or not indexed:
+                raise ConnectorError(self.name, f"{why}; nothing was changed") from None
+            # ...unless its ACL settings changed since: those ACLs cannot be recomputed without the files
+            for gone in indexed:
+                yield Delete(gone)
+            yield Checkpoint({"last_sync": datetime.now(UTC).isoformat(), "files": 0, "acl_settings": acl_settings})
+            raise ConnectorError(
+                self.name, f"{why}; the ACL settings (acl, default_allow, exclude) changed since the last sync, so "
+                f"its {len(indexed)} indexed documents were withdrawn (fail closed); they return at the next sync "
+                "that can read the folder") from None
         for gone in sorted(set(self.context.indexed) - seen):
             yield Delete(gone)
-        yield Checkpoint({"last_sync": datetime.now(UTC).isoformat(), "files": len(seen)})
+        yield Checkpoint({"last_sync": datetime.now(UTC).isoformat(), "files": len(seen),
+                          "acl_settings": acl_settings})
 
     def _change(self, fs: ConfinedRoot, acls: AclResolver, entry: SourceEntry) -> Upsert | Unchanged | Skipped:
         """One file's change; every failure is a :class:`Skipped` (the file is then deleted if indexed)."""

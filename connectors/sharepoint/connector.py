@@ -21,13 +21,22 @@ Sync, per configured site (only those; nothing is discovered):
    ``recheck_permissions = "every_sync"`` (the default) every indexed file that delta did not return is
    re-checked with one ``/permissions`` call per sync. The content is downloaded again only when the
    ACL changed (the framework then updates the ACL in place without re-embedding); a file whose ACL
-   became empty, or that is gone (404), is deleted. ``"changed_only"`` reads permissions only for files
+   became empty, or that is gone (404), is deleted. A file whose permissions or content cannot be read
+   (an item-level error: any 4xx but 401/429, a 500, a body that is not JSON, a URL the client refuses)
+   is skipped and withdrawn from the index (fail closed: its old ACL never outlives what Graph says),
+   kept in the drive's state as ``retry`` and read again next sync; the rest of the sync goes on, so one
+   broken item never holds back the others' revocations. Service-level errors (401, 429, 502-504 after
+   retries) stop the sync, which resumes at its last checkpoint. ``"changed_only"`` reads permissions only for files
    delta returns (cheaper; revocations then wait until the file changes).
 4. Site pages (``include_pages``): ``/sites/{id}/pages/microsoft.graph.sitePage`` is listed each sync
    and changed pages are fetched with ``$expand=canvasLayout``. Graph v1.0 exposes no per-page
    permissions, so pages are readable by the principals in ``pages_allow`` for the site (or ``"*"``);
    a site without an entry has its pages skipped (fail closed: they would be visible to nobody).
 5. Documents of sites or libraries no longer configured or no longer existing are deleted.
+6. The state records a digest of the settings that map permissions to principals (``mapping``). When it
+   changed, every indexed file is re-checked whatever ``recheck_permissions`` says, and the documents of
+   sites, libraries and page lists that cannot be read this sync are withdrawn instead of kept (their
+   ACLs were mapped under the old settings); their libraries are then enumerated in full when readable.
 
 Files are skipped (never silently) when their type has no extractor, when they exceed ``max_file_mb``,
 when extraction fails, or when their permissions grant nobody Groundwire can represent.
@@ -36,6 +45,8 @@ when extraction fails, or when their permissions grant nobody Groundwire can rep
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -59,7 +70,7 @@ from groundwire.connector import Change
 from groundwire.extract import EXTRACTORS, ExtractionError, UnsupportedFormat, extract
 
 from .auth import TokenProvider, make_token_provider
-from .graph import FileTooLarge, GraphClient, GraphError
+from .graph import FileTooLarge, GraphClient, GraphError, UrlRefused
 from .pages import canvas_sections
 from .permissions import acl_from_permissions
 from .settings import SharePointSettings
@@ -91,6 +102,22 @@ def _parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+_REMAPPED = ("the permission-mapping settings changed since its documents were indexed and they cannot be "
+             "re-read now: withdrawn (fail closed) until they can")
+
+
+def _mapping_fingerprint(s: SharePointSettings) -> str:
+    """Digest of the settings that turn Graph permissions into principals."""
+    what = [s.organization_links_grant_everyone, s.anonymous_links_grant_everyone, s.site_groups, s.pages_allow]
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _why(exc: GraphError | UrlRefused) -> str:
+    if isinstance(exc, GraphError):
+        return f"HTTP {exc.status}" + (f" {exc.code}" if exc.code else "")
+    return str(exc)
 
 
 def _load_state(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -150,6 +177,12 @@ class SharePointConnector(Connector):
 
     def _changes(self, st: dict[str, Any]) -> Iterator[Change]:
         self._indexed = dict(self.context.indexed)  # updated as changes are yielded
+        self._acl_read: set[str] = set()  # files whose permissions were asked for this sync
+        self._unreadable: set[str] = set()  # ... and could not be read (or their content): asked again next sync
+        # the settings that map permissions to principals: when they change, no document may keep an ACL
+        # computed under the old ones (see _withdrawn)
+        self._mapping = _mapping_fingerprint(self.s)
+        self._remapped = st.get("mapping") != self._mapping and bool(self._indexed)
         live_sites: set[str] = set()
         live_drives: set[str] = set()
         kept_sites: set[str] = set()  # unreadable this time: their documents are left alone
@@ -183,6 +216,10 @@ class SharePointConnector(Connector):
             else:
                 for doc_id in sorted(k for k in self._indexed if k.startswith(page_doc_id(site_id, ""))):
                     yield self._delete(doc_id)
+        if self._remapped:  # an unreadable site cannot be re-mapped: withdraw its documents (fail closed)
+            for site_id in sorted(kept_sites):
+                yield Skipped(f"site {site_id}", _REMAPPED)
+            kept_sites.clear()
         # sites and libraries that are no longer configured or no longer exist
         for doc_id in sorted(self._indexed):
             if doc_id.startswith(PAGE_PREFIX):
@@ -196,6 +233,7 @@ class SharePointConnector(Connector):
                 yield self._delete(doc_id)
         st["drives"] = {d: v for d, v in st["drives"].items() if d in live_drives or v.get("site") in kept_sites}
         st["sites"] = {ref: sid for ref, sid in st["sites"].items() if ref in self.s.sites}
+        st["mapping"] = self._mapping  # only now: every document left was mapped under these settings
         yield Checkpoint(copy.deepcopy(st))
 
     @staticmethod
@@ -267,6 +305,13 @@ class SharePointConnector(Connector):
                     continue
                 if exc.status in (403, 404):
                     self.log.warning("%s: library %s skipped (HTTP %s)", self.name, drive_id, exc.status)
+                    if self._remapped:
+                        yield Skipped(f"library {drive_id}", f"HTTP {exc.status} reading its changes; {_REMAPPED}")
+                        for doc_id in self._indexed_in(drive_id):
+                            yield self._delete(doc_id)
+                        d.clear()  # enumerated in full once readable, so the withdrawn files come back
+                        d["site"] = site_id
+                        return
                     yield Skipped(f"library {drive_id}", f"HTTP {exc.status} reading its changes; kept as is")
                     return
                 raise
@@ -284,18 +329,28 @@ class SharePointConnector(Connector):
                 for doc_id in sorted(pending or ()):  # indexed, but not returned by a full enumeration
                     yield from self._gone(doc_id)
                 d.update(next=None, delta=delta_link, full=False, pending=[])
+            self._note_retry(d, drive_id)
             yield Checkpoint(copy.deepcopy(st))
             url = next_link
-        if self.s.recheck_permissions == "every_sync":
-            yield from self._recheck(site_id, drive_id, touched, st)
+        # files whose permissions were unreadable last time are read again, whatever the recheck mode
+        todo = set(d.get("retry", ())) - touched
+        if self.s.recheck_permissions == "every_sync" or self._remapped:  # remapped: every ACL is recomputed
+            todo |= set(self._indexed_in(drive_id)) - touched
+        yield from self._recheck(site_id, drive_id, sorted(todo), st)
+
+    def _note_retry(self, d: dict[str, Any], drive_id: str) -> None:
+        """Keep in the drive's state the files to read again next sync (see :meth:`_acl`)."""
+        mine = {k for k in self._unreadable if k.startswith(f"{drive_id}/")}
+        d["retry"] = sorted((set(d.get("retry", ())) - self._acl_read) | mine)
 
     def _indexed_in(self, drive_id: str) -> list[str]:
         prefix = f"{drive_id}/"
         return sorted(k for k in self._indexed if k.startswith(prefix))
 
-    def _recheck(self, site_id: str, drive_id: str, touched: set[str], st: dict[str, Any]) -> Iterator[Change]:
-        """Re-read the permissions of indexed files delta did not return (see the module docstring)."""
-        todo = [k for k in self._indexed_in(drive_id) if k not in touched]
+    def _recheck(self, site_id: str, drive_id: str, todo: list[str], st: dict[str, Any]) -> Iterator[Change]:
+        """Re-read the permissions of ``todo``: indexed files delta did not return (see the module
+        docstring) and files whose permissions were unreadable last sync."""
+        d = st["drives"][drive_id]
         for n, doc_id in enumerate(todo, 1):
             item_id = doc_id.split("/", 1)[1]
             acl = yield from self._acl(site_id, drive_id, item_id, doc_id)
@@ -307,25 +362,34 @@ class SharePointConnector(Connector):
                     try:
                         item = self.graph.get_json(f"/drives/{_q(drive_id)}/items/{_q(item_id)}")
                     except GraphError as exc:
-                        if exc.status not in (403, 404):
+                        if not exc.item_level:
                             raise
+                        if exc.status != 404:
+                            yield Skipped(doc_id, f"item unreadable ({_why(exc)}): its indexed version is "
+                                          "withdrawn (fail closed)")
                         yield from self._gone(doc_id)
                     else:
                         yield from self._item(site_id, drive_id, item, acl=acl)
             if n % _RECHECK_CHECKPOINT_EVERY == 0:
+                self._note_retry(d, drive_id)
                 yield Checkpoint(copy.deepcopy(st))
         if todo:
+            self._note_retry(d, drive_id)
             yield Checkpoint(copy.deepcopy(st))
 
     def _acl(self, site_id: str, drive_id: str, item_id: str, doc_id: str) -> Iterator[Change]:
         """Generator returning the item's ACL, or None after yielding why it is not indexed."""
+        self._acl_read.add(doc_id)
+        self._unreadable.discard(doc_id)
         try:
             perms = self.graph.get_all(f"/drives/{_q(drive_id)}/items/{_q(item_id)}/permissions")
-        except GraphError as exc:
-            if exc.status not in (403, 404):
-                raise
-            if exc.status == 403:
-                yield Skipped(doc_id, "permissions unreadable (HTTP 403): not indexed (fail closed)")
+        except (GraphError, UrlRefused) as exc:
+            if isinstance(exc, GraphError) and not exc.item_level:
+                raise  # throttling, an outage, credentials: stop; the next sync resumes at the checkpoint
+            if not isinstance(exc, GraphError) or exc.status != 404:
+                self._unreadable.add(doc_id)
+                yield Skipped(doc_id, f"permissions unreadable ({_why(exc)}): not indexed, and any indexed "
+                              "version withdrawn (fail closed); the next sync reads them again")
             yield from self._gone(doc_id)
             return None
         acl = acl_from_permissions(perms, self.s, site_id)
@@ -394,10 +458,12 @@ class SharePointConnector(Connector):
             reason = f"larger than max_file_mb={self.s.max_file_mb}"
         except (UnsupportedFormat, ExtractionError) as exc:
             reason = str(exc)
-        except GraphError as exc:
-            if exc.status not in (403, 404, 410):
+        except (GraphError, UrlRefused) as exc:
+            if isinstance(exc, GraphError) and not exc.item_level:
                 raise
-            reason = f"content unreadable (HTTP {exc.status})"
+            if not isinstance(exc, GraphError) or exc.status != 404:
+                self._unreadable.add(doc_id)  # read again next sync
+            reason = f"content unreadable ({_why(exc)})"
         else:
             self._indexed[doc_id] = version
             yield Upsert(
@@ -421,11 +487,14 @@ class SharePointConnector(Connector):
     def _pages(self, ref: str, site_id: str, st: dict[str, Any]) -> Iterator[Change]:
         prefix = page_doc_id(site_id, "")
         indexed = {k for k in self._indexed if k.startswith(prefix)}
-        allow = self.s.pages_allow.get(ref) or self.s.pages_allow.get(site_id) or self.s.pages_allow.get("*")
+        # the most specific entry decides, even an empty one (= nobody): "[]" never falls back to "*"
+        key = next((k for k in (ref, site_id, "*") if k in self.s.pages_allow), None)
+        allow = self.s.pages_allow[key] if key is not None else []
         if not allow:
             yield Skipped(
                 f"pages of {ref}",
-                "no pages_allow entry for this site: its pages would be visible to nobody, so they are not indexed",
+                (f"pages_allow[{key!r}] names nobody" if key is not None else "no pages_allow entry for this site")
+                + ": its pages would be visible to nobody, so they are not indexed",
             )
             for doc_id in sorted(indexed):
                 yield self._delete(doc_id)
@@ -437,6 +506,11 @@ class SharePointConnector(Connector):
         except GraphError as exc:
             if exc.status not in (403, 404):
                 raise
+            if self._remapped:
+                yield Skipped(f"pages of {ref}", f"HTTP {exc.status} listing site pages; {_REMAPPED}")
+                for doc_id in sorted(indexed):
+                    yield self._delete(doc_id)
+                return
             yield Skipped(f"pages of {ref}", f"HTTP {exc.status} listing site pages; kept as they are")
             return
         present: set[str] = set()
@@ -452,9 +526,11 @@ class SharePointConnector(Connector):
                 page_path = f"{base}/{_q(str(page['id']))}/microsoft.graph.sitePage"
                 full = self.graph.get_json(f"{page_path}?$expand=canvasLayout")
             except GraphError as exc:
-                if exc.status not in (403, 404):
+                if not exc.item_level:
                     raise
                 present.discard(doc_id)
+                if exc.status != 404:
+                    yield Skipped(doc_id, f"page unreadable ({_why(exc)}): not indexed (fail closed)")
                 continue
             sections = canvas_sections(full)
             if not sections:

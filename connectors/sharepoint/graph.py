@@ -28,17 +28,30 @@ from groundwire import ConnectorError
 from .auth import TokenProvider
 from .settings import SharePointSettings
 
-__all__ = ["GraphClient", "GraphError", "Reply", "parse_retry_after"]
+__all__ = ["SERVICE_STATUSES", "GraphClient", "GraphError", "Reply", "UrlRefused", "parse_retry_after"]
 
 log = logging.getLogger("groundwire.connector.sharepoint.graph")
 
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 BACKOFF_STATUSES = frozenset({502, 504})
 _JSON_LIMIT = 64 * 1024 * 1024
+#: statuses that speak for the whole service (credentials, throttling, an outage), not for one item
+SERVICE_STATUSES = frozenset({401}) | RETRY_AFTER_STATUSES | BACKOFF_STATUSES
+
+
+class UrlRefused(ConnectorError):
+    """A URL the client will not fetch (plain http, the token for another host, an endless redirect
+    chain): never requested. It concerns the one item whose URL it was."""
 
 
 class GraphError(Exception):
     """Graph answered with an error status (after retries, where retrying applies)."""
+
+    @property
+    def item_level(self) -> bool:
+        """Whether the error concerns the one resource asked for (a 4xx other than 401/429, a 500, a
+        body that is not JSON) rather than the whole service (:data:`SERVICE_STATUSES`)."""
+        return self.status not in SERVICE_STATUSES
 
     def __init__(self, status: int, url: str, code: str = "", message: str = "", location: str | None = None):
         self.status, self.url, self.code, self.message, self.location = status, url, code, message, location
@@ -123,7 +136,7 @@ class GraphClient:
             return u
         if u.scheme == "http" and u.host.casefold() in self.s.allow_http_hosts:
             return u
-        raise ConnectorError(
+        raise UrlRefused(
             self.connector,
             f"refusing to fetch {u.scheme}://{u.host}: only https is allowed "
             "(plain http only for loopback hosts listed in allow_http_hosts)",
@@ -165,7 +178,7 @@ class GraphClient:
         """GET with retries. Returns the final reply, whatever its status (callers check it)."""
         u = self.check_url(self.url(url))
         if auth and self._origin(u) != self.origin:
-            raise ConnectorError(self.connector, f"refusing to send the Graph token to {u.host}")
+            raise UrlRefused(self.connector, f"refusing to send the Graph token to {u.host}")
         attempt = 0
         renewed = False
         while True:
@@ -252,7 +265,7 @@ class GraphClient:
             if reply.status >= 300:
                 raise self.error(reply)
             return reply.content
-        raise ConnectorError(self.connector, "too many redirects while downloading a file")
+        raise UrlRefused(self.connector, "too many redirects while downloading a file")
 
 
 class _TooLarge(Exception):

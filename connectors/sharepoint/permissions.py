@@ -10,8 +10,11 @@ The mapping (fail closed: what is not understood grants nobody):
     the user at query time (``UserContext.groups``), so nested membership is whatever the app's token
     says (Entra ``groups`` claim with transitive membership); no group is expanded at sync time;
   - ``siteUser``: decoded from its SharePoint claim ``loginName``: ``i:0#.f|membership|<upn>`` ->
-    ``user:<upn>``; ``c:0o.c|federateddirectoryclaimprovider|<id>[_o]`` and ``c:0t.c|tenant|<id>`` ->
-    ``group:<id>``; the tenant-wide claims (``spo-grid-all-users``, ``c:0(.s|true``) -> ``everyone``;
+    ``user:<upn>``; ``c:0o.c|federateddirectoryclaimprovider|<id>`` and ``c:0t.c|tenant|<id>`` ->
+    ``group:<id>``; ``...|<id>_o`` (the group's owners, for whom no principal exists) -> nothing (logged);
+    the tenant-wide claims, whole (``c:0-.f|rolemanager|spo-grid-all-users/<tenant id>``,
+    ``c:0(.s|true``) -> ``everyone``; a claim that merely contains such text (a guest's login name holds
+    their e-mail address) is the user it names;
   - ``siteGroup`` (a SharePoint group, unique only inside its site): the principals configured for it in
     ``site_groups`` (by display name or ``<site id>/<group id>``), else nothing (logged);
   - ``application`` / ``device``: nothing (not people).
@@ -19,7 +22,7 @@ The mapping (fail closed: what is not understood grants nobody):
   ``organization`` -> ``everyone`` only with ``organization_links_grant_everyone``; ``anonymous`` ->
   ``everyone`` only with ``anonymous_links_grant_everyone``; ``existingAccess`` -> nothing (it grants no
   one new); otherwise the listed identities only.
-- Expired permissions (``expirationDateTime`` in the past) grant nobody.
+- Expired permissions (``expirationDateTime`` in the past, or not a readable time) grant nobody.
 
 ``everyone`` is the tenant-wide token: the index is per tenant, so it never crosses tenants.
 """
@@ -40,7 +43,11 @@ __all__ = ["acl_from_permissions", "principals_of_identity_set"]
 
 log = logging.getLogger("groundwire.connector.sharepoint.permissions")
 
-_TENANT_WIDE_CLAIMS = ("spo-grid-all-users", "c:0(.s|true", "c:0-.f|rolemanager|everyone")
+# SharePoint's tenant-wide claims, whole: "Everyone" and "Everyone except external users" (the latter
+# ends in "/<tenant id>"). Matched as whole claims, never as a substring: a guest's login name holds
+# their e-mail address (``i:0#.f|membership|mallory_spo-grid-all-users.example#ext#@...``).
+_TENANT_WIDE_CLAIMS = frozenset({"c:0(.s|true", "c:0-.f|rolemanager|everyone"})
+_TENANT_WIDE_PREFIX = "c:0-.f|rolemanager|spo-grid-all-users/"
 
 
 def _principal(kind: str, ident: Any) -> str | None:
@@ -53,17 +60,22 @@ def _principal(kind: str, ident: Any) -> str | None:
 
 
 def _from_login_name(login: str) -> set[str]:
-    low = login.casefold()
-    if any(c in low for c in _TENANT_WIDE_CLAIMS):
+    low = login.strip().casefold()
+    tenant_id = low[len(_TENANT_WIDE_PREFIX) :] if low.startswith(_TENANT_WIDE_PREFIX) else None
+    if low in _TENANT_WIDE_CLAIMS or (tenant_id and "|" not in tenant_id):
         return {EVERYONE}
     parts = login.split("|")
-    if low.startswith("i:0#.f|membership|") and len(parts) >= 3:
+    if low.startswith("i:0#.f|membership|") and len(parts) == 3:
         p = _principal("user", parts[-1])
         return {p} if p else set()
     group_claim = low.startswith(("c:0o.c|federateddirectoryclaimprovider|", "c:0t.c|tenant|"))
-    if group_claim and len(parts) >= 3:
+    if group_claim and len(parts) == 3:
         gid = parts[-1]
-        gid = gid[:-2] if gid.endswith("_o") else gid  # "<group>_o" = the group's owners
+        if gid.casefold().endswith("_o"):
+            # "<group>_o" is the group's *owners*: no principal stands for them (a user's groups claim
+            # lists memberships), and the group's id would grant every member: it grants nobody
+            log.info("owners claim %r grants nobody: Groundwire has no principal for a group's owners", login)
+            return set()
         p = _principal("group", gid)
         return {p} if p else set()
     return set()
@@ -102,13 +114,18 @@ def principals_of_identity_set(ids: Mapping[str, Any], settings: SharePointSetti
 
 
 def _expired(perm: Mapping[str, Any], now: datetime) -> bool:
+    """Whether ``perm`` has run out. No ``expirationDateTime`` (or Graph's ``0001-01-01`` for "never")
+    does not expire; one that is not an ISO 8601 time counts as expired (fail closed)."""
     raw = perm.get("expirationDateTime")
-    if not isinstance(raw, str) or raw.startswith("0001-01-01"):
+    if raw is None or (isinstance(raw, str) and raw.startswith("0001-01-01")):
         return False
+    if not isinstance(raw, str):
+        return True
     try:
         when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        return False
+        log.info("permission %s has an unreadable expirationDateTime %r: it grants nobody", perm.get("id"), raw)
+        return True
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when <= now

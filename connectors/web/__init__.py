@@ -28,8 +28,10 @@ Safety (each refusal is reported as a ``Skipped`` change with its reason and log
   path below it; the sitemaps' URLs pass the same checks as links;
 - https only, unless the host is in ``allow_http_hosts``; addresses that are not public (private,
   loopback, link-local, reserved, ...) are refused at connect time unless inside ``allow_networks``;
-- responses larger than ``max_page_mb`` or slower than ``timeout_seconds`` are aborted; content types
-  other than HTML, plain text and PDF are skipped.
+- responses larger than ``max_page_mb`` (decoded: a gzip body is inflated only up to it; other content
+  codings are refused) or slower than ``timeout_seconds`` are aborted; content types other than HTML,
+  plain text and PDF are skipped;
+- host names are IDNA 2008 / UTS 46, as browsers resolve them (see :func:`.urls.ascii_host`).
 
 Every page gets the site's ``audience`` as its ACL (per site, not per page). Pages are cited by URL,
 with the fragment of the nearest heading (see :mod:`.page`). Incremental syncs use conditional GET
@@ -52,7 +54,7 @@ from pydantic import Field, field_validator, model_validator
 from .crawl import STATE_FORMAT, Crawl
 from .fetch import AddressPolicy
 from .page import trafilatura_module
-from .urls import Scope, normalize_url
+from .urls import Scope, ascii_host, normalize_url
 
 __all__ = ["WebConnector", "WebSettings"]
 
@@ -114,7 +116,14 @@ class WebSettings(ConnectorSettings):
     @field_validator("allow_http_hosts")
     @classmethod
     def _hosts(cls, v: list[str]) -> list[str]:
-        return [h.strip().rstrip(".").casefold() for h in v]
+        out = []
+        for raw in v:
+            h = raw.strip().rstrip(".")
+            ascii_form = h.casefold() if h.isascii() else ascii_host(h)
+            if not ascii_form:
+                raise ValueError(f"allow_http_hosts entry {raw!r} is not a valid host name")
+            out.append(ascii_form)
+        return out
 
     @model_validator(mode="after")
     def _urls(self) -> WebSettings:

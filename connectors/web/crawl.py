@@ -18,7 +18,8 @@ the crawl going. A document that was not reached, is gone (404/410), now refused
 canonical alias or a duplicate is deleted at the end. A transient failure (network, timeout, 5xx)
 keeps the indexed version, and the stored links, redirect and sitemap URLs stand in for what could
 not be read; an origin whose robots.txt is unreadable keeps all its pages. An outage never empties
-the index.
+the index, except of what was indexed under another ACL than the configured one (the audience was
+narrowed meanwhile): that is withdrawn, never kept readable by whom the settings no longer name.
 """
 
 from __future__ import annotations
@@ -160,12 +161,22 @@ class Crawl:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.fetcher.close()
 
+    def _keepable(self, entry: Mapping[str, Any]) -> bool:
+        """Whether the indexed document of ``entry`` may stand in for a page that cannot be read now: only
+        if it was indexed under the current ACL. A page indexed for an audience the settings no longer
+        name is withdrawn instead (fail closed), until it can be read again."""
+        doc_id = entry.get("id")
+        return doc_id in self.indexed and self.indexed[doc_id] == self.version(str(entry.get("hash", "")))
+
     def _deletes(self) -> Iterator[Change]:
         for url, entry in self.old.items():  # robots.txt unreadable: keep what the origin had
             doc_id = entry.get("id")
             if doc_id in self.indexed and doc_id not in self.kept and self.robots.was_unavailable(doc_id):
                 self.pages.setdefault(url, entry)
-                self.kept.add(doc_id)
+                if self._keepable(entry):
+                    self.kept.add(doc_id)
+                else:
+                    yield Skipped(str(doc_id), _WITHDRAWN)
         for gone in sorted(set(self.indexed) - self.kept):
             yield Delete(gone)
 
@@ -178,9 +189,11 @@ class Crawl:
                 if url != v.url:
                     self.redirects[v.url] = url
                 v.links = list(old.get("links", []))
-                if old.get("id") in self.indexed:
+                if self._keepable(old):
                     self.kept.add(old["id"])
                     v.reason += "; the indexed version is kept"
+                elif old.get("id") in self.indexed:
+                    v.reason += "; " + _WITHDRAWN
                 return
 
     def _refuse(self, url: str, reason: str) -> Iterator[Change]:
@@ -416,6 +429,10 @@ class Crawl:
         if canonical is None or canonical == url or self.scope.refusal(canonical):
             return None
         return None if self.robots.disallowed(canonical) else canonical
+
+
+_WITHDRAWN = ("the indexed version is withdrawn: it was indexed for another audience than the one configured "
+              "now, and the page cannot be read again this sync (it returns once it can)")
 
 
 class _Claimed(Exception):

@@ -5,6 +5,10 @@ Invariants:
   the host itself, refuses private, loopback, link-local, reserved, multicast, unspecified and other
   non-global addresses unless they lie in a configured network, and connects to the address it checked
   (no second DNS lookup an attacker could answer differently). No proxies from the environment.
+- Content codings: ``Accept-Encoding: identity`` is asked for. A server that sends ``gzip`` or ``deflate``
+  anyway is decoded here, in bounded steps, so ``max_bytes`` limits what is inflated, not only what is
+  kept (httpx would inflate each network read at once, without limit); any other coding, or more than
+  one, is refused unread (a stack of codings or zstd turns a few kilobytes into gigabytes).
 - Redirects are never followed by the HTTP library: each hop goes through the caller's ``next_hop``
   check (allow-list, robots.txt, de-duplication) before it is requested.
 - Limits: a response larger than ``max_bytes`` (declared or streamed) is aborted; ``timeout`` is one
@@ -20,6 +24,7 @@ import ipaddress
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -203,6 +208,39 @@ class HostGate:
             yield
 
 
+_INFLATE_STEP = 64 * 1024
+_ZLIB_CODINGS = frozenset({"gzip", "x-gzip", "deflate"})
+
+
+def _body_chunks(r: httpx.Response, max_bytes: int) -> Iterator[bytes]:
+    """The decoded body of ``r`` in pieces of at most 64 KiB, inflating no more than ``max_bytes + 1``.
+
+    Hand-written over :mod:`zlib` (with ``max_length``) because httpx's decoders have no output limit.
+    """
+    codings = [c.strip().casefold() for c in r.headers.get("content-encoding", "").split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings:
+        yield from r.iter_raw(_INFLATE_STEP)
+        return
+    if len(codings) > 1 or codings[0] not in _ZLIB_CODINGS:
+        raise FetchError(f"content encoding {', '.join(codings)} was not asked for (Accept-Encoding: identity) "
+                         "and is not read")
+    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib framing, detected from the header
+    produced = 0
+    try:
+        for raw in r.iter_raw(_INFLATE_STEP):
+            data = raw
+            while data and not inflater.eof:
+                out = inflater.decompress(data, _INFLATE_STEP)
+                produced += len(out)
+                yield out
+                if produced > max_bytes:
+                    return  # the caller refuses the body
+                data = inflater.unconsumed_tail
+    except zlib.error as exc:
+        raise FetchError(f"the {codings[0]} body is corrupt: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     url: str  # the URL that answered (after redirects)
@@ -302,7 +340,7 @@ class Fetcher:
                     if declared.isdigit() and int(declared) > max_bytes:
                         raise FetchError(f"larger than the limit of {max_bytes} bytes ({declared} declared)")
                     body = bytearray()
-                    for chunk in r.iter_bytes():
+                    for chunk in _body_chunks(r, max_bytes):
                         body += chunk
                         if len(body) > max_bytes:
                             raise FetchError(f"larger than the limit of {max_bytes} bytes; download aborted")

@@ -1,9 +1,11 @@
 """URL normalisation and the crawl scope of the web connector.
 
 Invariants:
-- :func:`normalize_url` gives one spelling per resource: lower-case scheme and host (IDNA), no default
-  port, dot segments resolved, percent-encoding normalised, no fragment, no ignored query parameters.
-  URLs with credentials or a scheme other than http(s) have no normal form (``None``): never crawled.
+- :func:`normalize_url` gives one spelling per resource: lower-case scheme and host (IDNA 2008 / UTS #46,
+  as browsers: see :func:`ascii_host`), no default
+  port, percent-encoding normalised and then dot segments resolved (so ``%2E%2E`` cannot climb out of a
+  prefix), no fragment, no ignored query parameters. URLs with credentials, a scheme other than
+  http(s) or a segment like ``..;x`` have no normal form (``None``): never crawled.
 - :class:`Scope` admits a URL only if it is a configured start URL or lies under an allow-list prefix
   (same scheme, host and port; path prefix on a segment boundary), and only over https unless its host is
   explicitly allowed plain http. Everything else is refused with a reason.
@@ -17,7 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
-__all__ = ["Scope", "normalize_url", "origin_of"]
+import idna
+
+__all__ = ["Scope", "ascii_host", "normalize_url", "origin_of"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]")
@@ -56,6 +60,19 @@ def _remove_dot_segments(path: str) -> str:
     return result if result.startswith("/") else "/" + result
 
 
+def ascii_host(host: str) -> str | None:
+    """The ASCII (punycode) form of a host name under IDNA 2008 with UTS #46 mapping, non-transitional,
+    as browsers resolve it (``straße.de`` is ``xn--strae-oqa.de``); ``None`` if it has none.
+
+    Python's own ``"idna"`` codec is IDNA 2003, which maps ``ß`` to ``ss`` (and ``ς`` to ``σ``...): it would
+    crawl ``strasse.de``, another registrant's domain, for a configured ``straße.de``.
+    """
+    try:
+        return idna.encode(host.rstrip("."), uts46=True).decode("ascii").casefold()
+    except (idna.IDNAError, UnicodeError):
+        return None
+
+
 def normalize_url(url: str, drop_params: Iterable[str] = ()) -> str | None:
     """The normal form of an absolute http(s) URL, or ``None`` if it must not be crawled at all.
 
@@ -71,14 +88,18 @@ def normalize_url(url: str, drop_params: Iterable[str] = ()) -> str | None:
     if scheme not in _DEFAULT_PORTS or not host or parts.username is not None or parts.password is not None:
         return None
     if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
+        host = ascii_host(host) or ""
+        if not host:
             return None
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc += f":{port}"
-    path = _norm_escapes(_remove_dot_segments(parts.path or "/"), _PATH_SAFE)
+    # escapes first, then dot segments (RFC 3986 6.2.2): "%2E%2E" is "..", and the HTTP client (and the
+    # server) would resolve it after the scope check, climbing out of an allow-list prefix
+    path = _norm_escapes(parts.path or "/", _PATH_SAFE)
+    if any(seg.split(";", 1)[0] in (".", "..") and seg not in (".", "..") for seg in path.split("/")):
+        return None  # "..;/": a dot segment to some servers (Tomcat), not to RFC 3986: never crawled
+    path = _remove_dot_segments(path)
     patterns = list(drop_params)
     params = [
         _norm_escapes(p, _QUERY_SAFE)

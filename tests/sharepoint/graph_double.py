@@ -19,7 +19,8 @@ It follows the documented v1.0 response shapes the connector relies on:
   ``$expand=canvasLayout`` (textWebPart ``innerHtml``);
 - every Graph call needs ``Authorization: Bearer <token>`` (else 401);
 - faults: with probability ``fault_rate`` any request answers 429 or 503, with ``Retry-After`` as
-  seconds, as an HTTP date, or absent (503 only).
+  seconds, as an HTTP date, or absent (503 only); ``item_faults`` makes one item's ``/permissions`` or
+  content answer a fixed error status (Graph's error body) every time.
 
 Permissions are built with the helpers at the bottom; each carries the principals a correct mapping must
 produce (``expect``), computed here from what the test put in, independently of the connector's code.
@@ -132,6 +133,10 @@ class GraphDouble:
         self.faults = 0
         self.rng = random.Random(seed)
         self.log: list[tuple[str, int]] = []
+        # per-item faults: (item id, "permissions" | "content") -> status answered every time, and extra
+        # fields merged into an item's /permissions page (e.g. an ``@odata.nextLink`` to another host)
+        self.item_faults: dict[tuple[str, str], int] = {}
+        self.permission_page_extra: dict[str, dict[str, Any]] = {}
         self.secret = b"double-signing-key"
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
@@ -459,6 +464,8 @@ class GraphDouble:
         item = d.items.get(item_id) if d else None
         if d is None or item is None or item.deleted:
             return 404, _err("itemNotFound", "gone"), {}
+        if (item_id, "content") in self.item_faults:
+            return self.item_faults[(item_id, "content")], _err("generalException", "injected item fault"), {}
         return 200, item.content, {"Content-Type": "application/octet-stream"}
 
     def _graph(self, path: str, q: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
@@ -480,8 +487,12 @@ class GraphDouble:
                 if not rest:
                     return 200, self.item_json(d, item), {}
                 if rest == ["permissions"]:
+                    if (item.id, "permissions") in self.item_faults:
+                        status = self.item_faults[(item.id, "permissions")]
+                        return status, _err("invalidRequest", "injected item fault"), {}
                     perms = self.effective_perms(d, item)
-                    return 200, {"value": [dict(p.body, id=f"perm{i}") for i, p in enumerate(perms)]}, {}
+                    body = {"value": [dict(p.body, id=f"perm{i}") for i, p in enumerate(perms)]}
+                    return 200, {**body, **self.permission_page_extra.get(item.id, {})}, {}
                 if rest == ["content"]:
                     return 302, b"", {"Location": self.item_json(d, item)["@microsoft.graph.downloadUrl"]}
         return 404, _err("itemNotFound", "no such resource"), {}

@@ -208,7 +208,6 @@ def test_identity_sets_map_to_principals() -> None:
         "user:ann@contoso.com",
         "user:oid-1",
         "group:g-1",
-        "group:m365-group",
         "group:sec-group",
         "group:team",
         "group:nine",
