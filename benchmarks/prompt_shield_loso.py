@@ -50,10 +50,17 @@ import numpy as np
 from groundwire.chunking import split_text
 from groundwire.plugins import prompt_shield as ps
 
-from benchmarks.prompt_shield_direct_fit import Recipe, cached_embed, fit_direct, predict_blocks, training_items
+from benchmarks.prompt_shield_direct_fit import (
+    Recipe,
+    cached_embed,
+    fit_direct,
+    predict_blocks,
+    prompt_scores,
+    training_items,
+)
 from benchmarks.prompt_shield_evasion import TRANSFORMS
 
-__all__ = ["cached_embed", "direct_loso", "load_direct_sources", "main_loso"]
+__all__ = ["cached_embed", "diagnostic_of", "direct_loso", "load_direct_sources", "main_loso"]
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompt-shield"
 # the sources the shipped direct artefact was trained on (benchmarks.train_prompt_shield --direct-sources);
@@ -67,10 +74,12 @@ BENIGN_FAMILY_N = 300  # prompts per family of benchmarks.direct_benign
 
 
 def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int,
-                        families: int = BENIGN_FAMILY_N) -> dict[str, list[tuple[str, int]]]:
+                        families: int = BENIGN_FAMILY_N,
+                        wheel_dir: Path | None = None) -> dict[str, list[tuple[str, int]]]:
     """``source -> [(text, label)]``, texts deduplicated across sources (first source wins), at most
     ``limit`` rows per source and label (a seeded sample); ``families``: prompts per benign family of
-    ``benchmarks.direct_benign`` (0: none)."""
+    ``benchmarks.direct_benign`` (0: none); ``wheel_dir``: a folder with the unpacked wheels that
+    :func:`benchmarks.direct_attacks.wheel_sources` reads (near-duplicates of the other sources' rows dropped)."""
     out: dict[str, list[tuple[str, int]]] = {}
     for line in (shared / "direct.jsonl").read_text(encoding="utf-8").splitlines():
         if line.strip():
@@ -121,6 +130,10 @@ def load_direct_sources(shared: Path, seed_dir: Path | None, limit: int,
                     out.setdefault(key, []).append((str(r["text"]), int(r["label"])))
         except ImportError:
             print("  (neuralchemy and hackaprompt skipped: pyarrow is not installed; pip install pyarrow)")
+    if wheel_dir is not None:
+        from benchmarks.direct_attacks import drop_near_duplicates, wheel_sources
+
+        out.update(drop_near_duplicates(wheel_sources(wheel_dir), out))
     seen: set[str] = set()
     rng = np.random.default_rng(0)
     final: dict[str, list[tuple[str, int]]] = {}
@@ -158,9 +171,11 @@ def _fmt(k: int, n: int) -> str:
 
 
 def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: Recipe,
-                holdout: Sequence[str] | None = None) -> None:
+                holdout: Sequence[str] | None = None, scores_out: str | None = None) -> None:
     """``holdout``: the sources held out in turn (default: every source; each is still trained on when
-    another is held out)."""
+    another is held out); ``scores_out``: an .npz for the held-out prompts' scores, labels and sources, so that
+    runs over parts of the sources (parallel processes) give the fixed-FPR diagnostic together
+    (:func:`diagnostic_of`)."""
     names = sorted(sources)
     texts = [t for s in names for t, _ in sources[s]]
     y = np.array([lab for s in names for _, lab in sources[s]])
@@ -178,13 +193,21 @@ def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: R
     print(f"  {len(it.texts)} training windows (with augmentations), featurised in {time.perf_counter() - t0:.0f}s")
     tot = np.zeros(8, dtype=int)
     tprs, fprs = [], []
+    # diagnostic: every held-out prompt's threshold-free score under the fold model that never saw its source
+    diag_s: list[np.ndarray] = []
+    diag_y: list[np.ndarray] = []
+    diag_src: list[str] = []
     for s in held:
         test = src == s
         train = ~test
         if len(set(y[train])) < 2:
             continue
         m = fit_direct(it, np.flatnonzero(it.without(s)), fpr, recipe)
-        pred = predict_blocks([texts[i] for i in np.flatnonzero(test)], m)
+        test_texts = [texts[i] for i in np.flatnonzero(test)]
+        pred = predict_blocks(test_texts, m)
+        diag_s.append(prompt_scores(test_texts, m))
+        diag_y.append(y[test])
+        diag_src += [s] * int(test.sum())
         tp, npos = _rate(pred, y[test], 1)
         fp, nneg = _rate(pred, y[test], 0)
         stp, _ = _rate(shipped[test], y[test], 1)
@@ -201,10 +224,42 @@ def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: R
     print(f"  {'micro (LOSO)':20s} {_fmt(tot[0], tot[1]):>18s} {_fmt(tot[2], tot[3]):>18s}")
     print(f"  {'macro (LOSO)':20s} {np.mean(tprs):>18.3f} {np.mean(fprs):>18.3f}  (mean over sources with "
           f"attacks / with benign prompts)")
+    if diag_s:
+        _fixed_fpr_diagnostic(np.concatenate(diag_s), np.concatenate(diag_y), np.array(diag_src))
+        if scores_out:
+            np.savez(scores_out, scores=np.concatenate(diag_s), y=np.concatenate(diag_y), src=np.array(diag_src))
     if tot[5] or tot[7]:
         print(f"  shipped artefact on the sources it never saw: TPR {_fmt(tot[4], tot[5])}, "
               f"FPR {_fmt(tot[6], tot[7])}")
     print("  (* = in-sample: the shipped artefact was trained on this source)")
+
+
+def _fixed_fpr_diagnostic(scores: np.ndarray, y: np.ndarray, src: np.ndarray) -> None:
+    """Diagnostic only (the threshold is read off the held-out negatives, which a deployed model never sees):
+    TPR of the pooled held-out attacks at the score that blocks 2% / 5% of the pooled held-out benign prompts
+    (micro), and at the threshold where the macro FPR over held-out benign sources is 2% / 5%."""
+    neg, pos = scores[y == 0], scores[y == 1]
+    if not len(neg) or not len(pos):
+        return
+    names = np.unique(src[y == 0])
+    for f in (0.02, 0.05):
+        th = float(np.quantile(neg, 1 - f)) + 1e-9
+        cand = np.unique(np.concatenate([neg, [1.0 + 1e-9]]))
+        # macro: the lowest threshold whose mean per-source FPR is <= f
+        per = [np.sort(scores[(src == n) & (y == 0)]) for n in names]
+        macro = np.mean([1.0 - np.searchsorted(v, cand, side="left") / len(v) for v in per], axis=0)
+        thm = float(cand[int(np.argmax(macro <= f))])
+        tpr_m = float((pos >= thm).mean())
+        print(f"  diagnostic, threshold read off held-out negatives: at micro FPR {(neg >= th).mean():.3f} TPR "
+              f"{(pos >= th).mean():.3f} (th {th:.3f}); at macro FPR <= {f:.2f} micro TPR {tpr_m:.3f} "
+              f"(th {thm:.3f})")
+
+
+def diagnostic_of(paths: Sequence[str]) -> None:
+    """The fixed-FPR diagnostic over the held-out scores that several runs saved (``--scores-out``)."""
+    parts = [np.load(p) for p in paths]
+    print(f"direct LOSO, {len(paths)} runs' held-out scores:")
+    _fixed_fpr_diagnostic(*(np.concatenate([d[k] for d in parts]) for k in ("scores", "y", "src")))
 
 
 def _hosts(seed: int = 0) -> dict[str, list[str]]:
@@ -387,14 +442,16 @@ def latency(sources: dict[str, list[tuple[str, int]]], n: int = 200) -> None:
 def main_loso(
     seed_dir: str | None, fpr: float, limit: int, parts: Sequence[str], threads: int, recipe: Recipe | None = None,
     evasion_n: int = 400, latency_n: int = 200, holdout: Sequence[str] | None = None,
+    wheel_dir: str | None = None, scores_out: str | None = None,
 ) -> None:
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    sources = load_direct_sources(SHARED, Path(seed_dir) if seed_dir else None, limit)
+    sources = load_direct_sources(SHARED, Path(seed_dir) if seed_dir else None, limit,
+                                  wheel_dir=Path(wheel_dir) if wheel_dir else None)
     if "direct" in parts:
-        direct_loso(sources, fpr, recipe or Recipe(), holdout)
+        direct_loso(sources, fpr, recipe or Recipe(), holdout, scores_out)
     if "indirect" in parts:
         indirect_eval(sources, 150)
     if "evasion" in parts:

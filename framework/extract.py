@@ -119,13 +119,18 @@ def binary_reason(data: bytes) -> str | None:
     return None
 
 
+#: Unicode category Cc (U+0000-U+001F, U+007F-U+009F) but the whitespace controls: one regex scan instead of
+#: ``unicodedata.category`` per character (tests/test_extract*.py check it against unicodedata)
+_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
 def document_text(data: bytes, charset: str | None = None) -> str:
     """The text of a file's bytes (:func:`decode_text`); binary content raises :class:`ExtractionError`."""
     reason = binary_reason(data)
     if reason is None:
         text = decode_text(data, charset)
         sample = text[:_SNIFF]
-        controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v")
+        controls = len(_CONTROLS.findall(sample))
         if sample and controls > len(sample) // 10:
             reason = f"binary content ({controls} control characters in the first {len(sample)})"
         else:

@@ -304,9 +304,7 @@ class Ingester:
         fresh: set[str] = set()
         offset = 0
         while True:
-            got = staged.collection.get(
-                include=["embeddings", "documents", "metadatas"], limit=_PAGE, offset=offset
-            )
+            got = staged.page(["embeddings", "documents", "metadatas"], offset)
             ids = got["ids"]
             if ids:
                 live.upsert_raw(ids, got["embeddings"], got["documents"], got["metadatas"])

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .crypto import PREFIX
 from .datakeys import DEK_PREFIX
+from .index.rows import take_payloads
 
 if TYPE_CHECKING:
     from .pipeline import Grounder
@@ -107,7 +108,7 @@ def collection_payloads(collection: Any, limit: int | None = None) -> tuple[int,
     enc = seen = offset = 0
     while limit is None or seen < limit:
         n = _PAGE if limit is None else min(_PAGE, limit - seen)
-        got = collection.get(include=["documents"], limit=n, offset=offset)
+        got = take_payloads(collection.get(include=["documents", "metadatas"], limit=n, offset=offset))
         docs = got.get("documents") or []
         if not docs:
             break

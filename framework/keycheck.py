@@ -145,7 +145,7 @@ def check_index(tindexes: Iterable[Any], codec: Any) -> None:
     """Raise :class:`KeyringMismatch` if ``codec`` cannot read one stored chunk of each tenant index."""
     samples = []
     for t in tindexes:
-        got = t.collection.get(limit=1, include=["documents"])
+        got = t.page(["documents"], 0, limit=1)  # the stored payloads, either row layout
         for cid, doc in zip(got["ids"], got["documents"] or [], strict=False):
             samples.append((f"index of tenant {t.tenant!r}", str(cid), str(doc)))
     _check(samples, codec)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .audit import AuditLog, ChainProblem, LogReport, verify_log
+from .index.rows import take_payloads, with_payloads
 from .trustcenter import Check, trust_checks
 
 if TYPE_CHECKING:
@@ -95,12 +96,15 @@ def rotate_keys(g: Grounder) -> dict[str, int]:
         col, tcodec = tindex.collection, tindex.codec  # the tenant's data key; gw1 payloads migrate to it
         offset = 0
         while True:
-            got = col.get(include=["documents", "embeddings", "metadatas"], limit=_PAGE, offset=offset)
+            got = take_payloads(col.get(include=["documents", "embeddings", "metadatas"], limit=_PAGE,
+                                        offset=offset))
             ids = got["ids"]
             if not ids:
                 break
             docs = [tcodec.encode(tcodec.decode(d, i), i) for i, d in zip(ids, got["documents"], strict=True)]
-            col.upsert(ids=ids, embeddings=got["embeddings"], documents=docs, metadatas=got["metadatas"])
+            # written in layout 2 with documents blanked: no ciphertext under the retired key is left behind
+            col.upsert(ids=ids, embeddings=got["embeddings"], documents=[""] * len(ids),
+                       metadatas=with_payloads(got["metadatas"], docs))
             counts["chunks"] += len(ids)
             if len(ids) < _PAGE:
                 break

@@ -6,8 +6,8 @@ prompt, plus a small bonus for shared words; the best ``max_sentences`` above th
 kept, at most ``per_source`` from one source, and each is followed by the ``[n]`` of its source. It never
 writes a word that is not in a source, so every sentence of its draft is grounded by construction.
 
-Sentence vectors are computed once, at ``groundwire sync`` (the ``annotate_chunks`` hook stores the chunk's
-sentences and their float16 vectors with the chunk, tagged with the embedder's ``model_id``), so a request
+Sentence vectors are computed once, at ``groundwire sync`` (the ``annotate_chunks`` hook stores where the
+chunk's sentences lie and their vectors with the chunk, tagged with the embedder's ``model_id``), so a request
 embeds only the prompt; a chunk without a current annotation (indexed before, or by another embedder) has
 its sentences embedded when it is retrieved, the same way.
 
@@ -21,6 +21,14 @@ rerank nDCG@10 (0.8250 vs 0.8248), as many drafts quoting a relevant abstract (0
 off-topic questions drafted; pure late chunking ranks as well but tells a chunk's sentences apart less and
 drafts more off-topic questions. Sentences embedded alone (an embedder that does not pool spans) are stored
 as they are.
+
+Stored form (version 3): the candidate sentences as ``[start, end]`` spans into the chunk text (the text is
+already in the payload; the sentences themselves only when they are not spans of it), and each vector as
+int8 with its own float32 scale (``max |x| / 127``), renormalised when read: ~1.5 KB per chunk of 384-d
+vectors instead of ~2.9 KB of float16 and ~0.6 KB of repeated sentence text (the payload Chroma stores per
+chunk shrank from ~7.5 KB to ~4 KB encrypted). ``benchmarks.sentence_vectors`` compares the drafts and
+groundedness decisions made from int8 and from float16 vectors (the ``-f16`` row). Version 2 annotations
+(float16, sentences as text) are still read; the next sync re-annotates them (``annotation_versions``).
 
 The floor is calibrated per embedder and per prompt: a sentence must be more similar to the prompt than
 any of :data:`UNRELATED` (everyday sentences about nothing a knowledge base holds) is, plus ``margin``
@@ -52,7 +60,8 @@ from groundwire.models import Chunk
 
 PLUGIN = "extractive"
 ANNOTATION = "extractive"
-_VERSION = 2  # 2: sentence vectors from the chunk's own run (late chunking, decontextualised)
+_VERSION = 3  # 2: sentence vectors from the chunk's own run (late chunking, decontextualised); 3: int8, spans
+_FLOAT16 = 2  # the version before, still read (float16 vectors, sentences as text)
 _MIN_CHARS = 12
 #: how much of the chunk's index vector is taken out of a late-chunked sentence vector (see the module docstring)
 CONTEXT_WEIGHT = 0.4
@@ -181,22 +190,51 @@ def candidate_sentences(text: str) -> list[str]:
     return [s for s in split_sentences(text) if len(s) >= _MIN_CHARS]
 
 
+def _stored_texts(note: Mapping[str, Any], text: str) -> list[str] | None:
+    """The sentences of a stored annotation: its ``spans`` into ``text`` (version 3), else its ``sentences``."""
+    spans = note.get("spans")
+    if spans is None:
+        sents = note.get("sentences")
+        return [str(x) for x in sents] if isinstance(sents, list) and all(isinstance(x, str) for x in sents) \
+            else None
+    if not isinstance(spans, list):
+        return None
+    out = []
+    for sp in spans:
+        if not (isinstance(sp, list) and len(sp) == 2 and all(type(x) is int for x in sp)
+                and 0 <= sp[0] < sp[1] <= len(text)):
+            return None
+        out.append(text[sp[0] : sp[1]].strip())
+    return out
+
+
 def stored_sentences(chunk: Chunk, model_id: str) -> tuple[list[str], np.ndarray] | None:
     """The chunk's sentences and vectors computed at sync, or ``None`` when absent or made by another
     embedder (or another version of this plugin, or malformed: then they are recomputed, never trusted)."""
     note = (chunk.annotations or {}).get(ANNOTATION)
-    if not isinstance(note, Mapping) or note.get("v") != _VERSION or note.get("model") != model_id:
+    if not isinstance(note, Mapping) or note.get("v") not in (_VERSION, _FLOAT16) or note.get("model") != model_id:
         return None
-    sents, raw, dim = note.get("sentences"), note.get("vectors"), note.get("dim")
-    if not isinstance(sents, list) or not isinstance(raw, str) or not isinstance(dim, int) or dim <= 0:
+    raw, dim, old = note.get("vectors"), note.get("dim"), note.get("v") == _FLOAT16
+    sents = _stored_texts({"sentences": note.get("sentences")} if old else note, chunk.text)
+    if sents is None or not isinstance(raw, str) or not isinstance(dim, int) or dim <= 0:
         return None
     try:
-        vecs = np.frombuffer(base64.b64decode(raw, validate=True), dtype=np.float16).reshape(-1, dim)
+        if old:
+            vecs = np.frombuffer(base64.b64decode(raw, validate=True), dtype=np.float16).reshape(-1, dim)
+            out = vecs.astype(np.float32)
+        else:
+            q = np.frombuffer(base64.b64decode(raw, validate=True), dtype=np.int8).reshape(-1, dim)
+            scales = np.frombuffer(base64.b64decode(str(note.get("scales")), validate=True), dtype=np.float32)
+            if scales.shape != (len(q),) or not np.all(np.isfinite(scales)):
+                return None
+            out = q.astype(np.float32) * scales[:, None]
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out = np.asarray(out / np.where(norms > 0, norms, 1.0), dtype=np.float32)
     except (ValueError, TypeError):
         return None
-    if len(vecs) != len(sents) or not all(isinstance(x, str) for x in sents):
+    if len(out) != len(sents):
         return None
-    return [str(x) for x in sents], vecs.astype(np.float32)
+    return sents, out
 
 
 def decontextualise(sentence_vectors: np.ndarray, chunk_vector: np.ndarray,
@@ -213,13 +251,24 @@ def _index_text(chunk: Chunk) -> str:
 
 
 def _keep(sentences: Sequence[str], vectors: np.ndarray, chunk_vector: np.ndarray | None,
-          pooled: bool) -> tuple[list[str], np.ndarray]:
-    """The candidate sentences (:func:`candidate_sentences`) of ingestion's sentences and their stored vectors."""
+          pooled: bool) -> tuple[list[int], list[str], np.ndarray]:
+    """The candidate sentences (:func:`candidate_sentences`) of ingestion's sentences, their indexes and their
+    stored vectors."""
     idx = [i for i, x in enumerate(sentences) if len(x) >= _MIN_CHARS]
     vecs = np.asarray(vectors, dtype=np.float32).reshape(len(sentences), -1)[idx]
     if pooled and chunk_vector is not None and len(idx):
         vecs = decontextualise(vecs, chunk_vector)
-    return [sentences[i] for i in idx], vecs
+    return idx, [sentences[i] for i in idx], vecs
+
+
+def _spans_of(text: str, sentences: Sequence[str], idx: Sequence[int]) -> list[list[int]] | None:
+    """The spans into ``text`` of ``sentences[i]`` for ``i`` in ``idx`` when ``sentences`` are ``text``'s
+    (:func:`groundwire.sentence_spans`, stripped: what ingestion passes), else ``None``."""
+    spans = sentence_spans(text)
+    if len(spans) != len(sentences) or any(text[a:b].strip() != s for (a, b), s in zip(spans, sentences,
+                                                                                          strict=True)):
+        return None
+    return [list(spans[i]) for i in idx]
 
 
 def _sentence_vectors(chunks: Sequence[Chunk], embedder: Embedder) -> list[tuple[list[str], np.ndarray]]:
@@ -236,14 +285,32 @@ def _sentence_vectors(chunks: Sequence[Chunk], embedder: Embedder) -> list[tuple
         return []
     cvecs, per = embedder.embed_with_spans(texts, spans)
     pooled = bool(getattr(embedder, "pools_spans", False))
-    return [_keep(ss, pv, cv, pooled) for ss, pv, cv in zip(sents, per, cvecs, strict=True)]
+    return [_keep(ss, pv, cv, pooled)[1:] for ss, pv, cv in zip(sents, per, cvecs, strict=True)]
 
 
-def _note(embedder: Embedder, sentences: list[str], vecs: np.ndarray) -> dict[str, Any]:
-    part = np.asarray(vecs, dtype=np.float16).reshape(len(sentences), int(embedder.dimension))
-    return {ANNOTATION: {"v": _VERSION, "model": embedder.model_id, "dim": int(embedder.dimension),
-                         "late": bool(getattr(embedder, "pools_spans", False)), "sentences": sentences,
-                         "vectors": base64.b64encode(part.tobytes()).decode()}}
+def quantize(vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``vecs`` as int8 and their float32 scales (``max |x| / 127``; 1 for a zero row)."""
+    v = np.asarray(vecs, dtype=np.float32)
+    scales = np.max(np.abs(v), axis=1) / 127.0 if len(v) else np.zeros(0, np.float32)
+    scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
+    q = np.clip(np.rint(v / scales[:, None]), -127, 127).astype(np.int8)
+    return q, scales
+
+
+def _note(embedder: Embedder, sentences: list[str], vecs: np.ndarray, spans: list[list[int]] | None = None,
+          storage: str = "int8") -> dict[str, Any]:
+    """The stored annotation (version 3: int8 vectors, ``spans`` when given, else the sentences). ``storage =
+    "float16"`` writes the version 2 form instead (``benchmarks.sentence_vectors`` compares the two)."""
+    dim = int(embedder.dimension)
+    part = np.asarray(vecs, dtype=np.float32).reshape(len(sentences), dim)
+    head = {"model": embedder.model_id, "dim": dim, "late": bool(getattr(embedder, "pools_spans", False))}
+    if storage == "float16":
+        return {ANNOTATION: {"v": _FLOAT16, **head, "sentences": sentences,
+                             "vectors": base64.b64encode(part.astype(np.float16).tobytes()).decode()}}
+    q, scales = quantize(part)
+    where: dict[str, Any] = {"spans": spans} if spans is not None else {"sentences": sentences}
+    return {ANNOTATION: {"v": _VERSION, **head, **where, "vectors": base64.b64encode(q.tobytes()).decode(),
+                         "scales": base64.b64encode(scales.tobytes()).decode()}}
 
 
 @hookimpl
@@ -265,8 +332,8 @@ def annotate_chunks(
         if got is None or (pooled and cv is None):
             missing.append(c)
             continue
-        sents, vecs = _keep(got[0], got[1], None if cv is None else np.asarray(cv, np.float32), pooled)
-        out[c.id] = _note(embedder, sents, vecs)
+        idx, sents, vecs = _keep(got[0], got[1], None if cv is None else np.asarray(cv, np.float32), pooled)
+        out[c.id] = _note(embedder, sents, vecs, _spans_of(c.text, got[0], idx))
     if missing:
         try:
             fresh = _sentence_vectors(missing, embedder)
@@ -279,7 +346,8 @@ def annotate_chunks(
                     fresh.append(None)  # type: ignore[arg-type]
         for c, item in zip(missing, fresh, strict=True):
             if item is not None:
-                out[c.id] = _note(embedder, *item)
+                kept = [list(sp) for sp in sentence_spans(c.text) if len(c.text[sp[0]:sp[1]].strip()) >= _MIN_CHARS]
+                out[c.id] = _note(embedder, *item, kept if len(kept) == len(item[0]) else None)
     return out
 
 

@@ -76,3 +76,12 @@ def test_issue14_table_judges_targets_and_names_missing_options() -> None:
     assert "--snapshot-file-only" in table["RSS at 1M synthetic chunks"].missing
     text = issue14.format_table(list(table.values()))
     assert "19.20x" in text.splitlines()[2 + list(table).index("snapshot load per 100k chunks")]
+
+
+def test_payload_layout_runs(capsys) -> None:
+    from benchmarks import payload_layout
+
+    res = payload_layout.main(["--rows", "30", "--payload-bytes", "300", "--batch", "10"])
+    out = capsys.readouterr().out
+    assert "documents, FTS off" in out and "scan's reads" in out
+    assert all(res[k]["upsert_seconds"] > 0 and res[k]["disk_mb"] > 0 for k in ("documents", "metadata"))

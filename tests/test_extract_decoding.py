@@ -73,3 +73,15 @@ def test_a_binary_md_file_is_skipped_in_a_sync_and_the_rest_indexed(make_grounde
     assert report.added == 4  # leave, salaries, dana and the UTF-16 file
     assert {"handbook/utf16.md", "handbook/leave.md"} <= set(g.index.tenant("acme").documents("kb"))
     assert "handbook/logo.md" not in set(g.index.tenant("acme").documents("kb"))
+
+
+def test_control_character_class_is_unicode_cc_without_whitespace() -> None:
+    """document_text counts control characters with one regex: exactly category Cc minus \\t \\n \\v \\f \\r."""
+    import sys
+    import unicodedata
+
+    from groundwire.extract import _CONTROLS
+
+    every = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+    want = [ch for ch in every if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v"]
+    assert _CONTROLS.findall(every) == want

@@ -21,6 +21,7 @@ from groundwire import (
     hookspecs,
 )
 from groundwire.embedding import Embedder
+from groundwire.index import take_payloads
 from groundwire.pluginmanager import collect_registry, make_plugin_manager
 from typer.testing import CliRunner
 
@@ -368,7 +369,7 @@ def test_hook_register_key_providers(pm, make_grounder, corpus) -> None:
 
     g = make_grounder({"kb": kb(corpus)}, extra_plugins=(P(),), encryption={"enabled": True, "provider": "fixed-test"})
     g.sync()
-    stored = g.index.tenant("acme").collection.get(include=["documents"])["documents"]
+    stored = take_payloads(g.index.tenant("acme").collection.get(include=["documents", "metadatas"]))["documents"]
     assert stored and all(s.startswith("gw2:") for s in stored)  # under the tenant's data key, wrapped by k9
     wrapped = (g.config.data_path / "keys" / "acme.dek").read_text()
     assert '"wrapped": "gw1:k9:' in wrapped

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 from groundwire import AccessControl, Checkpoint, Connector, ConnectorSettings, Document, Section, Upsert, hookimpl
+from groundwire.index import take_payloads
 from groundwire.ingest import index_text
 from groundwire.plugins.embedders import HashingEmbedder
 
@@ -101,7 +102,8 @@ def test_edit_re_embeds_only_changed_chunks(make_grounder, tmp_path: Path, encry
     first = g.sync()[0]
     assert first.ok and first.chunks > 3
     tindex = g.index.tenant("acme")
-    before = tindex.collection.get(where={"doc_id": "a.md"}, include=["embeddings", "documents"])
+    before = take_payloads(tindex.collection.get(where={"doc_id": "a.md"},
+                                               include=["embeddings", "documents", "metadatas"]))
     old = dict(zip(before["ids"], before["embeddings"], strict=True))
     Counting.seen.clear()
     edited = [p.replace("rule number 3 applies", "rule number 3 expires") for p in PARAS]  # same length

@@ -15,8 +15,8 @@ EXTRA = im.N_FEATURES - 2 * im.DIM
 
 def _net(rng: np.random.Generator, hidden: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     return (rng.normal(size=(im.N_FEATURES, hidden)).astype(np.float32) / 20,
-            rng.normal(size=hidden).astype(np.float32), rng.normal(size=hidden).astype(np.float32),
-            float(rng.normal()))
+            rng.normal(size=hidden).astype(np.float32), rng.normal(size=hidden).astype(np.float32) / 5,
+            float(rng.normal()) / 5)  # logits of a few units: float32 probabilities then keep their logits exact
 
 
 def _model(net: tuple[np.ndarray, np.ndarray, np.ndarray, float], mu: np.ndarray, sd: np.ndarray) -> im.IndirectModel:

@@ -89,7 +89,8 @@ def test_sync_embeds_each_batch_once_and_stores_the_runs_sentence_vectors(make_g
         cvec, per = emb._pooled([index_text(c)], [spans])
         want = per[0] - getattr(extractive, "CONTEXT_WEIGHT", 0.0) * cvec[0]
         want /= np.linalg.norm(want, axis=1, keepdims=True)
-        assert np.allclose(vecs, want, atol=2e-3)  # float16 storage
+        # int8 storage, a scale per vector: within quantisation error of the run's vector (cosine)
+        assert np.all(np.sum(vecs * want, axis=1) > 0.999)
     # a request embeds the prompt only, and the draft quotes a sentence of the source
     SpanPooling.calls.clear()
     draft = g.ground("Which manager approves exceptions for team 21?", "sam@example.com")

@@ -15,6 +15,7 @@ import pytest
 from groundwire import Grounder, config_from_dict
 from groundwire.crypto import KeyringMismatch, parse_keys
 from groundwire.datakeys import MasterCodec
+from groundwire.index import take_payloads
 from groundwire.trust import rotate_keys, verify_audit
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -93,7 +94,7 @@ def test_old_master_key_data_reads_and_migrates_on_rotate(tmp_path, monkeypatch)
         old.sync()
         draft = old.ground("When is payday?", "alice", tenant="acme")
     data = tmp_path / "data"
-    col = old.index.tenant("acme").collection.get(include=["documents", "metadatas"])
+    col = take_payloads(old.index.tenant("acme").collection.get(include=["documents", "metadatas"]))
     assert all(d.startswith("gw1:k1:") for d in col["documents"])
     assert not any(str(m["content_hash"]).startswith("h1:") for m in col["metadatas"])
 
@@ -109,7 +110,7 @@ def test_old_master_key_data_reads_and_migrates_on_rotate(tmp_path, monkeypatch)
     assert counts["data_keys"] == 1 and counts["drafts"] == 2
     monkeypatch.setenv("GW_TK_KEYS", f"k2:{k2}")  # k1 retired
     g = Grounder(config_from_dict(make_config(tmp_path, encryption=ENC), base_dir=tmp_path))
-    docs = g.index.tenant("acme").collection.get(include=["documents"])["documents"]
+    docs = take_payloads(g.index.tenant("acme").collection.get(include=["documents", "metadatas"]))["documents"]
     assert docs and all(d.startswith("gw2:") for d in docs) and wrapped_by(data, "acme") == "k2"
     assert wrapped_by(data, "globex") == "k2"
     assert "25th" in g.reviews.get(draft.id, g.make_user("alice", "acme")).text

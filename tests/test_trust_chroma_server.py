@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from groundwire import GroundingRequest, UserContext
+from groundwire.index import take_payloads
 
 from .trust_helpers import ACME_HR, grounder, new_key
 
@@ -77,7 +78,7 @@ def test_sync_query_and_acl_revocation_over_http(chroma_server, tmp_path, monkey
     got = g.retrieve(GroundingRequest(hana, ACME_HR, top_k=5))
     assert any(c.text == ACME_HR for c in got)
     assert not any(c.text == ACME_HR for c in g.retrieve(GroundingRequest(sam, ACME_HR, top_k=5)))
-    stored = g.index.tenant("acme").collection.get(include=["documents"])["documents"]
+    stored = take_payloads(g.index.tenant("acme").collection.get(include=["documents", "metadatas"]))["documents"]
     assert all(d.startswith("gw2:") for d in stored)  # under acme's data key (in the local data dir)
 
     # revoke the HR group's access: gone after the next sync, with no re-embedding needed

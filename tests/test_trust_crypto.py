@@ -22,6 +22,7 @@ from groundwire.crypto import (
     parse_keys,
 )
 from groundwire.errors import IndexError_
+from groundwire.index import PAYLOAD_KEY, take_payloads
 from groundwire.trust import rotate_keys
 
 from .test_trust_audit import _write_toml
@@ -123,7 +124,7 @@ def test_index_payloads_and_audit_are_encrypted_and_unreadable_without_key(tmp_p
     g.sync()
     draft = g.ground("When is payday?", "alice", tenant="acme")
     assert "25th" in draft.text
-    stored = g.index.tenant("acme").collection.get(include=["documents"])["documents"]
+    stored = take_payloads(g.index.tenant("acme").collection.get(include=["documents", "metadatas"]))["documents"]
     assert stored and all(d.startswith("gw2:") for d in stored)  # under acme's data key, wrapped by k1
     assert wrapped_by(tmp_path / "data", "acme") == "k1"
     assert not any("payday" in d.lower() for d in stored)
@@ -172,7 +173,7 @@ def test_rotate_keys_reencrypts_everything(tmp_path, monkeypatch):
     # the old key can be retired: everything reads with k2 alone
     monkeypatch.setenv("GW_TEST_KEYS", f"k2:{k2}")
     g3 = grounder(tmp_path, encryption=_enc())
-    stored = g3.index.tenant("acme").collection.get(include=["documents"])["documents"]
+    stored = take_payloads(g3.index.tenant("acme").collection.get(include=["documents", "metadatas"]))["documents"]
     assert all(d.startswith("gw2:") for d in stored) and wrapped_by(tmp_path / "data", "acme") == "k2"
     assert "25th" in g3.ground("When is payday?", "alice", tenant="acme").text
     from groundwire.trust import verify_audit
@@ -182,6 +183,60 @@ def test_rotate_keys_reencrypts_everything(tmp_path, monkeypatch):
     assert "25th" in item.text
     lines = [json.loads(x) for x in (tmp_path / "data" / "audit" / "acme.jsonl").read_text().splitlines()]
     assert all(rec["enc"].startswith("gw1:k2:") for rec in lines)
+
+
+def _to_layout_1(col) -> dict[str, str]:
+    """Rewrite every row of ``col`` the way indexes were written before the payload moved out of Chroma's
+    full-text-indexed ``documents`` (layout 1: payload in ``documents``, no metadata key); returns id -> payload."""
+    got = take_payloads(col.get(include=["documents", "embeddings", "metadatas"]))
+    col.delete(ids=got["ids"])
+    col.add(ids=got["ids"], embeddings=got["embeddings"], documents=got["documents"], metadatas=got["metadatas"])
+    return dict(zip(got["ids"], got["documents"], strict=True))
+
+
+def test_payloads_live_in_metadata_and_an_index_of_the_old_layout_keeps_working(tmp_path, monkeypatch):
+    k1, k2 = new_key(), new_key()
+    monkeypatch.setenv("GW_TEST_KEYS", f"k1:{k1}")
+    g = grounder(tmp_path, encryption=_enc())
+    g.sync()
+    raw = g.index.tenant("acme").collection.get(include=["documents", "metadatas"])
+    # layout 2: the ciphertext is a metadata key; Chroma's full-text-indexed documents field is blank
+    assert raw["ids"] and all(d == "" for d in raw["documents"])
+    assert all(m[PAYLOAD_KEY].startswith("gw2:") for m in raw["metadatas"])
+
+    old = {}
+    for tenant in ("acme", "globex"):
+        old.update(_to_layout_1(g.index.tenant(tenant).collection))
+    before = g.index.tenant("acme").collection.get(include=["documents", "metadatas"])
+    assert all(PAYLOAD_KEY not in m for m in before["metadatas"])
+    assert all(d.startswith("gw2:") for d in before["documents"])
+    # a data dir of the old layout reads as it is: drafts, key checks, inventory counts
+    g = grounder(tmp_path, encryption=_enc())
+    assert "25th" in g.ground("When is payday?", "alice", tenant="acme").text
+    from groundwire.inventory import collection_payloads
+
+    col = g.index.tenant("acme").collection
+    assert collection_payloads(col) == (col.count(), col.count())
+    # an edit rewrites that document's rows in layout 2 (and blanks the old ciphertext)
+    (tmp_path / "corpus" / "acme" / "payday.md").write_text(f"# Payday\n\n{ACME_PUBLIC} Payslips are emailed.\n")
+    g.sync()
+    rows = col.get(where={"doc_id": "payday.md"}, include=["documents", "metadatas"])
+    assert rows["ids"] and all(d == "" and PAYLOAD_KEY in m for d, m in zip(rows["documents"], rows["metadatas"],
+                                                                                     strict=True))
+    assert "emailed" in g.ground("When is payday?", "alice", tenant="acme").text
+
+    # rotation rewrites every row in layout 2: no ciphertext of the retired key stays in documents
+    monkeypatch.setenv("GW_TEST_KEYS", f"k1:{k1},k2:{k2}")
+    rotate_keys(grounder(tmp_path, encryption=_enc()))
+    monkeypatch.setenv("GW_TEST_KEYS", f"k2:{k2}")
+    g = grounder(tmp_path, encryption=_enc())
+    for tenant in ("acme", "globex"):
+        after = g.index.tenant(tenant).collection.get(include=["documents", "metadatas"])
+        assert all(d == "" for d in after["documents"])
+        assert all(m[PAYLOAD_KEY] not in old.values() for m in after["metadatas"])
+    assert "emailed" in g.ground("When is payday?", "alice", tenant="acme").text
+    leaks = plaintext_in_files(tmp_path / "data" / "chroma", [ACME_PUBLIC, ACME_HR, "Payslips are emailed"])
+    assert not leaks, "plaintext chunk text in Chroma's files:\n" + "\n".join(leaks)
 
 
 class VaultProvider(KeyProvider):
@@ -251,5 +306,5 @@ def test_cli_keys_generate_and_rotate(tmp_path, monkeypatch, capsys):
     keyfile.write_text(f"{line}\n")  # retire k1
     assert main(["audit", "verify", "--config", str(cfg)]) == 0
     g2 = grounder(tmp_path, encryption=enc)
-    docs = g2.index.tenant("globex").collection.get(include=["documents"])["documents"]
+    docs = take_payloads(g2.index.tenant("globex").collection.get(include=["documents", "metadatas"]))["documents"]
     assert docs and all(d.startswith("gw2:") for d in docs) and wrapped_by(tmp_path / "data", "globex") == "k2"

@@ -10,8 +10,9 @@ Invariants:
   (``gw-<tenant>``); no method takes a tenant argument, so no query can cross tenants.
 - Security trimming in the query: :meth:`TenantIndex.query` always pre-filters by the caller's principals,
   the deny list and the configured connectors. There is no unfiltered query method.
-- Sensitive text (chunk text, title, URI, location) is stored only in the ``documents`` payload, passed
-  through a :class:`Codec` (the identity by default, AES-GCM with the ``crypto`` extra; see issue 7).
+- Sensitive text (chunk text, title, URI, location) is stored only in the payload (the metadata key
+  :data:`PAYLOAD_KEY`; ``documents`` in data dirs written before, see :mod:`.rows`), passed through a
+  :class:`Codec` (the identity by default, AES-GCM with the ``crypto`` extra; see issue 7).
   Metadata holds ids, ACL tokens, connector name, position, versions and hashes only; with a tenant data
   key (:mod:`groundwire.datakeys`) the content hash is keyed (:meth:`TenantIndex.keyed_hash`, HMAC), so it
   cannot confirm a guessed document.
@@ -48,11 +49,12 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # before chromadb is imp
 
 from ..freshness import GenerationFile  # noqa: E402
 from .client import Index, make_client  # noqa: E402
-from .rows import NOBODY, Codec, DocState, IdentityCodec, doc_key  # noqa: E402
+from .rows import NOBODY, PAYLOAD_KEY, Codec, DocState, IdentityCodec, doc_key, take_payloads  # noqa: E402
 from .rows import _acl_meta as _acl_meta  # noqa: E402 - kept importable: tests build rows by hand
 from .rows import principal_filter as principal_filter  # noqa: E402
 from .tenant import TenantIndex  # noqa: E402
 
 __all__ = [
-    "NOBODY", "Codec", "DocState", "GenerationFile", "IdentityCodec", "Index", "TenantIndex", "doc_key", "make_client",
+    "NOBODY", "PAYLOAD_KEY", "Codec", "DocState", "GenerationFile", "IdentityCodec", "Index", "TenantIndex", "doc_key",
+    "make_client", "take_payloads",
 ]

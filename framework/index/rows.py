@@ -1,8 +1,16 @@
 """What a Chroma row of the index holds, and the ACL rule every read applies to it.
 
 Invariants:
-- Sensitive text lives only in the ``documents`` payload, encoded by a :class:`Codec`; metadata holds ids,
-  ACL tokens, connector name, position, versions and hashes only.
+- Sensitive text lives only in the stored payload, encoded by a :class:`Codec`; the rest of the metadata
+  holds ids, ACL tokens, connector name, position, versions and hashes only.
+- Layout 2 (current): the payload is the metadata key :data:`PAYLOAD_KEY` and ``documents`` is ``""``.
+  Chroma full-text-indexes ``documents`` (an FTS5 trigram table): a base64 ciphertext there made an upsert
+  3x (4 KB) to 16x (10 KB) slower than the same bytes in a metadata key (``benchmarks.payload_layout``), for
+  an index nothing reads (BM25 is our own, :mod:`groundwire.lexical`). Layout 1 (before): the payload in
+  ``documents``. Every read takes the payload from either (:func:`take_payloads`: the metadata key first),
+  so data dirs written before keep working; every write stores layout 2 and blanks ``documents`` (an upsert
+  without ``documents`` would keep a layout-1 row's old ciphertext, e.g. one encrypted with a key being
+  retired).
 - An empty ACL list is stored as ``[NOBODY]``: no principal can hold that token, so an empty allow list
   admits nobody and Chroma's ``$not_contains`` works on an empty deny list.
 - :func:`principal_filter` (the ``where`` clause) and :func:`_readable` (the same rule on one row's metadata)
@@ -19,11 +27,15 @@ from typing import Any, Protocol
 from ..acl_store import Acl
 from ..models import AccessControl
 
-__all__ = ["NOBODY", "Codec", "DocState", "IdentityCodec", "doc_key", "principal_filter"]
+__all__ = [
+    "NOBODY", "PAYLOAD_KEY", "Codec", "DocState", "IdentityCodec", "doc_key", "principal_filter", "take_payloads",
+]
 
 NOBODY = "nobody:"  # sentinel for an empty ACL list: no user can hold it (normalize_principal rejects it)
 _PAGE = 5000
 _WRITE_ROWS = 4000  # rows per upsert (under chromadb's max batch size of 5461)
+#: the metadata key that holds a row's stored (encoded) payload (layout 2; see the module docstring)
+PAYLOAD_KEY = "gw_payload"
 
 
 class Codec(Protocol):
@@ -58,6 +70,53 @@ class DocState:
     acl_fingerprint: str
     chunks: int
 
+
+
+def with_payload(meta: dict[str, Any], payload: str) -> dict[str, Any]:
+    """A row's metadata for a write: ``meta`` with the stored payload under :data:`PAYLOAD_KEY`."""
+    return {**meta, PAYLOAD_KEY: payload}
+
+
+def with_payloads(metas: Sequence[Any], payloads: Sequence[str]) -> list[dict[str, Any]]:
+    return [with_payload(dict(m or {}), p) for m, p in zip(metas, payloads, strict=True)]
+
+
+def read_include(include: Sequence[str]) -> list[str]:
+    """What to ask Chroma for to serve ``include``: a read of ``documents`` (the payloads) also needs the
+    metadata, where layout 2 keeps them."""
+    out = list(include)
+    if "documents" in out and "metadatas" not in out:
+        out.append("metadatas")
+    return out
+
+
+def take_payloads(got: dict[str, Any], include: Sequence[str] | None = None) -> dict[str, Any]:
+    """``got`` (a Chroma ``get`` result read with :func:`read_include`) with ``documents`` replaced by each
+    row's stored payload (the metadata key of layout 2, else layout 1's ``documents``; ``""`` if neither) and
+    the key taken out of the metadata, which is dropped again if ``include`` did not ask for it. In place;
+    returns ``got``. A ``query`` result (lists of lists) is handled row list by row list."""
+    metas = got.get("metadatas")
+    if metas is None:
+        return got
+    nested = bool(metas) and isinstance(metas[0], list)
+    docs = got.get("documents")
+    if nested:
+        groups_m, groups_d = metas, docs if docs is not None else [None] * len(metas)
+    else:
+        groups_m, groups_d = [metas], [docs]
+    out_docs = []
+    for ms, ds in zip(groups_m, groups_d, strict=True):
+        ds = ds if ds is not None else [None] * len(ms)
+        row_docs = []
+        for m, d in zip(ms, ds, strict=True):
+            p = m.pop(PAYLOAD_KEY, None) if isinstance(m, dict) else None
+            row_docs.append(p if isinstance(p, str) else (d if isinstance(d, str) else ""))
+        out_docs.append(row_docs)
+    if docs is not None or (include is not None and "documents" in include):
+        got["documents"] = out_docs if nested else out_docs[0]
+    if include is not None and "metadatas" not in include:
+        got["metadatas"] = None
+    return got
 
 
 def _meta_acl(meta: Any) -> Acl | None:

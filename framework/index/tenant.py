@@ -2,6 +2,7 @@
 
 Invariants: :meth:`TenantIndex.query` always pre-filters in Chroma (:func:`principal_filter`); every read that
 returns chunks keeps a chunk only if the authoritative ACL store grants it too, with the meet of both ACLs.
+Every read of payloads goes through :func:`~groundwire.index.rows.take_payloads` (either row layout).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from ..acl_store import meet, permits
 from ..embedding import Vectors
 from ..models import AccessControl, Chunk
-from .rows import _PAGE, NOBODY, DocState, _readable, doc_key, principal_filter
+from .rows import _PAGE, NOBODY, DocState, _readable, doc_key, principal_filter, read_include, take_payloads
 from .writes import _TenantWrites
 
 __all__ = ["TenantIndex"]
@@ -46,8 +47,8 @@ class TenantIndex(_TenantWrites):
         out: dict[str, tuple[str, Any]] = {}
         for i in range(0, len(keys), 500):
             part = keys[i : i + 500]
-            got = self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
-                where={"doc_key": {"$in": p}}, include=["documents", "embeddings"]))
+            got = take_payloads(self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
+                where={"doc_key": {"$in": p}}, include=["documents", "embeddings", "metadatas"])))
             embs = got["embeddings"] if got["embeddings"] is not None else [None] * len(got["ids"])
             for cid, doc, emb in zip(got["ids"], got["documents"] or [], embs, strict=True):
                 out[cid] = (doc, emb)
@@ -59,27 +60,59 @@ class TenantIndex(_TenantWrites):
 
     def scan(self, connector: str, annotation_fp: str | None = None) -> tuple[dict[str, DocState], set[str]]:
         """:meth:`documents`, and (with ``annotation_fp``) the ids of the connector's chunks whose metadata
-        records another annotation fingerprint, or none (``ann_fp``; see :mod:`groundwire.ingest_annotate`),
-        from the same metadata read."""
+        records another annotation fingerprint, or none (``ann_fp``; see :mod:`groundwire.ingest_annotate`).
+
+        The metadata (with its payload) is read for chunk 0 of each document only; the chunk counts come from
+        the ids (``<doc key>:<position>``, :func:`groundwire.chunking.chunk_document`) and the stale chunks
+        from the ids whose ``ann_fp`` is current, both read without metadata: a sync of an unchanged index
+        does not read every payload. Ids of another form: every row's metadata is read, as before."""
         out: dict[str, DocState] = {}
+        key_of: dict[str, str] = {}
+        for cid, m in self._pages({"$and": [{"connector": connector}, {"position": 0}]}, ["metadatas"]):
+            d, key = str(m["doc_id"]), str(m.get("doc_key", ""))
+            if cid != f"{key}:0":
+                return self._scan_rows(connector, annotation_fp)
+            out[d] = DocState(str(m["version"]), str(m["content_hash"]), str(m["acl_fp"]), 0)
+            key_of[key] = d
         counts: dict[str, int] = {}
+        ids = [cid for cid, _ in self._pages({"connector": connector}, [])]
+        for cid in ids:
+            owner = key_of.get(cid.rpartition(":")[0])
+            if owner is not None:
+                counts[owner] = counts.get(owner, 0) + 1
         other: set[str] = set()
+        if annotation_fp is not None:
+            current = {cid for cid, _ in self._pages(
+                {"$and": [{"connector": connector}, {"ann_fp": annotation_fp}]}, [])}
+            other = set(ids) - current
+        docs = {d: DocState(s.version, s.content_hash, s.acl_fingerprint, counts.get(d, 0)) for d, s in out.items()}
+        return docs, other
+
+    def _pages(self, where: dict[str, Any], include: list[str]) -> list[tuple[str, Any]]:
+        """(id, metadata or None) of every row matching ``where``, paged."""
+        rows: list[tuple[str, Any]] = []
         offset = 0
         while True:
             got = self._read(lambda at=offset: self.collection.get(  # type: ignore[misc]
-                where={"connector": connector}, include=["metadatas"], limit=_PAGE, offset=at
-            ))
-            metas = got["metadatas"] or []
-            for cid, m in zip(got["ids"], metas, strict=True):
-                d = str(m["doc_id"])
-                counts[d] = counts.get(d, 0) + 1
-                if m.get("position") == 0:
-                    out[d] = DocState(str(m["version"]), str(m["content_hash"]), str(m["acl_fp"]), 0)
-                if annotation_fp is not None and m.get("ann_fp") != annotation_fp:
-                    other.add(cid)
-            if len(metas) < _PAGE:
-                break
+                where=where, include=include, limit=_PAGE, offset=at))
+            metas = got.get("metadatas") or [None] * len(got["ids"])
+            rows.extend(zip(got["ids"], metas, strict=True))
+            if len(got["ids"]) < _PAGE:
+                return rows
             offset += _PAGE
+
+    def _scan_rows(self, connector: str, annotation_fp: str | None) -> tuple[dict[str, DocState], set[str]]:
+        """:meth:`scan` from every row's metadata (chunk ids not of the form ``<doc key>:<position>``)."""
+        out: dict[str, DocState] = {}
+        counts: dict[str, int] = {}
+        other: set[str] = set()
+        for cid, m in self._pages({"connector": connector}, ["metadatas"]):
+            d = str(m["doc_id"])
+            counts[d] = counts.get(d, 0) + 1
+            if m.get("position") == 0:
+                out[d] = DocState(str(m["version"]), str(m["content_hash"]), str(m["acl_fp"]), 0)
+            if annotation_fp is not None and m.get("ann_fp") != annotation_fp:
+                other.add(cid)
         docs = {d: DocState(s.version, s.content_hash, s.acl_fingerprint, counts[d]) for d, s in out.items()}
         return docs, other
 
@@ -89,8 +122,8 @@ class TenantIndex(_TenantWrites):
         out: dict[str, tuple[str, Any, dict[str, Any]]] = {}
         for i in range(0, len(ids), 500):
             part = list(ids[i : i + 500])
-            got = self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
-                ids=p, include=["documents", "embeddings", "metadatas"]))
+            got = take_payloads(self._read(lambda p=part: self.collection.get(  # type: ignore[misc]
+                ids=p, include=["documents", "embeddings", "metadatas"])))
             embs = got["embeddings"] if got["embeddings"] is not None else [None] * len(got["ids"])
             for cid, doc, emb, m in zip(got["ids"], got["documents"] or [], embs, got["metadatas"] or [],
                                         strict=True):
@@ -102,8 +135,11 @@ class TenantIndex(_TenantWrites):
 
     def page(self, include: list[str], offset: int, limit: int = _PAGE) -> dict[str, Any]:
         """One page of the whole collection (for in-memory snapshots; no principal filter: ids, vectors and
-        ACL metadata only unless ``documents`` is asked for, and callers re-check via :meth:`get_chunks`)."""
-        return dict(self._read(lambda: self.collection.get(include=include, limit=limit, offset=offset)))
+        ACL metadata only unless ``documents`` (the stored payloads, either row layout) is asked for, and callers
+        re-check via :meth:`get_chunks`)."""
+        ask = read_include(include)
+        return take_payloads(dict(self._read(lambda: self.collection.get(include=ask, limit=limit, offset=offset))),
+                             include)
 
     def nearest(self, vector: Vectors, n: int) -> tuple[list[str], list[float]]:
         """Ids and cosine distances of the ``n`` approximate nearest chunks, unfiltered and without payloads
@@ -147,12 +183,12 @@ class TenantIndex(_TenantWrites):
         if self.count() == 0:
             return []
         where = principal_filter(principals, connectors)
-        res = self._read(lambda: self.collection.query(
+        res = take_payloads(dict(self._read(lambda: self.collection.query(
             query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
             n_results=k,
             where=where,
             include=["documents", "metadatas", "distances"],
-        ))
+        ))))
         ids = res["ids"][0]
         chunks = self._to_chunks(
             ids, res["documents"][0], res["metadatas"][0], [1.0 - float(d) for d in res["distances"][0]]
@@ -188,7 +224,8 @@ class TenantIndex(_TenantWrites):
             raise ValueError("a query needs at least one principal and one connector")
         wanted = set(connectors)
         for attempt in range(2):
-            res = self._read(lambda: self.collection.get(ids=list(ids), include=["documents", "metadatas"]))
+            res = take_payloads(dict(self._read(
+                lambda: self.collection.get(ids=list(ids), include=["documents", "metadatas"]))))
             keep = [j for j, m in enumerate(res["metadatas"]) if _readable(m, ps, wanted)]
             chunks = self._to_chunks(
                 [res["ids"][j] for j in keep], [res["documents"][j] for j in keep],

@@ -3,7 +3,9 @@
 Invariants: every write holds the ACL store's cross-process lock; the store is narrowed (or its rows
 deleted) *before* the Chroma write and set *after* it, so a reader never sees a wider ACL than either holds;
 the generation moves after the Chroma write (:meth:`_TenantHandle._write`). Upserts go in batches of
-``_WRITE_ROWS`` rows (under chromadb's maximum batch size).
+``_WRITE_ROWS`` rows (under chromadb's maximum batch size). Every write of a payload stores it in the
+metadata key :data:`~groundwire.index.rows.PAYLOAD_KEY` with ``documents`` blanked (layout 2, see
+:mod:`groundwire.index.rows`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from ..embedding import Vectors
 from ..models import AccessControl, Chunk
 from .handle import _TenantHandle
-from .rows import _WRITE_ROWS, _acl_meta, _meta_acl, doc_key
+from .rows import _WRITE_ROWS, PAYLOAD_KEY, _acl_meta, _meta_acl, doc_key, with_payloads
 
 __all__: list[str] = []
 
@@ -49,7 +51,6 @@ class _TenantWrites(_TenantHandle):
         annotation versions in force, :mod:`groundwire.ingest_annotate`) is recorded in each row's metadata
         as ``ann_fp``."""
         ids: list[str] = []
-        payloads: list[str] = []
         metas: list[dict[str, Any]] = []
         embs: list[Any] = []
         acls: list[tuple[Any, Any]] = []
@@ -65,7 +66,6 @@ class _TenantWrites(_TenantHandle):
                     fp = fps[id(c.acl)] = c.acl.fingerprint()
                 ids.append(c.id)
                 acls.append((c.acl.allow, c.acl.deny))
-                payloads.append(self.encode_payload(c))
                 metas.append(
                     {
                         "doc_id": c.doc_id,
@@ -77,6 +77,7 @@ class _TenantWrites(_TenantHandle):
                         "acl_fp": fp,
                         **_acl_meta(c.acl),
                         **extra,
+                        PAYLOAD_KEY: self.encode_payload(c),
                     }
                 )
             embs.append(np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1))
@@ -88,8 +89,9 @@ class _TenantWrites(_TenantHandle):
         def op() -> None:
             for i in range(0, len(ids), _WRITE_ROWS):
                 j = i + _WRITE_ROWS
-                self.collection.upsert(ids=ids[i:j], embeddings=emb[i:j], documents=payloads[i:j],
-                                       metadatas=metas[i:j])
+                part = metas[i:j]
+                self.collection.upsert(ids=ids[i:j], embeddings=emb[i:j], documents=[""] * len(part),
+                                       metadatas=part)
 
         with self._acl_write():
             if self.acl is not None:
@@ -115,9 +117,9 @@ class _TenantWrites(_TenantHandle):
         def op() -> None:
             for i in range(0, len(with_doc), _WRITE_ROWS):
                 part = with_doc[i : i + _WRITE_ROWS]
-                self.collection.update(ids=[c for c, _, _ in part], documents=[p for _, p, _ in part],
+                self.collection.update(ids=[c for c, _, _ in part], documents=[""] * len(part),
                                        embeddings=np.asarray([v for _, _, v in part], dtype=np.float32),
-                                       metadatas=[{"ann_fp": annotation_fp}] * len(part))
+                                       metadatas=[{"ann_fp": annotation_fp, PAYLOAD_KEY: p} for _, p, _ in part])
             for i in range(0, len(bare), _WRITE_ROWS):
                 part_ids = bare[i : i + _WRITE_ROWS]
                 self.collection.update(ids=part_ids, metadatas=[{"ann_fp": annotation_fp}] * len(part_ids))
@@ -136,14 +138,17 @@ class _TenantWrites(_TenantHandle):
             self._write(op)
 
     def upsert_raw(self, ids: list[str], embeddings: Any, documents: list[str], metadatas: list[Any]) -> None:
-        """Upsert rows copied from another collection of this tenant (a connector rebuild's merge)."""
+        """Upsert rows copied from another collection of this tenant (a connector rebuild's merge, a key
+        rotation): ``documents`` are the stored payloads and ``metadatas`` the rest, as :meth:`page` reads
+        them; written in layout 2."""
         rows = [(cid, str(m.get("doc_key", "")), str(m.get("connector", "")), acl)
                 for cid, m in zip(ids, metadatas, strict=True) for acl in [_meta_acl(m)] if acl is not None]
         with self._acl_write():
             if self.acl is not None:
                 self.acl.narrow({cid: acl for cid, _, _, acl in rows})
             self._write(lambda: self.collection.upsert(
-                ids=ids, embeddings=embeddings, documents=documents, metadatas=metadatas))
+                ids=ids, embeddings=embeddings, documents=[""] * len(ids),
+                metadatas=with_payloads(metadatas, documents)))
             if self.acl is not None:
                 self.acl.put(rows)
 

@@ -49,6 +49,8 @@ def sqlite_error(what: str, path: Path, exc: sqlite3.Error) -> StorageError:
     msg = str(exc).lower()
     if "disk is full" in msg or ("disk i/o" in msg and _full(path)):
         return storage_error(what, path, OSError(errno.ENOSPC, "No space left on device"))
+    if "disk i/o" in msg:  # SQLITE_IOERR with space left: e.g. a file size limit (ulimit -f); errno lost in SQLite
+        return storage_error(what, path, OSError(errno.EIO, "disk I/O error"))
     if "readonly" in msg or "read-only" in msg or ("unable to open" in msg and _read_only(path)):
         return storage_error(what, path, OSError(errno.EROFS, "read-only"))
     if "unable to open" in msg:

@@ -9,7 +9,7 @@ from typing import Any
 
 from groundwire import Grounder, GroundingRequest, UserContext, config_from_dict
 from groundwire.connectors.sharepoint import file_doc_id, page_doc_id
-from groundwire.index import NOBODY
+from groundwire.index import NOBODY, take_payloads
 
 from ..files import make_pdf
 from .graph_double import TOKEN_ENV, GraphDouble
@@ -95,7 +95,8 @@ def make_grounder(tmp_path: Path, graph: GraphDouble, sites: list[str], **settin
 
 def index_state(g: Grounder, connector: str = "sp") -> dict[str, dict[str, Any]]:
     """doc id -> {"allow", "text", "uri", "title", "positions"} read back from the index."""
-    got = g.index.tenant(TENANT).collection.get(where={"connector": connector}, include=["metadatas", "documents"])
+    got = take_payloads(g.index.tenant(TENANT).collection.get(where={"connector": connector},
+                                                              include=["metadatas", "documents"]))
     docs: dict[str, dict[str, Any]] = {}
     import json
 
