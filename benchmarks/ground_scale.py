@@ -58,7 +58,9 @@ N_GROUPS = 10
 PER_CHUNK = 5
 TOP_K = 5
 STEP = 2000  # chunks per build batch
-BUILD_FORMAT = 3  # bumped when the index's write path changes what a cached tenant must hold (the ACL store)
+# bumped when the index's write path changes what a cached tenant must hold (3: the ACL store; 4: payloads
+# in the gw_payload metadata key, index layout 2)
+BUILD_FORMAT = 4
 
 
 def _build_key() -> dict[str, Any]:

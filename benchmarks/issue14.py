@@ -75,9 +75,9 @@ def rows(figures: dict[str, float], ground_size: int, sync_docs: int, quality_do
         out.append(Row("sync: fraction of the measured fp32 matmul limit", None if frac is None else 100 * frac, "%",
                        "matmul limit", _get(figures, f"sync_gemm_gflops[{d}]"), versus_unit="GFLOP/s",
                        missing="" if frac is not None else "benchmarks.sync_speed gave no matmul figure"))
-        int8 = _get(figures, f"sync_groundwire_chunks_per_s[int8,{d}]")
-        out.append(Row("int8 backend: sync chunks/s", int8, "chunks/s", "defaults (fp32)", sync,
-                       int8 / sync if int8 else None, missing="" if int8 else "the int8 sync failed: see above"))
+        fp32 = _get(figures, f"sync_groundwire_chunks_per_s[fp32,{d}]")
+        out.append(Row("backend auto (the default) vs fp32: sync chunks/s", sync, "chunks/s", "fp32 (backend onnx)",
+                       fp32, sync / fp32 if fp32 else None, missing="" if fp32 else "the fp32 sync failed: see above"))
     q = f"{quality_docs} docs"
     fp, i8 = _get(figures, f"scifact_ndcg@10[onnx,{q}]"), _get(figures, f"scifact_ndcg@10[onnx-int8,{q}]")
     if fp is None or i8 is None:

@@ -10,8 +10,8 @@ from Chroma and from the memory-mapped snapshot file, with RSS, in fresh process
 ``--snapshot-sizes``; mapped-file start-up and RSS at ``--snapshot-file-only`` rows, 1M by default); the ANN
 plan's recall@10 at every selectivity; a whole ``Grounder.ground`` request at ``--ground-size`` chunks beside
 LangChain's equivalent extractive pipeline (benchmarks.ground_scale); the sync figures of
-benchmarks.sync_speed when that module is present (chunks/s, ratio vs LangChain, matmul fraction, int8
-change, and ``--sync-before DIR`` against another checkout); SciFact nDCG@10 through the product for fp32
+benchmarks.sync_speed when that module is present (chunks/s, ratio vs LangChain, matmul fraction, the default
+backend against fp32, and ``--sync-before DIR`` against another checkout); SciFact nDCG@10 through the product for fp32
 and int8 (benchmarks.beir ``through_product``, ``--quality-limit``). It ends with the issue-14 table
 (benchmarks.issue14: every "Must show" figure side by side with its comparison, ratio and target) and the wall
 time of each phase; writes a PNG plot and a JSON file to ``benchmarks/results/`` (and to ``--json PATH``).
@@ -162,7 +162,7 @@ def ingest_rates(backends: list[str], docs: int = 512, inserts: int = 20_000) ->
 
 
 def sync_figures(limit: int, before: str | None = None) -> dict[str, float]:
-    """The figures of benchmarks.sync_speed (another module, maybe absent): default backend and int8; with
+    """The figures of benchmarks.sync_speed (another module, maybe absent): default backend and fp32 (``onnx``); with
     ``before`` (a folder another checkout is installed in, ``pip install --target``; the sync subprocess's
     PYTHONPATH) also that code's chunks/s on the same documents."""
     try:
@@ -182,12 +182,13 @@ def sync_figures(limit: int, before: str | None = None) -> dict[str, float]:
                     "embed_matmul_fraction", "gemm_gflops"):
             if isinstance(res.get(key), int | float):
                 out[f"sync_{key}[{res.get('docs', limit)} docs]"] = float(res[key])
-        int8 = call(limit=limit, backend="onnx-int8", langchain=False, limit_model=False)
-        if res.get("groundwire_chunks_per_s") and int8.get("groundwire_chunks_per_s"):
-            out[f"sync_groundwire_chunks_per_s[int8,{int8.get('docs', limit)} docs]"] = float(
-                int8["groundwire_chunks_per_s"])
-            out["sync_int8_speedup[chunks/s int8 / default]"] = (
-                float(int8["groundwire_chunks_per_s"]) / float(res["groundwire_chunks_per_s"]))
+        # the default backend is "auto" (onnx-int8 on a CPU with VNNI): the other row is fp32, named
+        fp32 = call(limit=limit, backend="onnx", langchain=False, limit_model=False)
+        if res.get("groundwire_chunks_per_s") and fp32.get("groundwire_chunks_per_s"):
+            out[f"sync_groundwire_chunks_per_s[fp32,{fp32.get('docs', limit)} docs]"] = float(
+                fp32["groundwire_chunks_per_s"])
+            out["sync_default_speedup[chunks/s default / fp32]"] = (
+                float(res["groundwire_chunks_per_s"]) / float(fp32["groundwire_chunks_per_s"]))
         if before:
             old = call(limit=limit, langchain=False, limit_model=False, python_path=before)
             out[f"sync_groundwire_chunks_per_s[before,{old.get('docs', limit)} docs]"] = float(
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", default=None, metavar="PATH", help="also write every figure and the table here")
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: 300 chunks, 5 queries, no end-to-end, ground() at 300 chunks, snapshot "
-                         "file-only at 20,000 rows, sync of 8 documents (default, int8, LangChain), nDCG@10 on 20")
+                         "file-only at 20,000 rows, sync of 8 documents (default, fp32, LangChain), nDCG@10 on 20")
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes, args.real_sizes, args.queries, args.no_e2e = "300", "", 5, True
@@ -373,7 +374,8 @@ def main(argv: list[str] | None = None) -> None:
 def _docs(figures: dict[str, Any], prefix: str, limit: int) -> int:
     """The document count a keyed figure was measured on (``...[<n> docs]``; the limit when absent)."""
     for key in figures:
-        if key.startswith(prefix) and key.endswith(" docs]") and "int8" not in key and "before" not in key:
+        tagged = any(tag in key for tag in ("int8", "fp32", "before"))
+        if key.startswith(prefix) and key.endswith(" docs]") and not tagged:
             return int(key.rsplit(",", 1)[-1].removeprefix(prefix).split()[0])
     return limit
 
