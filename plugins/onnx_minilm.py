@@ -36,6 +36,7 @@ equal length, results put back in the caller's order), so almost no padding is c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -198,10 +199,7 @@ def cpu_int8_dot(cpuinfo: str | None = None) -> str | None:
     Why it decides ``backend = "auto"``: with VNNI the int8 model runs ~1.5x the fp32 one here (see the README's
     Ingestion section); without it int8 matrix products are emulated and the gain shrinks or vanishes."""
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return None
+        return _this_cpu_int8_dot()
     flags: set[str] = set()
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
@@ -211,6 +209,16 @@ def cpu_int8_dot(cpuinfo: str | None = None) -> str | None:
         if flag in flags:
             return flag
     return None
+
+
+@functools.cache
+def _this_cpu_int8_dot() -> str | None:
+    """:func:`cpu_int8_dot` of this machine, read once per process (``backend = "auto"`` asks on every model
+    lookup, e.g. each prompt's embedding; the CPU does not change under a running process)."""
+    try:
+        return cpu_int8_dot(Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
 
 
 def _sha256(path: Path) -> str:
