@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from groundwire.plugins import prompt_shield as ps
+from groundwire.plugins.prompt_shield.combo_head import ComboModel
 from groundwire.plugins.prompt_shield.direct_model import DirectModel, hashed_ngrams
 from groundwire.plugins.prompt_shield.scoring import direct_probs
 from groundwire.plugins.prompt_shield.token_head import TokenHeadModel
@@ -68,9 +69,13 @@ class Recipe:
     # "windows": of the training windows' scores (the earlier recipe, which under-counts long texts)
     threshold_on: str = "prompts"
     # "lr": the logistic regression over the sentence vector (DirectModel, format 2); "token": the token head
-    # (attention / max / mean pooling of MiniLM's token states, MLP, hashed n-grams; TokenHeadModel, format 3)
+    # (attention / max / mean pooling of MiniLM's token states, MLP, hashed n-grams; TokenHeadModel, format 3);
+    # "combo": both, fitted on the same items, their logits each divided by its spread over the training items
+    # and averaged with weights combo_w (logistic) / 1 - combo_w (token head) (ComboModel, format 4); each head
+    # also keeps its own threshold, calibrated the same way, so one LOSO run measures all three
     head: str = "lr"
     token: TokenConfig = TokenConfig()
+    combo_w: float = 0.5
 
 
 @dataclass
@@ -198,11 +203,11 @@ def _wquantile(v: np.ndarray, w: np.ndarray, q: float) -> float:
     return float(v[o][min(int(np.searchsorted(c, q)), len(v) - 1)])
 
 
-Model = DirectModel | TokenHeadModel
+Model = DirectModel | TokenHeadModel | ComboModel
 
 
 def _at(model: Model, threshold: float) -> Model:
-    if isinstance(model, TokenHeadModel):
+    if isinstance(model, TokenHeadModel | ComboModel):
         return model.with_threshold(threshold)
     return DirectModel(model.w_emb, model.w_chars, model.w_hash, model.b, model.mu, model.sd, threshold,
                        model.hash_bits)
@@ -227,36 +232,59 @@ def fit_direct(it: Items, rows: np.ndarray, fpr: float, recipe: Recipe, inner: i
     lab = it.y[rows]
 
     def sub(ix: np.ndarray) -> Model:
-        if recipe.head == "token":
+        if recipe.head in ("token", "combo"):
             states = cached_tokens(it.texts)
             if it.fixed is None:
                 it.fixed = fixed_features(states)
-            return fit_token([states[i] for i in ix], it.chars[ix], [it.hashed[i] for i in ix], it.y[ix],
-                             _weights(it, ix, recipe), recipe.token, HASH_BITS, seed, fixed_raw=it.fixed[ix])
-        return _fit(it.emb[ix], it.chars[ix], [it.hashed[i] for i in ix], it.y[ix], recipe, _weights(it, ix, recipe))
+            tok = fit_token([states[i] for i in ix], it.chars[ix], [it.hashed[i] for i in ix], it.y[ix],
+                            _weights(it, ix, recipe), recipe.token, HASH_BITS, seed, fixed_raw=it.fixed[ix])
+            if recipe.head == "token":
+                return tok
+        lr = _fit(it.emb[ix], it.chars[ix], [it.hashed[i] for i in ix], it.y[ix], recipe, _weights(it, ix, recipe))
+        if recipe.head == "lr":
+            return lr
+        # each head's logit spread over (a seeded sample of) the training items
+        pick = np.sort(np.random.default_rng(seed + 2).choice(ix, min(len(ix), 3000), replace=False))
+        z_lr, z_tok = ComboModel(lr, tok, 1.0, 1.0, 0.0, 0.5).head_logits(
+            [states[i] for i in pick], it.chars[pick], [it.texts[i] for i in pick])
+        w = recipe.combo_w
+        return ComboModel(lr, tok, w / max(float(z_lr.std()), 1e-6), (1 - w) / max(float(z_tok.std()), 1e-6),
+                          0.0, 0.5)
 
     # the benign training prompts (row p of the prompts is item p)
     ben = np.array([p for p in rows[rows < len(it.prompts)] if it.y[p] == 0], dtype=int)
     vals: list[np.ndarray] = []
+    head_vals: list[list[np.ndarray]] = [[], []]  # combo: each head's own scores, for its own threshold
     for f in range(inner):
         tr, te = rows[fold != f], rows[fold == f]
         m = sub(tr)
         if recipe.threshold_on == "prompts":
             pf = ben[fold_of[ben] == f]
             vals.append(prompt_scores([it.prompts[p] for p in pf], m))
-        elif isinstance(m, TokenHeadModel):
+            if isinstance(m, ComboModel):
+                for k, head in enumerate((m.lr, m.tok)):
+                    head_vals[k].append(prompt_scores([it.prompts[p] for p in pf], head))
+        elif isinstance(m, TokenHeadModel | ComboModel):
             states = cached_tokens([it.texts[i] for i in te])
             oof[fold == f] = m.predict_tokens(states, it.chars[te], [it.texts[i] for i in te])
         else:
             oof[fold == f] = m.predict(it.emb[te], it.chars[te], [it.texts[i] for i in te])
+    def clip(t: float) -> float:
+        return min(max(t, 0.05), 0.995)
+
     if recipe.threshold_on == "prompts":
         order = np.concatenate([ben[fold_of[ben] == f] for f in range(inner)])
         names = np.array([it.prompt_src[p] for p in order])
         _, inv, cnt = np.unique(names, return_inverse=True, return_counts=True)
         th = _wquantile(np.concatenate(vals), 1.0 / cnt[inv], 1 - fpr) + 1e-6
-    else:
-        th = float(np.quantile(oof[lab == 0], 1 - fpr)) + 1e-6
-    return _at(sub(rows), min(max(th, 0.05), 0.995))
+        final = sub(rows)
+        if isinstance(final, ComboModel):
+            th_lr, th_tok = (clip(_wquantile(np.concatenate(v), 1.0 / cnt[inv], 1 - fpr) + 1e-6) for v in head_vals)
+            final = ComboModel(_at(final.lr, th_lr), _at(final.tok, th_tok), final.w_lr,  # type: ignore[arg-type]
+                               final.w_tok, final.b, final.threshold)
+        return _at(final, clip(th))
+    th = float(np.quantile(oof[lab == 0], 1 - fpr)) + 1e-6
+    return _at(sub(rows), clip(th))
 
 
 def predict_blocks(texts: Sequence[str], model: Model) -> np.ndarray:
@@ -270,8 +298,10 @@ def predict_blocks(texts: Sequence[str], model: Model) -> np.ndarray:
 def add_head_args(ap: Any) -> None:
     """The head's command-line options (``benchmarks.prompt_shield --loso`` and ``train_prompt_shield``)."""
     d = TokenConfig()
-    ap.add_argument("--head", choices=["lr", "token"], default=Recipe.head,
-                    help="direct: logistic regression on the sentence vector, or the token head")
+    ap.add_argument("--head", choices=["lr", "token", "combo"], default=Recipe.head,
+                    help="direct: logistic regression on the sentence vector, the token head, or both combined")
+    ap.add_argument("--combo-w", type=float, default=Recipe.combo_w,
+                    help="combo head: the logistic head's weight (the token head's is 1 - it)")
     ap.add_argument("--token-heads", type=int, default=d.heads, help="token head: attention queries")
     ap.add_argument("--token-hidden", type=int, default=d.hidden, help="token head: MLP width")
     ap.add_argument("--token-epochs", type=int, default=d.epochs)
@@ -282,7 +312,7 @@ def add_head_args(ap: Any) -> None:
 
 def head_of(args: Any) -> dict[str, Any]:
     """``Recipe`` keyword arguments from :func:`add_head_args`' options."""
-    return {"head": args.head, "token": TokenConfig(
+    return {"head": args.head, "combo_w": args.combo_w, "token": TokenConfig(
         heads=args.token_heads, hidden=args.token_hidden, epochs=args.token_epochs,
         label_smoothing=args.token_smoothing, weight_decay=args.token_wd, dropout=args.token_dropout,
         l2_hash=args.l2_hash)}

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 from groundwire.chunking import split_text
 from groundwire.plugins import prompt_shield as ps
+from groundwire.plugins.prompt_shield.combo_head import ComboModel
 
 from benchmarks.prompt_shield_direct_fit import (
     Recipe,
@@ -197,11 +198,14 @@ def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: R
     diag_s: list[np.ndarray] = []
     diag_y: list[np.ndarray] = []
     diag_src: list[str] = []
+    # --head combo: each head alone too (its own threshold, calibrated the same way), from the same fits
+    heads: dict[str, dict[str, list]] = {}
     for s in held:
         test = src == s
         train = ~test
         if len(set(y[train])) < 2:
             continue
+        t1 = time.perf_counter()
         m = fit_direct(it, np.flatnonzero(it.without(s)), fpr, recipe)
         test_texts = [texts[i] for i in np.flatnonzero(test)]
         pred = predict_blocks(test_texts, m)
@@ -218,16 +222,35 @@ def direct_loso(sources: dict[str, list[tuple[str, int]]], fpr: float, recipe: R
             fprs.append(fp / nneg)
         star = "*" if s in SHIPPED_SOURCES else " "
         print(f"  {s:20s} {_fmt(tp, npos):>18s} {_fmt(fp, nneg):>18s} {_fmt(stp, npos) + star:>18s} "
-              f"{_fmt(sfp, nneg) + star:>18s}  {m.threshold:.3f}", flush=True)
+              f"{_fmt(sfp, nneg) + star:>18s}  {m.threshold:.3f}  ({time.perf_counter() - t1:.0f}s)", flush=True)
+        if isinstance(m, ComboModel):
+            for name, head in (("lr", m.lr), ("token", m.tok)):
+                hp = predict_blocks(test_texts, head)
+                h = heads.setdefault(name, {"tot": [], "tpr": [], "fpr": [], "scores": []})
+                htp, _ = _rate(hp, y[test], 1)
+                hfp, _ = _rate(hp, y[test], 0)
+                h["tot"].append((htp, npos, hfp, nneg))
+                if npos:
+                    h["tpr"].append(htp / npos)
+                if nneg:
+                    h["fpr"].append(hfp / nneg)
+                h["scores"].append(prompt_scores(test_texts, head))
+                print(f"    {'head ' + name + ' alone':18s} {_fmt(htp, npos):>18s} {_fmt(hfp, nneg):>18s}  "
+                      f"{'':38s}{head.threshold:.3f}", flush=True)
         unseen = s not in SHIPPED_SOURCES
         tot += [tp, npos, fp, nneg, *([stp, npos, sfp, nneg] if unseen else [0, 0, 0, 0])]
     print(f"  {'micro (LOSO)':20s} {_fmt(tot[0], tot[1]):>18s} {_fmt(tot[2], tot[3]):>18s}")
     print(f"  {'macro (LOSO)':20s} {np.mean(tprs):>18.3f} {np.mean(fprs):>18.3f}  (mean over sources with "
           f"attacks / with benign prompts)")
+    for name, h in heads.items():
+        a = np.array(h["tot"]).sum(0)
+        print(f"  {'head ' + name + ', micro':20s} {_fmt(a[0], a[1]):>18s} {_fmt(a[2], a[3]):>18s}; macro "
+              f"{np.mean(h['tpr']):.3f} / {np.mean(h['fpr']):.3f}")
     if diag_s:
         _fixed_fpr_diagnostic(np.concatenate(diag_s), np.concatenate(diag_y), np.array(diag_src))
         if scores_out:
-            np.savez(scores_out, scores=np.concatenate(diag_s), y=np.concatenate(diag_y), src=np.array(diag_src))
+            np.savez(scores_out, scores=np.concatenate(diag_s), y=np.concatenate(diag_y), src=np.array(diag_src),
+                     **{f"scores_{k}": np.concatenate(h["scores"]) for k, h in heads.items()})
     if tot[5] or tot[7]:
         print(f"  shipped artefact on the sources it never saw: TPR {_fmt(tot[4], tot[5])}, "
               f"FPR {_fmt(tot[6], tot[7])}")
@@ -260,6 +283,10 @@ def diagnostic_of(paths: Sequence[str]) -> None:
     parts = [np.load(p) for p in paths]
     print(f"direct LOSO, {len(paths)} runs' held-out scores:")
     _fixed_fpr_diagnostic(*(np.concatenate([d[k] for d in parts]) for k in ("scores", "y", "src")))
+    for key in ("scores_lr", "scores_token"):  # --head combo: each head alone
+        if all(key in d.files for d in parts):
+            print(f"  {key[7:]} head alone:")
+            _fixed_fpr_diagnostic(*(np.concatenate([d[k] for d in parts]) for k in (key, "y", "src")))
 
 
 def _hosts(seed: int = 0) -> dict[str, list[str]]:

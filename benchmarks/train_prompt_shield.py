@@ -132,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_head_args(ap)
     args = ap.parse_args(argv)
     if args.direct_sources:
+        from groundwire.plugins.prompt_shield.combo_head import ComboModel
+
         from benchmarks import prompt_shield_loso as loso
         from benchmarks.prompt_shield_direct_fit import Recipe, fit_direct, head_of, training_items
 
@@ -150,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         out.with_suffix(".manifest.json").write_text(
             json.dumps(
                 {
-                    "format": 3 if recipe.head == "token" else 2,
+                    "format": {"lr": 2, "token": 3, "combo": 4}[recipe.head],
                     "sources": {s: len(v) for s, v in sorted(src.items())},
                     "licences": {s: DIRECT_LICENCES[s] for s in names},
                     "recipe": {"l2_emb": recipe.l2_emb, "l2_hash": recipe.l2_hash, "augment": recipe.augment,
@@ -158,7 +160,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                                "source_balanced": recipe.source_balanced, "threshold_on": recipe.threshold_on,
                                "hash_bits": model.hash_bits, "training_windows": len(it.texts),
                                "head": recipe.head,
-                               **({"token": dataclasses.asdict(recipe.token)} if recipe.head == "token" else {})},
+                               **({"token": dataclasses.asdict(recipe.token)} if recipe.head != "lr" else {}),
+                               **({"combo_w": recipe.combo_w, "w_lr": model.w_lr, "w_tok": model.w_tok,
+                                   "threshold_lr": model.lr.threshold, "threshold_token": model.tok.threshold}
+                                  if isinstance(model, ComboModel) else {})},
                     "limit_per_source_and_label": args.limit,
                     "fpr": args.fpr,
                     "threshold": round(model.threshold, 6),

@@ -23,6 +23,7 @@ rules only and says so in the reason (the shield never fails open silently).
 
 from __future__ import annotations
 
+from .combo_head import ComboModel
 from .decode import decoded_payloads
 from .direct_model import DirectModel, hashed_ngrams, load_direct
 from .indirect_model import IndirectModel, embed_text, load_indirect, units
@@ -85,6 +86,7 @@ __all__ = [
     "Score",
     "ShieldModel",
     "ShieldSettings",
+    "ComboModel",
     "DirectModel",
     "TokenHeadModel",
     "annotate_chunks",

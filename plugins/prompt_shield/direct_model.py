@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from .combo_head import ComboModel
     from .token_head import TokenHeadModel
 
 __all__ = ["DirectModel", "hashed_ngrams", "lexical_logit", "load_direct", "load_direct_file"]
@@ -112,17 +113,21 @@ class DirectModel:
                        float(z["threshold"]), int(z["hash_bits"]))
 
 
-def load_direct_file(path: Path) -> DirectModel | TokenHeadModel:
-    """A direct artefact of either format: ``2`` (:class:`DirectModel`) or ``3`` (the token head,
-    :class:`~.token_head.TokenHeadModel`)."""
+def load_direct_file(path: Path) -> DirectModel | TokenHeadModel | ComboModel:
+    """A direct artefact of any format: ``2`` (:class:`DirectModel`), ``3`` (the token head,
+    :class:`~.token_head.TokenHeadModel`) or ``4`` (both heads combined, :class:`~.combo_head.ComboModel`)."""
+    from .combo_head import FORMAT as COMBO
+    from .combo_head import ComboModel
     from .token_head import FORMAT, TokenHeadModel
 
     with np.load(path) as z:
         fmt = int(z["format"]) if "format" in z.files else 2
+    if fmt == COMBO:
+        return ComboModel.load(path)
     return TokenHeadModel.load(path) if fmt == FORMAT else DirectModel.load(path)
 
 
 @lru_cache(maxsize=1)
-def load_direct() -> DirectModel | TokenHeadModel:
-    """The shipped direct artefact ``prompt_shield_direct.npz`` (either format, :func:`load_direct_file`)."""
+def load_direct() -> DirectModel | TokenHeadModel | ComboModel:
+    """The shipped direct artefact ``prompt_shield_direct.npz`` (any format, :func:`load_direct_file`)."""
     return load_direct_file(Path(__file__).parent / "prompt_shield_direct.npz")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from groundwire.models import Chunk
 
+from .combo_head import ComboModel
 from .decode import decoded_payloads, leet_reading, looks_english
 from .direct_model import DirectModel, load_direct
 from .indirect_model import (
@@ -226,7 +227,7 @@ TOP_WINDOWS = 1
 
 def direct_probs(
     texts: Sequence[str],
-    model: DirectModel | TokenHeadModel,
+    model: DirectModel | TokenHeadModel | ComboModel,
     backend: str = "auto",
     embed_fn: Callable[[Sequence[str]], np.ndarray] | None = None,
     top_k: int = TOP_WINDOWS,
@@ -277,7 +278,7 @@ def direct_probs(
     if items:
         mtexts = [for_model(s) for s in items]
         chars = np.stack([char_features(m) for m in mtexts])
-        if isinstance(model, TokenHeadModel):
+        if isinstance(model, TokenHeadModel | ComboModel):  # the heads that read the token states
             states = (token_fn or (lambda xs: _token_states(xs, backend, True)))(items)
             p = model.predict_tokens(states, chars, mtexts, np.asarray(lex))
         else:
