@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from .decode import decoded_payloads
 from .normalize import clean, clean_lines
+from .prefilter import CASE_EXOTIC, Gate
 
 __all__ = ["RULES", "Rule", "rule_hits"]
 
@@ -270,16 +271,58 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+_GATES: tuple[tuple[Gate, Gate | None], ...] = tuple(
+    (Gate.of(r.pattern), Gate.of(r.cased) if r.cased is not None else None) for r in RULES
+)
+# per rule: (its pattern, the clauses it needs in the case-folded text, the cased pattern or None, its clauses)
+_PLAN = tuple(
+    (g.pattern, g.clauses, None if gc is None else gc.pattern, () if gc is None else gc.clauses) for g, gc in _GATES
+)
+_STRONG = tuple(i for i, r in enumerate(RULES) if r.strong)
+if not all(g.folded and (gc is None or not gc.folded) for g, gc in _GATES):  # what _gated relies on
+    raise RuntimeError("every rule pattern must ignore case and every cased pattern keep it")
+_ALL = tuple(range(len(RULES)))
+
+
+def _holds(clauses: tuple[tuple[str, ...], ...], text: str) -> bool:
+    for clause in clauses:
+        for lit in clause:
+            if lit in text:
+                break
+        else:
+            return False
+    return True
+
+
+def _gated(idx: tuple[int, ...], plain: str) -> list[Rule]:
+    """``[RULES[i] for i in idx if RULES[i].matches(plain.casefold(), plain)]``, each pattern run only when the
+    literals it requires are there (:mod:`.prefilter`; every rule pattern ignores case, every cased one keeps
+    it: checked at import)."""
+    norm = plain.casefold()
+    exotic = not norm.isascii() and not CASE_EXOTIC.isdisjoint(norm)  # the folded gates do not apply
+    out = []
+    for i in idx:
+        pat, clauses, cased, cclauses = _PLAN[i]
+        if ((exotic or _holds(clauses, norm)) and pat.search(norm) is not None) or (
+            cased is not None and _holds(cclauses, plain) and cased.search(plain) is not None
+        ):
+            out.append(RULES[i])
+    return out
+
+
 def rule_hits(text: str) -> list[Rule]:
     """Rules matching the normalised text itself, plus the strong rules matching any decoded reading of it
-    (base64/32/16, ascii85, hex, rot13, leetspeak, nested; see :mod:`.decode`)."""
+    (base64/32/16, ascii85, hex, rot13, leetspeak, nested; see :mod:`.decode`).
+
+    The same list as :func:`~.reference.rule_hits` (which runs every pattern on every reading): a pattern is
+    only skipped where a literal it requires is absent (:mod:`.prefilter`)."""
     plain = clean(text)
-    hits = [r for r in RULES if r.matches(plain.casefold(), plain)]
+    hits = _gated(_ALL, plain)
     if not any(r.strong for r in hits):
         for payload in decoded_payloads(clean_lines(text)):
-            dec = clean(payload)
-            strong = [r for r in RULES if r.strong and r.matches(dec.casefold(), dec)]
+            strong = _gated(_STRONG, clean(payload))
             if strong:
                 hits.extend(replace(r, reason=r.reason + " (encoded)") for r in strong)
                 break
     return hits
+
