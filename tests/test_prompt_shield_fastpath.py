@@ -148,14 +148,15 @@ def test_every_gate_answers_as_its_pattern(text: str) -> None:
 # --- the literal analysis on generated patterns ---------------------------------------------------------
 
 _ATOMS = ["ab", "cd", "ef", "a", "x", "foo", "bar", "\\b", "\\s+", ".{0,3}", "[a-c]", "\\d", "(?=ab)", "(?!cd)",
-          "[^x]", "\\W", "$", "^", "b|c"]
+          "[^x]", "\\W", "$", "^", "b|c", "[|(]", "\\|", "[]|]", "[^]|a]", "\\(a|b\\)", "AB|Foo"]
 
 
 def _regex(draw: st.DrawFn, depth: int = 0) -> str:
     kind = draw(st.integers(0, 5 if depth < 3 else 0))
     if kind == 0:
-        return re.escape(draw(st.sampled_from(["ab", "cd", "ef", "foo", "bar", "a b", "Ab", "x"]))) if draw(
-            st.booleans()) else draw(st.sampled_from(_ATOMS))
+        if draw(st.booleans()):
+            return re.escape(draw(st.sampled_from(["ab", "cd", "ef", "foo", "bar", "a b", "Ab", "FOO", "Cd", "x"])))
+        return draw(st.sampled_from(_ATOMS))
     if kind == 1:
         return "".join(_regex(draw, depth + 1) for _ in range(draw(st.integers(2, 4))))
     if kind == 2:
@@ -169,15 +170,33 @@ def _regex(draw: st.DrawFn, depth: int = 0) -> str:
 
 @settings(max_examples=400, deadline=None)
 @given(st.composite(_regex)(), st.booleans(),
-       st.lists(st.text(alphabet="abcdefoxr \n1", max_size=8), max_size=12).map("".join))
+       st.lists(st.sampled_from(["ab", "cd", "ef", "foo", "bar", "a b", "x", "r", "1", "|", "(", ")", "]", " ", "\n"])
+                | st.text(alphabet="abcdefoxr \n1|()]", max_size=4), max_size=12).map("".join))
 def test_required_literals_hold_for_every_match(rx: str, fold: bool, text: str) -> None:
     pat = re.compile(rx, re.I if fold else 0)
     gate = prefilter.Gate.of(pat)
     t = text.casefold() if fold else text
     m = pat.search(t)
-    if m is not None:  # every clause holds in the text (and in the matched span, bar lookarounds)
-        assert all(any(lit in t for lit in clause) for clause in gate.clauses), (rx, t, gate.clauses)
+    assert "|".join(p.pattern for p, _ in gate.parts) == rx
+    for part, clauses in gate.parts:  # an alternative that matches has every clause it requires in the text
+        if part.search(t) is not None:
+            assert prefilter.holds(clauses, t), (rx, part.pattern, t, clauses)
+            assert m is not None
     assert gate.search(t) == (m is not None)
+    assert bool(re.fullmatch(rx, t, re.I if fold else 0)) <= gate.may_match(t)
+
+
+@pytest.mark.parametrize(("rx", "text"), [
+    ("AB|Foo", "a foo b"), ("x(?:Ignore|Skip)\\b|Zz", "xskip it"), ("[|]Cd|(?:a|B)+Q", "bbq"),
+    ("\\|End|\\bLOW", "low tide"), ("i|y", "\u0131"), ("se|k", "\u212a"),
+])
+def test_a_gate_keeps_the_flags_and_every_alternative(rx: str, text: str) -> None:
+    pat = re.compile(rx, re.I)
+    gate = prefilter.Gate.of(pat)
+    assert len(gate.parts) > 1
+    t = text.casefold()
+    assert pat.search(t) is not None
+    assert gate.search(t)
 
 
 def test_case_exotic_lists_every_letter_ignorecase_pairs_beyond_folding() -> None:

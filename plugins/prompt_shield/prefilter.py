@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CASE_EXOTIC", "Gate", "required_literals"]
+__all__ = ["CASE_EXOTIC", "Gate", "holds", "required_literals", "top_level_branches"]
 
 # Characters outside ASCII that re.IGNORECASE matches against a lower-case literal of the rules although
 # they are not that literal (see the module docstring; upper-case forms are left out: case-folded text never
@@ -117,29 +117,82 @@ def required_literals(pattern: re.Pattern[str], limit: int = 4) -> Clauses:
     return tuple(uniq[:limit])
 
 
+def top_level_branches(source: str) -> list[str]:
+    """``source`` cut at its top-level ``|`` (outside groups, character classes and escapes): the pattern
+    matches somewhere in a text exactly when one of the pieces (compiled with the same flags) does."""
+    parts: list[str] = []
+    depth, start, i, in_class = 0, 0, 0, False
+    while i < len(source):
+        ch = source[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+        elif ch == "[":
+            in_class = True
+            i += 1
+            if source[i : i + 1] == "^":
+                i += 1
+            if source[i : i + 1] == "]":  # a "]" first in a class is a literal
+                i += 1
+            continue
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(source[start:i])
+            start = i + 1
+        i += 1
+    parts.append(source[start:])
+    return parts
+
+
 @dataclass(frozen=True, slots=True)
 class Gate:
-    """A pattern and its :func:`required_literals`; :meth:`search` answers as ``pattern.search`` does."""
+    """A pattern split into its top-level alternatives, each with its :func:`required_literals`;
+    :meth:`search` answers as ``pattern.search(text) is not None`` does."""
 
     pattern: re.Pattern[str]
-    clauses: Clauses
+    parts: tuple[tuple[re.Pattern[str], Clauses], ...]
     folded: bool  # the pattern ignores case: its text must be case-folded
 
     @classmethod
     def of(cls, pattern: re.Pattern[str]) -> Gate:
-        return cls(pattern, required_literals(pattern), bool(pattern.flags & re.IGNORECASE))
+        pieces: list[re.Pattern[str]] = [pattern]
+        if not pattern.flags & re.VERBOSE:
+            try:
+                split = [re.compile(x, pattern.flags) for x in top_level_branches(pattern.pattern)]
+            except re.error:
+                split = []
+            if len(split) > 1 and "|".join(x.pattern for x in split) == pattern.pattern:
+                pieces = split
+        return cls(pattern, tuple((x, required_literals(x)) for x in pieces), bool(pattern.flags & re.IGNORECASE))
+
+    @property
+    def clauses(self) -> Clauses:
+        """Every clause of every alternative (for inspection; a text must satisfy one alternative's)."""
+        return tuple(c for _, cs in self.parts for c in cs)
 
     def may_match(self, text: str) -> bool:
         """``False`` only when ``pattern`` cannot match ``text`` (case-folded text for a folded pattern)."""
         if self.folded and not text.isascii() and not CASE_EXOTIC.isdisjoint(text):
             return True
-        for clause in self.clauses:
-            for lit in clause:
-                if lit in text:
-                    break
-            else:
-                return False
-        return True
+        return any(holds(cs, text) for _, cs in self.parts)
 
     def search(self, text: str) -> bool:
-        return self.may_match(text) and self.pattern.search(text) is not None
+        exotic = self.folded and not text.isascii() and not CASE_EXOTIC.isdisjoint(text)
+        return any((exotic or holds(cs, text)) and p.search(text) is not None for p, cs in self.parts)
+
+
+def holds(clauses: Clauses, text: str) -> bool:
+    """Every clause has a literal in ``text``."""
+    for clause in clauses:
+        for lit in clause:
+            if lit in text:
+                break
+        else:
+            return False
+    return True

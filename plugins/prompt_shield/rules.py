@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from .decode import decoded_payloads
 from .normalize import clean, clean_lines
-from .prefilter import CASE_EXOTIC, Gate
+from .prefilter import CASE_EXOTIC, Gate, holds
 
 __all__ = ["RULES", "Rule", "rule_hits"]
 
@@ -274,39 +274,32 @@ RULES: tuple[Rule, ...] = (
 _GATES: tuple[tuple[Gate, Gate | None], ...] = tuple(
     (Gate.of(r.pattern), Gate.of(r.cased) if r.cased is not None else None) for r in RULES
 )
-# per rule: (its pattern, the clauses it needs in the case-folded text, the cased pattern or None, its clauses)
-_PLAN = tuple(
-    (g.pattern, g.clauses, None if gc is None else gc.pattern, () if gc is None else gc.clauses) for g, gc in _GATES
-)
+# per rule: the alternatives of its pattern (each with the literal clauses it needs in the case-folded text)
+# and those of its cased pattern
+_PLAN = tuple((g.parts, () if gc is None else gc.parts) for g, gc in _GATES)
 _STRONG = tuple(i for i, r in enumerate(RULES) if r.strong)
 if not all(g.folded and (gc is None or not gc.folded) for g, gc in _GATES):  # what _gated relies on
     raise RuntimeError("every rule pattern must ignore case and every cased pattern keep it")
 _ALL = tuple(range(len(RULES)))
 
 
-def _holds(clauses: tuple[tuple[str, ...], ...], text: str) -> bool:
-    for clause in clauses:
-        for lit in clause:
-            if lit in text:
-                break
-        else:
-            return False
-    return True
-
-
 def _gated(idx: tuple[int, ...], plain: str) -> list[Rule]:
-    """``[RULES[i] for i in idx if RULES[i].matches(plain.casefold(), plain)]``, each pattern run only when the
-    literals it requires are there (:mod:`.prefilter`; every rule pattern ignores case, every cased one keeps
-    it: checked at import)."""
+    """``[RULES[i] for i in idx if RULES[i].matches(plain.casefold(), plain)]``, each alternative of a
+    pattern run only when the literals it requires are there (:mod:`.prefilter`)."""
     norm = plain.casefold()
     exotic = not norm.isascii() and not CASE_EXOTIC.isdisjoint(norm)  # the folded gates do not apply
     out = []
     for i in idx:
-        pat, clauses, cased, cclauses = _PLAN[i]
-        if ((exotic or _holds(clauses, norm)) and pat.search(norm) is not None) or (
-            cased is not None and _holds(cclauses, plain) and cased.search(plain) is not None
-        ):
-            out.append(RULES[i])
+        parts, cased = _PLAN[i]
+        for pat, clauses in parts:
+            if (exotic or holds(clauses, norm)) and pat.search(norm) is not None:
+                out.append(RULES[i])
+                break
+        else:
+            for pat, clauses in cased:
+                if holds(clauses, plain) and pat.search(plain) is not None:
+                    out.append(RULES[i])
+                    break
     return out
 
 
