@@ -4,17 +4,21 @@
 strings: any string the pattern can match (anywhere, with any context its anchors or lookarounds read)
 contains at least one literal of every clause. A text that misses every literal of some clause therefore
 cannot match, and the pattern need not be run on it; a text that passes every clause is still run through
-the pattern itself, so a gated search gives exactly the pattern's own answer (:class:`Gate`).
+the pattern itself, so a gated search gives exactly the pattern's own answer (:class:`Gate`). A gate cuts
+its pattern at the top-level ``|`` (:func:`top_level_branches`) and gates each alternative on its own literals
+(a text matches ``A|B`` somewhere exactly when it matches ``A`` or ``B``), which prunes far more than one
+clause for the whole alternation could.
 
 Case: the literals of an ``re.IGNORECASE`` pattern are lower-cased and a gate on such a pattern must be given
 *case-folded* text (``str.casefold``). Case-insensitive matching also pairs a few letters that case folding
 keeps apart (dotless ``ı`` with ``i``): :data:`CASE_EXOTIC` lists the characters that match a literal
 character of some rule without being its lower-case form, and a text holding one of them bypasses the gate
-(``tests/test_prompt_shield_prefilter.py`` recomputes the list over every code point).
+(``tests/test_prompt_shield_fastpath.py`` recomputes the list over every code point).
 
 Invariants: sound by construction (a clause is only ever derived from literals every match must contain;
 anything the analysis does not understand yields no clause, i.e. no pruning); a pattern the parser cannot
-read gets no clauses; the gate never changes a search result, only skips searches that cannot succeed.
+read gets no clauses, a cut whose pieces do not compile is not made; the gate never changes a search result,
+only skips searches that cannot succeed.
 """
 
 from __future__ import annotations
