@@ -451,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "loso" in parts and args.decision == "doc":
             from benchmarks.indirect_doc import loso_doc
 
-            loso_doc(f, args.fpr, args.c)
+            print(f"  head {HEAD}")
+            loso_doc(f, args.fpr, args.c, fit=fit_head, hard_weight=HARD_WEIGHT["w"])
         elif "loso" in parts:
             loso(f, args.fpr, args.c)
         if "shipped" in parts:
