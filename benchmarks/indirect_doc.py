@@ -12,12 +12,14 @@ rest of its document, so the document-level rules here withhold a chunk when its
 where ``doc stat`` is the median (``med``) or 75th percentile (``q75``) of the unit logits of the document's
 units other than the chunk's worst one (all chunks of the document, as a per-document pass at sync would see
 them; a document with no other unit gets no penalty), or the same over the units of the document's *other
-chunks* only (``omed``, ``oq75``: a one-chunk document gets no penalty); ``floor`` is a quantile of that
-statistic over the *inner out-of-fold clean* training documents (``-inf``: no floor, so a very clean document
-raises its chunks); a strong rule hit always withholds. Every rule is thresholded on the inner out-of-fold
-scores of the training documents only, at ``fpr`` of the pooled clean chunks (as shipped) or at ``fpr``
-averaged over host kinds (``macro``: each kind's clean-chunk FPR counts the same). All rule / threshold pairs
-are scored from the same unit probabilities of one LOSO run, so their figures differ only by the decision.
+chunks* only (``omed``, ``oq75``: a one-chunk document gets no penalty), or over the document's units but the
+chunk's units within 2 logits of its worst one (``xmed``, ``xq75``: a long attack fills several units);
+``floor`` is a quantile of that statistic over the *inner out-of-fold clean* training documents (``-inf``: no
+floor, so a very clean document raises its chunks); a strong rule hit always withholds. Every rule is
+thresholded on the inner out-of-fold scores of the training documents only, at ``fpr`` of the pooled clean
+chunks (as shipped) or at ``fpr`` averaged over host kinds (``macro``: each kind's clean-chunk FPR counts the
+same). All rule / threshold pairs are scored from the same unit probabilities of one LOSO run, so their
+figures differ only by the decision.
 
 Needs the planted documents' other chunks (``--decision doc`` keeps them, label -1: never trained on, never
 counted as clean); training is unchanged, so the ``chunk | pooled`` row is the shipped decision (up to the
@@ -62,6 +64,8 @@ def rules() -> list[Rule]:
             for fq in (0.5, 0.9):
                 out.append(Rule(f"{stat} a={a} floor=q{int(fq * 100)}", stat, a, fq))
         out.append(Rule(f"{stat} a=0.25 no floor", stat, 0.25, None))
+    for stat in ("xmed", "xq75"):  # without the chunk's units near its worst one (a long attack fills several)
+        out.append(Rule(f"{stat} a=0.5 floor=q50", stat, 0.5, 0.5))
     for stat in ("omed", "oq75"):  # the document's *other chunks* only (a one-chunk document: no penalty)
         for a in (0.5, 1.0):
             out.append(Rule(f"{stat} a={a} floor=q50", stat, a, 0.5))
@@ -94,6 +98,8 @@ def score(f: P.Featurised, probs: np.ndarray, idx: np.ndarray, unit_rows: dict[i
     q75 = np.full(len(idx), -np.inf)
     omed = np.full(len(idx), -np.inf)
     oq75 = np.full(len(idx), -np.inf)
+    xmed = np.full(len(idx), -np.inf)
+    xq75 = np.full(len(idx), -np.inf)
     pos = {int(i): k for k, i in enumerate(idx)}
     for cs in per_doc.values():
         rows = np.concatenate([unit_rows[c] for c in cs])
@@ -107,13 +113,19 @@ def score(f: P.Featurised, probs: np.ndarray, idx: np.ndarray, unit_rows: dict[i
             if len(rest):
                 med[k] = float(np.median(rest))
                 q75[k] = float(np.quantile(rest, 0.75))
+            near = r[_logit(probs[r]) >= _logit(probs[j : j + 1])[0] - 2.0]
+            keep = lg[~np.isin(rows, near)]
+            if len(keep):
+                xmed[k] = float(np.median(keep))
+                xq75[k] = float(np.quantile(keep, 0.75))
             other = lg[~np.isin(rows, r)]
             if len(other):
                 omed[k] = float(np.median(other))
                 oq75[k] = float(np.quantile(other, 0.75))
     strong = f.strong[idx]
     smax = np.maximum(smax, np.where(strong, 0.99, 0.0))
-    return Scored(idx, smax, strong, {"med": med, "q75": q75, "omed": omed, "oq75": oq75})
+    return Scored(idx, smax, strong, {"med": med, "q75": q75, "omed": omed, "oq75": oq75,
+                                      "xmed": xmed, "xq75": xq75})
 
 
 def floors(sc: Scored, clean: np.ndarray, docs: np.ndarray) -> dict[tuple[str, float], float]:
