@@ -233,10 +233,13 @@ class Acc:
 
 def loso_doc(f: P.Featurised, fpr: float, c: float, fprs: tuple[float, ...] = (0.01, 0.012, 0.015),
              modes: tuple[str, ...] = ("pooled", "macro"), log: Callable[[str], None] = print,
-             fit: Callable[..., object] | None = None, hard_weight: float | None = None) -> dict[str, Acc]:
+             fit: Callable[..., object] | None = None, hard_weight: float | None = None,
+             show: str = "") -> dict[str, Acc]:
     """Every rule x threshold mode x FPR from the same LOSO unit probabilities; prints one row each. ``fit``
     and ``hard_weight``: the caller's :func:`P.fit_head` and hard-negative weight (``python -m`` runs the
-    benchmark as ``__main__``, whose head settings this module's import of it does not see)."""
+    benchmark as ``__main__``, whose head settings this module's import of it does not see). ``show``: a
+    rule / threshold key (as printed) whose withheld clean eval documents are listed with their worst unit
+    (diagnostic only: nothing is tuned on them)."""
     fit = fit or P.fit_head
     hard_weight = P.HARD_WEIGHT["w"] if hard_weight is None else hard_weight
     split = np.array([ch.split for ch in f.chunks])
@@ -252,6 +255,7 @@ def loso_doc(f: P.Featurised, fpr: float, c: float, fprs: tuple[float, ...] = (0
     combos = [(r, mode, q) for r in rules() for mode in modes for q in fprs]
     acc = {f"{r.name} | {mode} {q}": Acc() for r, mode, q in combos}
     clean_eval = np.flatnonzero((split == "eval") & (y == 0))
+    shown: dict[tuple[str, int], tuple[str, float, str]] = {}
     log(f"indirect LOSO, document-level rules ({len(combos)} rule x threshold pairs on the same unit scores), "
         f"C={c}, hard-negative weight {hard_weight}")
     for s in sources:
@@ -286,6 +290,14 @@ def loso_doc(f: P.Featurised, fpr: float, c: float, fprs: tuple[float, ...] = (0
                 kk = a.kinds.setdefault(k, [0, 0])
                 kk[0] += w
                 kk[1] += n
+            if show and f"{r.name} | {mode} {q}" == show:
+                for i in ev[ce][flags]:
+                    rows = unit_rows[int(i)]
+                    j = int(rows[np.argmax(probs[rows])])
+                    k = int(np.flatnonzero(rows == j)[0])
+                    us = P.im.units(f.chunks[int(i)].text)
+                    shown.setdefault((f.chunks[int(i)].kind, f.chunks[int(i)].doc), (s, float(probs[j]),
+                                     us[k] if k < len(us) else f.chunks[int(i)].text[:160]))
         log(f"  fold {s} done")
     kind_names = sorted({k for a in acc.values() for k in a.kinds})
     short = {"bipia-code": "bcode", "bipia-email": "bmail", "bipia-table": "btable", "gen-code": "gcode",
@@ -311,4 +323,8 @@ def loso_doc(f: P.Featurised, fpr: float, c: float, fprs: tuple[float, ...] = (0
         b = acc[f"chunk | pooled {q}"]
         log(f"  chunk | pooled {q}: clean documents withheld: "
             + ", ".join(f"{kn} {w}/{n}" for kn, (w, n) in sorted(b.kinds.items())))
+    if show:
+        log(f"  withheld clean eval documents under {show} (first LOSO model to withhold each; worst unit):")
+        for (kind, d), (s, pv, u) in sorted(shown.items()):
+            log(f"    {kind:12s} doc {d:5d} [{s}] {pv:.3f} {' '.join(u.split())[:150]!r}")
     return acc

@@ -430,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--decision", choices=["chunk", "doc"], default="chunk",
                     help="LOSO: doc = also keep the planted documents' other chunks and compare chunk-level and "
                     "document-level decisions and threshold modes on the same scores (benchmarks/indirect_doc.py)")
+    ap.add_argument("--show", default="", help="--decision doc: list the clean eval documents this rule / threshold "
+                    "key withholds, e.g. 'q75 a=0.5 floor=q50 | macro 0.01'")
     ap.add_argument("--cost-docs", type=int, default=120, help="--parts cost: eval documents timed")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
@@ -452,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             from benchmarks.indirect_doc import loso_doc
 
             print(f"  head {HEAD}")
-            loso_doc(f, args.fpr, args.c, fit=fit_head, hard_weight=HARD_WEIGHT["w"])
+            loso_doc(f, args.fpr, args.c, fit=fit_head, hard_weight=HARD_WEIGHT["w"], show=args.show)
         elif "loso" in parts:
             loso(f, args.fpr, args.c)
         if "shipped" in parts:
