@@ -311,7 +311,8 @@ def _pdf_streams(obj: Any, seen: set[int]) -> Iterator[tuple[str, int]]:
     if contents is not None:
         contents = contents.get_object()
         parts = contents if isinstance(contents, ArrayObject) else [contents]
-        yield "page content", sum(len(c.get_object().get_data()) for c in parts)
+        streams = [c.get_object() for c in parts]  # malformed entries (not streams) are pypdf's to judge
+        yield "page content", sum(len(c.get_data()) for c in streams if isinstance(c, StreamObject))
     elif isinstance(obj, StreamObject):
         yield "form XObject", len(obj.get_data())
     resources = obj.get("/Resources")
