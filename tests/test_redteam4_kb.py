@@ -84,3 +84,16 @@ def test_nfc_and_nfd_twins_each_keep_their_own_sidecar(make_grounder: Any, tmp_p
     assert _docs(g, HAL, "zqtwin salary canteen board") == {f"{nfc}.md", f"{nfd}.md"}
     staff = UserContext.of("stan", "acme", groups=["staff"])
     assert _docs(g, staff, "zqtwin salary canteen board") == {f"{nfd}.md", "Board.md"}
+
+
+def test_an_nfc_exclude_pattern_also_excludes_nfd_names(make_grounder: Any, tmp_path: Path) -> None:
+    """``exclude = ["Entwürfe/*"]`` typed in NFC must keep out the drafts folder a Mac synced in NFD, as the
+    ACL globs do; before, only the ACL globs were matched in NFC and the drafts were indexed and served."""
+    root = tmp_path / "kb"
+    write(root / ".groundwire-acl.toml", 'allow = ["everyone"]\n')
+    write(root / "pay.md", "# Pay\n\nThe zqdraft payday is the 25th.\n")
+    write(root / unicodedata.normalize("NFD", "Entwürfe") / "plan.md", "# Plan\n\nThe zqdraft layoff plan.\n")
+    g = make_grounder({"kb": {"type": "knowledge_base", "tenant": "acme", "path": str(root),
+                              "exclude": [unicodedata.normalize("NFC", "Entwürfe/*")]}})
+    assert g.sync()[0].ok
+    assert _docs(g, SAM, "zqdraft layoff plan payday") == {"pay.md"}
