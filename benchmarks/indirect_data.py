@@ -509,16 +509,18 @@ def wrap(instruction: str, rng: random.Random) -> str:
 @dataclass
 class Chunk:
     text: str
-    label: int  # 1: holds (most of) a planted instruction
+    label: int  # 1: holds (most of) a planted instruction; -1: another chunk of a planted document
     source: str  # attack source ("" for clean)
     kind: str  # host kind
     split: str
     doc: int  # document number (withheld rates are per document)
 
 
-def chunk_docs(docs: Sequence[tuple[str, str, str, str, str]], doc0: int = 0) -> list[Chunk]:
+def chunk_docs(docs: Sequence[tuple[str, str, str, str, str]], doc0: int = 0, context: bool = False) -> list[Chunk]:
     """``(document, instruction or "", source, kind, split)`` cut as ingested. A planted document yields the
-    chunk(s) holding >= 60% of the instruction's words (label 1); a clean one all its chunks (label 0)."""
+    chunk(s) holding >= 60% of the instruction's words (label 1) and, with ``context``, its other chunks too
+    (label -1: neither trained on nor counted as clean; read by a document-level decision); a clean one all
+    its chunks (label 0)."""
     out = []
     for n, (doc, instr, src, kind, split) in enumerate(docs):
         chunks = split_text(doc, CHUNK_SIZE, CHUNK_OVERLAP)
@@ -527,5 +529,7 @@ def chunk_docs(docs: Sequence[tuple[str, str, str, str, str]], doc0: int = 0) ->
             continue
         words = instr.split()
         hit = [c for c in chunks if sum(w in c for w in words) >= 0.6 * len(words)]
-        out += [Chunk(c, 1, src, kind, split, doc0 + n) for c in (hit or chunks)]
+        hit = hit or chunks
+        out += [Chunk(c, 1 if c in hit else -1, src, kind, split, doc0 + n) for c in chunks
+                if context or c in hit]
     return out

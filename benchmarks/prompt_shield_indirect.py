@@ -51,9 +51,11 @@ EXTRA_TRAIN: dict[str, int] = {}
 cached_embed = EmbeddingMemo(CACHE, batch=1024, dtype=np.float16, save_each_batch=True)
 
 
-def build(seed_dir: Path | None, per_train: int, per_eval: int, seed: int = 0) -> tuple[list[D.Chunk], list[str]]:
+def build(seed_dir: Path | None, per_train: int, per_eval: int, seed: int = 0,
+          context: bool = False) -> tuple[list[D.Chunk], list[str]]:
     """The chunks: clean train/eval hosts, every source's instructions planted in train hosts (30% in a fake
-    marker) and ``per_eval`` of them, others, planted plainly in eval hosts. Returns (chunks, instructions)."""
+    marker) and ``per_eval`` of them, others, planted plainly in eval hosts (``context``: with the planted
+    documents' other chunks, label -1). Returns (chunks, instructions)."""
     sources = D.attack_sources(seed_dir, per_train + per_eval, seed)
     pools = D.host_pools(seed)
     rng = random.Random(seed)
@@ -83,7 +85,7 @@ def build(seed_dir: Path | None, per_train: int, per_eval: int, seed: int = 0) -
             instr = D.wrap(a, rng) if split == "train" and rng.random() < 0.3 else a
             docs.append((D.plant(host, instr, rng), instr, src, kind, split))
     docs += extra  # last, so every other document keeps its number
-    return D.chunk_docs(docs), [d[1] for d in docs]
+    return D.chunk_docs(docs, context=context), [d[1] for d in docs]
 
 
 @dataclass
@@ -289,7 +291,7 @@ def loso(f: Featurised, fpr: float, c: float) -> dict[str, object]:
     for s in sources:
         tr = np.flatnonzero((split == "train") & ((src != s) | (f.chunk_y == 0)) & ((f.chunk_y == 0) | (src != s)))
         tr = tr[(src[tr] != s)]
-        te = np.flatnonzero((split == "eval") & (src == s))
+        te = np.flatnonzero((split == "eval") & (src == s) & (f.chunk_y == 1))
         m = train(f, tr, fpr, c)
         # a planted document counts once: caught if any chunk holding its instruction is withheld
         hit: dict[int, bool] = {}
@@ -330,7 +332,7 @@ def loso(f: Featurised, fpr: float, c: float) -> dict[str, object]:
 def shipped(f: Featurised) -> None:
     """The shipped artefact through the production scoring path (``ps.score_documents``) on the eval split."""
     split = np.array([ch.split for ch in f.chunks])
-    ev = np.flatnonzero(split == "eval")
+    ev = np.flatnonzero((split == "eval") & (f.chunk_y >= 0))
     th = ps.effective_threshold("indirect", None, True)
     scores = ps.score_documents([f.chunks[i].text for i in ev])
     flags = np.array([s.strong or s.score >= th for s in scores])
@@ -339,7 +341,7 @@ def shipped(f: Featurised) -> None:
     hit: dict[tuple[str, int], bool] = {}
     for i, fl in zip(ev, flags, strict=True):
         c = f.chunks[i]
-        if c.label:
+        if c.label == 1:
             hit[(c.source, c.doc)] = hit.get((c.source, c.doc), False) or bool(fl)
     for s in sorted({k[0] for k in hit}):
         v = [x for k, x in hit.items() if k[0] == s]
@@ -425,6 +427,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--generated", default=",".join(sorted(D.GENERATED)),
                     help="generated host kinds to use (default all; gen-table,gen-code,gen-email: the hosts before "
                     "gen-howto and gen-readme)")
+    ap.add_argument("--decision", choices=["chunk", "doc"], default="chunk",
+                    help="LOSO: doc = also keep the planted documents' other chunks and compare chunk-level and "
+                    "document-level decisions and threshold modes on the same scores (benchmarks/indirect_doc.py)")
+    ap.add_argument("--show", default="", help="--decision doc: list the clean eval documents this rule / threshold "
+                    "key withholds, e.g. 'q75 a=0.5 floor=q50 | macro 0.01'")
     ap.add_argument("--cost-docs", type=int, default=120, help="--parts cost: eval documents timed")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args(argv)
@@ -442,8 +449,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         EXTRA_TRAIN["readme"] = args.extra_readme
     if {"loso", "shipped"} & set(parts):
         f = load(Path(args.seed_dir) if args.seed_dir else None, args.per_train, args.per_eval, args.units == "late",
-                 args.cues)
-        if "loso" in parts:
+                 args.cues, context=args.decision == "doc")
+        if "loso" in parts and args.decision == "doc":
+            from benchmarks.indirect_doc import loso_doc
+
+            print(f"  head {HEAD}")
+            loso_doc(f, args.fpr, args.c, fit=fit_head, hard_weight=HARD_WEIGHT["w"], show=args.show)
+        elif "loso" in parts:
             loso(f, args.fpr, args.c)
         if "shipped" in parts:
             shipped(f)
@@ -451,12 +463,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         cost(args.cost_docs)
 
 
-def load(seed_dir: Path | None, per_train: int, per_eval: int, late: bool = False, cues: bool = False) -> Featurised:
-    chunks, instrs = build(seed_dir, per_train, per_eval)
+def load(seed_dir: Path | None, per_train: int, per_eval: int, late: bool = False, cues: bool = False,
+         context: bool = False) -> Featurised:
+    chunks, instrs = build(seed_dir, per_train, per_eval, context=context)
     words = {i: set(t.split()) for i, t in enumerate(instrs) if t}
     kinds: dict[str, int] = {}
     for c in chunks:
-        key = f"{c.split}:{'planted' if c.label else 'clean'}"
+        key = f"{c.split}:{('context', 'clean', 'planted')[c.label + 1]}"
         kinds[key] = kinds.get(key, 0) + 1
     print(f"indirect data: {len(chunks)} chunks {kinds}")
     return featurise(chunks, words, late, cues)

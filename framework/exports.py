@@ -38,7 +38,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import struct
 from collections.abc import Iterable, Iterator
@@ -146,17 +145,31 @@ def write_identity(path: Path) -> X25519PublicKey:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     pub_path = path.with_name(path.name + ".pub")
+    from .atomic import atomic_write, create_once
+
+    # whole or not at all: a full disk or ``ulimit -f`` used to leave a torn private key that a re-run then
+    # refused to replace ("already exists")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ExportError(f"{path} already exists; choose another --out (an identity is never overwritten)") from None
+        if not create_once(path, pem, mode=0o600):
+            raise ExportError(f"{path} already exists; choose another --out (an identity is never overwritten)")
     except OSError as exc:
-        raise ExportError(f"cannot create {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    pub_path.write_bytes(pub_pem)
+        raise ExportError(f"cannot create {path}: {_write_failure(exc)}; nothing was written") from None
+    try:
+        atomic_write(pub_path, pub_pem, mode=0o644)
+    except OSError as exc:
+        path.unlink(missing_ok=True)  # this call made it: without its public half it is of no use
+        raise ExportError(f"cannot write {pub_path}: {_write_failure(exc)}; nothing was kept") from None
     return key.public_key()
+
+
+def _write_failure(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the disk (free space, then run the command again)"
+    if exc.errno == errno.EFBIG:
+        return "a file size limit (ulimit -f) was reached (raise it, then run the command again)"
+    return str(exc.strerror or exc)
 
 
 def _read_pem(path: Path, what: str) -> bytes:

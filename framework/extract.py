@@ -16,9 +16,10 @@ import codecs
 import importlib
 import io
 import re
+import time
 import unicodedata
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -26,7 +27,8 @@ from .errors import GroundwireError, MissingExtra
 from .models import Section
 
 __all__ = [
-    "EXTRACTORS", "MAX_UNPACKED_BYTES", "ExtractionError", "Slugger", "UnsupportedFormat", "binary_reason",
+    "EXTRACTORS", "MAX_PDF_SECONDS", "MAX_PDF_STREAM_BYTES", "MAX_UNPACKED_BYTES", "ExtractionError", "Slugger",
+    "UnsupportedFormat", "binary_reason",
     "decode_text", "document_text", "extract", "html_sections", "markdown_headings", "push_heading", "slugify",
 ]
 
@@ -288,9 +290,56 @@ def _html(name: str, data: bytes) -> Extracted:
     return html_sections(html, PurePosixPath(name).stem)
 
 
+#: wall-clock budget for the text of one PDF. pypdf re-parses a content stream each time a page or a
+#: ``Do`` draws it, so a 5 KB file whose pages share one 1 MB stream took 3 s per page (weeks for 25 MB)
+#: while the sync held its lock; past the budget the file is skipped with the reason
+MAX_PDF_SECONDS = 60.0
+#: largest decoded content stream (a page's, or a form XObject it draws) parsed at all: one parse of a
+#: stream cannot be interrupted, so this bounds how far :data:`MAX_PDF_SECONDS` can be overrun
+MAX_PDF_STREAM_BYTES = 8 * 1024 * 1024
+
+
+class _PdfBudget(BaseException):  # not Exception: no parser `except Exception` may swallow it
+    pass
+
+
+def _pdf_streams(obj: Any, seen: set[int]) -> Iterator[tuple[str, int]]:
+    """``(what, decoded size)`` of ``obj``'s content and of every form XObject its resources reach."""
+    from pypdf.generic import ArrayObject, StreamObject
+
+    contents = obj.get("/Contents") if "/Contents" in obj else None
+    if contents is not None:
+        contents = contents.get_object()
+        parts = contents if isinstance(contents, ArrayObject) else [contents]
+        streams = [c.get_object() for c in parts]  # malformed entries (not streams) are pypdf's to judge
+        yield "page content", sum(len(c.get_data()) for c in streams if isinstance(c, StreamObject))
+    elif isinstance(obj, StreamObject):
+        yield "form XObject", len(obj.get_data())
+    resources = obj.get("/Resources")
+    xobjects = resources.get_object().get("/XObject") if resources is not None else None
+    if xobjects is None:
+        return
+    for ref in xobjects.get_object().values():
+        form = ref.get_object()
+        key = id(form)
+        if key in seen or not isinstance(form, StreamObject) or form.get("/Subtype") != "/Form":
+            continue
+        seen.add(key)
+        yield from _pdf_streams(form, seen)
+
+
 def _pdf(name: str, data: bytes) -> Extracted:
+    """Per page. Bounded: :data:`MAX_PDF_SECONDS` for the whole file (checked at every content operator,
+    also inside forms, and between pages) and :data:`MAX_PDF_STREAM_BYTES` per decoded stream (checked
+    before a page is parsed)."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
+
+    deadline = time.monotonic() + MAX_PDF_SECONDS
+
+    def on_operator(*_: Any) -> None:
+        if time.monotonic() > deadline:
+            raise _PdfBudget
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -299,9 +348,19 @@ def _pdf(name: str, data: bytes) -> Extracted:
             title = str(reader.metadata.title).strip()
         sections = []
         for i, page in enumerate(reader.pages, 1):
-            text = (page.extract_text() or "").strip()
+            for what, size in _pdf_streams(page, set()):
+                if size > MAX_PDF_STREAM_BYTES:
+                    raise ExtractionError(f"page {i}: a {what} of {size} bytes decoded, over the limit of "
+                                          f"{MAX_PDF_STREAM_BYTES} bytes (a decompression bomb, or a page that "
+                                          "is a drawing rather than text); not read")
+            on_operator()
+            text = (page.extract_text(visitor_operand_before=on_operator) or "").strip()
             if text:
                 sections.append(Section(text=text, location=f"page {i}", anchor=f"#page={i}"))
+    except _PdfBudget:
+        raise ExtractionError(f"text extraction took longer than {MAX_PDF_SECONDS:g} s (at page {i} of "
+                              f"{len(reader.pages)}; pages that redraw shared content, or a very long PDF); "
+                              "not read: split the document") from None
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise ExtractionError(f"unreadable PDF: {exc}") from exc
     return title or PurePosixPath(name).stem, sections

@@ -2,8 +2,13 @@
 
 Invariants:
 - :func:`add_key` creates a missing key file with ``O_CREAT | O_EXCL`` and mode 0600 (its folder 0700), so
-  the key is never readable by anybody else, not even for an instant; an existing file is appended to only
+  the key is never readable by anybody else, not even for an instant; an existing file is extended only
   when it is a private regular file owned by this user. The new key becomes the current one (the last line).
+- Whole or not at all: the extended file is written beside the old one (mode 0600), flushed and renamed over
+  it, under a lock (``<file>.lock``) so concurrent additions are all kept. A full disk or a size limit
+  (``ulimit -f``) raises :class:`EncryptionError` naming the file and leaves it as it was; appending in place
+  used to leave a torn last line (``k2:73EkKFg``) that broke every later use of the file, while the command
+  reported success.
 - :func:`key_file_problem` is the one check of "who can read the keys", used by the key provider (which
   refuses the file) and by ``groundwire trust-report`` (whose key-access row fails): a key file must be a
   regular file (not a link), owned by the current user, with no group or other permission bits.
@@ -12,12 +17,15 @@ Invariants:
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .atomic import create_once
+from filelock import FileLock
+
+from .atomic import atomic_write, create_once
 from .crypto import EncryptionError
 
 __all__ = ["add_key", "key_file_problem", "new_key_id"]
@@ -54,17 +62,19 @@ def add_key(path: Path, key_id: str, key_b64: str) -> None:
     # re-run would then keep); an existing one (or one a concurrent writer just created) gets the line appended
     if create_once(path, line, mode=0o600):
         return
-    problem = key_file_problem(path)
-    if problem:
-        raise EncryptionError(problem)
-    existing = path.read_text(encoding="utf-8")
-    if any(ln.split(":", 1)[0].strip() == key_id for ln in existing.splitlines() if ":" in ln):
-        raise EncryptionError(f"the key file {path} already has a key with id {key_id!r}; choose another --id")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
-    if existing and not existing.endswith("\n"):
-        line = b"\n" + line
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with FileLock(str(path.with_name(path.name + ".lock")), mode=0o600, thread_local=False):
+        problem = key_file_problem(path)
+        if problem:
+            raise EncryptionError(problem)
+        existing = path.read_bytes()
+        if any(ln.split(b":", 1)[0].strip() == key_id.encode() for ln in existing.splitlines() if b":" in ln):
+            raise EncryptionError(f"the key file {path} already has a key with id {key_id!r}; choose another --id")
+        if existing and not existing.endswith(b"\n"):
+            line = b"\n" + line
+        try:
+            atomic_write(path, existing + line, fsync=True, mode=0o600)
+        except OSError as exc:
+            why = "no space left on the disk" if exc.errno == errno.ENOSPC else (
+                "a file size limit (ulimit -f)" if exc.errno == errno.EFBIG else exc.strerror or str(exc))
+            raise EncryptionError(f"could not add key {key_id!r} to the key file {path}: {why}; the file is "
+                                  "unchanged (free space or raise the limit, then run the command again)") from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import unicodedata
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,7 +93,9 @@ class KnowledgeBaseConnector(Connector):
             return True
         if name.endswith(FILE_ACL_SUFFIX):
             return False
-        return not any(fnmatch.fnmatchcase(rel, pat) for pat in s.exclude)
+        # in NFC, as the ACL globs are matched: "Entwürfe/*" typed NFC also excludes the NFD names a Mac writes
+        name_nfc = unicodedata.normalize("NFC", rel)
+        return not any(fnmatch.fnmatchcase(name_nfc, unicodedata.normalize("NFC", pat)) for pat in s.exclude)
 
     def expected_items(self, state: Mapping[str, Any]) -> int | None:
         """The files and refused entries the walk will yield (a listing, no file is read)."""

@@ -75,6 +75,9 @@ def parse_sidecar(raw: bytes, where: str) -> AclSpec:
         raise AclError(f"{where}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise AclError(f"{where}: not valid TOML ({exc})") from None
+    if not data:  # empty or only comments: most likely a write cut short (full disk, `> file`), never inherit
+        raise AclError(f"{where}: states neither allow nor deny (empty, or only comments); write allow = [...] "
+                       "and/or deny = [...], or delete the file")
     try:
         return AclSpec.model_validate(data)
     except ValidationError as exc:

@@ -116,7 +116,8 @@ def _mapping_fingerprint(s: SharePointSettings) -> str:
 
 def _why(exc: GraphError | UrlRefused) -> str:
     if isinstance(exc, GraphError):
-        return f"HTTP {exc.status}" + (f" {exc.code}" if exc.code else "")
+        own = exc.code.endswith("ContentEncoding")  # our own message (the coding refused), not Graph's text
+        return f"HTTP {exc.status}" + (f" {exc.code}" if exc.code else "") + (f": {exc.message}" if own else "")
     return str(exc)
 
 

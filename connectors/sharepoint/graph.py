@@ -8,6 +8,11 @@
   ``max_retries`` retries the last error is raised.
 - 401 drops the cached token and retries once with a new one.
 - Bodies are read with a size limit, so a lying ``size`` cannot make the connector read without end.
+  The limit bounds what is *inflated*, not only what is kept: ``Accept-Encoding: gzip, deflate`` is
+  asked for and such a body is inflated here in 64 KiB steps, stopping past the limit (httpx's own
+  decoders inflate each network read whole and, with ``zstandard`` installed, also ask for ``zstd``: a
+  few kilobytes of a stacked or zstd body become gigabytes in one step). Any other coding, or more than
+  one, is refused unread (:class:`GraphError` ``unsupportedContentEncoding``, an item-level error).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import logging
 import random
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -156,12 +162,13 @@ class GraphClient:
         if auth:
             h["Authorization"] = f"Bearer {self.tokens.token()}"
         self.requests += 1
+        h["Accept-Encoding"] = "gzip, deflate"  # inflated here with a limit (httpx would also ask for zstd)
         with self.http.stream("GET", url, headers=h) as r:
             declared = r.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > limit and r.status_code < 300:
                 raise _TooLarge(int(declared))
             buf = bytearray()
-            for part in r.iter_bytes():
+            for part in _body_chunks(r, limit):
                 buf += part
                 if len(buf) > limit:
                     raise _TooLarge(len(buf))
@@ -266,6 +273,44 @@ class GraphClient:
                 raise self.error(reply)
             return reply.content
         raise UrlRefused(self.connector, "too many redirects while downloading a file")
+
+
+_INFLATE_STEP = 64 * 1024
+_ZLIB_CODINGS = frozenset({"gzip", "x-gzip", "deflate"})
+
+
+def _body_chunks(r: httpx.Response, limit: int) -> Iterator[bytes]:
+    """The decoded body of ``r`` in pieces of at most 64 KiB, inflating no more than ``limit + 64 KiB``.
+
+    Hand-written over :mod:`zlib` (``max_length``) because httpx's decoders have no output limit (the web
+    connector bounds its pages the same way; connectors do not import each other).
+    """
+    if r.is_stream_consumed:  # an in-memory response (httpx.MockTransport): already read and decoded
+        yield r.content
+        return
+    codings = [c.strip().casefold() for c in r.headers.get("content-encoding", "").split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings:
+        yield from r.iter_raw(_INFLATE_STEP)
+        return
+    if len(codings) > 1 or codings[0] not in _ZLIB_CODINGS:
+        raise GraphError(r.status_code, str(r.url), "unsupportedContentEncoding",
+                         f"content encoding {', '.join(codings)} was not asked for and is not read")
+    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib framing, detected from the header
+    produced = 0
+    try:
+        for raw in r.iter_raw(_INFLATE_STEP):
+            data = raw
+            while data and not inflater.eof:
+                out = inflater.decompress(data, _INFLATE_STEP)
+                produced += len(out)
+                yield out
+                if produced > limit:
+                    return  # the caller refuses the body
+                data = inflater.unconsumed_tail
+    except zlib.error as exc:
+        raise GraphError(r.status_code, str(r.url), "invalidContentEncoding",
+                         f"the {codings[0]} body is corrupt: {exc}") from None
 
 
 class _TooLarge(Exception):

@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import importlib
 import inspect
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,11 +43,13 @@ from ..errors import ConfigError
 from ..models import UserContext
 from .settings import ApiKeySettings, OIDCSettings, ServerSettings
 
-__all__ = ["SERVICE_PREFIX", "ApiKeyAuthenticator", "AuthFailure", "Identity", "JWKSCache", "OIDCValidator",
-           "map_claims"]
+__all__ = ["MAX_ISSUER_BYTES", "SERVICE_PREFIX", "ApiKeyAuthenticator", "AuthFailure", "Identity", "JWKSCache",
+           "OIDCValidator", "map_claims"]
 
 
 SERVICE_PREFIX = "service:"  # the user ids of API keys; refused in tokens
+#: largest discovery document or JWK Set read from the issuer (real ones are a few KB)
+MAX_ISSUER_BYTES = 1 << 20
 
 
 class AuthFailure(Exception):
@@ -97,12 +100,23 @@ class JWKSCache:
         if self._failed_at is not None and self.clock() - self._failed_at < self.settings.jwks_min_refresh_seconds:
             raise unreachable
         try:
-            r = await self.client.get(url, timeout=self.settings.http_timeout_seconds)
-            r.raise_for_status()
-            data = r.json()
+            # asked unencoded and read raw, at most MAX_ISSUER_BYTES: httpx would inflate any coding the
+            # server picks (zstd too, with zstandard installed), each read whole, before a size check
+            async with self.client.stream("GET", url, timeout=self.settings.http_timeout_seconds,
+                                          headers={"Accept-Encoding": "identity"}) as r:
+                r.raise_for_status()
+                coding = r.headers.get("content-encoding", "").strip().lower()
+                if coding not in ("", "identity"):
+                    raise ValueError(f"the issuer answered with content-encoding {coding!r}, not asked for")
+                body = bytearray()
+                async for part in r.aiter_raw():
+                    body += part
+                    if len(body) > MAX_ISSUER_BYTES:
+                        raise ValueError(f"the issuer's document is over {MAX_ISSUER_BYTES} bytes")
+            data = json.loads(body)
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, RecursionError) as exc:
             self._failed_at = self.clock()
             raise unreachable from exc
         self._failed_at = None

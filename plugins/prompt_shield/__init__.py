@@ -5,7 +5,8 @@ Offline, no downloads. A package of small parts:
 - :mod:`.normalize`: NFKC, invisible / bidi characters removed, confusables folded, whitespace collapsed,
   word windows (what rules and model read);
 - :mod:`.decode`: base64/32/16, ascii85/base85, hex, rot13 and leetspeak readings, nested up to a bound;
-- :mod:`.rules`: known attack families; a *strong* hit blocks on its own, whatever the threshold;
+- :mod:`.rules`: known attack families; a *strong* hit blocks on its own, whatever the threshold; each
+  pattern runs only where the literals it requires are present (:mod:`.prefilter`);
 - :mod:`.model`: character features, MiniLM embeddings and the numpy logistic regression whose weights
   ship here as ``prompt_shield_indirect.npz`` (older format);
 - :mod:`.direct_model`: the direct classifier (embedding, character features and hashed n-grams;
@@ -15,7 +16,9 @@ Offline, no downloads. A package of small parts:
 - :mod:`.segments`: table-row and fence patterns (and the older prose segments, kept for benchmarks);
 - :mod:`.scoring`: prompts are scored as the max over word windows and decoded payloads, documents as their
   worst segment, precomputed at ingestion (``annotate_chunks``) and versioned;
-- :mod:`.plugin`: the hooks and the strictly validated settings (:class:`ShieldSettings`).
+- :mod:`.plugin`: the hooks and the strictly validated settings (:class:`ShieldSettings`);
+- :mod:`.reference`: the straightforward rules, decoding and character features the fast ones are tested
+  against (never called by the shield).
 
 Invariants: verdict reasons never quote the screened text; a failure to load the model falls back to the
 rules only and says so in the reason (the shield never fails open silently).

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import re
 
 __all__ = ["MAX_DEPTH", "decoded_payloads", "leet_reading", "looks_english", "rot13_reading"]
@@ -37,10 +36,19 @@ _STOP = frozenset(
 )
 
 
+# A run of this many characters that a hex blob can be made of: every _HEX match is one (it has 16 or more
+# of them), and the scan for it skips through prose far faster than _HEX itself
+_HEX_RUN = re.compile(r"[0-9a-fA-Fx\s:,\\]{16,}")
+_ROT13 = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm"
+)
+
+
 def looks_english(s: str) -> float:
     """Share of the words that are common English function words (0 for no words)."""
-    words = [w.lower() for w in _WORDS.findall(s)]
-    return sum(w in _STOP for w in words) / len(words) if words else 0.0
+    # an ASCII text lower-cases letter for letter ([A-Za-z] runs unchanged); other texts word by word
+    words = _WORDS.findall(s.lower()) if s.isascii() else [w.lower() for w in _WORDS.findall(s)]
+    return sum(map(_STOP.__contains__, words)) / len(words) if words else 0.0
 
 
 def _readable(raw: bytes) -> str | None:
@@ -73,13 +81,19 @@ def _one_layer(text: str) -> list[str]:
     out: list[str] = []
     cands: list[tuple[str, object]] = []
     cands += [(m.group(1), base64.a85decode) for m in _A85.finditer(text)][:MAX_BLOBS]
-    cands += [(m.group(0), lambda b: bytes.fromhex(re.sub(r"0x|[\s:,\\x]", "", b))) for m in _HEX.finditer(text)][
-        :MAX_BLOBS
-    ]
-    cands += [(m.group(0), _b32) for m in _B32.finditer(text)][:MAX_BLOBS]
-    cands += [(m.group(0), _b64) for m in _B64.finditer(text)][:MAX_BLOBS]
-    cands += [(m.group(0), base64.a85decode) for m in _A85_BARE.finditer(text)][:2]
-    cands += [(m.group(0), base64.b85decode) for m in _A85_BARE.finditer(text)][:2]
+    if _HEX_RUN.search(text) is not None:  # else _HEX cannot match (see _HEX_RUN)
+        cands += [(m.group(0), lambda b: bytes.fromhex(re.sub(r"0x|[\s:,\\x]", "", b))) for m in _HEX.finditer(text)][
+            :MAX_BLOBS
+        ]
+    # the other blobs are runs of 16 or more non-space characters: a text of shorter words holds none
+    longest = max(map(len, text.split()), default=0)
+    if longest >= 16:
+        cands += [(m.group(0), _b32) for m in _B32.finditer(text)][:MAX_BLOBS]
+        cands += [(m.group(0), _b64) for m in _B64.finditer(text)][:MAX_BLOBS]
+    if longest >= 20:
+        bare = [m.group(0) for m in _A85_BARE.finditer(text)][:2]
+        cands += [(b, base64.a85decode) for b in bare]
+        cands += [(b, base64.b85decode) for b in bare]
     for blob, fn in cands:
         try:
             raw = fn(blob)  # type: ignore[operator]
@@ -102,8 +116,9 @@ def _one_layer(text: str) -> list[str]:
 
 def rot13_reading(text: str) -> str | None:
     """The rot13 reading of ``text`` when it reads as English more than the text itself does."""
-    r = codecs.decode(text, "rot13")
-    return r if looks_english(r) > max(0.15, looks_english(text) + 0.1) else None
+    r = text.translate(_ROT13)  # codecs' rot13: the 52 ASCII letters rotated, every other character kept
+    lr = looks_english(r)
+    return r if lr > 0.15 and lr > looks_english(text) + 0.1 else None
 
 
 def leet_reading(text: str) -> str | None:

@@ -160,15 +160,15 @@ def chunk_probs(
     per = [units(t) for t in texts]
     flat = [u for us in per for u in us]
     uv = np.asarray(embed_units(flat), np.float32).reshape(len(flat), DIM) if flat else np.zeros((0, DIM))
-    out = np.zeros(len(texts))
+    rows = []
     i = 0
     for n, (t, us) in enumerate(zip(texts, per, strict=True)):
         if us:
             vec = cv[n]
             assert vec is not None
-            out[n] = float(model.predict(features(vec, uv[i : i + len(us)], us, t)).max())
+            rows.append((n, features(vec, uv[i : i + len(us)], us, t)))
         i += len(us)
-    return out
+    return _predict_max(model, rows, len(texts))
 
 
 def probs_from_vectors(
@@ -176,11 +176,20 @@ def probs_from_vectors(
 ) -> np.ndarray:
     """The classifier's probability per chunk (max over its units) from the chunk's vector and its
     :func:`units`' vectors (``unit_vecs[i]``: ``len(units(texts[i]))`` rows)."""
-    out = np.zeros(len(texts))
-    for n, t in enumerate(texts):
-        us = units(t)
-        if us:
-            out[n] = float(model.predict(features(chunk_vecs[n], unit_vecs[n], us, t)).max())
+    rows = [(n, features(chunk_vecs[n], unit_vecs[n], us, t)) for n, t in enumerate(texts) if (us := units(t))]
+    return _predict_max(model, rows, len(texts))
+
+
+def _predict_max(model: IndirectModel, rows: Sequence[tuple[int, np.ndarray]], n: int) -> np.ndarray:
+    """``out[i]``: the max of ``model.predict`` over chunk ``i``'s feature rows (0 for chunks without rows).
+
+    Every chunk is still predicted on its own (the same matrix shapes, so the same BLAS path and bit-identical
+    probabilities), but only after all features are built: interleaved, OpenBLAS's worker threads spin between
+    the head's calls and took the CPU from the feature code on a busy 2-core machine (the precompute was
+    several times slower under load, ``benchmarks.prompt_shield_indirect --parts cost``)."""
+    out = np.zeros(n)
+    for i, x in rows:
+        out[i] = float(model.predict(x).max())
     return out
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .normalize import INVISIBLE, homoglyph_words
+from .normalize import INVISIBLE, count_chars, homoglyph_words
 from .rules import rule_hits
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
 ARTEFACT_DIR = Path(__file__).parent
 _TOKEN_RE = re.compile(r"\S+")
 _WORDLIKE = re.compile(r"^[\"'(]?[A-Za-z][a-z]*(?:[-'][a-z]+)*[.,;:!?\"')]*$")
+_B64_RUN = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
+_BRACKETS = "{}[]<>()\\|`^~"
 N_CHAR = 14
 
 
@@ -50,28 +52,28 @@ def char_features(text: str, raw: str | None = None) -> np.ndarray:
     del raw  # the model reads only the normalised text (see the module invariants)
     n = max(len(text), 1)
     toks = _TOKEN_RE.findall(text) or [""]
-    letters = sum(c.isalpha() for c in text) or 1
-    symbols = sum(not c.isalnum() and not c.isspace() for c in text)
-    odd = sum(1 for t in toks if not _WORDLIKE.match(t))
-    brackets = sum(text.count(c) for c in "{}[]<>()\\|`^~")
+    letters = count_chars(text, "alpha") or 1
+    symbols = count_chars(text, "symbol")
+    wordlike = [_WORDLIKE.match(t) is not None for t in toks]
+    odd = wordlike.count(False)
+    brackets = sum(text.count(c) for c in _BRACKETS)
     hits = rule_hits(text)
-    b64 = len(re.findall(r"[A-Za-z0-9+/]{24,}={0,2}", text))
-    tail = toks[-12:]
-    tail_odd = sum(1 for t in tail if not _WORDLIKE.match(t)) / len(tail)
+    tail = wordlike[-12:]
+    tail_odd = tail.count(False) / len(tail)
     f = [
         math.log1p(len(text)) / 8.0,
         symbols / n,
-        sum(c.isdigit() for c in text) / n,
-        sum(c.isupper() for c in text) / letters,
-        sum(not c.isascii() for c in text) / n,
+        count_chars(text, "digit") / n,
+        count_chars(text, "upper") / letters,
+        (0 if text.isascii() else sum(1 for c in text if not c.isascii())) / n,
         odd / len(toks),
         tail_odd,
         brackets / n * 10,
         # computed on the model's (normalised) text, so always 0 in practice: taken from the raw text they let
         # zero-width characters *lower* the score of a model that saw them in benign training text
         float(INVISIBLE.search(text) is not None),
-        float(homoglyph_words(text) > 0),
-        float(b64 > 0),
+        float(not text.isascii() and homoglyph_words(text) > 0),  # an ASCII text has no mixed-script word
+        float(_B64_RUN.search(text) is not None),
         float(any(h.strong for h in hits)),
         float(len(hits)) / 3.0,
         text.count("\n") / n * 10,

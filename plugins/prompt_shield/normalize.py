@@ -28,6 +28,7 @@ __all__ = [
     "WINDOW_WORDS",
     "clean",
     "clean_lines",
+    "count_chars",
     "fold_confusables",
     "for_model",
     "homoglyph_words",
@@ -79,6 +80,33 @@ def script(ch: str) -> str:
             s = ""
         _SCRIPT_CACHE[ch] = s
     return s
+
+
+# ASCII characters to delete so that only those of a class are left (bytes.translate), built from the str
+# predicates themselves so that an ASCII text counts exactly as the predicates do
+_ASCII = [chr(i) for i in range(128)]
+CLASSES: dict[str, bytes] = {
+    "alpha": bytes(i for i, c in enumerate(_ASCII) if not c.isalpha()),
+    "upper": bytes(i for i, c in enumerate(_ASCII) if not c.isupper()),
+    "digit": bytes(i for i, c in enumerate(_ASCII) if not c.isdigit()),
+    "symbol": bytes(i for i, c in enumerate(_ASCII) if c.isalnum() or c.isspace()),
+}
+_PREDICATE = {
+    "alpha": str.isalpha,
+    "upper": str.isupper,
+    "digit": str.isdigit,
+    "symbol": lambda c: not c.isalnum() and not c.isspace(),
+}
+
+
+def count_chars(text: str, kind: str) -> int:
+    """How many characters of ``text`` are of ``kind`` (``alpha``, ``upper``, ``digit``: the ``str``
+    predicates; ``symbol``: neither alphanumeric nor space), exactly ``sum(pred(c) for c in text)``; an ASCII
+    text is counted in C (``bytes.translate``)."""
+    if text.isascii():
+        return len(text.encode("ascii").translate(None, CLASSES[kind]))
+    pred = _PREDICATE[kind]
+    return sum(1 for c in text if pred(c))
 
 
 def homoglyph_words(text: str) -> int:
@@ -136,8 +164,8 @@ def for_model(text: str) -> str:
     """The text the classifier embeds: :func:`clean`, lower-cased when mostly upper case or mixed case
     (shouting and rAnDoM case are evasions, not content; sentence case is kept as the model was trained)."""
     t = clean(text)
-    letters = sum(c.isalpha() for c in t)
-    if letters and sum(c.isupper() for c in t) / letters > 0.3:
+    letters = count_chars(t, "alpha")
+    if letters and count_chars(t, "upper") / letters > 0.3:
         return t.lower()
     return t
 

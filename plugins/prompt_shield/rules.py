@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from .decode import decoded_payloads
 from .normalize import clean, clean_lines
+from .prefilter import CASE_EXOTIC, Gate, holds
 
 __all__ = ["RULES", "Rule", "rule_hits"]
 
@@ -270,16 +271,51 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+_GATES: tuple[tuple[Gate, Gate | None], ...] = tuple(
+    (Gate.of(r.pattern), Gate.of(r.cased) if r.cased is not None else None) for r in RULES
+)
+# per rule: the alternatives of its pattern (each with the literal clauses it needs in the case-folded text)
+# and those of its cased pattern
+_PLAN = tuple((g.parts, () if gc is None else gc.parts) for g, gc in _GATES)
+_STRONG = tuple(i for i, r in enumerate(RULES) if r.strong)
+if not all(g.folded and (gc is None or not gc.folded) for g, gc in _GATES):  # what _gated relies on
+    raise RuntimeError("every rule pattern must ignore case and every cased pattern keep it")
+_ALL = tuple(range(len(RULES)))
+
+
+def _gated(idx: tuple[int, ...], plain: str) -> list[Rule]:
+    """``[RULES[i] for i in idx if RULES[i].matches(plain.casefold(), plain)]``, each alternative of a
+    pattern run only when the literals it requires are there (:mod:`.prefilter`)."""
+    norm = plain.casefold()
+    exotic = not norm.isascii() and not CASE_EXOTIC.isdisjoint(norm)  # the folded gates do not apply
+    out = []
+    for i in idx:
+        parts, cased = _PLAN[i]
+        for pat, clauses in parts:
+            if (exotic or holds(clauses, norm)) and pat.search(norm) is not None:
+                out.append(RULES[i])
+                break
+        else:
+            for pat, clauses in cased:
+                if holds(clauses, plain) and pat.search(plain) is not None:
+                    out.append(RULES[i])
+                    break
+    return out
+
+
 def rule_hits(text: str) -> list[Rule]:
     """Rules matching the normalised text itself, plus the strong rules matching any decoded reading of it
-    (base64/32/16, ascii85, hex, rot13, leetspeak, nested; see :mod:`.decode`)."""
+    (base64/32/16, ascii85, hex, rot13, leetspeak, nested; see :mod:`.decode`).
+
+    The same list as :func:`~.reference.rule_hits` (which runs every pattern on every reading): a pattern is
+    only skipped where a literal it requires is absent (:mod:`.prefilter`)."""
     plain = clean(text)
-    hits = [r for r in RULES if r.matches(plain.casefold(), plain)]
+    hits = _gated(_ALL, plain)
     if not any(r.strong for r in hits):
         for payload in decoded_payloads(clean_lines(text)):
-            dec = clean(payload)
-            strong = [r for r in RULES if r.strong and r.matches(dec.casefold(), dec)]
+            strong = _gated(_STRONG, clean(payload))
             if strong:
                 hits.extend(replace(r, reason=r.reason + " (encoded)") for r in strong)
                 break
     return hits
+
