@@ -22,7 +22,6 @@ import json
 import logging
 import random
 import time
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from typing import Any
 
 import httpx
 from groundwire import ConnectorError
+from groundwire.httpbody import CorruptEncoding, UnsupportedEncoding, bounded_body
 
 from .auth import TokenProvider
 from .settings import SharePointSettings
@@ -275,42 +275,18 @@ class GraphClient:
         raise UrlRefused(self.connector, "too many redirects while downloading a file")
 
 
-_INFLATE_STEP = 64 * 1024
-_ZLIB_CODINGS = frozenset({"gzip", "x-gzip", "deflate"})
-
-
 def _body_chunks(r: httpx.Response, limit: int) -> Iterator[bytes]:
-    """The decoded body of ``r`` in pieces of at most 64 KiB, inflating no more than ``limit + 64 KiB``.
-
-    Hand-written over :mod:`zlib` (``max_length``) because httpx's decoders have no output limit (the web
-    connector bounds its pages the same way; connectors do not import each other).
-    """
+    """The decoded body of ``r``, inflating no more than ``limit`` + one step
+    (:func:`groundwire.httpbody.bounded_body`), its refusals as :class:`GraphError`."""
     if r.is_stream_consumed:  # an in-memory response (httpx.MockTransport): already read and decoded
         yield r.content
         return
-    codings = [c.strip().casefold() for c in r.headers.get("content-encoding", "").split(",")]
-    codings = [c for c in codings if c and c != "identity"]
-    if not codings:
-        yield from r.iter_raw(_INFLATE_STEP)
-        return
-    if len(codings) > 1 or codings[0] not in _ZLIB_CODINGS:
-        raise GraphError(r.status_code, str(r.url), "unsupportedContentEncoding",
-                         f"content encoding {', '.join(codings)} was not asked for and is not read")
-    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib framing, detected from the header
-    produced = 0
     try:
-        for raw in r.iter_raw(_INFLATE_STEP):
-            data = raw
-            while data and not inflater.eof:
-                out = inflater.decompress(data, _INFLATE_STEP)
-                produced += len(out)
-                yield out
-                if produced > limit:
-                    return  # the caller refuses the body
-                data = inflater.unconsumed_tail
-    except zlib.error as exc:
-        raise GraphError(r.status_code, str(r.url), "invalidContentEncoding",
-                         f"the {codings[0]} body is corrupt: {exc}") from None
+        yield from bounded_body(r, limit)
+    except UnsupportedEncoding as exc:
+        raise GraphError(r.status_code, str(r.url), "unsupportedContentEncoding", str(exc)) from None
+    except CorruptEncoding as exc:
+        raise GraphError(r.status_code, str(r.url), "invalidContentEncoding", str(exc)) from None
 
 
 class _TooLarge(Exception):

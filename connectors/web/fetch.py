@@ -24,7 +24,6 @@ import ipaddress
 import socket
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
+from groundwire.httpbody import CorruptEncoding, UnsupportedEncoding, bounded_body
 
 __all__ = ["AddressPolicy", "BlockedAddress", "FetchError", "Fetcher", "Refused", "Response"]
 
@@ -208,37 +208,16 @@ class HostGate:
             yield
 
 
-_INFLATE_STEP = 64 * 1024
-_ZLIB_CODINGS = frozenset({"gzip", "x-gzip", "deflate"})
-
-
 def _body_chunks(r: httpx.Response, max_bytes: int) -> Iterator[bytes]:
-    """The decoded body of ``r`` in pieces of at most 64 KiB, inflating no more than ``max_bytes + 1``.
-
-    Hand-written over :mod:`zlib` (with ``max_length``) because httpx's decoders have no output limit.
-    """
-    codings = [c.strip().casefold() for c in r.headers.get("content-encoding", "").split(",")]
-    codings = [c for c in codings if c and c != "identity"]
-    if not codings:
-        yield from r.iter_raw(_INFLATE_STEP)
-        return
-    if len(codings) > 1 or codings[0] not in _ZLIB_CODINGS:
-        raise FetchError(f"content encoding {', '.join(codings)} was not asked for (Accept-Encoding: identity) "
-                         "and is not read")
-    inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)  # gzip or zlib framing, detected from the header
-    produced = 0
+    """The decoded body of ``r``, inflating no more than ``max_bytes`` + one step
+    (:func:`groundwire.httpbody.bounded_body`), its refusals as :class:`FetchError`."""
     try:
-        for raw in r.iter_raw(_INFLATE_STEP):
-            data = raw
-            while data and not inflater.eof:
-                out = inflater.decompress(data, _INFLATE_STEP)
-                produced += len(out)
-                yield out
-                if produced > max_bytes:
-                    return  # the caller refuses the body
-                data = inflater.unconsumed_tail
-    except zlib.error as exc:
-        raise FetchError(f"the {codings[0]} body is corrupt: {exc}") from None
+        yield from bounded_body(r, max_bytes)
+    except UnsupportedEncoding as exc:
+        raise FetchError(f"content encoding {', '.join(exc.codings)} was not asked for (Accept-Encoding: "
+                         "identity) and is not read") from None
+    except CorruptEncoding as exc:
+        raise FetchError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
