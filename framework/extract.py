@@ -27,8 +27,8 @@ from .errors import GroundwireError, MissingExtra
 from .models import Section
 
 __all__ = [
-    "EXTRACTORS", "MAX_PDF_SECONDS", "MAX_PDF_STREAM_BYTES", "MAX_UNPACKED_BYTES", "ExtractionError", "Slugger",
-    "UnsupportedFormat", "binary_reason",
+    "EXTRACTORS", "MAX_HEADING_CHARS", "MAX_PDF_SECONDS", "MAX_PDF_STREAM_BYTES", "MAX_UNPACKED_BYTES",
+    "ExtractionError", "Slugger", "UnsupportedFormat", "binary_reason",
     "decode_text", "document_text", "extract", "html_sections", "markdown_headings", "push_heading", "slugify",
 ]
 
@@ -249,14 +249,66 @@ _INNER_BLOCKS = frozenset({"p", "li", "td", "th", "pre", "blockquote", "dd", "dt
 
 
 def _inside(el: Any, names: frozenset[str]) -> bool:
-    """``el.find_parent(list(names)) is not None``, walked by hand: bs4's generic matcher per ancestor was
-    half of the time of a large table (a 0.8 MB one took 7.5 s, 3.2 s of it in ``find_parent``)."""
+    """``el.find_parent(list(names)) is not None``, walked by hand."""
     parent = el.parent
     while parent is not None:
         if parent.name in names:
             return True
         parent = parent.parent
     return False
+
+
+def _blocks(root: Any, names: frozenset[str], inner: frozenset[str]) -> Iterator[tuple[Any, bool]]:
+    """``(el, inside)`` for each tag below ``root`` named in ``names``, in document order (as
+    ``root.find_all(list(names))``), ``inside`` telling whether an ancestor is named in ``inner`` (as
+    ``el.find_parent(list(inner)) is not None``). One walk of the tree, with an explicit stack: asking each
+    element for its ancestors was O(depth) per element, so 1 MB of nested ``<div>`` around ``<p>`` elements
+    took hours (bs4's matcher per ancestor was also half the time of a large flat table)."""
+    from bs4 import Tag
+
+    top = _inside(root, inner) or root.name in inner
+    stack = [(c, top) for c in reversed(root.contents) if isinstance(c, Tag)]
+    while stack:
+        el, inside = stack.pop()
+        if el.name in names:
+            yield el, inside
+        below = inside or el.name in inner
+        stack.extend((c, below) for c in reversed(el.contents) if isinstance(c, Tag))
+
+
+#: longest heading text kept (a location label, never document text)
+MAX_HEADING_CHARS = 1000
+
+
+def _heading_text(el: Any, budget: list[int]) -> str:
+    """``" ".join(el.get_text(" ").split())``, reading no more of ``el``'s strings than a heading of
+    :data:`MAX_HEADING_CHARS` needs, and visiting at most ``budget[0]`` nodes (decremented; shared by all the
+    headings of a page). The strings are those ``get_text`` joins (bs4's ``_all_strings``: the tag's interesting
+    string types), found by a walk of ``contents`` that stops early.
+
+    Same text as ``get_text`` for every heading shorter than the cap while the budget lasts; the headings of a
+    page are disjoint unless nested, so a budget of the page's length only runs out when headings are nested
+    in headings, whose texts sum up quadratically (8,000 nested ``<h2>``, 50 KB of markup, took 9 s; bs4's
+    ``descendants`` also walks to the subtree's last element first, O(depth) per heading)."""
+    from bs4.element import NavigableString, Tag
+
+    types = el.interesting_string_types
+    if types is None:
+        types = el.MAIN_CONTENT_STRING_TYPES
+    parts: list[str] = []
+    size = 0
+    stack = list(reversed(el.contents))
+    while stack and size <= MAX_HEADING_CHARS + 1 and budget[0] > 0:
+        node = stack.pop()
+        budget[0] -= 1
+        if isinstance(node, NavigableString):
+            kind = type(node)
+            if kind is types if isinstance(types, type) else (types is None or kind in types):
+                parts.append(node)
+                size += len(node) + 1
+        elif isinstance(node, Tag):
+            stack.extend(reversed(node.contents))
+    return " ".join(" ".join(parts).split())[:MAX_HEADING_CHARS]
 
 
 def html_sections(html: str, fallback_title: str) -> Extracted:
@@ -279,17 +331,18 @@ def html_sections(html: str, fallback_title: str) -> Extracted:
             sections.append(Section(text=t, location=" > ".join(p for _, p in path if p != title), anchor=anchor))
         buf.clear()
 
-    blocks = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "td", "th", "pre", "blockquote", "dd", "dt"]
-    for el in body.find_all(blocks):
+    blocks = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"}) | _INNER_BLOCKS
+    budget = [len(html) + 1000]  # nodes the heading texts may visit (see _heading_text)
+    for el, inside in _blocks(body, blocks, _INNER_BLOCKS):
         if el.name[0] == "h" and el.name[1:].isdigit():
             flush()
             level = int(el.name[1])
-            heading = " ".join(el.get_text(" ").split())
+            heading = _heading_text(el, budget)
             if level == 1 and not title:
                 title = heading
             push_heading(path, level, heading)
             anchor = "#" + (str(el.get("id") or "") or slugify(heading))
-        elif not _inside(el, _INNER_BLOCKS):
+        elif not inside:
             buf.append(el.get_text(" ") + ("\n\n" if el.name == "p" else " "))
     flush()
     if not sections:
