@@ -29,7 +29,8 @@ from .models import Section
 __all__ = [
     "EXTRACTORS", "MAX_HEADING_CHARS", "MAX_PDF_SECONDS", "MAX_PDF_STREAM_BYTES", "MAX_UNPACKED_BYTES",
     "ExtractionError", "Slugger", "UnsupportedFormat", "binary_reason",
-    "decode_text", "document_text", "extract", "html_sections", "markdown_headings", "push_heading", "slugify",
+    "bounded_descendants", "decode_text", "document_text", "extract", "heading_text", "html_sections",
+    "markdown_headings", "push_heading", "slugify",
 ]
 
 
@@ -280,34 +281,44 @@ def _blocks(root: Any, names: frozenset[str], inner: frozenset[str]) -> Iterator
 MAX_HEADING_CHARS = 1000
 
 
-def _heading_text(el: Any, budget: list[int]) -> str:
-    """``" ".join(el.get_text(" ").split())``, reading no more of ``el``'s strings than a heading of
-    :data:`MAX_HEADING_CHARS` needs, and visiting at most ``budget[0]`` nodes (decremented; shared by all the
-    headings of a page). The strings are those ``get_text`` joins (bs4's ``_all_strings``: the tag's interesting
-    string types), found by a walk of ``contents`` that stops early.
+def bounded_descendants(el: Any, budget: list[int]) -> Iterator[Any]:
+    """``el.descendants`` (document order), at most ``budget[0]`` of them: each one yielded decrements it.
 
-    Same text as ``get_text`` for every heading shorter than the cap while the budget lasts; the headings of a
-    page are disjoint unless nested, so a budget of the page's length only runs out when headings are nested
-    in headings, whose texts sum up quadratically (8,000 nested ``<h2>``, 50 KB of markup, took 9 s; bs4's
-    ``descendants`` also walks to the subtree's last element first, O(depth) per heading)."""
-    from bs4.element import NavigableString, Tag
+    A walk of ``contents`` with an explicit stack that can stop early (bs4's ``descendants`` first walks to
+    the subtree's last element, O(depth) per call). Share one budget of the page's length between calls
+    on disjoint elements: it only runs out when elements are nested in one another, whose subtrees sum up
+    quadratically (headings in headings)."""
+    from bs4.element import Tag
+
+    stack = list(reversed(el.contents))
+    while stack and budget[0] > 0:
+        node = stack.pop()
+        budget[0] -= 1
+        yield node
+        if isinstance(node, Tag):
+            stack.extend(reversed(node.contents))
+
+
+def heading_text(el: Any, budget: list[int]) -> str:
+    """``" ".join(el.get_text(" ").split())`` cut at :data:`MAX_HEADING_CHARS`, reading no more of ``el`` than
+    that needs, within ``budget`` (:func:`bounded_descendants`). The strings are those ``get_text`` joins
+    (bs4's ``_all_strings``: the tag's interesting string types); the same text as ``get_text`` for every
+    heading shorter than the cap while the budget lasts (8,000 nested ``<h2>``, 50 KB of markup, took 9 s)."""
+    from bs4.element import NavigableString
 
     types = el.interesting_string_types
     if types is None:
         types = el.MAIN_CONTENT_STRING_TYPES
     parts: list[str] = []
     size = 0
-    stack = list(reversed(el.contents))
-    while stack and size <= MAX_HEADING_CHARS + 1 and budget[0] > 0:
-        node = stack.pop()
-        budget[0] -= 1
+    for node in bounded_descendants(el, budget):
         if isinstance(node, NavigableString):
             kind = type(node)
             if kind is types if isinstance(types, type) else (types is None or kind in types):
                 parts.append(node)
                 size += len(node) + 1
-        elif isinstance(node, Tag):
-            stack.extend(reversed(node.contents))
+                if size > MAX_HEADING_CHARS + 1:
+                    break
     return " ".join(" ".join(parts).split())[:MAX_HEADING_CHARS]
 
 
@@ -332,12 +343,12 @@ def html_sections(html: str, fallback_title: str) -> Extracted:
         buf.clear()
 
     blocks = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"}) | _INNER_BLOCKS
-    budget = [len(html) + 1000]  # nodes the heading texts may visit (see _heading_text)
+    budget = [len(html) + 1000]  # nodes the heading texts may visit (see heading_text)
     for el, inside in _blocks(body, blocks, _INNER_BLOCKS):
         if el.name[0] == "h" and el.name[1:].isdigit():
             flush()
             level = int(el.name[1])
-            heading = _heading_text(el, budget)
+            heading = heading_text(el, budget)
             if level == 1 and not title:
                 title = heading
             push_heading(path, level, heading)

@@ -28,7 +28,14 @@ from urllib.parse import quote, urljoin
 
 from bs4 import BeautifulSoup, Tag
 from groundwire import Section
-from groundwire.extract import decode_text, html_sections, push_heading, slugify
+from groundwire.extract import (
+    bounded_descendants,
+    decode_text,
+    heading_text,
+    html_sections,
+    push_heading,
+    slugify,
+)
 
 __all__ = ["Page", "decode", "parse_html", "robots_directives", "trafilatura_module"]
 
@@ -122,11 +129,13 @@ def _section(text: str, location: str, anchor: str) -> Section:
     return Section(text=text, location=location, anchor=anchor)
 
 
-def _heading_anchor(h: Tag, text: str) -> str:
-    """The fragment that opens the page at heading ``h`` (see the module docstring)."""
+def _heading_anchor(h: Tag, text: str, budget: list[int]) -> str:
+    """The fragment that opens the page at heading ``h`` (see the module docstring); the search for an id
+    inside it reads at most ``budget`` nodes (shared by the page's headings: nested ones were quadratic)."""
     if _attr(h, "id"):
         return _fragment(_attr(h, "id"))
-    inner = h.find(lambda t: bool(_attr(t, "id")) or (t.name == "a" and bool(_attr(t, "name"))))
+    inner = next((t for t in bounded_descendants(h, budget) if isinstance(t, Tag)
+                  and (bool(_attr(t, "id")) or (t.name == "a" and bool(_attr(t, "name"))))), None)
     if isinstance(inner, Tag):
         return _fragment(_attr(inner, "id") or _attr(inner, "name"))
     prev = h.find_previous_sibling()
@@ -287,10 +296,11 @@ def parse_html(html: str, url: str, *, agent_token: str, use_trafilatura: bool, 
     if page.noindex:
         return page
     headings = []
+    texts, anchors = [len(html) + 1000], [len(html) + 1000]  # nodes the headings may read (bounded_descendants)
     for h in soup.find_all(_HEADINGS):
-        text = _words(h.get_text(" "))
+        text = heading_text(h, texts)
         if text:
-            headings.append(_Heading(int(h.name[1]), text, _heading_anchor(h, text)))
+            headings.append(_Heading(int(h.name[1]), text, _heading_anchor(h, text, anchors)))
     sections = _trafilatura_sections(html, page.title, headings) if use_trafilatura else None
     page.sections = sections if sections is not None else _fallback_sections(html, page.title, soup, headings)
     return page
