@@ -16,16 +16,16 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from groundwire.server.auth import MAX_ISSUER_BYTES, AuthFailure, JWKSCache
 from groundwire.server.settings import OIDCSettings
+
+from ..loopback_bodies import BodyServer, serving
 
 _MIB = 1 << 20
 
@@ -36,38 +36,14 @@ def _gzip_zeros(mib: int) -> bytes:
     return b"".join([c.compress(zero) for _ in range(mib)] + [c.flush()])
 
 
-class _Issuer:
-    """Loopback issuer whose discovery document is ``bodies[path]`` = (bytes, Content-Encoding or "")."""
+def _issuer(bodies: dict[str, tuple[bytes, str]]) -> Iterator[BodyServer]:
+    """Loopback issuer answering ``bodies[path]`` = (bytes, Content-Encoding or "")."""
 
-    def __init__(self, bodies: dict[str, tuple[bytes, str]]) -> None:
-        self.seen: list[str] = []
-        seen = self.seen
+    def answer(path: str) -> tuple[bytes, dict[str, str]]:
+        body, coding = bodies[path.split("?")[0]]
+        return body, {"Content-Type": "application/json", **({"Content-Encoding": coding} if coding else {})}
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                seen.append(self.headers.get("Accept-Encoding", ""))
-                body, coding = bodies[self.path.split("?")[0]]
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                if coding:
-                    self.send_header("Content-Encoding", coding)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return serving(answer)
 
 
 def _discovery(url: str, pad: int = 0) -> bytes:
@@ -77,9 +53,13 @@ def _discovery(url: str, pad: int = 0) -> bytes:
 
 
 @pytest.fixture
-def hostile() -> Iterator[_Issuer]:
+def hostile() -> Iterator[BodyServer]:
     bodies: dict[str, tuple[bytes, str]] = {}
-    s = _Issuer(bodies)
+    with _issuer(bodies) as s:
+        yield from _hostile(s, bodies)
+
+
+def _hostile(s: BodyServer, bodies: dict[str, tuple[bytes, str]]) -> Iterator[BodyServer]:
     ok = _discovery(s.url)
     bodies.update({
         "/.well-known/openid-configuration": (ok, ""),
@@ -89,10 +69,9 @@ def hostile() -> Iterator[_Issuer]:
         "/gzipped": (zlib.compress(ok, wbits=31), "gzip"),
     })
     yield s
-    s.stop()
 
 
-def _fetch(issuer: _Issuer, path: str) -> dict[str, Any]:
+def _fetch(issuer: BodyServer, path: str) -> dict[str, Any]:
     settings = OIDCSettings(issuer=issuer.url, audience=["api"], discovery_url=issuer.url + path,
                             jwks_min_refresh_seconds=0.0)
 
@@ -103,13 +82,13 @@ def _fetch(issuer: _Issuer, path: str) -> dict[str, Any]:
     return asyncio.run(run())
 
 
-def test_a_sane_issuer_is_still_read_and_asked_for_no_coding(hostile: _Issuer) -> None:
+def test_a_sane_issuer_is_still_read_and_asked_for_no_coding(hostile: BodyServer) -> None:
     assert _fetch(hostile, "/.well-known/openid-configuration")["jwks_uri"] == f"{hostile.url}/jwks"
-    assert hostile.seen[-1] == "identity"
+    assert hostile.seen[-1][1].get("Accept-Encoding") == "identity"
 
 
 @pytest.mark.parametrize("path", ["/padded", "/deep", "/gzipped"])
-def test_oversized_deep_or_encoded_issuer_documents_fail_as_unreachable(hostile: _Issuer, path: str) -> None:
+def test_oversized_deep_or_encoded_issuer_documents_fail_as_unreachable(hostile: BodyServer, path: str) -> None:
     with pytest.raises(AuthFailure) as err:
         _fetch(hostile, path)
     assert err.value.reason == "issuer_unreachable" and err.value.status == 503
@@ -141,10 +120,7 @@ _CHILD = textwrap.dedent(
 
 
 def test_a_compression_bomb_from_the_issuer_is_refused_unread() -> None:
-    s = _Issuer({"/bomb": (_gzip_zeros(512), "gzip")})
-    try:
+    with _issuer({"/bomb": (_gzip_zeros(512), "gzip")}) as s:
         proc = subprocess.run([sys.executable, "-c", _CHILD, s.url], capture_output=True, text=True, timeout=120)
-    finally:
-        s.stop()
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "refused issuer_unreachable"

@@ -7,9 +7,7 @@ index; the claim tests feed ``acl_from_permissions`` the login names SharePoint 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from groundwire.connectors.sharepoint.settings import SharePointSettings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ..loopback_bodies import BodyServer, serving
 from .graph_double import GraphDouble, user_perm
 from .helpers import index_state, make_grounder, retrieved_docs
 
@@ -95,43 +94,11 @@ def test_an_unreadable_expiry_fails_closed(when: Any) -> None:
 # --- one item whose permissions (or content) cannot be read ----------------------------------------------
 
 
-class _Recorder:
-    """A loopback HTTP server that records every request's Authorization header (the attacker's host)."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-        rec = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                rec.seen.append((self.path, self.headers.get("Authorization", "")))
-                body = b'{"value": []}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def attacker() -> Iterator[_Recorder]:
-    rec = _Recorder()
-    try:
-        yield rec
-    finally:
-        rec.stop()
+def attacker() -> Iterator[BodyServer]:
+    """A loopback host that is not Graph (the attacker's): every request it gets is recorded."""
+    with serving(lambda path: (b'{"value": []}', {"Content-Type": "application/json"})) as host:
+        yield host
 
 
 FAULTS = ["permissions-400", "permissions-500", "permissions-nextlink-elsewhere", "content-500"]
@@ -139,7 +106,7 @@ FAULTS = ["permissions-400", "permissions-500", "permissions-nextlink-elsewhere"
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_one_unreadable_item_neither_stops_revocations_nor_keeps_its_old_acl(
-    graph: GraphDouble, tmp_path: Path, attacker: _Recorder, fault: str
+    graph: GraphDouble, tmp_path: Path, attacker: BodyServer, fault: str
 ) -> None:
     site = graph.add_site("/sites/legal", "Legal")
     drive = graph.add_drive(site, "Documents")

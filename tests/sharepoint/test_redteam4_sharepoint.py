@@ -18,16 +18,15 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from groundwire.connectors.sharepoint import file_doc_id
 
+from ..loopback_bodies import BodyServer, serving
 from .graph_double import GraphDouble, user_perm
 from .helpers import index_state, make_grounder, retrieved_docs
 
@@ -63,40 +62,16 @@ def bombs() -> dict[str, tuple[bytes, str]]:
     return out
 
 
-class _BombServer:
+@pytest.fixture
+def bomb_server(bombs: dict[str, tuple[bytes, str]]) -> Iterator[BodyServer]:
     """Loopback server answering ``/<name>`` with the named bomb (its encoding header, true length)."""
 
-    def __init__(self, bodies: dict[str, tuple[bytes, str]]) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def answer(path: str) -> tuple[bytes, dict[str, str]]:
+        body, coding = bombs[path.lstrip("/").split("?")[0]]
+        return body, {"Content-Encoding": coding}
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                body, coding = bodies[self.path.lstrip("/").split("?")[0]]
-                self.send_response(200)
-                self.send_header("Content-Encoding", coding)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def bomb_server(bombs: dict[str, tuple[bytes, str]]) -> Iterator[_BombServer]:
-    s = _BombServer(bombs)
-    yield s
-    s.stop()
+    with serving(answer) as server:
+        yield server
 
 
 _CHILD = textwrap.dedent(
@@ -133,7 +108,7 @@ _CHILD = textwrap.dedent(
 )
 
 
-def test_download_bombs_are_refused_within_bounded_memory(bomb_server: _BombServer,
+def test_download_bombs_are_refused_within_bounded_memory(bomb_server: BodyServer,
                                                           bombs: dict[str, tuple[bytes, str]]) -> None:
     proc = subprocess.run([sys.executable, "-c", _CHILD, bomb_server.url, *bombs], capture_output=True,
                           text=True, timeout=120)
