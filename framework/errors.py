@@ -41,6 +41,7 @@ __all__ = [
     "StorageError",
     "SyncBusy",
     "explain",
+    "os_error_cause",
     "ConfigError",
     "ConnectorError",
     "FeatureDisabled",
@@ -172,6 +173,15 @@ _HINTS = {
 }
 
 
+def os_error_cause(exc: BaseException | str) -> str:
+    """What went wrong, in words, for an :class:`OSError` of a write (a full disk, a size limit, a read-only
+    file system, ...; its ``strerror`` otherwise): the cause part of :class:`StorageError`'s message."""
+    code = getattr(exc, "errno", None)
+    return _CAUSES.get(code if isinstance(code, int) else -1) or (
+        exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    )
+
+
 class StorageError(GroundwireError):
     """Persistent state under the data directory could not be written (or read).
 
@@ -185,9 +195,7 @@ class StorageError(GroundwireError):
         code = getattr(cause, "errno", None)
         self.errno = code if isinstance(code, int) else None
         self.disk_full = code in (_errno.ENOSPC, _errno.EDQUOT)
-        reason = _CAUSES.get(code or -1) or (
-            cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
-        )
+        reason = os_error_cause(cause)
         hint = _HINTS.get(code or -1, "check the disk and the permissions of the data directory, then retry")
         super().__init__(f"could not write {what} at {self.path}: {reason} -> {hint}")
 

@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .atomic import atomic_output
 from .crypto import DecryptionError, EncryptionError
-from .errors import GroundwireError
+from .errors import GroundwireError, os_error_cause
 from .models import utcnow
 
 if TYPE_CHECKING:
@@ -153,23 +153,15 @@ def write_identity(path: Path) -> X25519PublicKey:
         if not create_once(path, pem, mode=0o600):
             raise ExportError(f"{path} already exists; choose another --out (an identity is never overwritten)")
     except OSError as exc:
-        raise ExportError(f"cannot create {path}: {_write_failure(exc)}; nothing was written") from None
+        raise ExportError(f"cannot create {path}: {os_error_cause(exc)}; nothing was written (free space or lift "
+                          "the limit, then run the command again)") from None
     try:
         atomic_write(pub_path, pub_pem, mode=0o644)
     except OSError as exc:
         path.unlink(missing_ok=True)  # this call made it: without its public half it is of no use
-        raise ExportError(f"cannot write {pub_path}: {_write_failure(exc)}; nothing was kept") from None
+        raise ExportError(f"cannot write {pub_path}: {os_error_cause(exc)}; nothing was kept (free space or lift "
+                          "the limit, then run the command again)") from None
     return key.public_key()
-
-
-def _write_failure(exc: OSError) -> str:
-    import errno
-
-    if exc.errno == errno.ENOSPC:
-        return "no space left on the disk (free space, then run the command again)"
-    if exc.errno == errno.EFBIG:
-        return "a file size limit (ulimit -f) was reached (raise it, then run the command again)"
-    return str(exc.strerror or exc)
 
 
 def _read_pem(path: Path, what: str) -> bytes:

@@ -17,7 +17,6 @@ Invariants:
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from filelock import FileLock
 
 from .atomic import atomic_write, create_once
 from .crypto import EncryptionError
+from .errors import os_error_cause
 
 __all__ = ["add_key", "key_file_problem", "new_key_id"]
 
@@ -74,7 +74,6 @@ def add_key(path: Path, key_id: str, key_b64: str) -> None:
         try:
             atomic_write(path, existing + line, fsync=True, mode=0o600)
         except OSError as exc:
-            why = "no space left on the disk" if exc.errno == errno.ENOSPC else (
-                "a file size limit (ulimit -f)" if exc.errno == errno.EFBIG else exc.strerror or str(exc))
-            raise EncryptionError(f"could not add key {key_id!r} to the key file {path}: {why}; the file is "
-                                  "unchanged (free space or raise the limit, then run the command again)") from None
+            raise EncryptionError(f"could not add key {key_id!r} to the key file {path}: {os_error_cause(exc)}; "
+                                  "the file is unchanged (free space or raise the limit, then run the command again)"
+                                  ) from None
