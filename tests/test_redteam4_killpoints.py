@@ -23,8 +23,8 @@ import pytest
 from groundwire import Grounder, GroundingRequest, UserContext
 from groundwire.cli import main
 
-from .test_trust_audit import _write_toml
-from .trust_helpers import ACME_HR, ACME_PUBLIC, GLOBEX_HR, GLOBEX_PUBLIC, make_config, new_key
+from .test_redteam_state import synced_encrypted
+from .trust_helpers import ACME_HR, ACME_PUBLIC, GLOBEX_HR, GLOBEX_PUBLIC, new_key
 
 _CHILD = r"""
 import os, signal, sys
@@ -55,14 +55,7 @@ def _no_entrypoint_commands(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def synced(tmp_path: Path) -> tuple[Path, Path]:
     """Two synced, encrypted tenants with an audit trail; the key file has a second key ready to rotate to."""
-    keyfile = tmp_path / "keys" / "g.keys"
-    keyfile.parent.mkdir()
-    keyfile.write_text(f"k1:{new_key()}\n")
-    keyfile.chmod(0o600)
-    cfg = tmp_path / "g.toml"
-    _write_toml(cfg, make_config(tmp_path, encryption={"enabled": True, "provider": "file",
-                                                       "options": {"path": str(keyfile)}}))
-    assert main(["sync", "--config", str(cfg)]) == 0
+    cfg, keyfile = synced_encrypted(tmp_path)
     for tenant in ("acme", "globex"):
         assert main(["ask", "When is payday?", "--user", "sam", "--tenant", tenant, "--config", str(cfg)]) == 0
     with keyfile.open("a") as f:

@@ -27,9 +27,8 @@ def _no_entrypoint_commands(monkeypatch):
     monkeypatch.setenv("GROUNDWIRE_NO_PLUGIN_COMMANDS", "1")
 
 
-@pytest.fixture
-def encrypted(tmp_path):
-    """A synced, encrypted data dir, its config file and its (private) key file."""
+def synced_encrypted(tmp_path: Path) -> tuple[Path, Path]:
+    """A synced, encrypted data dir under ``tmp_path``: its config file and its (private) key file."""
     keyfile = tmp_path / "keys" / "g.keys"
     keyfile.parent.mkdir()
     keyfile.write_text(f"k1:{new_key()}\n")
@@ -39,6 +38,12 @@ def encrypted(tmp_path):
                                                        "options": {"path": str(keyfile)}}))
     assert main(["sync", "--config", str(cfg)]) == 0
     return cfg, keyfile
+
+
+@pytest.fixture
+def encrypted(tmp_path):
+    """A synced, encrypted data dir, its config file and its (private) key file."""
+    return synced_encrypted(tmp_path)
 
 
 @pytest.mark.parametrize("damage", ["not-utf8", "duplicate-id"])
